@@ -1,0 +1,97 @@
+namespace Metrics;
+
+/// <summary>
+/// A read-only description of the metric that owns a value, handed to the backend when the value is created.
+/// </summary>
+/// <remarks>
+/// Two values are the same value exactly when <see cref="Name"/>, <see cref="LabelValues"/> and the
+/// <see cref="HistogramBucket"/> are equal. A backend keying a shared store must encode all three without
+/// ambiguity: label values may contain any character, including separators, quotes, newlines and the empty string.
+/// </remarks>
+public sealed class MetricDescriptor
+{
+    private static readonly string[] NoStrings = [];
+    private static readonly double[] NoBuckets = [];
+
+    /// <summary>Creates a descriptor. The host creates these; tests and tools may too.</summary>
+    /// <param name="name">The exposed metric name, registry prefix included.</param>
+    /// <param name="help">The help text.</param>
+    /// <param name="type">The metric type.</param>
+    /// <param name="labelNames">All label names of the metric, in declaration order.</param>
+    /// <param name="labelValues">The series' label values in the order of <paramref name="labelNames"/>; empty for a family.</param>
+    /// <param name="buckets">For a histogram, the bucket upper bounds in increasing order, ending with +Inf; otherwise empty.</param>
+    /// <param name="gaugeAggregation">For a gauge, how per-process values combine in a shared store.</param>
+    public MetricDescriptor(
+        string name,
+        string help,
+        MetricType type,
+        IReadOnlyList<string>? labelNames = null,
+        IReadOnlyList<string>? labelValues = null,
+        IReadOnlyList<double>? buckets = null,
+        GaugeAggregation gaugeAggregation = GaugeAggregation.Sum)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(help);
+        Name = name;
+        Help = help;
+        Type = type;
+        LabelNames = labelNames ?? NoStrings;
+        LabelValues = labelValues ?? NoStrings;
+        Buckets = buckets ?? NoBuckets;
+        GaugeAggregation = gaugeAggregation;
+        if (LabelValues.Count != 0 && LabelValues.Count != LabelNames.Count)
+        {
+            throw new ArgumentException(
+                $"Metric '{name}' has {LabelNames.Count} label names but {LabelValues.Count} label values; give one value per name, or none for a family.",
+                nameof(labelValues));
+        }
+    }
+
+    /// <summary>The exposed metric name, registry prefix included (for example <c>app_requests_total</c>).</summary>
+    public string Name { get; }
+
+    /// <summary>The metric's help text.</summary>
+    public string Help { get; }
+
+    /// <summary>The metric type.</summary>
+    public MetricType Type { get; }
+
+    /// <summary>All label names, in declaration order (default labels and an added <c>pid</c> label included).</summary>
+    public IReadOnlyList<string> LabelNames { get; }
+
+    /// <summary>
+    /// The series' full label values, defaults included, in the order of <see cref="LabelNames"/>.
+    /// Empty when the descriptor describes a whole family (as passed to <see cref="IMetricBackend{TSelf}.Collect"/>).
+    /// </summary>
+    public IReadOnlyList<string> LabelValues { get; }
+
+    /// <summary>For a histogram, the bucket upper bounds in increasing order, the last one +Inf. Empty for other types.</summary>
+    public IReadOnlyList<double> Buckets { get; }
+
+    /// <summary>For a gauge, how per-process values combine in a shared store. <see cref="Metrics.GaugeAggregation.Sum"/> for other types.</summary>
+    public GaugeAggregation GaugeAggregation { get; }
+
+    /// <summary>Returns a descriptor of the same metric for the series with <paramref name="labelValues"/>.</summary>
+    /// <param name="labelValues">The full label values, one per label name.</param>
+    /// <returns>A new descriptor sharing everything but the label values.</returns>
+    public MetricDescriptor WithLabelValues(IReadOnlyList<string> labelValues) =>
+        new(Name, Help, Type, LabelNames, labelValues, Buckets, GaugeAggregation);
+
+    /// <summary>Returns the name and label set, for messages and logs.</summary>
+    /// <returns>Text such as <c>http_requests_total{method="GET"}</c>.</returns>
+    public override string ToString()
+    {
+        if (LabelValues.Count == 0)
+        {
+            return Name;
+        }
+
+        var parts = new string[LabelValues.Count];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            parts[i] = $"{LabelNames[i]}=\"{LabelValues[i].Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal)}\"";
+        }
+
+        return $"{Name}{{{string.Join(',', parts)}}}";
+    }
+}
