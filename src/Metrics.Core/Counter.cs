@@ -1,0 +1,147 @@
+using System.Runtime.CompilerServices;
+
+namespace Metrics;
+
+/// <summary>A total that only goes up: requests served, bytes sent, errors seen.</summary>
+/// <example>
+/// <code>
+/// var requests = new Counter("http_requests_total", "HTTP requests.", ["method", "status"]);
+/// requests.Labels("GET", "200").Inc();
+/// </code>
+/// </example>
+public sealed class Counter : Metric<Counter>
+{
+    private readonly IMetricBackend? _value;
+
+    /// <summary>Creates a counter and registers it.</summary>
+    /// <param name="name">The metric name; by convention ending in <c>_total</c>.</param>
+    /// <param name="help">What it counts.</param>
+    /// <param name="labelNames">The label names every observation must have values for.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    public Counter(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Counter, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    {
+    }
+
+    private Counter(MetricFamily family)
+        : base(family, new string?[family.LabelNames.Length], MetricRegistry.RootValues(family))
+    {
+        if (FullValues is not null)
+        {
+            _value = CreateValue();
+            family.AddChild(this, FullValues);
+        }
+    }
+
+    private Counter(MetricFamily family, string?[] setValues, string[]? fullValues)
+        : base(family, setValues, fullValues)
+    {
+        if (fullValues is not null)
+        {
+            _value = CreateValue();
+        }
+    }
+
+    /// <summary>The current total, read from the backend.</summary>
+    public double Value => (_value ?? ThrowNotObservableValue()).Get();
+
+    internal IMetricBackend? Backing => _value;
+
+    /// <summary>Adds <paramref name="value"/> (default 1).</summary>
+    /// <param name="value">A non-negative amount.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The amount is negative or NaN.</exception>
+    /// <exception cref="InvalidOperationException">Some label has no value yet.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Inc(double value = 1)
+    {
+        var backing = _value;
+        if (backing is null || !(value >= 0))
+        {
+            ThrowInvalidInc(value);
+        }
+
+        backing!.Inc(value);
+    }
+
+    /// <summary>Runs <paramref name="action"/> and counts 1 if it throws; the exception is rethrown.</summary>
+    /// <param name="action">The code to watch.</param>
+    public void CountExceptions(Action action) => CountExceptions<Exception>(action);
+
+    /// <summary>Runs <paramref name="action"/> and counts 1 if it throws a <typeparamref name="TException"/>; every exception is rethrown.</summary>
+    /// <typeparam name="TException">The exception type to count (derived types included).</typeparam>
+    /// <param name="action">The code to watch.</param>
+    public void CountExceptions<TException>(Action action)
+        where TException : Exception
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        EnsureObservable();
+        try
+        {
+            action();
+        }
+        catch (TException)
+        {
+            Inc();
+            throw;
+        }
+    }
+
+    /// <summary>Awaits <paramref name="action"/> and counts 1 if it throws; the exception is rethrown.</summary>
+    /// <param name="action">The asynchronous code to watch.</param>
+    /// <returns>A task completing as <paramref name="action"/>'s does.</returns>
+    public Task CountExceptionsAsync(Func<Task> action) => CountExceptionsAsync<Exception>(action);
+
+    /// <summary>Awaits <paramref name="action"/> and counts 1 if it throws a <typeparamref name="TException"/>; every exception is rethrown.</summary>
+    /// <typeparam name="TException">The exception type to count (derived types included).</typeparam>
+    /// <param name="action">The asynchronous code to watch.</param>
+    /// <returns>A task completing as <paramref name="action"/>'s does.</returns>
+    public async Task CountExceptionsAsync<TException>(Func<Task> action)
+        where TException : Exception
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        EnsureObservable();
+        try
+        {
+            await action().ConfigureAwait(false);
+        }
+        catch (TException)
+        {
+            Inc();
+            throw;
+        }
+    }
+
+    private protected override Counter CreateChild(string?[] setValues, string[]? fullValues) => new(Family, setValues, fullValues);
+
+    private IMetricBackend CreateValue()
+    {
+        MetricDescriptor? descriptor = null;
+        return Family.CreateValue(FullValues!, null, ref descriptor);
+    }
+
+    private void EnsureObservable()
+    {
+        if (_value is null)
+        {
+            ThrowNotObservable();
+        }
+    }
+
+    private IMetricBackend ThrowNotObservableValue()
+    {
+        ThrowNotObservable();
+        return null!;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowInvalidInc(double value)
+    {
+        if (_value is null)
+        {
+            ThrowNotObservable();
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(value), value, $"Counter '{Name}' can only go up: Inc needs a non-negative amount. Use a Gauge for values that go down.");
+    }
+}

@@ -1,0 +1,122 @@
+using System.Globalization;
+
+namespace Metrics;
+
+/// <summary>The text formats a registry can be exposed in.</summary>
+public enum ExpositionFormat
+{
+    /// <summary>Prometheus text format 0.0.4 (<c>text/plain; version=0.0.4</c>), understood by every Prometheus.</summary>
+    PrometheusText,
+
+    /// <summary>OpenMetrics 1.0.0 (<c>application/openmetrics-text; version=1.0.0</c>), with <c>_created</c> samples and <c># EOF</c>.</summary>
+    OpenMetrics,
+}
+
+/// <summary>Content negotiation for a <c>/metrics</c> endpoint: the format from <c>Accept</c>, gzip from <c>Accept-Encoding</c>.</summary>
+public static class Exposition
+{
+    /// <summary>The <c>Content-Type</c> of Prometheus text 0.0.4.</summary>
+    public const string PrometheusTextContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    /// <summary>The <c>Content-Type</c> of OpenMetrics 1.0.0.</summary>
+    public const string OpenMetricsContentType = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    /// <summary>The <c>Content-Type</c> for <paramref name="format"/>.</summary>
+    /// <param name="format">The format.</param>
+    /// <returns>The header value.</returns>
+    public static string ContentType(ExpositionFormat format) =>
+        format == ExpositionFormat.OpenMetrics ? OpenMetricsContentType : PrometheusTextContentType;
+
+    /// <summary>
+    /// Picks the format an <c>Accept</c> header asks for: OpenMetrics when it lists <c>application/openmetrics-text</c>
+    /// (version 1.0.0 or none) with a quality at least that of the text format; Prometheus text otherwise.
+    /// </summary>
+    /// <param name="accept">The header value; null or empty means Prometheus text.</param>
+    /// <returns>The format to send.</returns>
+    public static ExpositionFormat Negotiate(string? accept)
+    {
+        if (string.IsNullOrWhiteSpace(accept))
+        {
+            return ExpositionFormat.PrometheusText;
+        }
+
+        double openMetrics = -1, text = -1;
+        foreach (var range in accept.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = range.Split(';', StringSplitOptions.TrimEntries);
+            var mediaType = parts[0];
+            var quality = 1.0;
+            string? version = null;
+            foreach (var parameter in parts.AsSpan(1))
+            {
+                var eq = parameter.IndexOf('=', StringComparison.Ordinal);
+                if (eq < 0)
+                {
+                    continue;
+                }
+
+                var key = parameter[..eq].Trim();
+                var value = parameter[(eq + 1)..].Trim().Trim('"');
+                if (key.Equals("q", StringComparison.OrdinalIgnoreCase) && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var q))
+                {
+                    quality = q;
+                }
+                else if (key.Equals("version", StringComparison.OrdinalIgnoreCase))
+                {
+                    version = value;
+                }
+            }
+
+            if (mediaType.Equals("application/openmetrics-text", StringComparison.OrdinalIgnoreCase))
+            {
+                if (version is null || version.StartsWith("1.0", StringComparison.Ordinal))
+                {
+                    openMetrics = Math.Max(openMetrics, quality);
+                }
+            }
+            else if (mediaType.Equals("text/plain", StringComparison.OrdinalIgnoreCase) || mediaType == "*/*" || mediaType.Equals("text/*", StringComparison.OrdinalIgnoreCase))
+            {
+                text = Math.Max(text, quality);
+            }
+        }
+
+        return openMetrics > 0 && openMetrics >= text ? ExpositionFormat.OpenMetrics : ExpositionFormat.PrometheusText;
+    }
+
+    /// <summary>Whether an <c>Accept-Encoding</c> header accepts gzip (listed, or <c>*</c>, with a non-zero quality).</summary>
+    /// <param name="acceptEncoding">The header value.</param>
+    /// <returns>Whether to compress the response with gzip.</returns>
+    public static bool AcceptsGzip(string? acceptEncoding)
+    {
+        if (string.IsNullOrWhiteSpace(acceptEncoding))
+        {
+            return false;
+        }
+
+        foreach (var coding in acceptEncoding.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = coding.Split(';', StringSplitOptions.TrimEntries);
+            if (!parts[0].Equals("gzip", StringComparison.OrdinalIgnoreCase) && parts[0] != "*")
+            {
+                continue;
+            }
+
+            var quality = 1.0;
+            foreach (var parameter in parts.AsSpan(1))
+            {
+                if (parameter.StartsWith("q=", StringComparison.OrdinalIgnoreCase)
+                    && double.TryParse(parameter.AsSpan(2), NumberStyles.Float, CultureInfo.InvariantCulture, out var q))
+                {
+                    quality = q;
+                }
+            }
+
+            if (quality > 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

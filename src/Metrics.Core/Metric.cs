@@ -1,0 +1,289 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+
+namespace Metrics;
+
+/// <summary>
+/// A metric, or one of its children with some or all labels set. Every metric type derives from this.
+/// </summary>
+/// <remarks>
+/// A metric with label names is a family: <c>Labels(...)</c> returns a child. A child whose labels all have a
+/// value (given, or from the defaults) is observable; asking again for the same full label set returns the same
+/// child. A child with only some labels set is a partial child: cache it and complete it later with another
+/// <c>Labels(...)</c> call; observing it throws.
+/// </remarks>
+public abstract class Metric
+{
+    private byte[]? _labelBytes;
+
+    private protected Metric(MetricFamily family, string?[] setValues, string[]? fullValues)
+    {
+        Family = family;
+        SetValues = setValues;
+        FullValues = fullValues;
+        CreatedUnixSeconds = MetricFamily.UnixNow();
+    }
+
+    /// <summary>The exposed metric name, registry prefix included.</summary>
+    public string Name => Family.Name;
+
+    /// <summary>The help text.</summary>
+    public string Help => Family.Help;
+
+    /// <summary>The label names, in declaration order (a per-process gauge's <c>pid</c> label included).</summary>
+    public IReadOnlyList<string> LabelNames => Family.LabelNames;
+
+    /// <summary>
+    /// This child's full label values (defaults included) in the order of <see cref="LabelNames"/>,
+    /// or null when some label has no value yet.
+    /// </summary>
+    public IReadOnlyList<string>? LabelValues => FullValues;
+
+    /// <summary>Whether every label has a value, so the metric can be observed.</summary>
+    public bool IsObservable => FullValues is not null;
+
+    /// <summary>The backend the values are stored in.</summary>
+    public MetricsBackend Backend => Family.Backend;
+
+    internal MetricFamily Family { get; }
+
+    internal string?[] SetValues { get; }
+
+    internal string[]? FullValues { get; }
+
+    internal double CreatedUnixSeconds { get; }
+
+    /// <summary>UTF-8 of the escaped label pairs (<c>a="x",b="y"</c>), the same in both exposition formats.</summary>
+    internal byte[] LabelBytes => _labelBytes ??= RenderLabels(Family.LabelNames, FullValues!);
+
+    internal static byte[] RenderLabels(IReadOnlyList<string> names, IReadOnlyList<string> values)
+    {
+        if (names.Count == 0)
+        {
+            return [];
+        }
+
+        var sb = new StringBuilder();
+        for (var i = 0; i < names.Count; i++)
+        {
+            if (i > 0)
+            {
+                sb.Append(',');
+            }
+
+            sb.Append(names[i]).Append("=\"");
+            foreach (var c in values[i])
+            {
+                switch (c)
+                {
+                    case '\\': sb.Append("\\\\"); break;
+                    case '"': sb.Append("\\\""); break;
+                    case '\n': sb.Append("\\n"); break;
+                    default: sb.Append(c); break;
+                }
+            }
+
+            sb.Append('"');
+        }
+
+        return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private protected void ThrowNotObservable()
+    {
+        var missing = new List<string>();
+        for (var i = 0; i < Family.LabelNames.Length; i++)
+        {
+            if (SetValues[i] is null && Family.Defaults[i] is null)
+            {
+                missing.Add(Family.LabelNames[i]);
+            }
+        }
+
+        throw new InvalidOperationException(
+            $"Metric '{Name}' cannot be observed: label(s) {string.Join(", ", missing.Select(m => $"'{m}'"))} have no value. Call Labels(...) with values for them first (or give them default labels).");
+    }
+}
+
+/// <summary>The labels API shared by every metric type; <typeparamref name="TSelf"/> is the metric type.</summary>
+/// <typeparam name="TSelf">The concrete metric type, returned by <c>Labels</c>.</typeparam>
+public abstract class Metric<TSelf> : Metric
+    where TSelf : Metric<TSelf>
+{
+    private protected Metric(MetricFamily family, string?[] setValues, string[]? fullValues)
+        : base(family, setValues, fullValues)
+    {
+    }
+
+    /// <summary>
+    /// Returns the child with the given label values, assigned in declaration order to the labels this instance has
+    /// not set yet. Give a value for each of them, or (when some have defaults) a value for each label without a
+    /// default. Finding an existing child allocates nothing.
+    /// </summary>
+    /// <param name="values">The label values; any string, including empty, but not null.</param>
+    /// <returns>The complete child (the same object for the same full label set), or a partial child.</returns>
+    /// <exception cref="ArgumentException">The number of values fits neither rule.</exception>
+    public TSelf Labels(params ReadOnlySpan<string> values)
+    {
+        var family = Family;
+        var names = family.LabelNames;
+        var set = SetValues;
+
+        // Fast path: the family itself with every user label given in order.
+        if (values.Length == names.Length && values.Length == family.UserLabelCount && IsNothingSet(set))
+        {
+            return (TSelf)family.GetOrAddChild(values, CreateChildFactory);
+        }
+
+        var unset = 0;
+        var unsetWithoutDefault = 0;
+        for (var i = 0; i < family.UserLabelCount; i++)
+        {
+            if (set[i] is null)
+            {
+                unset++;
+                if (family.Defaults[i] is null)
+                {
+                    unsetWithoutDefault++;
+                }
+            }
+        }
+
+        bool skipDefaulted;
+        if (values.Length == unset)
+        {
+            skipDefaulted = false;
+        }
+        else if (values.Length == unsetWithoutDefault)
+        {
+            skipDefaulted = true;
+        }
+        else
+        {
+            throw new ArgumentException(
+                $"Metric '{Name}' got {values.Length} label value(s), but expects one per label not set yet ({unset}: {DescribeUnset(false)})" +
+                (unset != unsetWithoutDefault ? $" or one per label without a default ({unsetWithoutDefault}: {DescribeUnset(true)})" : string.Empty) +
+                ". Use Labels((name, value), ...) to set labels by name.",
+                nameof(values));
+        }
+
+        var merged = new string?[names.Length];
+        set.CopyTo(merged, 0);
+        var next = 0;
+        for (var i = 0; i < family.UserLabelCount && next < values.Length; i++)
+        {
+            if (merged[i] is null && !(skipDefaulted && family.Defaults[i] is not null))
+            {
+                merged[i] = values[next++] ?? throw new ArgumentNullException(nameof(values), $"Label '{names[i]}' of metric '{Name}' got a null value; use an empty string for an empty value.");
+            }
+        }
+
+        return Resolve(merged);
+    }
+
+    /// <summary>Returns the child with the given labels set by name; labels not named keep their current or default value.</summary>
+    /// <param name="labels">(name, value) pairs; each name must be one of <see cref="Metric.LabelNames"/> and not set already on this instance.</param>
+    /// <returns>The complete child (the same object for the same full label set), or a partial child.</returns>
+    /// <exception cref="ArgumentException">An unknown label name, a label named twice, or one already set.</exception>
+    public TSelf Labels(params ReadOnlySpan<(string Name, string Value)> labels)
+    {
+        var family = Family;
+        var merged = (string?[])SetValues.Clone();
+        foreach (var (name, value) in labels)
+        {
+            var index = Array.IndexOf(family.LabelNames, name);
+            if (index < 0 || index >= family.UserLabelCount)
+            {
+                throw new ArgumentException(
+                    $"Metric '{Name}' has no label named '{name}'. Its labels are [{string.Join(", ", family.LabelNames.Take(family.UserLabelCount))}].",
+                    nameof(labels));
+            }
+
+            if (merged[index] is not null)
+            {
+                throw new ArgumentException(
+                    $"Label '{name}' of metric '{Name}' is already set to '{merged[index]}' on this instance; set each label once (start from the metric itself to choose another value).",
+                    nameof(labels));
+            }
+
+            merged[index] = value ?? throw new ArgumentNullException(nameof(labels), $"Label '{name}' of metric '{Name}' got a null value; use an empty string for an empty value.");
+        }
+
+        return Resolve(merged);
+    }
+
+    /// <summary>Returns the child with the given labels set by name.</summary>
+    /// <param name="labels">Label names and values.</param>
+    /// <returns>The complete child, or a partial child.</returns>
+    public TSelf Labels(IReadOnlyDictionary<string, string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        var pairs = new (string, string)[labels.Count];
+        var i = 0;
+        foreach (var (name, value) in labels)
+        {
+            pairs[i++] = (name, value);
+        }
+
+        return Labels(pairs.AsSpan());
+    }
+
+    private protected abstract TSelf CreateChild(string?[] setValues, string[]? fullValues);
+
+    private static bool IsNothingSet(string?[] set)
+    {
+        foreach (var value in set)
+        {
+            if (value is not null)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private Metric CreateChildFactory(string[] fullValues) => CreateChild(fullValues, fullValues);
+
+    private TSelf Resolve(string?[] merged)
+    {
+        var family = Family;
+        var buffer = default(LabelBuffer);
+        Span<string> full = buffer;
+        var fullArray = merged.Length > 8 ? new string[merged.Length] : null;
+        if (fullArray is not null)
+        {
+            full = fullArray;
+        }
+
+        full = full[..merged.Length];
+        for (var i = 0; i < merged.Length; i++)
+        {
+            var value = merged[i] ?? family.Defaults[i];
+            if (value is null)
+            {
+                // Still missing a label: a partial child, not registered, cacheable by the caller.
+                return CreateChild(merged, null);
+            }
+
+            full[i] = value;
+        }
+
+        return (TSelf)family.GetOrAddChild(full, CreateChildFactory);
+    }
+
+    private string DescribeUnset(bool withoutDefaultOnly)
+    {
+        var names = new List<string>();
+        for (var i = 0; i < Family.UserLabelCount; i++)
+        {
+            if (SetValues[i] is null && !(withoutDefaultOnly && Family.Defaults[i] is not null))
+            {
+                names.Add(Family.LabelNames[i]);
+            }
+        }
+
+        return string.Join(", ", names);
+    }
+}

@@ -1,0 +1,218 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.Text;
+
+namespace Metrics;
+
+/// <summary>What a metric and all its children share: names, defaults, backend, registry and the children.</summary>
+internal sealed class MetricFamily
+{
+    private readonly ConcurrentDictionary<string[], Metric> _children = new(LabelValuesComparer.Instance);
+    private readonly ConcurrentDictionary<string[], Metric>.AlternateLookup<ReadOnlySpan<string>> _lookup;
+    private readonly Lock _addLock = new();
+    private readonly byte[][]?[] _leLabels = new byte[][]?[2];
+    private Metric[] _ordered = [];
+    private int _count;
+
+    public MetricFamily(
+        MetricType type,
+        string name,
+        string help,
+        string[]? labelNames,
+        IReadOnlyDictionary<string, string>? defaultLabels,
+        MetricRegistry registry,
+        double[]? buckets,
+        GaugeAggregation aggregation)
+    {
+        NameRules.ValidateMetricName(name, nameof(name));
+        ArgumentNullException.ThrowIfNull(help);
+        labelNames ??= [];
+        var perProcess = type == MetricType.Gauge && aggregation is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var label in labelNames)
+        {
+            NameRules.ValidateLabelName(name, label, nameof(labelNames));
+            if (!seen.Add(label))
+            {
+                throw new ArgumentException($"Label name '{label}' appears twice in metric '{name}'. Each label name may be declared once.", nameof(labelNames));
+            }
+
+            if (type == MetricType.Histogram && label == "le")
+            {
+                throw new ArgumentException($"Histogram '{name}' cannot have a label named 'le': it is reserved for the bucket bounds.", nameof(labelNames));
+            }
+
+            if (type == MetricType.Summary && label == "quantile")
+            {
+                throw new ArgumentException($"Summary '{name}' cannot have a label named 'quantile': it is reserved for quantiles.", nameof(labelNames));
+            }
+
+            if (perProcess && label == "pid")
+            {
+                throw new ArgumentException($"Gauge '{name}' aggregates per process, which adds a 'pid' label itself; rename your 'pid' label.", nameof(labelNames));
+            }
+        }
+
+        Defaults = new string?[labelNames.Length];
+        if (defaultLabels is not null)
+        {
+            foreach (var (label, value) in defaultLabels)
+            {
+                var index = Array.IndexOf(labelNames, label);
+                if (index < 0)
+                {
+                    throw new ArgumentException(
+                        $"Default label '{label}' of metric '{name}' is not one of its label names [{string.Join(", ", labelNames)}]. Add it to labelNames or remove the default.",
+                        nameof(defaultLabels));
+                }
+
+                Defaults[index] = value ?? throw new ArgumentException($"Default label '{label}' of metric '{name}' is null; use an empty string for an empty value.", nameof(defaultLabels));
+            }
+        }
+
+        UserLabelCount = labelNames.Length;
+        if (perProcess)
+        {
+            labelNames = [.. labelNames, "pid"];
+            Defaults = [.. Defaults, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        }
+
+        Type = type;
+        Name = string.IsNullOrEmpty(registry.Prefix) ? name : $"{registry.Prefix}_{name}";
+        Help = help;
+        LabelNames = labelNames;
+        Registry = registry;
+        Buckets = buckets ?? [];
+        Aggregation = type == MetricType.Gauge ? aggregation : GaugeAggregation.Sum;
+        Descriptor = new MetricDescriptor(Name, help, type, labelNames, null, Buckets, Aggregation);
+        CreatedUnixSeconds = UnixNow();
+        _lookup = _children.GetAlternateLookup<ReadOnlySpan<string>>();
+        NameBytes = Encoding.UTF8.GetBytes(Name);
+    }
+
+    public MetricType Type { get; }
+
+    public string Name { get; }
+
+    public string Help { get; }
+
+    public string[] LabelNames { get; }
+
+    /// <summary>Default value per label index, null where the label has none. The pid label of per-process gauges is a default that cannot be overridden.</summary>
+    public string?[] Defaults { get; }
+
+    /// <summary>The number of labels the user declared (the pid label comes after them).</summary>
+    public int UserLabelCount { get; }
+
+    public MetricRegistry Registry { get; }
+
+    public MetricsBackend Backend { get; set; } = MetricsBackend.Memory;
+
+    public double[] Buckets { get; }
+
+    public GaugeAggregation Aggregation { get; }
+
+    public MetricDescriptor Descriptor { get; }
+
+    public double CreatedUnixSeconds { get; }
+
+    public byte[] NameBytes { get; }
+
+    /// <summary>Cached exposition header bytes per format, built on first scrape.</summary>
+    public byte[]?[] HeaderCache { get; } = new byte[]?[2];
+
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>The OpenMetrics family name of a counter (its name without <c>_total</c>), as UTF-8.</summary>
+    public byte[]? OpenMetricsCounterBase { get; set; }
+
+    /// <summary>The <c>le="..."</c> label of each bucket, per format (OpenMetrics writes canonical floats such as 1.0).</summary>
+    public byte[][] LeLabelCache(bool openMetrics)
+    {
+        var index = openMetrics ? 1 : 0;
+        return _leLabels[index] ??= Buckets.Select(b => ExpositionWriter.FormatBound(b, openMetrics)).ToArray();
+    }
+
+    public static double UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+
+    public bool TryGetChild(ReadOnlySpan<string> fullValues, [MaybeNullWhen(false)] out Metric child) =>
+        _lookup.TryGetValue(fullValues, out child);
+
+    public Metric GetOrAddChild(ReadOnlySpan<string> fullValues, Func<string[], Metric> factory)
+    {
+        if (_lookup.TryGetValue(fullValues, out var existing))
+        {
+            return existing;
+        }
+
+        return AddChildSlow(fullValues, factory);
+    }
+
+    /// <summary>Registers a completed instance (the root of a metric whose labels are all defaulted) as the child for its values.</summary>
+    public void AddChild(Metric child, string[] fullValues)
+    {
+        lock (_addLock)
+        {
+            if (!_children.TryAdd(fullValues, child))
+            {
+                throw new InvalidOperationException($"Series {Descriptor.WithLabelValues(fullValues)} exists already.");
+            }
+
+            Append(child);
+        }
+    }
+
+    /// <summary>The children in creation order; a consistent snapshot for one scrape.</summary>
+    public ReadOnlySpan<Metric> Children()
+    {
+        var ordered = Volatile.Read(ref _ordered);
+        var count = Math.Min(Volatile.Read(ref _count), ordered.Length);
+        return ordered.AsSpan(0, count);
+    }
+
+    public IMetricBackend CreateValue(string[] fullValues, HistogramBucket? bucket, ref MetricDescriptor? descriptor)
+    {
+        descriptor ??= Descriptor.WithLabelValues(fullValues);
+        return Backend.CreateValue(descriptor, bucket);
+    }
+
+    private Metric AddChildSlow(ReadOnlySpan<string> fullValues, Func<string[], Metric> factory)
+    {
+        var values = fullValues.ToArray();
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (values[i] is null)
+            {
+                throw new ArgumentNullException(nameof(fullValues), $"Label '{LabelNames[i]}' of metric '{Name}' has a null value; label values may be any string, including empty, but not null.");
+            }
+        }
+
+        lock (_addLock)
+        {
+            if (_children.TryGetValue(values, out var existing))
+            {
+                return existing;
+            }
+
+            // Values are created outside the dictionary so a backend failure leaves no half-made child behind.
+            var child = factory(values);
+            _children[values] = child;
+            Append(child);
+            return child;
+        }
+    }
+
+    private void Append(Metric child)
+    {
+        var ordered = _ordered;
+        if (_count == ordered.Length)
+        {
+            // Readers keep the old array: it stays valid for the slots they read.
+            Array.Resize(ref ordered, Math.Max(4, ordered.Length * 2));
+        }
+
+        ordered[_count] = child;
+        Volatile.Write(ref _ordered, ordered);
+        Volatile.Write(ref _count, _count + 1);
+    }
+}

@@ -1,0 +1,181 @@
+namespace Metrics;
+
+/// <summary>
+/// A set of metrics exposed together on one <c>/metrics</c> endpoint. Metrics register in
+/// <see cref="Default"/> unless given another registry.
+/// </summary>
+/// <remarks>
+/// Metric names are unique per registry: creating a second metric with a name in use throws. A registry may
+/// have a name prefix (<c>new MetricRegistry("myapp")</c> exposes <c>requests_total</c> as
+/// <c>myapp_requests_total</c>) and its own backend.
+/// </remarks>
+public sealed class MetricRegistry
+{
+    private readonly Lock _lock = new();
+    private readonly MetricsBackend? _backend;
+    private readonly Dictionary<string, object> _byName = new(StringComparer.Ordinal);
+    private object[] _entries = [];
+
+    /// <summary>Creates a registry.</summary>
+    /// <param name="prefix">Prepended with '_' to every metric name; none when null or empty.</param>
+    /// <param name="backend">The backend for this registry's metrics; <see cref="MetricsBackend.Default"/> when null.</param>
+    public MetricRegistry(string? prefix = null, MetricsBackend? backend = null)
+    {
+        if (!string.IsNullOrEmpty(prefix))
+        {
+            NameRules.ValidateMetricName(prefix, nameof(prefix));
+        }
+
+        Prefix = string.IsNullOrEmpty(prefix) ? null : prefix;
+        _backend = backend;
+    }
+
+    /// <summary>The registry metrics use when none is given.</summary>
+    public static MetricRegistry Default { get; } = new();
+
+    /// <summary>The name prefix, or null.</summary>
+    public string? Prefix { get; }
+
+    /// <summary>The backend this registry's metrics store their values in.</summary>
+    public MetricsBackend Backend => _backend ?? MetricsBackend.Default;
+
+    /// <summary>The metrics and collectors registered, in registration order.</summary>
+    public IReadOnlyList<object> Entries => Volatile.Read(ref _entries);
+
+    /// <summary>Registers a custom collector.</summary>
+    /// <param name="collector">The collector.</param>
+    /// <exception cref="ArgumentException">One of its names is registered already.</exception>
+    public void Register(ICollector collector)
+    {
+        ArgumentNullException.ThrowIfNull(collector);
+        var names = collector.MetricNames.Select(n =>
+        {
+            NameRules.ValidateMetricName(n, nameof(collector));
+            return Expose(n);
+        }).ToArray();
+        lock (_lock)
+        {
+            foreach (var name in names)
+            {
+                ThrowIfTaken(name);
+            }
+
+            foreach (var name in names)
+            {
+                _byName[name] = collector;
+            }
+
+            Volatile.Write(ref _entries, [.. _entries, collector]);
+        }
+    }
+
+    /// <summary>Removes a metric (with all its children) from the registry; it is no longer exposed.</summary>
+    /// <param name="metric">The metric or any of its children.</param>
+    /// <returns>Whether it was registered.</returns>
+    public bool Unregister(Metric metric)
+    {
+        ArgumentNullException.ThrowIfNull(metric);
+        return Remove(metric.Family, [metric.Family.Name]);
+    }
+
+    /// <summary>Removes a custom collector.</summary>
+    /// <param name="collector">The collector.</param>
+    /// <returns>Whether it was registered.</returns>
+    public bool Unregister(ICollector collector)
+    {
+        ArgumentNullException.ThrowIfNull(collector);
+        return Remove(collector, collector.MetricNames.Select(Expose).ToArray());
+    }
+
+    /// <summary>Renders the registry in <paramref name="format"/> as a string (for tests and debugging; servers use <see cref="WriteAsync"/>).</summary>
+    /// <param name="format">The exposition format.</param>
+    /// <returns>The exposition text.</returns>
+    public string Render(ExpositionFormat format = ExpositionFormat.PrometheusText)
+    {
+        using var stream = new MemoryStream();
+        ExpositionWriter.Write(this, stream, format);
+        return System.Text.Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
+    }
+
+    /// <summary>Writes every metric in <paramref name="format"/> as UTF-8 to <paramref name="destination"/>.</summary>
+    /// <param name="destination">The stream; not closed.</param>
+    /// <param name="format">The exposition format.</param>
+    /// <param name="cancellationToken">Cancels the write.</param>
+    /// <returns>A task completing when everything is written.</returns>
+    /// <remarks>All backend reads happen before the first byte is written, so a failing backend throws without leaving partial text.</remarks>
+    public Task WriteAsync(Stream destination, ExpositionFormat format = ExpositionFormat.PrometheusText, CancellationToken cancellationToken = default) =>
+        ExpositionWriter.WriteAsync(this, destination, format, cancellationToken);
+
+    internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation)
+    {
+        registry ??= Default;
+        var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation);
+        registry.Add(family);
+        return family;
+    }
+
+    /// <summary>The root instance's full values when every label has a default (or there are none), else null.</summary>
+    internal static string[]? RootValues(MetricFamily family)
+    {
+        var values = new string[family.LabelNames.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            var value = family.Defaults[i];
+            if (value is null)
+            {
+                return null;
+            }
+
+            values[i] = value;
+        }
+
+        return values;
+    }
+
+    private void Add(MetricFamily family)
+    {
+        lock (_lock)
+        {
+            ThrowIfTaken(family.Name);
+            if (_backend is null)
+            {
+                MetricsBackend.DefaultUsed = true;
+            }
+
+            family.Backend = Backend;
+            _byName[family.Name] = family;
+            Volatile.Write(ref _entries, [.. _entries, family]);
+        }
+    }
+
+    private bool Remove(object entry, string[] names)
+    {
+        lock (_lock)
+        {
+            if (!_entries.Contains(entry))
+            {
+                return false;
+            }
+
+            foreach (var name in names)
+            {
+                _byName.Remove(name);
+            }
+
+            Volatile.Write(ref _entries, _entries.Where(e => !ReferenceEquals(e, entry)).ToArray());
+            return true;
+        }
+    }
+
+    private void ThrowIfTaken(string name)
+    {
+        if (_byName.TryGetValue(name, out var existing))
+        {
+            var what = existing is MetricFamily f ? $"a {f.Type.ToString().ToLowerInvariant()}" : "a custom collector";
+            throw new ArgumentException(
+                $"A metric named '{name}' is already registered ({what}). Reuse the existing metric object, choose another name, or Unregister the old one first.");
+        }
+    }
+
+    private string Expose(string name) => Prefix is null ? name : $"{Prefix}_{name}";
+}

@@ -1,0 +1,111 @@
+using Metrics.Backends.Memory;
+
+namespace Metrics;
+
+/// <summary>
+/// A selected backend: a backend type together with the configuration its values are created with.
+/// Registries create every metric value through one of these.
+/// </summary>
+/// <remarks>
+/// Applications rarely touch this type: configure the backend by name (see <c>MetricsConfiguration</c>) and use
+/// metrics. Tools, tests and the conformance suite use <see cref="Create{TBackend}"/> and <see cref="CreateValue"/>.
+/// </remarks>
+public sealed class MetricsBackend
+{
+    private static MetricsBackend? _default;
+
+    internal MetricsBackend(IBackendType type, BackendConfig config, string name)
+    {
+        BackendType = type;
+        Config = config;
+        Name = name;
+        BackendInitialization.EnsureInitialized(type, config);
+        Capabilities = type.Capabilities;
+    }
+
+    /// <summary>The in-process Memory backend, the default when nothing is configured.</summary>
+    public static MetricsBackend Memory { get; } = new(new BackendType<MemoryBackend>(), BackendConfig.Empty, "Memory");
+
+    /// <summary>
+    /// The backend that metrics use when their registry names none: <see cref="Memory"/> unless configured.
+    /// Set it once at startup, before the first metric is created.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set after a metric was created with the previous default.</exception>
+    public static MetricsBackend Default
+    {
+        get
+        {
+            var current = Volatile.Read(ref _default);
+            if (current is not null)
+            {
+                return current;
+            }
+
+            Interlocked.CompareExchange(ref _default, Memory, null);
+            return _default!;
+        }
+
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            if (ReferenceEquals(Volatile.Read(ref _default), value))
+            {
+                return;
+            }
+
+            if (DefaultUsed)
+            {
+                throw new InvalidOperationException(
+                    $"The default metrics backend is already in use by metrics created with '{Default.Name}'. Configure the backend at startup, before the first metric is created.");
+            }
+
+            Volatile.Write(ref _default, value);
+        }
+    }
+
+    /// <summary>The backend's name (the plugin name, or the type name for a backend given by type).</summary>
+    public string Name { get; }
+
+    /// <summary>The configuration every value of this backend is created with.</summary>
+    public BackendConfig Config { get; }
+
+    /// <summary>What the backend promises beyond the basic contract.</summary>
+    public BackendCapabilities Capabilities { get; }
+
+    /// <summary>The backend's implementation type.</summary>
+    public Type Type => BackendType.Type;
+
+    internal static bool DefaultUsed { get; set; }
+
+    internal IBackendType BackendType { get; }
+
+    /// <summary>Selects <typeparamref name="TBackend"/> with <paramref name="config"/>, running its <c>Initialize</c> once for that configuration.</summary>
+    /// <typeparam name="TBackend">The backend type.</typeparam>
+    /// <param name="config">The backend's configuration; empty when null.</param>
+    /// <param name="name">The name used in messages; the type name when null.</param>
+    /// <returns>The selected backend.</returns>
+    public static MetricsBackend Create<TBackend>(BackendConfig? config = null, string? name = null)
+        where TBackend : IMetricBackend<TBackend> =>
+        new(new BackendType<TBackend>(), config ?? BackendConfig.Empty, name ?? typeof(TBackend).Name);
+
+    /// <summary>Creates one value through the backend, as a metric does for each series, bucket and sum.</summary>
+    /// <param name="metric">The metric and series the value belongs to.</param>
+    /// <param name="bucket">The histogram or summary part, or null.</param>
+    /// <returns>The new value.</returns>
+    public IMetricBackend CreateValue(MetricDescriptor metric, HistogramBucket? bucket = null)
+    {
+        ArgumentNullException.ThrowIfNull(metric);
+        return BackendType.Create(Config, metric, bucket);
+    }
+
+    /// <summary>Reads all stored values of <paramref name="families"/> in one batch, or null when the backend reads value by value.</summary>
+    /// <param name="families">The metric families.</param>
+    /// <returns>One list per family, or null.</returns>
+    public IReadOnlyList<CollectedValue>[]? Collect(IReadOnlyList<MetricDescriptor> families) => BackendType.Collect(Config, families);
+
+    /// <summary>Pushes buffered updates to the store; returns when they are stored or the backend's timeout elapses.</summary>
+    public void Flush() => BackendType.Flush(Config);
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name} ({Type.FullName})";
+}

@@ -1,0 +1,111 @@
+using System.Runtime.CompilerServices;
+
+namespace Metrics;
+
+/// <summary>
+/// Observations summarised by their count and sum (for example request sizes), from which rates and averages follow.
+/// </summary>
+public sealed class Summary : Metric<Summary>, IDurationSink
+{
+    private readonly IMetricBackend? _count;
+    private readonly IMetricBackend? _sum;
+
+    /// <summary>Creates a summary and registers it.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it observes.</param>
+    /// <param name="labelNames">The label names every observation must have values for; <c>quantile</c> is reserved.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    public Summary(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Summary, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    {
+    }
+
+    private Summary(MetricFamily family)
+        : base(family, new string?[family.LabelNames.Length], MetricRegistry.RootValues(family))
+    {
+        if (FullValues is not null)
+        {
+            (_count, _sum) = CreateValues();
+            family.AddChild(this, FullValues);
+        }
+    }
+
+    private Summary(MetricFamily family, string?[] setValues, string[]? fullValues)
+        : base(family, setValues, fullValues)
+    {
+        if (fullValues is not null)
+        {
+            (_count, _sum) = CreateValues();
+        }
+    }
+
+    /// <summary>The number of observations, read from the backend.</summary>
+    public double Count => Observable().Get();
+
+    /// <summary>The sum of observations, read from the backend.</summary>
+    public double Sum
+    {
+        get
+        {
+            Observable();
+            return _sum!.Get();
+        }
+    }
+
+    internal IMetricBackend? CountValue => _count;
+
+    internal IMetricBackend? SumValue => _sum;
+
+    /// <summary>Records one observation.</summary>
+    /// <param name="value">The observed value; NaN is refused.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Observe(double value)
+    {
+        var count = _count;
+        if (count is null || double.IsNaN(value))
+        {
+            ThrowInvalid(value);
+        }
+
+        count!.Inc(1);
+        _sum!.Inc(value);
+    }
+
+    /// <summary>Starts a timer that observes the elapsed seconds when disposed.</summary>
+    /// <returns>The timer.</returns>
+    public MetricTimer NewTimer()
+    {
+        Observable();
+        return new MetricTimer(this);
+    }
+
+    void IDurationSink.ObserveDuration(double seconds) => Observe(seconds);
+
+    private protected override Summary CreateChild(string?[] setValues, string[]? fullValues) => new(Family, setValues, fullValues);
+
+    private (IMetricBackend Count, IMetricBackend Sum) CreateValues()
+    {
+        MetricDescriptor? descriptor = null;
+        var count = Family.CreateValue(FullValues!, HistogramBucket.Count, ref descriptor);
+        var sum = Family.CreateValue(FullValues!, HistogramBucket.Sum, ref descriptor);
+        return (count, sum);
+    }
+
+    private IMetricBackend Observable()
+    {
+        if (_count is null)
+        {
+            ThrowNotObservable();
+        }
+
+        return _count!;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowInvalid(double value)
+    {
+        Observable();
+        throw new ArgumentOutOfRangeException(nameof(value), value, $"Summary '{Name}' cannot observe NaN.");
+    }
+}
