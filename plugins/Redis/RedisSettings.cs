@@ -49,7 +49,7 @@ internal sealed partial class RedisSettings
     /// How long a writer's last-applied-batch marker lives. A lost reply is re-sent within the flush interval once the
     /// server answers again, so the marker only has to outlive the longest outage the deduplication should cover.
     /// </summary>
-    public TimeSpan MarkerExpiry => KeyExpiry > TimeSpan.Zero && KeyExpiry > TimeSpan.FromHours(1) ? KeyExpiry : TimeSpan.FromHours(24);
+    public TimeSpan MarkerExpiry => KeyExpiry > TimeSpan.FromHours(24) ? KeyExpiry : TimeSpan.FromHours(24);
 
     public static RedisSettings Read(BackendConfig config)
     {

@@ -63,6 +63,7 @@ internal sealed class RedisStore
     private long _sequence;
     private Round? _inFlight;
     private bool _unreachableLogged;
+    private volatile string? _lastConnectionFailure;
     private DateTime _lastTouch = DateTime.UtcNow;
 
     private RedisStore(BackendConfig config)
@@ -171,7 +172,7 @@ internal sealed class RedisStore
             var connection = GetConnectionAsync().GetAwaiter().GetResult();
             if (connection is null || !connection.IsConnected)
             {
-                throw Unreachable("not connected");
+                throw Unreachable(NotConnected());
             }
 
             if (_inFlight is not null)
@@ -318,7 +319,7 @@ internal sealed class RedisStore
         string? error;
         if (connection is null || !connection.IsConnected)
         {
-            error = "not connected";
+            error = NotConnected();
         }
         else
         {
@@ -372,7 +373,11 @@ internal sealed class RedisStore
 
         if (connecting.IsCompletedSuccessfully)
         {
-            _connection = connecting.Result;
+            var connection = connecting.Result;
+            // Kept so that "not connected" can say why (authentication, refused, timeout), scrubbed when shown.
+            connection.ConnectionFailed += (_, e) => _lastConnectionFailure = $"{e.FailureType}: {e.Exception?.Message}";
+            connection.ConnectionRestored += (_, _) => _lastConnectionFailure = null;
+            _connection = connection;
             return _connection;
         }
 
@@ -569,6 +574,10 @@ internal sealed class RedisStore
         _loop.GetAwaiter().GetResult();
         (_connection ?? (_connecting is { IsCompletedSuccessfully: true } c ? c.Result : null))?.Dispose();
     }
+
+    private string NotConnected() => _lastConnectionFailure is { } failure
+        ? $"not connected; last failure {failure}"
+        : $"not connected (no connection established within ConnectTimeout, {Settings.Options.ConnectTimeout} ms)";
 
     private RedisBackendException Unreachable(string reason) =>
         new(Settings.Scrub($"The Redis backend could not read metrics from Redis at {Settings.Endpoints}: {reason}. Check that Redis is running and reachable; updates are kept and re-sent when it is."));
