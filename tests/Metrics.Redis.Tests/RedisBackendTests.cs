@@ -209,6 +209,18 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         Assert.True(connection.GetDatabase().KeyExists(family.MarkerKey));
     }
 
+    [Theory]
+    [InlineData(GaugeAggregation.LiveSum)]
+    [InlineData(GaugeAggregation.Max)]
+    [InlineData(GaugeAggregation.LivePerProcess)]
+    public void GaugeAggregationsThatNeedPerProcessValues_AreRefusedClearly(GaugeAggregation aggregation)
+    {
+        var gauge = new MetricDescriptor("agg_gauge", "G.", MetricType.Gauge, ["k"], ["v"], gaugeAggregation: aggregation);
+        var error = Assert.Throws<NotSupportedException>(() => new RedisBackend(Config(Cs), gauge, null));
+        Assert.Contains(aggregation.ToString(), error.Message, StringComparison.Ordinal);
+        Assert.Contains("agg_gauge", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Updates_AllocateNothingOnTheCallersThread()
     {
