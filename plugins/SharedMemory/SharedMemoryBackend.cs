@@ -53,6 +53,12 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 _cellKey = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Cell, slot);
                 var entry = _store.FindOrCreate(_cellKey, epoch, describe);
                 var foldsDead = _mode is GaugeAggregation.Max or GaugeAggregation.Min;
+                if (foldsDead)
+                {
+                    // Created up front, so taking over a dead process's cell later never needs room in a full store.
+                    _store.FindOrCreate(SeriesKey.WithRole(_cellKey, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
+                }
+
                 TakeOwnership(entry, epoch, ownerMayBeAlive: false, foldsDead ? describe : null);
                 _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
                 _sequence = _mode == GaugeAggregation.LiveMostRecent ? (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 2)) : null;

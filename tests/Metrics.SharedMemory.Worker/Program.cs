@@ -53,7 +53,9 @@ switch (command)
     {
         // gauge <path> <mode> <value> [pid label]: sets one gauge, then stays alive until stdin closes or it is killed.
         var mode = Enum.Parse<GaugeAggregation>(args[2]);
-        var value = double.Parse(args[3], CultureInfo.InvariantCulture);
+        // "+5" increments by 5 instead of setting 5: shows whether a taken-over series restarted at 0.
+        var increments = args[3].StartsWith('+');
+        var value = double.Parse(args[3].TrimStart('+'), CultureInfo.InvariantCulture);
         var descriptor = Shared.Gauge(mode);
         if (mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess)
         {
@@ -63,7 +65,7 @@ switch (command)
         }
 
         var gauge = Shared.Backend(config, descriptor, null);
-        if (mode == GaugeAggregation.Sum)
+        if (increments || mode == GaugeAggregation.Sum)
         {
             gauge.Inc(value);
         }
