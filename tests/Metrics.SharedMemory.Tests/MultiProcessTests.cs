@@ -86,4 +86,22 @@ public sealed class MultiProcessTests
         Assert.Contains("Metrics:BackendConfig:MaxSize", worker.Errors, StringComparison.Ordinal);
         Assert.Contains("BackendConfigException", worker.Errors, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void WhenEveryProcessSlotIsHeldANewProcessIsRefusedNamingMaxProcesses()
+    {
+        using var store = new Store(new Dictionary<string, string?> { ["MaxProcesses"] = "1" });
+        var gauge = store.Create(Store.Gauge(GaugeAggregation.LiveSum));
+        gauge.Set(4);
+        using var refused = Worker.Start(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_PROCESSES"] = "1" }, "gauge", "LiveSum", "3");
+        refused.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("SharedMemoryStoreFullException", refused.Errors, StringComparison.Ordinal);
+        Assert.Contains("Metrics:BackendConfig:MaxProcesses", refused.Errors, StringComparison.Ordinal);
+
+        // Counters need no slot, so the same process can still count; the live sum is this process's alone.
+        Worker.Run(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_PROCESSES"] = "1" }, "count", "5");
+        Assert.Equal(5, Assert.Single(store.Collect(Store.Counter)).Value);
+        Assert.Equal(4, store.Single(Store.Gauge(GaugeAggregation.LiveSum)));
+    }
 }

@@ -71,9 +71,12 @@ internal sealed class Worker : IDisposable
     public static Worker Start(string storePath, params string[] args) => Start(storePath, null, args);
 
     /// <summary>Runs a worker to completion and fails the test if it does not exit with 0.</summary>
-    public static void Run(string storePath, params string[] args)
+    public static void Run(string storePath, params string[] args) => Run(storePath, null, args);
+
+    /// <summary>Runs a worker with extra environment variables to completion and fails the test if it does not exit with 0.</summary>
+    public static void Run(string storePath, IDictionary<string, string>? environment, params string[] args)
     {
-        using var worker = Start(storePath, args);
+        using var worker = Start(storePath, environment, args);
         // Commands that wait on stdin (gauge) finish at once.
         worker._process.StandardInput.Close();
         worker.WaitForExit(TimeSpan.FromSeconds(60));

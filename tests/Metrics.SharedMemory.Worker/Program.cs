@@ -11,6 +11,7 @@ var config = new BackendConfig(new Dictionary<string, string?>
 {
     ["Path"] = args[1],
     ["MaxSize"] = Environment.GetEnvironmentVariable("SHM_MAX_SIZE"),
+    ["MaxProcesses"] = Environment.GetEnvironmentVariable("SHM_MAX_PROCESSES"),
 });
 SharedMemoryBackend.Initialize(config);
 
