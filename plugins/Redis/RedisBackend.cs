@@ -72,6 +72,14 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// </summary>
     public static long DroppedUpdates => RedisStore.DroppedUpdates;
 
+    /// <summary>Reports <see cref="DroppedUpdates"/> as <c>metrics_backend_dropped_updates_total</c> in every scrape.</summary>
+    /// <param name="config">The configuration (the count covers every configuration of the process).</param>
+    /// <returns>The statistic.</returns>
+    public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) =>
+    [
+        new("metrics_backend_dropped_updates_total", "Series updates the Redis backend discarded because Redis was unreachable and MaxPendingSeries was reached. Raise Metrics:BackendConfig:MaxPendingSeries or restore Redis.", MetricType.Counter, DroppedUpdates),
+    ];
+
     /// <summary>Values are shared by every process using the same Redis server and key prefix.</summary>
     public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
 

@@ -90,6 +90,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <summary>How many series this process was refused because the store was full (<see cref="SharedMemoryStoreFullException"/>).</summary>
     public static long RefusedSeries => Interlocked.Read(ref s_refusedSeries);
 
+    /// <summary>Reports <see cref="RefusedSeries"/> as <c>metrics_backend_refused_series_total</c> in every scrape.</summary>
+    /// <param name="config">The configuration (the count covers every store of the process).</param>
+    /// <returns>The statistic.</returns>
+    public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) =>
+    [
+        new("metrics_backend_refused_series_total", "Series the SharedMemory backend refused because its store was full. Raise Metrics:BackendConfig:MaxSize.", MetricType.Counter, RefusedSeries),
+    ];
+
     /// <summary>The store file used when the configuration names none: <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere.</summary>
     public static string DefaultPath => StoreOptions.DefaultPath;
 
