@@ -151,6 +151,15 @@ public class BackendTests
     }
 
     [Fact]
+    public void A_backend_refusing_the_first_value_leaves_the_name_free()
+    {
+        var registry = new MetricRegistry(backend: MetricsBackend.Create<RefusingBackend>());
+        var ex = Assert.Throws<InvalidOperationException>(() => new Gauge("g", "G.", registry: registry));
+        Assert.Contains("store full", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(registry.Entries);
+    }
+
+    [Fact]
     public void Missing_constructor_is_a_clear_configuration_error()
     {
         var ex = Assert.Throws<MetricsConfigurationException>(() => MetricsBackend.Create<NoConstructorBackend>());
@@ -200,6 +209,30 @@ public class BackendTests
             config.GetString("Stats") is null ? [] : [new("metrics_backend_dropped_updates_total", "Dropped.", MetricType.Counter, 7)];
 
         public void Inc(double value) => _ = _config;
+
+        public void Dec(double value)
+        {
+        }
+
+        public void Set(double value)
+        {
+        }
+
+        public double Get() => 0;
+    }
+
+    public sealed class RefusingBackend : IMetricBackend<RefusingBackend>
+    {
+        public RefusingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) =>
+            throw new InvalidOperationException("store full: raise MaxSize");
+
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public void Inc(double value)
+        {
+        }
 
         public void Dec(double value)
         {
