@@ -40,7 +40,8 @@ internal sealed class LabelValuesComparer : IEqualityComparer<string[]>, IAltern
         var hash = alternate.Length;
         foreach (var value in alternate)
         {
-            hash = (hash * 31) + value.GetHashCode();
+            // A null value must reach the add path, which rejects it with a message naming the label.
+            hash = (hash * 31) + (value?.GetHashCode() ?? 0);
         }
 
         return hash;
