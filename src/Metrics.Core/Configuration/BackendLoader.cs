@@ -42,6 +42,11 @@ internal static partial class BackendLoader
 
         var root = ResolvePluginsPath(pluginsPath);
         var type = ResolveType(root, name);
+        if (ReferenceEquals(type, MetricsBackend.Memory.BackendType) && config.Equals(BackendConfig.Empty))
+        {
+            return MetricsBackend.Memory;
+        }
+
         return Initialize(type, config, name);
     }
 
