@@ -40,7 +40,7 @@ internal sealed class LabelValuesComparer : IEqualityComparer<string[]>, IAltern
         var hash = alternate.Length;
         foreach (var value in alternate)
         {
-            hash = (hash * 31) + value.GetHashCode();
+            hash = (hash * 31) + (value?.GetHashCode() ?? 0);
         }
 
         return hash;

@@ -89,6 +89,9 @@ public abstract class Metric
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
 
+    /// <summary>Creates the child for a complete label set (called once per series, under the family's lock).</summary>
+    internal abstract Metric CreateComplete(string[] fullValues);
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private protected void ThrowNotObservable()
     {
@@ -133,7 +136,7 @@ public abstract class Metric<TSelf> : Metric
         // Fast path: the family itself with every user label given in order.
         if (values.Length == names.Length && values.Length == family.UserLabelCount && IsNothingSet(set))
         {
-            return (TSelf)family.GetOrAddChild(values, CreateChildFactory);
+            return (TSelf)family.GetOrAddChild(values, this);
         }
 
         var unset = 0;
@@ -244,7 +247,7 @@ public abstract class Metric<TSelf> : Metric
         return true;
     }
 
-    private Metric CreateChildFactory(string[] fullValues) => CreateChild(fullValues, fullValues);
+    internal sealed override Metric CreateComplete(string[] fullValues) => CreateChild(fullValues, fullValues);
 
     private TSelf Resolve(string?[] merged)
     {
@@ -270,7 +273,7 @@ public abstract class Metric<TSelf> : Metric
             full[i] = value;
         }
 
-        return (TSelf)family.GetOrAddChild(full, CreateChildFactory);
+        return (TSelf)family.GetOrAddChild(full, this);
     }
 
     private string DescribeUnset(bool withoutDefaultOnly)

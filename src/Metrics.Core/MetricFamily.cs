@@ -138,7 +138,7 @@ internal sealed class MetricFamily
     public bool TryGetChild(ReadOnlySpan<string> fullValues, [MaybeNullWhen(false)] out Metric child) =>
         _lookup.TryGetValue(fullValues, out child);
 
-    public Metric GetOrAddChild(ReadOnlySpan<string> fullValues, Func<string[], Metric> factory)
+    public Metric GetOrAddChild(ReadOnlySpan<string> fullValues, Metric factory)
     {
         if (_lookup.TryGetValue(fullValues, out var existing))
         {
@@ -176,7 +176,7 @@ internal sealed class MetricFamily
         return Backend.CreateValue(descriptor, bucket);
     }
 
-    private Metric AddChildSlow(ReadOnlySpan<string> fullValues, Func<string[], Metric> factory)
+    private Metric AddChildSlow(ReadOnlySpan<string> fullValues, Metric factory)
     {
         var values = fullValues.ToArray();
         for (var i = 0; i < values.Length; i++)
@@ -195,7 +195,7 @@ internal sealed class MetricFamily
             }
 
             // Values are created outside the dictionary so a backend failure leaves no half-made child behind.
-            var child = factory(values);
+            var child = factory.CreateComplete(values);
             _children[values] = child;
             Append(child);
             return child;

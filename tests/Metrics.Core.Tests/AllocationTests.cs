@@ -1,0 +1,63 @@
+namespace Metrics.Tests;
+
+/// <summary>Update paths on an existing series allocate nothing.</summary>
+public class AllocationTests
+{
+    private const int Iterations = 10_000;
+
+    [Fact]
+    public void Updates_on_existing_series_allocate_nothing()
+    {
+        var registry = new MetricRegistry();
+        var counter = new Counter("c_total", "C.", registry: registry);
+        var labelled = new Counter("l_total", "L.", ["method", "code"], registry: registry);
+        var child = labelled.Labels("GET", "200");
+        var gauge = new Gauge("g", "G.", registry: registry);
+        var histogram = new Histogram("h", "H.", registry: registry);
+        var summary = new Summary("s", "S.", registry: registry);
+        var method = "GET";
+        var code = "200";
+
+        AssertNoAllocation("Counter.Inc", () => counter.Inc());
+        AssertNoAllocation("cached child Inc", () => child.Inc());
+        AssertNoAllocation("Labels lookup + Inc", () => labelled.Labels(method, code).Inc());
+        AssertNoAllocation("Gauge.Set", () => gauge.Set(3.5));
+        AssertNoAllocation("Gauge.Inc/Dec", () =>
+        {
+            gauge.Inc();
+            gauge.Dec();
+        });
+        AssertNoAllocation("Histogram.Observe", () => histogram.Observe(0.3));
+        AssertNoAllocation("Summary.Observe", () => summary.Observe(12));
+        AssertNoAllocation("Histogram timer", () =>
+        {
+            using (histogram.NewTimer())
+            {
+            }
+        });
+        AssertNoAllocation("Gauge.TrackInProgress", () =>
+        {
+            using (gauge.TrackInProgress())
+            {
+            }
+        });
+    }
+
+    private static void AssertNoAllocation(string what, Action action)
+    {
+        // Warm up past tiered compilation so the measurement sees the steady state.
+        for (var i = 0; i < Iterations; i++)
+        {
+            action();
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < Iterations; i++)
+        {
+            action();
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated == 0, $"{what} allocated {allocated} bytes over {Iterations} calls");
+    }
+}
