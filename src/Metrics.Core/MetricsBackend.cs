@@ -103,6 +103,10 @@ public sealed class MetricsBackend
     /// <returns>One list per family, or null.</returns>
     public IReadOnlyList<CollectedValue>[]? Collect(IReadOnlyList<MetricDescriptor> families) => BackendType.Collect(Config, families);
 
+    /// <summary>The numbers the backend reports about itself (dropped updates, refused series).</summary>
+    /// <returns>The statistics; empty for most backends.</returns>
+    public IReadOnlyList<BackendStatistic> Statistics() => BackendType.Statistics(Config);
+
     /// <summary>Pushes buffered updates to the store; returns when they are stored or the backend's timeout elapses.</summary>
     public void Flush() => BackendType.Flush(Config);
 

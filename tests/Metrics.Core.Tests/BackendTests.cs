@@ -74,6 +74,19 @@ public class BackendTests
     }
 
     [Fact]
+    public void Backend_statistics_are_exposed_once_per_backend()
+    {
+        var backend = MetricsBackend.Create<CollectingBackend>(new BackendConfig([new("Stats", "yes")]));
+        var registry = new MetricRegistry(backend: backend);
+        CollectingBackend.Remote = [[], []];
+        _ = new Counter("a_total", "A.", registry: registry);
+        _ = new Counter("b_total", "B.", registry: registry);
+        var text = registry.Render();
+        Assert.Equal(1, text.Split('\n').Count(l => l == "metrics_backend_dropped_updates_total 7"));
+        Assert.Contains("# TYPE metrics_backend_dropped_updates counter\nmetrics_backend_dropped_updates_total 7\n", registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Collection_failure_fails_the_scrape_before_any_byte_is_written()
     {
         var backend = MetricsBackend.Create<CollectingBackend>(new BackendConfig([new("Fail", "true")]));
@@ -138,6 +151,15 @@ public class BackendTests
     }
 
     [Fact]
+    public void A_backend_refusing_the_first_value_leaves_the_name_free()
+    {
+        var registry = new MetricRegistry(backend: MetricsBackend.Create<RefusingBackend>());
+        var ex = Assert.Throws<InvalidOperationException>(() => new Gauge("g", "G.", registry: registry));
+        Assert.Contains("store full", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(registry.Entries);
+    }
+
+    [Fact]
     public void Missing_constructor_is_a_clear_configuration_error()
     {
         var ex = Assert.Throws<MetricsConfigurationException>(() => MetricsBackend.Create<NoConstructorBackend>());
@@ -183,7 +205,34 @@ public class BackendTests
         public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
             config.GetBoolean("Fail", false) ? throw new InvalidOperationException("store unreachable at 127.0.0.1:1") : Remote;
 
+        public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) =>
+            config.GetString("Stats") is null ? [] : [new("metrics_backend_dropped_updates_total", "Dropped.", MetricType.Counter, 7)];
+
         public void Inc(double value) => _ = _config;
+
+        public void Dec(double value)
+        {
+        }
+
+        public void Set(double value)
+        {
+        }
+
+        public double Get() => 0;
+    }
+
+    public sealed class RefusingBackend : IMetricBackend<RefusingBackend>
+    {
+        public RefusingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) =>
+            throw new InvalidOperationException("store full: raise MaxSize");
+
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public void Inc(double value)
+        {
+        }
 
         public void Dec(double value)
         {
