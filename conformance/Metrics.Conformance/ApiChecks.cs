@@ -61,8 +61,8 @@ internal static class ApiChecks
         foreach (var format in new[] { ExpositionFormat.PrometheusText, ExpositionFormat.OpenMetrics })
         {
             ctx.Step = $"rendering {format}";
-            var expected = Normalize(reference.Render(format));
-            var actual = Normalize(tested.Render(format));
+            var expected = Normalize(reference.Render(format), prefix);
+            var actual = Normalize(tested.Render(format), prefix);
             if (expected.SequenceEqual(actual, StringComparer.Ordinal))
             {
                 continue;
@@ -75,7 +75,7 @@ internal static class ApiChecks
             }
 
             throw ctx.Fail(
-                $"The same metrics API calls give a different {format} exposition on this backend than on the Memory backend (_created lines ignored, series order within a family ignored). " +
+                $"The same metrics API calls give a different {format} exposition on this backend than on the Memory backend (_created lines, the backend's own statistics and the order of series within a family ignored). " +
                 $"First difference at line {line + 1}: Memory has {(line < expected.Count ? Literal(expected[line]) : "no more lines")}, this backend has {(line < actual.Count ? Literal(actual[line]) : "no more lines")}. " +
                 "A value is lost, shared with another series or part, stored with less than double precision, or (for a backend with Collect) returned with wrong label values or parts.");
         }
@@ -150,14 +150,19 @@ internal static class ApiChecks
     }
 
     /// <summary>
-    /// Drops <c>_created</c> lines (timestamps differ) and sorts the samples within each family: a shared store
-    /// may return series in another order than they were created, which Prometheus does not care about.
+    /// Drops <c>_created</c> lines (timestamps differ) and families outside the script (the statistics a backend reports
+    /// about itself), and sorts the samples within each family: a shared store may return series in another order than
+    /// they were created, which Prometheus does not care about.
     /// </summary>
-    private static List<string> Normalize(string text)
+    private static List<string> Normalize(string text, string prefix)
     {
         var result = new List<string>();
         var samples = new List<string>();
-        foreach (var line in text.Split('\n').Where(l => !l.Contains("_created", StringComparison.Ordinal)))
+        var lines = text.Split('\n').Where(l =>
+            !l.Contains("_created", StringComparison.Ordinal)
+            && (l.Length == 0 || l == "# EOF" || l.StartsWith(prefix, StringComparison.Ordinal) || l.StartsWith("# HELP " + prefix, StringComparison.Ordinal)
+                || l.StartsWith("# TYPE " + prefix, StringComparison.Ordinal) || l.StartsWith("# UNIT " + prefix, StringComparison.Ordinal)));
+        foreach (var line in lines)
         {
             if (line.StartsWith('#') || line.Length == 0)
             {

@@ -185,12 +185,17 @@ internal static class SharedChecks
     private static double[] CollectSeries(CheckContext ctx, List<SeriesSpec> series)
     {
         ctx.Step = "Collect";
-        var families = series.Select(s => s.Family).Distinct().ToArray();
+        var families = Families(series);
         var collected = ctx.Backend.Collect(families);
         ctx.Expect(collected is not null && collected.Length == families.Length,
             "Collect returned null or the wrong number of lists; a shared backend must implement Collect, returning one list per family.");
-        return [.. series.Select(s => Find(collected![Array.IndexOf(families, s.Family)], s))];
+        return [.. series.Select(s => Find(collected![IndexOf(families, s)], s))];
     }
+
+    /// <summary>One descriptor per metric name, as the host passes them to Collect.</summary>
+    internal static MetricDescriptor[] Families(IEnumerable<SeriesSpec> series) => [.. series.Select(s => s.Family).DistinctBy(f => f.Name)];
+
+    internal static int IndexOf(MetricDescriptor[] families, SeriesSpec spec) => Array.FindIndex(families, f => f.Name == spec.Descriptor.Name);
 
     internal static double Find(IReadOnlyList<CollectedValue> values, SeriesSpec spec)
     {
@@ -362,11 +367,11 @@ internal sealed class ChildProcess
             output.WriteLine(FormattableString.Invariant($"get {i} {values[i].Get():R}"));
         }
 
-        var families = series.Select(s => s.Family).Distinct().ToArray();
+        var families = SharedChecks.Families(series);
         var collected = backend.Collect(families);
         for (var i = 0; i < series.Count; i++)
         {
-            var value = collected is null ? double.NaN : SharedChecks.Find(collected[Array.IndexOf(families, series[i].Family)], series[i]);
+            var value = collected is null ? double.NaN : SharedChecks.Find(collected[SharedChecks.IndexOf(families, series[i])], series[i]);
             output.WriteLine(FormattableString.Invariant($"collect {i} {value:R}"));
         }
 
