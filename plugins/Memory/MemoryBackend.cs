@@ -57,7 +57,10 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
     /// <inheritdoc/>
     public void Set(double value)
     {
-        Interlocked.Exchange(ref _bits, BitConverter.DoubleToInt64Bits(value));
+        // A release store is atomic for an aligned long and races safely with the CAS in Inc: a racing Inc either
+        // lands before it and is overwritten, or fails its CAS and goes to the cells, counting after it. A locked
+        // exchange would add a full fence to every gauge set for no extra guarantee.
+        Volatile.Write(ref _bits, BitConverter.DoubleToInt64Bits(value));
         // Increments that landed in a cell before this point are overwritten, those after it count: either
         // order is a valid linearization of an Inc racing a Set.
         _cells?.Clear();

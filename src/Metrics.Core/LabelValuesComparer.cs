@@ -40,6 +40,7 @@ internal sealed class LabelValuesComparer : IEqualityComparer<string[]>, IAltern
         var hash = alternate.Length;
         foreach (var value in alternate)
         {
+            // A null value must reach the add path, which rejects it with a message naming the label.
             hash = (hash * 31) + (value?.GetHashCode() ?? 0);
         }
 

@@ -89,8 +89,8 @@ public abstract class Metric
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
 
-    /// <summary>Creates the child for a complete label set (called once per series, under the family's lock).</summary>
-    internal abstract Metric CreateComplete(string[] fullValues);
+    /// <summary>Creates the child for a complete label set; called once per series, under the family's add lock.</summary>
+    internal abstract Metric CreateCompleteChild(string[] fullValues);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private protected void ThrowNotObservable()
@@ -136,7 +136,9 @@ public abstract class Metric<TSelf> : Metric
         // Fast path: the family itself with every user label given in order.
         if (values.Length == names.Length && values.Length == family.UserLabelCount && IsNothingSet(set))
         {
-            return (TSelf)family.GetOrAddChild(values, this);
+            // Every child of a family is a TSelf (made by CreateChild), so the checked cast, a generic-dictionary
+            // lookup in this shared generic code, would only add to the hot path.
+            return Unsafe.As<TSelf>(family.GetOrAddChild(values, this));
         }
 
         var unset = 0;
@@ -247,7 +249,7 @@ public abstract class Metric<TSelf> : Metric
         return true;
     }
 
-    internal sealed override Metric CreateComplete(string[] fullValues) => CreateChild(fullValues, fullValues);
+    internal sealed override Metric CreateCompleteChild(string[] fullValues) => CreateChild(fullValues, fullValues);
 
     private TSelf Resolve(string?[] merged)
     {
@@ -273,7 +275,7 @@ public abstract class Metric<TSelf> : Metric
             full[i] = value;
         }
 
-        return (TSelf)family.GetOrAddChild(full, this);
+        return Unsafe.As<TSelf>(family.GetOrAddChild(full, this));
     }
 
     private string DescribeUnset(bool withoutDefaultOnly)

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Metrics;
@@ -138,14 +139,19 @@ internal sealed class MetricFamily
     public bool TryGetChild(ReadOnlySpan<string> fullValues, [MaybeNullWhen(false)] out Metric child) =>
         _lookup.TryGetValue(fullValues, out child);
 
-    public Metric GetOrAddChild(ReadOnlySpan<string> fullValues, Metric factory)
+    /// <summary>
+    /// Finds the child for <paramref name="fullValues"/>, or has <paramref name="creator"/> make it. The creator is an
+    /// object rather than a delegate so that finding an existing child, the common case, allocates nothing.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Metric GetOrAddChild(ReadOnlySpan<string> fullValues, Metric creator)
     {
         if (_lookup.TryGetValue(fullValues, out var existing))
         {
             return existing;
         }
 
-        return AddChildSlow(fullValues, factory);
+        return AddChildSlow(fullValues, creator);
     }
 
     /// <summary>Registers a completed instance (the root of a metric whose labels are all defaulted) as the child for its values.</summary>
@@ -176,7 +182,8 @@ internal sealed class MetricFamily
         return Backend.CreateValue(descriptor, bucket);
     }
 
-    private Metric AddChildSlow(ReadOnlySpan<string> fullValues, Metric factory)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Metric AddChildSlow(ReadOnlySpan<string> fullValues, Metric creator)
     {
         var values = fullValues.ToArray();
         for (var i = 0; i < values.Length; i++)
@@ -195,7 +202,7 @@ internal sealed class MetricFamily
             }
 
             // Values are created outside the dictionary so a backend failure leaves no half-made child behind.
-            var child = factory.CreateComplete(values);
+            var child = creator.CreateCompleteChild(values);
             _children[values] = child;
             Append(child);
             return child;

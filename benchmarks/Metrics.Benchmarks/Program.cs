@@ -1,0 +1,32 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Diagnosers;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using Metrics.Benchmarks;
+
+// --memory: prints the resident-bytes-per-series table and exits (a GC measurement, not a timing).
+if (args.Contains("--memory"))
+{
+    MemoryFootprint.Run(Console.Out);
+    return 0;
+}
+
+// --ci: proves every benchmark runs, in-process and with one iteration each; the numbers mean nothing.
+IConfig? config = null;
+if (args.Contains("--ci"))
+{
+    args = [.. args.Where(a => a != "--ci")];
+    if (!args.Contains("--filter"))
+    {
+        args = [.. args, "--filter", "*"];
+    }
+
+    config = DefaultConfig.Instance
+        .AddJob(Job.Dry.WithToolchain(InProcessEmitToolchain.Instance))
+        .AddDiagnoser(MemoryDiagnoser.Default)
+        .WithOptions(ConfigOptions.StopOnFirstError);
+}
+
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(HotPathBenchmark).Assembly).Run(args, config);
+return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
