@@ -5,7 +5,7 @@ namespace Metrics.Conformance;
 
 /// <summary>
 /// What the xunit v3 conformance base classes share: how a check runs as a test. Derive from
-/// <see cref="BackendConformanceTests{TBackend}"/> or PluginFolderConformanceTests, not from this class.
+/// <see cref="BackendConformanceTests{TBackend}"/> or <see cref="PluginFolderConformanceTests{TSelf}"/>, not from this class.
 /// </summary>
 public abstract class ConformanceTestsBase
 {
