@@ -166,9 +166,6 @@ internal static class ValueChecks
         value.Set(double.NaN);
         value.Inc(1);
         ctx.ExpectExact(double.NaN, ctx.Get(value, "the gauge"), "Inc(1) on NaN", "NaN + 1 is NaN; an update loop comparing doubles with == spins or loses it: compare the bits.");
-        value.Set(-0.0);
-        value.Inc(0.0);
-        ctx.ExpectExact(0.0, ctx.Get(value, "the gauge"), "Inc(0) on -0", "-0 + 0 is +0 in double arithmetic.");
     }
 
     public static void LargeIntegersStayDoubles(CheckContext ctx)
@@ -184,15 +181,16 @@ internal static class ValueChecks
                 "Integers beyond 2^53 are doubles like any other: store the 64 bits (a long, a 17-digit text or a float loses them; 2^63 overflows a long).");
         }
 
+        // One Inc after each Set: a backend that coalesces pending increments (as a batching shared store must) sums
+        // them before adding, so only a single addition onto a large base has one right answer.
         value.Set(TwoTo53);
         value.Inc(1);
-        value.Inc(1);
         var sum = ctx.Get(value, "the gauge");
-        ctx.ExpectExact(TwoTo53, sum, "Set(2^53), Inc(1), Inc(1)",
-            sum == TwoTo53 + 2 ? "The backend adds in integers or decimals and converts afterwards; every update must be a double addition (2^53 + 1 rounds back to 2^53), so every backend and process reads the same value."
-                : "Every update must be one double addition.");
+        ctx.ExpectExact(TwoTo53, sum, "Set(2^53), Inc(1)",
+            "2^53 + 1 is not a double: the double addition rounds back to 2^53. Another result means the sum went through an integer, decimal or text form and was rounded differently.");
+        value.Set(TwoTo53);
         value.Inc(2);
-        ctx.ExpectExact(TwoTo53 + 2, ctx.Get(value, "the gauge"), "Inc(2) on 2^53", "2^53 + 2 is representable and must be read exactly.");
+        ctx.ExpectExact(TwoTo53 + 2, ctx.Get(value, "the gauge"), "Set(2^53), Inc(2)", "2^53 + 2 is representable and must be read exactly.");
         value.Set(Math.Pow(2, 60));
         value.Inc(1);
         ctx.ExpectExact(Math.Pow(2, 60), ctx.Get(value, "the gauge"), "Inc(1) on 2^60", "1 is below the precision of 2^60: a double addition leaves it unchanged.");
