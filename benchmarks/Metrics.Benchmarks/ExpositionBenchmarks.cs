@@ -201,11 +201,15 @@ internal sealed class OurListenerServer : IDisposable
                 var format = Exposition.Negotiate(context.Request.Headers["Accept"]);
                 response.ContentType = Exposition.ContentType(format);
 
-                // With a known length HttpListener sends the body as is; a chunked response copies every write.
+                // With a known length HttpListener sends the body as is, where a chunked response copies every write.
+                // It still copies the first write into the buffer holding the headers, so that one is kept small.
                 _body.SetLength(0);
                 await _registry.WriteAsync(_body, format).ConfigureAwait(false);
                 response.ContentLength64 = _body.Length;
-                await response.OutputStream.WriteAsync(_body.GetBuffer().AsMemory(0, (int)_body.Length)).ConfigureAwait(false);
+                var body = _body.GetBuffer().AsMemory(0, (int)_body.Length);
+                var first = Math.Min(body.Length, 4096);
+                await response.OutputStream.WriteAsync(body[..first]).ConfigureAwait(false);
+                await response.OutputStream.WriteAsync(body[first..]).ConfigureAwait(false);
             }
             catch (Exception)
             {
