@@ -88,4 +88,12 @@ public interface IMetricBackend<TSelf> : IMetricBackend
     static virtual void Flush(BackendConfig config)
     {
     }
+
+    /// <summary>
+    /// Numbers the backend reports about itself (updates dropped, series refused), exposed by the host in every scrape
+    /// of a registry that uses this backend. The default reports nothing.
+    /// </summary>
+    /// <param name="config">The configuration whose statistics to report.</param>
+    /// <returns>The statistics; names must be valid metric names and should start with <c>metrics_backend_</c>.</returns>
+    static virtual IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) => [];
 }

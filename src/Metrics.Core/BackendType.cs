@@ -18,6 +18,8 @@ internal interface IBackendType
     IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families);
 
     void Flush(BackendConfig config);
+
+    IReadOnlyList<BackendStatistic> Statistics(BackendConfig config);
 }
 
 /// <summary>The adapter closed over one backend type, once, when the backend is selected.</summary>
@@ -39,6 +41,8 @@ internal sealed class BackendType<T> : IBackendType
     public IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => T.Collect(config, families);
 
     public void Flush(BackendConfig config) => T.Flush(config);
+
+    public IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) => T.Statistics(config);
 
     private static Func<BackendConfig, MetricDescriptor, HistogramBucket?, IMetricBackend> CompileConstructor()
     {

@@ -29,7 +29,17 @@ public sealed class Counter : Metric<Counter>
     {
         if (FullValues is not null)
         {
-            _value = CreateValue();
+            try
+            {
+                _value = CreateValue();
+            }
+            catch
+            {
+                // A backend that refuses the value must not leave the name taken by a metric that does not exist.
+                family.Registry.Unregister(this);
+                throw;
+            }
+
             family.AddChild(this, FullValues);
         }
     }

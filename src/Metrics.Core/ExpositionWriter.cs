@@ -65,6 +65,7 @@ internal sealed class ExpositionWriter : IDisposable
                 }
             }
 
+            writer.WriteStatistics(registry, entries);
             if (writer._openMetrics)
             {
                 writer.WriteRaw("# EOF\n"u8);
@@ -284,6 +285,32 @@ internal sealed class ExpositionWriter : IDisposable
             {
                 var labels = Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues);
                 WriteSeries(nameBytes, _openMetrics && snapshot.Type == MetricType.Counter ? "_total"u8 : default, labels, sample.Value);
+            }
+        }
+    }
+
+    /// <summary>Backends' reports about themselves, once per backend, skipping names the application uses.</summary>
+    private void WriteStatistics(MetricRegistry registry, IReadOnlyList<object> entries)
+    {
+        HashSet<MetricsBackend>? seen = null;
+        foreach (var entry in entries)
+        {
+            if (entry is not MetricFamily family || family.Backend == MetricsBackend.Memory || !(seen ??= []).Add(family.Backend))
+            {
+                continue;
+            }
+
+            foreach (var statistic in family.Backend.Statistics())
+            {
+                if (registry.IsRegistered(statistic.Name) || statistic.Type is not (MetricType.Counter or MetricType.Gauge))
+                {
+                    continue;
+                }
+
+                var name = _openMetrics && statistic.Type == MetricType.Counter ? TrimTotal(statistic.Name) : statistic.Name;
+                var nameBytes = Encoding.UTF8.GetBytes(name);
+                WriteHeader(nameBytes, statistic.Help, statistic.Type);
+                WriteSeries(nameBytes, _openMetrics && statistic.Type == MetricType.Counter ? "_total"u8 : default, default, statistic.Value);
             }
         }
     }

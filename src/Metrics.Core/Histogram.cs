@@ -31,7 +31,17 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
         _bounds = family.Buckets;
         if (FullValues is not null)
         {
-            (_buckets, _sum) = CreateValues();
+            try
+            {
+                (_buckets, _sum) = CreateValues();
+            }
+            catch
+            {
+                // A backend that refuses the value must not leave the name taken by a metric that does not exist.
+                family.Registry.Unregister(this);
+                throw;
+            }
+
             family.AddChild(this, FullValues);
         }
     }

@@ -167,6 +167,14 @@ public sealed class MetricRegistry
         }
     }
 
+    internal bool IsRegistered(string name)
+    {
+        lock (_lock)
+        {
+            return _byName.ContainsKey(name);
+        }
+    }
+
     private void ThrowIfTaken(string name)
     {
         if (_byName.TryGetValue(name, out var existing))

@@ -1,4 +1,6 @@
 using Metrics.Backends.Memory;
+using Metrics.Configuration;
+using Microsoft.Extensions.Configuration;
 
 namespace Metrics;
 
@@ -88,6 +90,24 @@ public sealed class MetricsBackend
         where TBackend : IMetricBackend<TBackend> =>
         new(new BackendType<TBackend>(), config ?? BackendConfig.Empty, name ?? typeof(TBackend).Name);
 
+    /// <summary>
+    /// Loads the backend named <paramref name="name"/> from the plugins folder and runs its <c>Initialize</c> once for
+    /// <paramref name="config"/>: <c>pluginsPath/name/name.dll</c>, or the built-in Memory backend for <c>Memory</c> when that
+    /// folder is absent. Only the contract assembly is shared with the plugin; nothing is loaded from outside its folder.
+    /// </summary>
+    /// <param name="pluginsPath">The plugins folder; a relative path is relative to <see cref="AppContext.BaseDirectory"/>.</param>
+    /// <param name="name">The backend's name: letters, digits, '_' and single dots, no path.</param>
+    /// <param name="config">The backend's configuration.</param>
+    /// <returns>The selected backend; it does not become <see cref="Default"/> (see <see cref="MetricsConfiguration.Apply(IConfiguration)"/>).</returns>
+    /// <exception cref="MetricsConfigurationException">The name, folder, plugin or configuration is wrong; the message says what to do.</exception>
+    public static MetricsBackend Load(string pluginsPath, string name, BackendConfig config) => BackendLoader.Load(pluginsPath, name, config);
+
+    /// <summary>Loads the backend the <c>Metrics</c> section of <paramref name="configuration"/> selects (Memory when absent).</summary>
+    /// <param name="configuration">The application's configuration.</param>
+    /// <returns>The selected backend; it does not become <see cref="Default"/>.</returns>
+    /// <exception cref="MetricsConfigurationException">The configuration or the plugin is wrong.</exception>
+    public static MetricsBackend FromConfiguration(IConfiguration configuration) => MetricsConfiguration.Load(configuration);
+
     /// <summary>Creates one value through the backend, as a metric does for each series, bucket and sum.</summary>
     /// <param name="metric">The metric and series the value belongs to.</param>
     /// <param name="bucket">The histogram or summary part, or null.</param>
@@ -102,6 +122,10 @@ public sealed class MetricsBackend
     /// <param name="families">The metric families.</param>
     /// <returns>One list per family, or null.</returns>
     public IReadOnlyList<CollectedValue>[]? Collect(IReadOnlyList<MetricDescriptor> families) => BackendType.Collect(Config, families);
+
+    /// <summary>The numbers the backend reports about itself (dropped updates, refused series).</summary>
+    /// <returns>The statistics; empty for most backends.</returns>
+    public IReadOnlyList<BackendStatistic> Statistics() => BackendType.Statistics(Config);
 
     /// <summary>Pushes buffered updates to the store; returns when they are stored or the backend's timeout elapses.</summary>
     public void Flush() => BackendType.Flush(Config);

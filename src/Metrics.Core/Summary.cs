@@ -26,7 +26,17 @@ public sealed class Summary : Metric<Summary>, IDurationSink
     {
         if (FullValues is not null)
         {
-            (_count, _sum) = CreateValues();
+            try
+            {
+                (_count, _sum) = CreateValues();
+            }
+            catch
+            {
+                // A backend that refuses the value must not leave the name taken by a metric that does not exist.
+                family.Registry.Unregister(this);
+                throw;
+            }
+
             family.AddChild(this, FullValues);
         }
     }

@@ -1,0 +1,578 @@
+using System.Collections.Concurrent;
+using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Metrics.Backends.SharedMemory;
+
+/// <summary>
+/// One store file mapped into this process: a header, a table of process slots, a hash index and an
+/// append-only region of 64-byte-aligned entries. See README.md for the layout and the crash-safety argument.
+/// </summary>
+/// <remarks>
+/// The whole configured maximum size is mapped once and never unmapped, so pointers into the mapping held by
+/// backend instances stay valid for the life of the process; only the file under the mapping grows.
+/// One instance per file per process: POSIX record locks belong to the process, and closing any descriptor
+/// of the file would drop them, so the file is opened exactly once and never closed.
+/// </remarks>
+internal sealed unsafe class SharedMemoryStore
+{
+    public const int EntryAlignment = 64;
+    public const int EntryHeaderSize = 64;
+
+    // Entry layout (bytes from the entry start).
+    public const int EntryNext = 0;        // int32 index of the next entry in the bucket chain, 0 = end
+    public const int EntryKeyLength = 4;   // int32
+    public const int EntryHash = 8;        // uint32
+    public const int EntryRole = 12;       // int32
+    public const int EntrySlot = 16;       // int32
+    public const int EntryUnits = 20;      // int32 size in 64-byte units
+    public const int EntryValues = 32;     // four int64 words v0..v3
+    public const int EntryKey = 64;
+
+    /// <summary>The archive's "no value folded yet" marker: a signalling NaN no arithmetic produces.</summary>
+    public const long EmptyArchive = 0x7FF0_0000_0000_0001;
+
+    private const ulong Magic = 0x3130_4D48_5353_544D; // "MTSSHM01"
+    private const int Version = 1;
+
+    // Header layout: hot words each on their own cache line.
+    private const int HeaderMagic = 0;
+    private const int HeaderVersion = 8;
+    private const int HeaderSlotCount = 12;
+    private const int HeaderCapacity = 16;
+    private const int HeaderBucketCount = 24;
+    private const int HeaderDataStart = 28;
+    private const int HeaderEpoch = 32;
+    private const int HeaderUsed = 64;
+    private const int HeaderSequence = 128;
+    private const int HeaderSlots = 192;
+    private const int SlotSize = 32;
+
+    // Slot layout.
+    private const int SlotEpoch = 0;  // int64, 0 = never used
+    private const int SlotPid = 8;    // int32, informational only: liveness is the held lock, never the pid
+    private const int SlotStarted = 16; // int64 Unix milliseconds, informational
+
+    // Record locks live far beyond any file size, one byte each: the init lock, then one per slot.
+    private const long InitLock = 1L << 40;
+
+    private static readonly ConcurrentDictionary<BackendConfig, SharedMemoryStore> ByConfig = new();
+    private static readonly Dictionary<string, SharedMemoryStore> ByPath = new(StringComparer.Ordinal);
+
+    private readonly FileStream _file;
+    private readonly byte* _base;
+    private readonly int _bucketCount;
+    private readonly int _slotCount;
+    private readonly object _gate = new();
+    private readonly object _growGate = new();
+    private long _knownLength;
+    private int _mySlot = -1;
+    private long _myEpoch;
+    private long _refused;
+    private FileStream? _initLockFile;
+
+    // Kept so the mapping is never collected on platforms that use MemoryMappedFile.
+    private readonly MemoryMappedFile? _mappedFile;
+    private readonly MemoryMappedViewAccessor? _view;
+
+    private SharedMemoryStore(StoreOptions options)
+    {
+        Options = options;
+        _bucketCount = options.IndexBuckets;
+        _slotCount = options.MaxProcesses;
+        var directory = System.IO.Path.GetDirectoryName(options.Path);
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        try
+        {
+            _file = new FileStream(options.Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BackendConfigException(options.Key(StoreOptions.PathKey), $"The shared-memory metrics store '{options.Path}' cannot be opened for reading and writing ({e.Message}). Set '{options.Key(StoreOptions.PathKey)}' to a file in a writable directory shared by the processes.", e);
+        }
+
+        if (OperatingSystem.IsLinux())
+        {
+            var address = Native.Mmap(0, (nuint)options.MaxSize, Native.ProtReadWrite, Native.MapShared, Fd, 0);
+            if (address == -1)
+            {
+                throw new IOException($"Mapping {options.MaxSize} bytes of '{options.Path}' failed (errno {Marshal.GetLastPInvokeError()}). Lower '{options.Key(StoreOptions.MaxSizeKey)}' if the address space is limited.");
+            }
+
+            _base = (byte*)address;
+        }
+        else
+        {
+            // Without mmap beyond the end of the file, the file takes its maximum size at once (sparse where the file system allows).
+            _mappedFile = MemoryMappedFile.CreateFromFile(_file, null, options.MaxSize, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+            _view = _mappedFile.CreateViewAccessor(0, options.MaxSize);
+            byte* pointer = null;
+            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            _base = pointer;
+        }
+
+        InitializeHeader();
+    }
+
+    public StoreOptions Options { get; }
+
+    /// <summary>Series refused by this process because the store was full.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+
+    /// <summary>Bytes of the store in use (header and entries, including regions leaked by crashed allocations).</summary>
+    public long UsedBytes => Volatile.Read(ref Header<long>(HeaderUsed));
+
+    public int SlotCount => _slotCount;
+
+    private int Fd => (int)_file.SafeFileHandle.DangerousGetHandle();
+
+    private int* Buckets => (int*)(_base + HeaderSlots + ((long)_slotCount * SlotSize));
+
+    private long Capacity => Options.MaxSize;
+
+    public static long DataStart(int slots, int buckets) =>
+        AlignUp(HeaderSlots + ((long)slots * SlotSize) + ((long)buckets * sizeof(int)), EntryAlignment);
+
+    /// <summary>The store for a configuration, opened on first use; one per file per process whatever the configuration object.</summary>
+    public static SharedMemoryStore For(BackendConfig config)
+    {
+        if (ByConfig.TryGetValue(config, out var store))
+        {
+            return store;
+        }
+
+        var options = StoreOptions.Read(config);
+        lock (ByPath)
+        {
+            if (!ByPath.TryGetValue(options.Path, out store))
+            {
+                store = new SharedMemoryStore(options);
+                ByPath.Add(options.Path, store);
+            }
+            else if (store.Options with { ConfigPath = options.ConfigPath } != options)
+            {
+                throw new BackendConfigException(
+                    options.Key(StoreOptions.PathKey),
+                    $"The store '{options.Path}' is already open in this process with other settings ({store.Options}); two configurations naming one store file must agree on its sizes.");
+            }
+        }
+
+        ByConfig.TryAdd(config, store);
+        return store;
+    }
+
+    public static ref long Word(byte* entry, int index) => ref Unsafe.AsRef<long>(entry + EntryValues + (index * sizeof(long)));
+
+    public static ReadOnlySpan<byte> KeyOf(byte* entry) => new(entry + EntryKey, *(int*)(entry + EntryKeyLength));
+
+    /// <summary>A store-wide increasing number: orders writes of most-recent gauges across processes.</summary>
+    public long NextSequence() => Interlocked.Increment(ref Header<long>(HeaderSequence));
+
+    /// <summary>Finds the published entry with <paramref name="key"/>, or null.</summary>
+    public byte* Find(byte[] key)
+    {
+        var hash = Hash(key);
+        var head = Volatile.Read(ref Buckets[hash & (uint)(_bucketCount - 1)]);
+        return FindInChain(head, 0, key, hash);
+    }
+
+    /// <summary>
+    /// Finds the entry with <paramref name="key"/> or appends and publishes it. Lock-free and crash-safe: the entry is
+    /// written completely in a reserved region nobody else reads, then published by one CAS of the bucket's head.
+    /// </summary>
+    /// <param name="key">The encoded key.</param>
+    /// <param name="initialWord0">The first value word of a new entry (the owner's epoch, or the empty-archive marker).</param>
+    /// <param name="describe">Names the series in the store-full message.</param>
+    public byte* FindOrCreate(byte[] key, long initialWord0, Func<string> describe)
+    {
+        var hash = Hash(key);
+        ref var bucket = ref Buckets[hash & (uint)(_bucketCount - 1)];
+        var head = Volatile.Read(ref bucket);
+        var found = FindInChain(head, 0, key, hash);
+        if (found != null)
+        {
+            return found;
+        }
+
+        var size = AlignUp(EntryHeaderSize + key.Length, EntryAlignment);
+        var offset = Reserve(size, describe);
+        var entry = _base + offset;
+        *(int*)(entry + EntryKeyLength) = key.Length;
+        *(uint*)(entry + EntryHash) = hash;
+        *(int*)(entry + EntryRole) = key[0];
+        *(int*)(entry + EntrySlot) = SeriesKey.SlotOf(key);
+        *(int*)(entry + EntryUnits) = (int)(size / EntryAlignment);
+        Word(entry, 0) = initialWord0;
+        key.CopyTo(new Span<byte>(entry + EntryKey, key.Length));
+        var index = (int)(offset / EntryAlignment);
+        while (true)
+        {
+            *(int*)(entry + EntryNext) = head;
+            // The CAS is a full fence: every byte written above is visible before the entry is reachable.
+            var seen = Interlocked.CompareExchange(ref bucket, index, head);
+            if (seen == head)
+            {
+                return entry;
+            }
+
+            // Another process published first; if it published this very key, use its entry and leave ours unreachable.
+            found = FindInChain(seen, head, key, hash);
+            if (found != null)
+            {
+                return found;
+            }
+
+            head = seen;
+        }
+    }
+
+    /// <summary>Every published entry, walked through the index so a reserved but unpublished region is never read.</summary>
+    public List<nint> Entries()
+    {
+        var entries = new List<nint>();
+        var limit = UsedBytes / EntryAlignment;
+        for (var b = 0; b < _bucketCount; b++)
+        {
+            var index = Volatile.Read(ref Buckets[b]);
+            while (index != 0)
+            {
+                var entry = EntryAt(index);
+                entries.Add((nint)entry);
+                if (entries.Count > limit)
+                {
+                    throw Corrupt("the index has a cycle");
+                }
+
+                index = Volatile.Read(ref *(int*)(entry + EntryNext));
+            }
+        }
+
+        return entries;
+    }
+
+    /// <summary>This process's slot and epoch, claiming a free or dead slot on first use.</summary>
+    public (int Slot, long Epoch) ProcessSlot()
+    {
+        if (Volatile.Read(ref _mySlot) >= 0)
+        {
+            return (_mySlot, _myEpoch);
+        }
+
+        lock (_gate)
+        {
+            if (_mySlot >= 0)
+            {
+                return (_mySlot, _myEpoch);
+            }
+
+            for (var i = 0; i < _slotCount; i++)
+            {
+                if (!TryLock(InitLock + 1 + i))
+                {
+                    continue;
+                }
+
+                // The lock is ours, so whoever held the slot before is gone (the kernel drops a dead process's locks,
+                // SIGKILL included). A fresh epoch makes everything the previous holder owned recognisably stale,
+                // however its pid compares with ours.
+                var slot = _base + HeaderSlots + ((long)i * SlotSize);
+                var epoch = Interlocked.Increment(ref Header<long>(HeaderEpoch));
+                *(int*)(slot + SlotPid) = Environment.ProcessId;
+                *(long*)(slot + SlotStarted) = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                Volatile.Write(ref *(long*)(slot + SlotEpoch), epoch);
+                _myEpoch = epoch;
+                Volatile.Write(ref _mySlot, i);
+                return (i, epoch);
+            }
+        }
+
+        Interlocked.Increment(ref _refused);
+        throw new SharedMemoryStoreFullException(
+            $"The shared-memory metrics store '{Options.Path}' has no free process slot: {_slotCount} live processes already use aggregated or per-process gauges. Raise '{Options.Key(StoreOptions.MaxProcessesKey)}' (it only takes effect for a new store file).",
+            Options.Key(StoreOptions.MaxProcessesKey));
+    }
+
+    /// <summary>The epochs of the processes alive now: those whose slot lock is held.</summary>
+    public HashSet<long> LiveEpochs()
+    {
+        var live = new HashSet<long>();
+        lock (_gate)
+        {
+            for (var i = 0; i < _slotCount; i++)
+            {
+                var slot = _base + HeaderSlots + ((long)i * SlotSize);
+                if (Volatile.Read(ref *(long*)(slot + SlotEpoch)) == 0)
+                {
+                    continue;
+                }
+
+                if (i == _mySlot)
+                {
+                    live.Add(_myEpoch);
+                    continue;
+                }
+
+                if (TryLock(InitLock + 1 + i))
+                {
+                    Unlock(InitLock + 1 + i);
+                    continue;
+                }
+
+                live.Add(Volatile.Read(ref *(long*)(slot + SlotEpoch)));
+            }
+        }
+
+        return live;
+    }
+
+    /// <summary>The slot table, for diagnostics and tests.</summary>
+    public IReadOnlyList<(int Slot, long Epoch, int Pid, bool Live)> Slots()
+    {
+        var live = LiveEpochs();
+        var slots = new List<(int, long, int, bool)>();
+        for (var i = 0; i < _slotCount; i++)
+        {
+            var slot = _base + HeaderSlots + ((long)i * SlotSize);
+            var epoch = Volatile.Read(ref *(long*)(slot + SlotEpoch));
+            if (epoch != 0)
+            {
+                slots.Add((i, epoch, *(int*)(slot + SlotPid), live.Contains(epoch)));
+            }
+        }
+
+        return slots;
+    }
+
+    /// <summary>Overwrites the pid recorded in a slot: lets tests stand a recycled pid next to a dead slot.</summary>
+    public void OverwriteSlotPid(int slot, int pid) => *(int*)(_base + HeaderSlots + ((long)slot * SlotSize) + SlotPid) = pid;
+
+    private static long AlignUp(long value, long alignment) => (value + alignment - 1) & ~(alignment - 1);
+
+    private static uint Hash(ReadOnlySpan<byte> key)
+    {
+        // FNV-1a: stable across processes and runtimes, unlike string.GetHashCode.
+        var hash = 2166136261u;
+        foreach (var b in key)
+        {
+            hash = (hash ^ b) * 16777619u;
+        }
+
+        return hash;
+    }
+
+    private ref T Header<T>(int offset)
+        where T : unmanaged => ref Unsafe.AsRef<T>(_base + offset);
+
+    private byte* FindInChain(int index, int stop, byte[] key, uint hash)
+    {
+        var steps = 0L;
+        var limit = UsedBytes / EntryAlignment;
+        while (index != 0 && index != stop)
+        {
+            var entry = EntryAt(index);
+            if (*(uint*)(entry + EntryHash) == hash && KeyOf(entry).SequenceEqual(key))
+            {
+                return entry;
+            }
+
+            if (++steps > limit)
+            {
+                throw Corrupt("the index has a cycle");
+            }
+
+            index = Volatile.Read(ref *(int*)(entry + EntryNext));
+        }
+
+        return null;
+    }
+
+    private byte* EntryAt(int index)
+    {
+        var offset = (long)index * EntryAlignment;
+        var dataStart = DataStart(_slotCount, _bucketCount);
+        if (offset < dataStart || offset + EntryHeaderSize > UsedBytes)
+        {
+            throw Corrupt($"an index link points to offset {offset}, outside the entries");
+        }
+
+        var entry = _base + offset;
+        var keyLength = *(int*)(entry + EntryKeyLength);
+        if (keyLength < SeriesKey.PrefixLength || offset + EntryKey + keyLength > UsedBytes)
+        {
+            throw Corrupt($"the entry at offset {offset} has a key length of {keyLength}");
+        }
+
+        return entry;
+    }
+
+    private long Reserve(long size, Func<string> describe)
+    {
+        ref var used = ref Header<long>(HeaderUsed);
+        while (true)
+        {
+            var current = Volatile.Read(ref used);
+            if (current + size > Capacity)
+            {
+                Interlocked.Increment(ref _refused);
+                throw new SharedMemoryStoreFullException(
+                    $"The shared-memory metrics store '{Options.Path}' is full ({current} of {Capacity} bytes used), so the series {describe()} was not created. Raise '{Options.Key(StoreOptions.MaxSizeKey)}' (it takes effect for a new store file: stop the processes and delete the file), or reduce the number of series.",
+                    Options.Key(StoreOptions.MaxSizeKey));
+            }
+
+            if (Interlocked.CompareExchange(ref used, current + size, current) == current)
+            {
+                EnsureFileCovers(current + size);
+                return current;
+            }
+        }
+    }
+
+    private void EnsureFileCovers(long end)
+    {
+        if (end <= Volatile.Read(ref _knownLength) || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        lock (_growGate)
+        {
+            var length = RandomAccess.GetLength(_file.SafeFileHandle);
+            if (length < end)
+            {
+                var target = Math.Min(Capacity, Math.Max(AlignUp(end, 64 * 1024), length * 2));
+                // posix_fallocate only ever extends, so processes growing the file at once cannot shrink it under each other.
+                var error = Native.PosixFallocate(Fd, length, target - length);
+                if (error != 0)
+                {
+                    throw new IOException($"Growing the shared-memory metrics store '{Options.Path}' to {target} bytes failed (errno {error}); the file system may be full.");
+                }
+
+                length = target;
+            }
+
+            Volatile.Write(ref _knownLength, length);
+        }
+    }
+
+    private void InitializeHeader()
+    {
+        var deadline = Environment.TickCount64 + 30_000;
+        while (!TryLock(InitLock))
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                throw new TimeoutException($"Another process has held the initialization lock of the shared-memory metrics store '{Options.Path}' for 30 s.");
+            }
+
+            Thread.Sleep(1);
+        }
+
+        try
+        {
+            EnsureFileCovers(Options.InitialSize);
+            var dataStart = DataStart(_slotCount, _bucketCount);
+            if (Volatile.Read(ref Header<ulong>(HeaderMagic)) == Magic)
+            {
+                Validate();
+                return;
+            }
+
+            // Nothing else reads a store whose magic is unset, and a crash here leaves it unset for the next process to redo.
+            new Span<byte>(_base, (int)dataStart).Clear();
+            Header<int>(HeaderVersion) = Version;
+            Header<int>(HeaderSlotCount) = _slotCount;
+            Header<long>(HeaderCapacity) = Capacity;
+            Header<int>(HeaderBucketCount) = _bucketCount;
+            Header<int>(HeaderDataStart) = (int)dataStart;
+            Header<long>(HeaderUsed) = dataStart;
+            Volatile.Write(ref Header<ulong>(HeaderMagic), Magic);
+        }
+        finally
+        {
+            Unlock(InitLock);
+        }
+    }
+
+    private void Validate()
+    {
+        if (Header<int>(HeaderVersion) != Version)
+        {
+            throw new InvalidDataException($"The shared-memory metrics store '{Options.Path}' has layout version {Header<int>(HeaderVersion)}, this backend writes version {Version}. Stop the processes using it and delete the file.");
+        }
+
+        Check(StoreOptions.MaxSizeKey, Header<long>(HeaderCapacity), Capacity);
+        Check(StoreOptions.MaxProcessesKey, Header<int>(HeaderSlotCount), _slotCount);
+        Check(StoreOptions.IndexBucketsKey, Header<int>(HeaderBucketCount), _bucketCount);
+        var used = UsedBytes;
+        if (used < DataStart(_slotCount, _bucketCount) || used > Capacity)
+        {
+            throw Corrupt($"its used size is {used}");
+        }
+
+        void Check(string key, long stored, long configured)
+        {
+            if (stored != configured)
+            {
+                throw new BackendConfigException(Options.Key(key), $"The shared-memory metrics store '{Options.Path}' was created with {key} = {stored}, but '{Options.Key(key)}' is {configured}. Use {stored}, or stop every process using the store and delete the file to apply the new size.");
+            }
+        }
+    }
+
+    private InvalidDataException Corrupt(string what) =>
+        new($"The shared-memory metrics store '{Options.Path}' is damaged ({what}); it was modified by something other than this backend. Stop the processes using it and delete the file.");
+
+    private bool TryLock(long position)
+    {
+        if (OperatingSystem.IsMacOS())
+        {
+            return TryLockWithoutRecordLocks(position);
+        }
+
+        try
+        {
+            _file.Lock(position, 1);
+            return true;
+        }
+        catch (IOException)
+        {
+            // The documented way FileStream.Lock reports a region already locked by another process.
+            return false;
+        }
+    }
+
+    private void Unlock(long position)
+    {
+        if (OperatingSystem.IsMacOS())
+        {
+            _initLockFile?.Dispose();
+            _initLockFile = null;
+            return;
+        }
+
+        _file.Unlock(position, 1);
+    }
+
+    private bool TryLockWithoutRecordLocks(long position)
+    {
+        if (position != InitLock)
+        {
+            throw new PlatformNotSupportedException("Aggregated and per-process gauge modes of the shared-memory backend need file record locks, which .NET does not offer on macOS; use the Sum or MostRecent gauge modes there.");
+        }
+
+        try
+        {
+            // FileShare.None takes an exclusive flock on macOS: a stand-in for the init record lock.
+            _initLockFile = new FileStream(Options.Path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,268 @@
+using System.Collections.Concurrent;
+
+namespace Metrics.Tests;
+
+public class BackendTests
+{
+    [Fact]
+    public void Every_value_is_created_through_the_backend_with_a_complete_descriptor()
+    {
+        var config = new BackendConfig([new("Id", Guid.NewGuid().ToString())]);
+        var backend = MetricsBackend.Create<RecordingBackend>(config);
+        var registry = new MetricRegistry("p", backend);
+        var histogram = new Histogram("lat", "Latency help.", ["a", "b"], new Dictionary<string, string> { ["b"] = "dflt" }, registry, [1, 2]);
+        histogram.Labels("x").Observe(1.5);
+        var summary = new Summary("sz", "Size help.", registry: registry);
+        summary.Observe(3);
+
+        var created = RecordingBackend.Created.Where(c => c.Config == config).ToList();
+        var histogramValues = created.Where(c => c.Metric.Name == "p_lat").ToList();
+        Assert.Equal(4, histogramValues.Count); // 3 buckets (1, 2, +Inf) and the sum: the count is derived from the buckets.
+        foreach (var (_, metric, _) in histogramValues)
+        {
+            Assert.Equal("Latency help.", metric.Help);
+            Assert.Equal(MetricType.Histogram, metric.Type);
+            Assert.Equal(["a", "b"], metric.LabelNames);
+            Assert.Equal(["x", "dflt"], metric.LabelValues);
+            Assert.Equal([1, 2, double.PositiveInfinity], metric.Buckets);
+        }
+
+        Assert.Equal(
+            ["1", "2", "+Inf", "sum"],
+            histogramValues.Select(c => c.Bucket!.Value.ToString()).ToArray());
+        Assert.Equal(["count", "sum"], created.Where(c => c.Metric.Name == "p_sz").Select(c => c.Bucket!.Value.ToString()).ToArray());
+        Assert.Equal(1, RecordingBackend.Initializations[config]);
+    }
+
+    [Fact]
+    public void Initialize_runs_once_per_type_and_configuration()
+    {
+        var id = Guid.NewGuid().ToString();
+        var one = new BackendConfig([new("Id", id)]);
+        var same = new BackendConfig([new("id", id)]);
+        var other = new BackendConfig([new("Id", id + "x")]);
+        _ = MetricsBackend.Create<RecordingBackend>(one);
+        _ = MetricsBackend.Create<RecordingBackend>(same);
+        Parallel.For(0, 8, _ => MetricsBackend.Create<RecordingBackend>(one));
+        _ = MetricsBackend.Create<RecordingBackend>(other);
+        Assert.Equal(1, RecordingBackend.Initializations[one]);
+        Assert.Equal(1, RecordingBackend.Initializations[other]);
+    }
+
+    [Fact]
+    public void Batch_collection_exposes_series_other_processes_created()
+    {
+        var backend = MetricsBackend.Create<CollectingBackend>();
+        var registry = new MetricRegistry(backend: backend);
+        var counter = new Counter("jobs_total", "Jobs.", ["worker"], registry: registry);
+        var histogram = new Histogram("lat", "Lat.", ["worker"], registry: registry, buckets: [1]);
+        counter.Labels("local").Inc(2);
+        CollectingBackend.Remote = [
+            [new CollectedValue(["remote"], null, 40)],
+            [
+                new CollectedValue(["remote"], HistogramBucket.ForUpperBound(1), 3),
+                new CollectedValue(["remote"], HistogramBucket.ForUpperBound(double.PositiveInfinity), 1),
+                new CollectedValue(["remote"], HistogramBucket.Sum, 5.5),
+                new CollectedValue(["remote"], HistogramBucket.Count, 999),
+            ],
+        ];
+
+        var text = registry.Render();
+        Assert.Contains("jobs_total{worker=\"remote\"} 40\n", text, StringComparison.Ordinal);
+        Assert.Contains("lat_bucket{worker=\"remote\",le=\"1\"} 3\nlat_bucket{worker=\"remote\",le=\"+Inf\"} 4\nlat_sum{worker=\"remote\"} 5.5\nlat_count{worker=\"remote\"} 4\n", text, StringComparison.Ordinal);
+        ConcurrencyTests.CheckHistogramConsistency(text);
+    }
+
+    [Fact]
+    public void Backend_statistics_are_exposed_once_per_backend()
+    {
+        var backend = MetricsBackend.Create<CollectingBackend>(new BackendConfig([new("Stats", "yes")]));
+        var registry = new MetricRegistry(backend: backend);
+        CollectingBackend.Remote = [[], []];
+        _ = new Counter("a_total", "A.", registry: registry);
+        _ = new Counter("b_total", "B.", registry: registry);
+        var text = registry.Render();
+        Assert.Equal(1, text.Split('\n').Count(l => l == "metrics_backend_dropped_updates_total 7"));
+        Assert.Contains("# TYPE metrics_backend_dropped_updates counter\nmetrics_backend_dropped_updates_total 7\n", registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Collection_failure_fails_the_scrape_before_any_byte_is_written()
+    {
+        var backend = MetricsBackend.Create<CollectingBackend>(new BackendConfig([new("Fail", "true")]));
+        var registry = new MetricRegistry(backend: backend);
+        new Counter("x_total", "X.", registry: registry).Inc();
+        using var stream = new MemoryStream();
+        var ex = Assert.Throws<InvalidOperationException>(() => registry.WriteAsync(stream, cancellationToken: TestContext.Current.CancellationToken).GetAwaiter().GetResult());
+        Assert.Contains("store unreachable", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(0, stream.Length);
+    }
+
+    [Fact]
+    public void Default_backend_cannot_change_once_used()
+    {
+        // The default registry has been used by other tests, or is now.
+        var gauge = new Gauge($"default_backend_probe_{Guid.NewGuid():N}", "Probe.");
+        MetricRegistry.Default.Unregister(gauge);
+        var ex = Assert.Throws<InvalidOperationException>(() => MetricsBackend.Default = MetricsBackend.Create<RecordingBackend>(new BackendConfig([new("Id", "late")])));
+        Assert.Contains("before the first metric is created", ex.Message, StringComparison.Ordinal);
+        Assert.Same(MetricsBackend.Memory, MetricsBackend.Default);
+    }
+
+    [Fact]
+    public void Backend_config_typed_reads_name_the_key_and_hide_secrets()
+    {
+        var config = new BackendConfig(
+        [
+            new("FlushInterval", "soon"),
+            new("Size", "12x"),
+            new("Password", "hunter2"),
+            new("Ok", "250ms"),
+            new("Mode", "Max"),
+            new("Pool:Size", "4"),
+        ]);
+        var interval = Assert.Throws<BackendConfigException>(() => config.GetTimeSpan("FlushInterval", TimeSpan.Zero));
+        Assert.Equal("Metrics:BackendConfig:FlushInterval", interval.Key);
+        Assert.Contains("'soon'", interval.Message, StringComparison.Ordinal);
+        Assert.Contains("duration", interval.Message, StringComparison.Ordinal);
+        Assert.Contains("integer", Assert.Throws<BackendConfigException>(() => config.GetInt32("Size", 0)).Message, StringComparison.Ordinal);
+        var secret = Assert.Throws<BackendConfigException>(() => config.GetInt32("Password", 0));
+        Assert.DoesNotContain("hunter2", secret.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", config.ToString(), StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), config.GetTimeSpan("Ok", TimeSpan.Zero));
+        Assert.Equal(TimeSpan.FromSeconds(3), config.GetTimeSpan("Missing", TimeSpan.FromSeconds(3)));
+        Assert.Equal(GaugeAggregation.Max, config.GetEnum("Mode", GaugeAggregation.Sum));
+        Assert.Equal(4, config.GetSection("Pool").GetInt32("size", 0));
+        Assert.Equal("Metrics:BackendConfig:Pool", config.GetSection("Pool").Path);
+        Assert.Contains("required", Assert.Throws<BackendConfigException>(() => config.GetRequiredString("Host")).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Histogram_bucket_text_round_trips()
+    {
+        foreach (var bucket in new[] { HistogramBucket.Sum, HistogramBucket.Count, HistogramBucket.ForUpperBound(0.1), HistogramBucket.ForUpperBound(1e-300), HistogramBucket.ForUpperBound(double.PositiveInfinity), HistogramBucket.ForUpperBound(-5) })
+        {
+            Assert.Equal(bucket, HistogramBucket.Parse(bucket.ToString()));
+        }
+
+        Assert.NotEqual(HistogramBucket.Sum, HistogramBucket.Count);
+        Assert.Throws<FormatException>(() => HistogramBucket.Parse("nope"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => HistogramBucket.ForUpperBound(double.NaN));
+    }
+
+    [Fact]
+    public void A_backend_refusing_the_first_value_leaves_the_name_free()
+    {
+        var registry = new MetricRegistry(backend: MetricsBackend.Create<RefusingBackend>());
+        var ex = Assert.Throws<InvalidOperationException>(() => new Gauge("g", "G.", registry: registry));
+        Assert.Contains("store full", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(registry.Entries);
+    }
+
+    [Fact]
+    public void Missing_constructor_is_a_clear_configuration_error()
+    {
+        var ex = Assert.Throws<MetricsConfigurationException>(() => MetricsBackend.Create<NoConstructorBackend>());
+        Assert.Contains("no public constructor", ex.Message, StringComparison.Ordinal);
+    }
+
+    public sealed class RecordingBackend : IMetricBackend<RecordingBackend>
+    {
+        private double _value;
+
+        public RecordingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) =>
+            Created.Enqueue((config, metric, histogramBucket));
+
+        public static ConcurrentQueue<(BackendConfig Config, MetricDescriptor Metric, HistogramBucket? Bucket)> Created { get; } = new();
+
+        public static ConcurrentDictionary<BackendConfig, int> Initializations { get; } = new();
+
+        public static void Initialize(BackendConfig config) => Initializations.AddOrUpdate(config, 1, (_, n) => n + 1);
+
+        public void Inc(double value) => _value += value;
+
+        public void Dec(double value) => _value -= value;
+
+        public void Set(double value) => _value = value;
+
+        public double Get() => _value;
+    }
+
+    public sealed class CollectingBackend : IMetricBackend<CollectingBackend>
+    {
+        private readonly BackendConfig _config;
+
+        public CollectingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) => _config = config;
+
+        public static IReadOnlyList<CollectedValue>[] Remote { get; set; } = [];
+
+        public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
+
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
+            config.GetBoolean("Fail", false) ? throw new InvalidOperationException("store unreachable at 127.0.0.1:1") : Remote;
+
+        public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) =>
+            config.GetString("Stats") is null ? [] : [new("metrics_backend_dropped_updates_total", "Dropped.", MetricType.Counter, 7)];
+
+        public void Inc(double value) => _ = _config;
+
+        public void Dec(double value)
+        {
+        }
+
+        public void Set(double value)
+        {
+        }
+
+        public double Get() => 0;
+    }
+
+    public sealed class RefusingBackend : IMetricBackend<RefusingBackend>
+    {
+        public RefusingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) =>
+            throw new InvalidOperationException("store full: raise MaxSize");
+
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public void Inc(double value)
+        {
+        }
+
+        public void Dec(double value)
+        {
+        }
+
+        public void Set(double value)
+        {
+        }
+
+        public double Get() => 0;
+    }
+
+    public sealed class NoConstructorBackend : IMetricBackend<NoConstructorBackend>
+    {
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public void Inc(double value)
+        {
+        }
+
+        public void Dec(double value)
+        {
+        }
+
+        public void Set(double value)
+        {
+        }
+
+        public double Get() => 0;
+    }
+}

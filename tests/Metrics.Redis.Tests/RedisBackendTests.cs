@@ -1,0 +1,302 @@
+using System.Diagnostics;
+using Metrics.Backends.Redis;
+using StackExchange.Redis;
+
+namespace Metrics.Redis.Tests;
+
+public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
+{
+    private static readonly MetricDescriptor Gauge = new("test_gauge", "Gauge.", MetricType.Gauge, ["k"]);
+    private static readonly MetricDescriptor Counter = new("test_total", "Counter.", MetricType.Counter, ["a", "b"]);
+
+    private string Cs => redis.Server.ConnectionString;
+
+    public static TheoryData<double> EdgeValues() =>
+        [double.NaN, double.PositiveInfinity, double.NegativeInfinity, -0.0, 0.0, 1e-300, 1e300, -1e300, double.Epsilon, double.MaxValue, double.MinValue, 0.1, 1.0 / 3];
+
+    [Theory]
+    [MemberData(nameof(EdgeValues))]
+    public void Set_RoundTripsEveryDoubleThroughRedis(double value)
+    {
+        var writer = Config(Cs);
+        var series = new RedisBackend(writer, Gauge.WithLabelValues(["edge"]), null);
+        series.Set(value);
+        FlushOrFail(writer);
+
+        var stored = Read(Config(Cs, "reader"), Gauge, ["edge"]);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(value), BitConverter.DoubleToInt64Bits(stored));
+        Assert.Equal(BitConverter.DoubleToInt64Bits(value), BitConverter.DoubleToInt64Bits(series.Get()));
+    }
+
+    [Fact]
+    public void Inc_TenTimesPointOne_IsWhatTenDoubleAdditionsGive()
+    {
+        var writer = Config(Cs);
+        var series = new RedisBackend(writer, Gauge.WithLabelValues(["tenth"]), null);
+        var expected = 0.0;
+        for (var i = 0; i < 10; i++)
+        {
+            series.Inc(0.1);
+            expected += 0.1;
+            // A flush per step makes the server do every addition, not the local coalescing.
+            FlushOrFail(writer);
+        }
+
+        Assert.NotEqual(1.0, expected);
+        Assert.Equal(expected, Read(Config(Cs, "reader"), Gauge, ["tenth"]));
+        Assert.Equal(expected, series.Get());
+    }
+
+    [Fact]
+    public void Inc_TinyAmountsOnHugeAndTinyValues_AreNotRoundedThroughText()
+    {
+        var writer = Config(Cs);
+        var series = new RedisBackend(writer, Gauge.WithLabelValues(["tiny"]), null);
+        series.Set(1.23e-45);
+        FlushOrFail(writer);
+        series.Inc(1e-300);
+        FlushOrFail(writer);
+        Assert.Equal(1.23e-45 + 1e-300, Read(Config(Cs, "reader"), Gauge, ["tiny"]));
+    }
+
+    [Fact]
+    public void ConcurrentThreads_LoseNothing()
+    {
+        var writer = Config(Cs, extra: ("FlushInterval", "5ms"));
+        var series = new RedisBackend(writer, Counter.WithLabelValues(["x", "y"]), null);
+        const int Threads = 4, PerThread = 200_000;
+        var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
+        {
+            for (var i = 0; i < PerThread; i++)
+            {
+                series.Inc(1);
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        FlushOrFail(writer);
+
+        Assert.Equal(Threads * PerThread, series.Get());
+        Assert.Equal(Threads * PerThread, Read(Config(Cs, "reader"), Counter, ["x", "y"]));
+    }
+
+    [Fact]
+    public void HostileLabelValues_NeverShareAValue()
+    {
+        string[][] labelSets =
+        [
+            ["a,b", "c"], ["a", "b,c"], ["", ""], ["", "x"], ["x", ""], ["1:a", "#"], ["1:a#", ""], ["a\"b", "\n"], ["a\\", "\"b"],
+            ["ü😀", "日本"], ["#", "1:"], ["0:", "#sum"], ["le=\"1\"", "}{"],
+        ];
+        var writer = Config(Cs);
+        var values = labelSets.Select(l => new RedisBackend(writer, Counter.WithLabelValues(l), null)).ToArray();
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i].Inc(i + 1);
+        }
+
+        FlushOrFail(writer);
+        var collected = RedisBackend.Collect(Config(Cs, "reader"), [Counter])![0];
+        Assert.Equal(labelSets.Length, collected.Count);
+        for (var i = 0; i < labelSets.Length; i++)
+        {
+            Assert.Equal(i + 1, collected.Single(c => c.LabelValues.SequenceEqual(labelSets[i])).Value);
+        }
+    }
+
+    [Fact]
+    public void HistogramParts_AreDistinctValuesInOneHash()
+    {
+        var histogram = new MetricDescriptor("test_seconds", "H.", MetricType.Histogram, ["k"], buckets: [0.5, 1, double.PositiveInfinity]);
+        var writer = Config(Cs);
+        var series = histogram.WithLabelValues(["h"]);
+        var b05 = new RedisBackend(writer, series, HistogramBucket.ForUpperBound(0.5));
+        var b1 = new RedisBackend(writer, series, HistogramBucket.ForUpperBound(1));
+        var inf = new RedisBackend(writer, series, HistogramBucket.ForUpperBound(double.PositiveInfinity));
+        var sum = new RedisBackend(writer, series, HistogramBucket.Sum);
+        b05.Inc(1);
+        b1.Inc(1);
+        b1.Inc(1);
+        inf.Inc(1);
+        sum.Inc(0.25 + 0.75 + 0.75 + 7);
+        FlushOrFail(writer);
+
+        var reader = Config(Cs, "reader");
+        Assert.Equal(1, Read(reader, histogram, ["h"], HistogramBucket.ForUpperBound(0.5)));
+        Assert.Equal(2, Read(reader, histogram, ["h"], HistogramBucket.ForUpperBound(1)));
+        Assert.Equal(1, Read(reader, histogram, ["h"], HistogramBucket.ForUpperBound(double.PositiveInfinity)));
+        Assert.Equal(8.75, Read(reader, histogram, ["h"], HistogramBucket.Sum));
+        Assert.Equal(4, RedisBackend.Collect(reader, [histogram])![0].Count);
+    }
+
+    [Fact]
+    public void ReadYourWrites_HoldsBeforeAnyFlush_AndCollectIncludesUnflushedUpdates()
+    {
+        var writer = Config(Cs, extra: ("FlushInterval", "1h"));
+        var series = new RedisBackend(writer, Gauge.WithLabelValues(["ryw"]), null);
+        series.Inc(5);
+        Assert.Equal(5, series.Get());
+        series.Set(2);
+        series.Inc(1);
+        series.Dec(0.5);
+        Assert.Equal(2.5, series.Get());
+        Assert.Equal(2.5, Read(writer, Gauge, ["ryw"]));
+
+        var other = Config(Cs, "other", ("FlushInterval", "1h"));
+        var otherSeries = new RedisBackend(other, Gauge.WithLabelValues(["ryw"]), null);
+        otherSeries.Inc(10);
+        FlushOrFail(writer);
+        FlushOrFail(other);
+        Assert.Equal(12.5, Read(Config(Cs, "reader"), Gauge, ["ryw"]));
+        Assert.Equal(12.5, otherSeries.Get());
+    }
+
+    [Fact]
+    public void GaugeSet_IsLastWriterWins_AndIncsFromEveryWriterAdd()
+    {
+        var first = Config(Cs, "first");
+        var second = Config(Cs, "second");
+        var a = new RedisBackend(first, Gauge.WithLabelValues(["lww"]), null);
+        var b = new RedisBackend(second, Gauge.WithLabelValues(["lww"]), null);
+        a.Set(100);
+        FlushOrFail(first);
+        b.Set(7);
+        FlushOrFail(second);
+        a.Inc(1);
+        b.Dec(3);
+        FlushOrFail(first);
+        FlushOrFail(second);
+        Assert.Equal(5, Read(Config(Cs, "reader"), Gauge, ["lww"]));
+    }
+
+    [Fact]
+    public void ReSentBatch_IsAppliedOnce()
+    {
+        var writer = Config(Cs);
+        var settings = RedisStore.Get(writer).Settings;
+        using var connection = ConnectionMultiplexer.Connect(Cs);
+        var db = connection.GetDatabase();
+        RedisKey key = settings.KeyPrefix + "{resend_total}";
+        RedisKey marker = settings.KeyPrefix + "{resend_total}:w:test-writer";
+        var field = (RedisValue)FieldCodec.Encode([], null);
+        var payload = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(payload, 2.5);
+        RedisValue[] batch = [7, 60_000, 60_000, field, "a", payload];
+
+        // The same batch twice models a reply lost after the server applied it.
+        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker], batch);
+        var again = (RedisResult[])db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker], batch)!;
+        Assert.Equal(2.5, System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian((byte[])again[0]!));
+
+        RedisValue[] next = [8, 60_000, 60_000, field, "a", payload];
+        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker], next);
+        var stored = (byte[])db.HashGet(key, field)!;
+        Assert.Equal(5.0, System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(stored));
+        Assert.True(db.KeyTimeToLive(key) is { } ttl && ttl > TimeSpan.Zero, "the family hash has an expiry");
+    }
+
+    [Fact]
+    public void Keys_ShareOneClusterSlotPerMetric_AndUseThePrefix()
+    {
+        var writer = Config(Cs);
+        var series = new RedisBackend(writer, Counter.WithLabelValues(["s", "t"]), null);
+        series.Inc(1);
+        FlushOrFail(writer);
+        var family = series.Family;
+        Assert.StartsWith(Prefix, family.Key.ToString(), StringComparison.Ordinal);
+        using var connection = ConnectionMultiplexer.Connect(Cs);
+        Assert.Equal(connection.HashSlot(family.Key), connection.HashSlot(family.MarkerKey));
+        Assert.True(connection.GetDatabase().KeyExists(family.MarkerKey));
+    }
+
+    [Theory]
+    [InlineData(GaugeAggregation.LiveSum)]
+    [InlineData(GaugeAggregation.Max)]
+    [InlineData(GaugeAggregation.LivePerProcess)]
+    public void GaugeAggregationsThatNeedPerProcessValues_AreRefusedClearly(GaugeAggregation aggregation)
+    {
+        var gauge = new MetricDescriptor("agg_gauge", "G.", MetricType.Gauge, ["k"], ["v"], gaugeAggregation: aggregation);
+        var error = Assert.Throws<NotSupportedException>(() => new RedisBackend(Config(Cs), gauge, null));
+        Assert.Contains(aggregation.ToString(), error.Message, StringComparison.Ordinal);
+        Assert.Contains("agg_gauge", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Updates_AllocateNothingOnTheCallersThread()
+    {
+        var writer = Config(Cs, extra: ("FlushInterval", "1h"));
+        var series = new RedisBackend(writer, Gauge.WithLabelValues(["alloc"]), null);
+        series.Inc(1);
+        series.Set(1);
+        FlushOrFail(writer);
+        series.Inc(1);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            series.Inc(1);
+            series.Dec(0.5);
+            series.Set(i);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(9_999, series.Get());
+    }
+
+    [Fact]
+    public void Collect_ReturnsSeriesCreatedOnlyInAnotherProcess_FlushedAtItsExit()
+    {
+        var (code, output) = Worker.Run("series", Cs, Prefix, "child \"one\"\n", "42.5");
+        Assert.True(code == 0, output);
+
+        var collected = RedisBackend.Collect(Config(Cs, "reader"), [WorkerShapes.ChildGauge])![0];
+        var single = Assert.Single(collected);
+        Assert.Equal(["child \"one\"\n"], single.LabelValues);
+        Assert.Null(single.Bucket);
+        Assert.Equal(42.5, single.Value);
+    }
+
+    [Fact]
+    public async Task FourProcesses_QuarterMillionUpdatesEach_TotalsExact()
+    {
+        const int Processes = 4, Iterations = 250_000;
+        var stopwatch = Stopwatch.StartNew();
+        var runs = Enumerable.Range(0, Processes)
+            .Select(_ => Task.Run(() => Worker.Run("load", Cs, Prefix, Iterations.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+            .ToArray();
+        foreach (var (exitCode, output) in await Task.WhenAll(runs))
+        {
+            Assert.True(exitCode == 0, output);
+        }
+
+        var reader = Config(Cs, "reader");
+        var counters = RedisBackend.Collect(reader, [WorkerShapes.Counter, WorkerShapes.Histogram])!;
+        var shards = WorkerShapes.Shards.Length;
+        Assert.Equal(shards, counters[0].Count);
+        foreach (var shard in counters[0])
+        {
+            var index = Array.IndexOf(WorkerShapes.Shards, shard.LabelValues[1]);
+            var perProcess = (Iterations / shards) + (index < Iterations % shards ? 1 : 0);
+            Assert.Equal(Processes * perProcess, shard.Value);
+        }
+
+        var buckets = WorkerShapes.Histogram.Buckets.Count;
+        foreach (var part in counters[1])
+        {
+            if (part.Bucket == HistogramBucket.Sum)
+            {
+                Assert.Equal(Processes * Iterations * 0.25, part.Value);
+            }
+            else
+            {
+                var index = WorkerShapes.Histogram.Buckets.ToList().IndexOf(part.Bucket!.Value.UpperBound);
+                var perProcess = (Iterations / buckets) + (index < Iterations % buckets ? 1 : 0);
+                Assert.Equal(Processes * perProcess, part.Value);
+            }
+        }
+
+        Assert.Equal(buckets + 1, counters[1].Count);
+        Assert.Equal((double)Processes * Iterations, counters[1].Where(p => p.Bucket != HistogramBucket.Sum).Sum(p => p.Value));
+        Console.WriteLine($"4 x {Iterations} updates in {stopwatch.Elapsed}");
+    }
+}

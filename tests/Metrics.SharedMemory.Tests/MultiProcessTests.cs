@@ -1,0 +1,107 @@
+using System.Globalization;
+
+namespace Metrics.SharedMemory.Tests;
+
+public sealed class MultiProcessTests
+{
+    [Fact]
+    public void FourProcessesIncrementingTheSameSeriesLoseNothing()
+    {
+        using var store = new Store();
+        const int Iterations = 1_000_000;
+        var workers = Enumerable.Range(0, 4).Select(_ => Worker.Start(store.FilePath, "count", Iterations.ToString(CultureInfo.InvariantCulture))).ToList();
+        foreach (var worker in workers)
+        {
+            worker.WaitForExit(TimeSpan.FromSeconds(90));
+            Assert.True(worker.ExitCode == 0, worker.Errors);
+            worker.Dispose();
+        }
+
+        // Every series below was created only by the workers: the scrape reads what other processes wrote.
+        var counter = Assert.Single(store.Collect(Store.Counter));
+        Assert.Equal(["GET", "a\"b\n,c=d ü"], counter.LabelValues);
+        Assert.Equal(4.0 * Iterations, counter.Value);
+        Assert.Equal(4.0 * Iterations, store.Single(Store.Histogram, HistogramBucket.ForUpperBound(0.5)));
+        Assert.Equal(4.0 * Iterations * 0.25, store.Single(Store.Histogram, HistogramBucket.Sum));
+        Assert.Equal(4.0 * Iterations, store.Single(Store.Summary, HistogramBucket.Count));
+        Assert.Equal(4.0 * Iterations * 2, store.Single(Store.Summary, HistogramBucket.Sum));
+    }
+
+    [Fact]
+    public void TwoHundredShortLivedProcessesLeaveTheStoreTheSizeOfOne()
+    {
+        using var store = new Store();
+        const int Processes = 200;
+        Worker.Run(store.FilePath, "churn");
+        var fileLength = new FileInfo(store.FilePath).Length;
+        var used = store.Mapped.UsedBytes;
+        var pids = new List<int>();
+        for (var i = 1; i < Processes; i++)
+        {
+            Worker.Run(store.FilePath, "churn");
+            Assert.Equal(fileLength, new FileInfo(store.FilePath).Length);
+        }
+
+        Assert.Equal(used, store.Mapped.UsedBytes);
+        // Each process took the slot its exited predecessor left: per-process state is bounded by live processes.
+        var slot = Assert.Single(store.Mapped.Slots());
+        Assert.False(slot.Live);
+        Assert.Equal(Processes, Assert.Single(store.Collect(Store.Counter)).Value);
+        Assert.Equal(Processes, store.Single(Store.Histogram, HistogramBucket.ForUpperBound(0.5)));
+        Assert.Equal(Processes * 0.25, store.Single(Store.Histogram, HistogramBucket.Sum));
+        // Nobody is alive, so the live sum has no series; Max kept the dead processes' values through the archive.
+        Assert.Empty(store.Collect(Store.Gauge(GaugeAggregation.LiveSum)));
+        Assert.True(store.Single(Store.Gauge(GaugeAggregation.Max)) > 0);
+    }
+
+    [Fact]
+    public void MaxKeepsTheLargestValueOfEveryProcessThatEverRanThroughSlotReuse()
+    {
+        using var store = new Store();
+        var family = Store.Gauge(GaugeAggregation.Max);
+        foreach (var value in new[] { 5, 40, 7, 3 })
+        {
+            Worker.Run(store.FilePath, "gauge", "Max", value.ToString(CultureInfo.InvariantCulture));
+        }
+
+        Assert.Single(store.Mapped.Slots());
+        Assert.Equal(40, store.Single(family));
+        var min = Store.Gauge(GaugeAggregation.Min);
+        foreach (var value in new[] { 5, -4, 7 })
+        {
+            Worker.Run(store.FilePath, "gauge", "Min", value.ToString(CultureInfo.InvariantCulture));
+        }
+
+        Assert.Equal(-4, store.Single(min));
+    }
+
+    [Fact]
+    public void ASettingThatDisagreesWithTheExistingStoreFailsNamingTheKey()
+    {
+        using var store = new Store();
+        Worker.Run(store.FilePath, "churn");
+        using var worker = Worker.Start(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_SIZE"] = "33554432" }, "churn");
+        worker.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, worker.ExitCode);
+        Assert.Contains("Metrics:BackendConfig:MaxSize", worker.Errors, StringComparison.Ordinal);
+        Assert.Contains("BackendConfigException", worker.Errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void WhenEveryProcessSlotIsHeldANewProcessIsRefusedNamingMaxProcesses()
+    {
+        using var store = new Store(new Dictionary<string, string?> { ["MaxProcesses"] = "1" });
+        var gauge = store.Create(Store.Gauge(GaugeAggregation.LiveSum));
+        gauge.Set(4);
+        using var refused = Worker.Start(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_PROCESSES"] = "1" }, "gauge", "LiveSum", "3");
+        refused.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("SharedMemoryStoreFullException", refused.Errors, StringComparison.Ordinal);
+        Assert.Contains("Metrics:BackendConfig:MaxProcesses", refused.Errors, StringComparison.Ordinal);
+
+        // Counters need no slot, so the same process can still count; the live sum is this process's alone.
+        Worker.Run(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_PROCESSES"] = "1" }, "count", "5");
+        Assert.Equal(5, Assert.Single(store.Collect(Store.Counter)).Value);
+        Assert.Equal(4, store.Single(Store.Gauge(GaugeAggregation.LiveSum)));
+    }
+}

@@ -1,0 +1,40 @@
+using Metrics.Backends.SharedMemory;
+
+namespace Metrics.SharedMemory.Tests;
+
+/// <summary>A fresh store file per test, and the families the worker writes.</summary>
+internal sealed class Store : IDisposable
+{
+    public static readonly MetricDescriptor Counter = new("shm_requests_total", "Requests.", MetricType.Counter, ["method", "path"]);
+    public static readonly MetricDescriptor Histogram = new("shm_latency_seconds", "Latency.", MetricType.Histogram, ["method"], buckets: [0.5, double.PositiveInfinity]);
+    public static readonly MetricDescriptor Summary = new("shm_size_bytes", "Sizes.", MetricType.Summary, ["method"]);
+
+    public Store(IDictionary<string, string?>? settings = null)
+    {
+        var directory = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        FilePath = Path.Combine(directory, $"metrics-test-{Guid.NewGuid():N}.store");
+        var values = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>()) { ["Path"] = FilePath };
+        Config = new BackendConfig(values);
+    }
+
+    public string FilePath { get; }
+
+    public BackendConfig Config { get; }
+
+    /// <summary>The store as this process has mapped it (opens it on first use).</summary>
+    public SharedMemoryStore Mapped => SharedMemoryStore.For(Config);
+
+    public static MetricDescriptor Gauge(GaugeAggregation mode) =>
+        mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess
+            ? new($"shm_gauge_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, ["pid"], gaugeAggregation: mode)
+            : new($"shm_gauge_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, gaugeAggregation: mode);
+
+    public SharedMemoryBackend Create(MetricDescriptor metric, HistogramBucket? bucket = null) => new(Config, metric, bucket);
+
+    public IReadOnlyList<CollectedValue> Collect(MetricDescriptor family) => SharedMemoryBackend.Collect(Config, [family])![0];
+
+    public double Single(MetricDescriptor family, HistogramBucket? bucket = null) =>
+        Assert.Single(Collect(family), v => v.Bucket == bucket).Value;
+
+    public void Dispose() => File.Delete(FilePath);
+}

@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Globalization;
+using Metrics;
+using Metrics.Backends.Memory;
+using Metrics.Backends.SharedMemory;
+
+// A child process for the shared-memory tests: each command opens the store named on the command line and
+// updates it as an application process would. "ready" on stdout tells the test the values are in place.
+var command = args[0];
+var config = new BackendConfig(new Dictionary<string, string?>
+{
+    ["Path"] = args[1],
+    ["MaxSize"] = Environment.GetEnvironmentVariable("SHM_MAX_SIZE"),
+    ["MaxProcesses"] = Environment.GetEnvironmentVariable("SHM_MAX_PROCESSES"),
+});
+SharedMemoryBackend.Initialize(config);
+
+switch (command)
+{
+    case "count":
+    {
+        // count <path> <iterations>: labelled counter, a histogram bucket and sum, a summary count and sum.
+        var n = long.Parse(args[2], CultureInfo.InvariantCulture);
+        var counter = Shared.Backend(config, Shared.Counter, null);
+        var bucket = Shared.Backend(config, Shared.Histogram, HistogramBucket.ForUpperBound(0.5));
+        var sum = Shared.Backend(config, Shared.Histogram, HistogramBucket.Sum);
+        var summaryCount = Shared.Backend(config, Shared.Summary, HistogramBucket.Count);
+        var summarySum = Shared.Backend(config, Shared.Summary, HistogramBucket.Sum);
+        Console.WriteLine("ready");
+        for (var i = 0; i < n; i++)
+        {
+            counter.Inc(1);
+            bucket.Inc(1);
+            sum.Inc(0.25);
+            summaryCount.Inc(1);
+            summarySum.Inc(2);
+        }
+
+        break;
+    }
+
+    case "churn":
+    {
+        // churn <path>: what a short-lived job does: a counter, a histogram observation and aggregated gauges.
+        Shared.Backend(config, Shared.Counter, null).Inc(1);
+        Shared.Backend(config, Shared.Histogram, HistogramBucket.ForUpperBound(0.5)).Inc(1);
+        Shared.Backend(config, Shared.Histogram, HistogramBucket.Sum).Inc(0.25);
+        Shared.Backend(config, Shared.Gauge(GaugeAggregation.LiveSum), null).Inc(1);
+        Shared.Backend(config, Shared.Gauge(GaugeAggregation.Max), null).Set(Environment.ProcessId);
+        break;
+    }
+
+    case "gauge":
+    {
+        // gauge <path> <mode> <value> [pid label]: sets one gauge, then stays alive until stdin closes or it is killed.
+        var mode = Enum.Parse<GaugeAggregation>(args[2]);
+        // "+5" increments by 5 instead of setting 5: shows whether a taken-over series restarted at 0.
+        var increments = args[3].StartsWith('+');
+        var value = double.Parse(args[3].TrimStart('+'), CultureInfo.InvariantCulture);
+        var descriptor = Shared.Gauge(mode);
+        if (mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess)
+        {
+            // As the host does: the pid label makes one series per process.
+            var pid = args.Length > 4 ? args[4] : Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+            descriptor = new MetricDescriptor(descriptor.Name, "", MetricType.Gauge, ["pid"], [pid], gaugeAggregation: mode);
+        }
+
+        var gauge = Shared.Backend(config, descriptor, null);
+        if (increments || mode == GaugeAggregation.Sum)
+        {
+            gauge.Inc(value);
+        }
+        else
+        {
+            gauge.Set(value);
+        }
+
+        Console.WriteLine("ready " + gauge.Get().ToString("R", CultureInfo.InvariantCulture));
+        Console.In.ReadLine();
+        break;
+    }
+
+    case "spin":
+    {
+        // spin <path>: increments until killed.
+        var counter = Shared.Backend(config, Shared.Counter, null);
+        var bucket = Shared.Backend(config, Shared.Histogram, HistogramBucket.ForUpperBound(0.5));
+        for (var i = 0L; ; i++)
+        {
+            counter.Inc(1);
+            bucket.Inc(1);
+            if (i == 1000)
+            {
+                Console.WriteLine("ready");
+            }
+        }
+    }
+
+    case "allocate":
+    {
+        // allocate <path> <prefix>: creates new series until killed, so a kill lands in the middle of an allocation.
+        var prefix = args[2];
+        for (var i = 0; ; i++)
+        {
+            var descriptor = new MetricDescriptor("alloc_total", "", MetricType.Counter, ["worker", "i"], [prefix, i.ToString(CultureInfo.InvariantCulture)]);
+            Shared.Backend(config, descriptor, null).Inc(1);
+            if (i == 100)
+            {
+                Console.WriteLine("ready");
+            }
+        }
+    }
+
+    case "bench":
+    {
+        // bench <path> <iterations>: ns per Inc of the shared-memory and Memory backends, single thread.
+        var n = long.Parse(args[2], CultureInfo.InvariantCulture);
+        var shared = new SharedMemoryBackend(config, Shared.Counter, null);
+        var memory = new MemoryBackend(config, Shared.Counter, null);
+        for (var round = 0; round < 3; round++)
+        {
+            var sharedNs = Time(shared, n);
+            var memoryNs = Time(memory, n);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"shared {sharedNs:F2} ns/op, memory {memoryNs:F2} ns/op, ratio {sharedNs / memoryNs:F2}"));
+        }
+
+        static double Time<T>(T backend, long n)
+            where T : IMetricBackend
+        {
+            var watch = Stopwatch.StartNew();
+            for (var i = 0L; i < n; i++)
+            {
+                backend.Inc(1);
+            }
+
+            return watch.Elapsed.TotalNanoseconds / n;
+        }
+
+        break;
+    }
+
+    default:
+        Console.Error.WriteLine($"unknown command {command}");
+        return 2;
+}
+
+return 0;
+
+internal static class Shared
+{
+    public static readonly MetricDescriptor Counter = new("shm_requests_total", "Requests.", MetricType.Counter, ["method", "path"], ["GET", "a\"b\n,c=d ü"]);
+    public static readonly MetricDescriptor Histogram = new("shm_latency_seconds", "Latency.", MetricType.Histogram, ["method"], ["GET"], [0.5, double.PositiveInfinity]);
+    public static readonly MetricDescriptor Summary = new("shm_size_bytes", "Sizes.", MetricType.Summary, ["method"], ["GET"]);
+
+    public static MetricDescriptor Gauge(GaugeAggregation mode) => new($"shm_gauge_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, gaugeAggregation: mode);
+
+    public static SharedMemoryBackend Backend(BackendConfig config, MetricDescriptor metric, HistogramBucket? bucket) => new(config, metric, bucket);
+}
