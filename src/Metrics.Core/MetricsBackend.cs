@@ -50,18 +50,21 @@ public sealed class MetricsBackend
         set
         {
             ArgumentNullException.ThrowIfNull(value);
-            if (ReferenceEquals(Volatile.Read(ref _default), value))
+            lock (DefaultLock)
             {
-                return;
-            }
+                if (ReferenceEquals(Volatile.Read(ref _default), value))
+                {
+                    return;
+                }
 
-            if (DefaultUsed)
-            {
-                throw new InvalidOperationException(
-                    $"The default metrics backend is already in use by metrics created with '{Default.Name}'. Configure the backend at startup, before the first metric is created.");
-            }
+                if (_defaultUsed)
+                {
+                    throw new InvalidOperationException(
+                        $"The default metrics backend is already in use by metrics created with '{Default.Name}'. Configure the backend at startup, before the first metric is created.");
+                }
 
-            Volatile.Write(ref _default, value);
+                Volatile.Write(ref _default, value);
+            }
         }
     }
 
@@ -77,9 +80,20 @@ public sealed class MetricsBackend
     /// <summary>The backend's implementation type.</summary>
     public Type Type => BackendType.Type;
 
-    internal static bool DefaultUsed { get; set; }
+    private static readonly Lock DefaultLock = new();
+    private static bool _defaultUsed;
 
     internal IBackendType BackendType { get; }
+
+    /// <summary>The default backend, marked as used so that it can no longer change under existing metrics.</summary>
+    internal static MetricsBackend UseDefault()
+    {
+        lock (DefaultLock)
+        {
+            _defaultUsed = true;
+            return Default;
+        }
+    }
 
     /// <summary>Selects <typeparamref name="TBackend"/> with <paramref name="config"/>, running its <c>Initialize</c> once for that configuration.</summary>
     /// <typeparam name="TBackend">The backend type.</typeparam>
