@@ -53,14 +53,14 @@ public class Render11kSeries
 
 /// <summary>
 /// The same 11,000 series scraped over HTTP on 127.0.0.1 from each library's standalone HttpListener server.
-/// Ours is a minimal HttpListener serving <see cref="MetricRegistry.WriteAsync"/> (see <see cref="OurListenerServer"/>).
-/// OpenTelemetry's response cache is switched off so that every request collects and serializes.
+/// Ours is <see cref="Hosting.MetricServer"/>; prometheus-net's is its HttpListener <c>MetricServer</c>; OpenTelemetry's is
+/// the Prometheus HttpListener exporter, with its response cache switched off so that every request collects and serializes.
 /// </summary>
 [MemoryDiagnoser]
 public class HttpScrape11kSeries
 {
     private Prom.IMetricServer _prometheusNetServer = null!;
-    private OurListenerServer _ourServer = null!;
+    private Hosting.MetricServer _ourServer = null!;
     private MeterProvider _openTelemetryProvider = null!;
     private Meter _meter = null!;
     private HttpClient _client = null!;
@@ -78,9 +78,8 @@ public class HttpScrape11kSeries
         _prometheusNetServer = new Prom.MetricServer("127.0.0.1", port, "metrics/", SeriesData.PrometheusNetScrapeRegistry()).Start();
         _prometheusNetUri = new Uri($"http://127.0.0.1:{port}/metrics");
 
-        port = Peers.FreeLoopbackPort();
-        _ourServer = new OurListenerServer(SeriesData.OurScrapeRegistry(), port);
-        _ourUri = new Uri($"http://127.0.0.1:{port}/metrics");
+        _ourServer = new Hosting.MetricServer(port: 0, registry: SeriesData.OurScrapeRegistry()).Start();
+        _ourUri = _ourServer.Url;
 
         port = Peers.FreeLoopbackPort();
         const string meterName = "bench.scrape";
@@ -144,77 +143,5 @@ public class HttpScrape11kSeries
         }
 
         return length > 0 ? length : throw new InvalidOperationException($"{uri} answered with an empty body.");
-    }
-}
-
-/// <summary>
-/// A minimal standalone server for our registry: an HttpListener on 127.0.0.1 answering every request with a scrape
-/// in the negotiated format, one request at a time. It stands in for a standalone metric server until Core ships one.
-/// </summary>
-internal sealed class OurListenerServer : IDisposable
-{
-    private readonly HttpListener _listener = new();
-    private readonly MetricRegistry _registry;
-    private readonly MemoryStream _body = new();
-    private readonly Task _loop;
-
-    public OurListenerServer(MetricRegistry registry, int port)
-    {
-        _registry = registry;
-        _listener.Prefixes.Add($"http://127.0.0.1:{port}/metrics/");
-        _listener.Start();
-        _loop = Task.Run(ServeAsync);
-    }
-
-    public void Dispose()
-    {
-        _listener.Stop();
-        try
-        {
-            _loop.Wait(TimeSpan.FromSeconds(5));
-        }
-        catch (AggregateException)
-        {
-            // Stopping the listener faults the pending GetContextAsync; that is the way out of the loop.
-        }
-
-        _listener.Close();
-    }
-
-    private async Task ServeAsync()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync().ConfigureAwait(false);
-            }
-            catch (Exception) when (!_listener.IsListening)
-            {
-                return;
-            }
-
-            var response = context.Response;
-            try
-            {
-                var format = Exposition.Negotiate(context.Request.Headers["Accept"]);
-                response.ContentType = Exposition.ContentType(format);
-
-                // With a known length HttpListener sends the body as is; a chunked response copies every write.
-                _body.SetLength(0);
-                await _registry.WriteAsync(_body, format).ConfigureAwait(false);
-                response.ContentLength64 = _body.Length;
-                await response.OutputStream.WriteAsync(_body.GetBuffer().AsMemory(0, (int)_body.Length)).ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                response.StatusCode = 500;
-            }
-            finally
-            {
-                response.Close();
-            }
-        }
     }
 }

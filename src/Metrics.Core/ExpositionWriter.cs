@@ -80,6 +80,16 @@ internal sealed class ExpositionWriter : IDisposable
         }
     }
 
+    /// <summary>Hands the rendered buffer (rented from <see cref="ArrayPool{T}.Shared"/>) to the caller, who returns it.</summary>
+    public byte[] Detach(out int length)
+    {
+        var buffer = _buffer;
+        length = _pos;
+        _buffer = [];
+        _pos = 0;
+        return buffer;
+    }
+
     public void Dispose()
     {
         var buffer = _buffer;

@@ -248,10 +248,17 @@ public sealed class MetricServer : IDisposable, IAsyncDisposable
         }
 
         headers.Append("Connection: ").Append(keepAlive ? "keep-alive" : "close").Append("\r\n\r\n");
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(headers.ToString()), stopping).ConfigureAwait(false);
-        if (!head)
+        try
         {
-            await stream.WriteAsync(response.Body, stopping).ConfigureAwait(false);
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(headers.ToString()), stopping).ConfigureAwait(false);
+            if (!head)
+            {
+                await stream.WriteAsync(response.Body, stopping).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            response.Release();
         }
 
         return true;

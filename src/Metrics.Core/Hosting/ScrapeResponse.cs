@@ -11,8 +11,11 @@ public sealed class ScrapeResponse
     /// <summary>The <c>Vary</c> header every metrics response carries: the body depends on both negotiated headers.</summary>
     public const string Vary = "Accept, Accept-Encoding";
 
-    private ScrapeResponse(int statusCode, string contentType, string? contentEncoding, byte[] body, int length)
+    private byte[]? _pooled;
+
+    private ScrapeResponse(int statusCode, string contentType, string? contentEncoding, byte[] body, int length, bool pooled = false)
     {
+        _pooled = pooled ? body : null;
         StatusCode = statusCode;
         ContentType = contentType;
         ContentEncoding = contentEncoding;
@@ -46,26 +49,51 @@ public sealed class ScrapeResponse
         ArgumentNullException.ThrowIfNull(registry);
         var format = Exposition.Negotiate(accept);
         var gzip = Exposition.AcceptsGzip(acceptEncoding);
+        if (!gzip)
+        {
+            // Rendered straight into a pooled buffer: a large scrape would otherwise grow a fresh MemoryStream through
+            // several large-object-heap arrays on every request.
+            cancellationToken.ThrowIfCancellationRequested();
+            ExpositionWriter writer;
+            try
+            {
+                writer = ExpositionWriter.Render(registry, format);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return Failed(e);
+            }
+
+            var rendered = writer.Detach(out var length);
+            return new ScrapeResponse(200, Exposition.ContentType(format), null, rendered, length, pooled: true);
+        }
+
         var buffer = new MemoryStream(16 * 1024);
         try
         {
-            if (gzip)
-            {
-                // Fastest: a scrape is latency-bound, and the text compresses well even at this level.
-                await using var compressor = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true);
-                await registry.WriteAsync(compressor, format, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                await registry.WriteAsync(buffer, format, cancellationToken).ConfigureAwait(false);
-            }
+            // Fastest: a scrape is latency-bound, and the text compresses well even at this level.
+            await using var compressor = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true);
+            await registry.WriteAsync(compressor, format, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             return Failed(e);
         }
 
-        return new ScrapeResponse(200, Exposition.ContentType(format), gzip ? "gzip" : null, buffer.GetBuffer(), (int)buffer.Length);
+        return new ScrapeResponse(200, Exposition.ContentType(format), "gzip", buffer.GetBuffer(), (int)buffer.Length);
+    }
+
+    /// <summary>
+    /// Returns a pooled body to the pool once it is sent; <see cref="Body"/> must not be read afterwards. A response
+    /// that is never released is simply collected.
+    /// </summary>
+    internal void Release()
+    {
+        var pooled = Interlocked.Exchange(ref _pooled, null);
+        if (pooled is not null)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(pooled);
+        }
     }
 
     private static ScrapeResponse Failed(Exception e)
