@@ -391,7 +391,7 @@ internal sealed class ExpositionWriter : IDisposable
 
         var name = family.OpenMetricsCounterBase;
         WriteSeries(name, "_total"u8, labels, value);
-        WriteSeries(name, "_created"u8, labels, created);
+        WriteCreated(name, labels, created);
     }
 
     private void WriteHistogram(MetricFamily family, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double created)
@@ -427,7 +427,7 @@ internal sealed class ExpositionWriter : IDisposable
         WriteSeries(name, "_count"u8, labels, cumulative);
         if (_openMetrics)
         {
-            WriteSeries(name, "_created"u8, labels, created);
+            WriteCreated(name, labels, created);
         }
     }
 
@@ -438,8 +438,47 @@ internal sealed class ExpositionWriter : IDisposable
         WriteSeries(name, "_count"u8, labels, count);
         if (_openMetrics)
         {
-            WriteSeries(name, "_created"u8, labels, created);
+            WriteCreated(name, labels, created);
         }
+    }
+
+    /// <summary>
+    /// Writes <c>name_created</c>. Creation times are whole milliseconds, so they are written as integer seconds and
+    /// a millisecond fraction: the same text as the general formatter gives, at a fraction of its cost.
+    /// </summary>
+    private void WriteCreated(ReadOnlySpan<byte> name, ReadOnlySpan<byte> labels, double created)
+    {
+        var ms = (long)Math.Round(created * 1000);
+        if (ms < 0 || ms / 1000.0 != created)
+        {
+            WriteSeries(name, "_created"u8, labels, created);
+            return;
+        }
+
+        Ensure(name.Length + labels.Length + 48);
+        WriteRaw(name);
+        WriteRaw("_created"u8);
+        if (labels.Length > 0)
+        {
+            WriteByte((byte)'{');
+            WriteRaw(labels);
+            WriteByte((byte)'}');
+        }
+
+        WriteByte((byte)' ');
+        (ms / 1000).TryFormat(_buffer.AsSpan(_pos), out var n, default, CultureInfo.InvariantCulture);
+        _pos += n;
+        var fraction = (int)(ms % 1000);
+        if (fraction != 0)
+        {
+            WriteByte((byte)'.');
+            var digits = fraction % 100 == 0 ? 1 : fraction % 10 == 0 ? 2 : 3;
+            var scaled = digits == 1 ? fraction / 100 : digits == 2 ? fraction / 10 : fraction;
+            scaled.TryFormat(_buffer.AsSpan(_pos), out n, digits == 1 ? "D1" : digits == 2 ? "D2" : "D3", CultureInfo.InvariantCulture);
+            _pos += n;
+        }
+
+        WriteByte((byte)'\n');
     }
 
     private void WriteSeries(ReadOnlySpan<byte> name, ReadOnlySpan<byte> suffix, ReadOnlySpan<byte> labels, double value)

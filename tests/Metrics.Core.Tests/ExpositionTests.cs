@@ -66,8 +66,12 @@ public class ExpositionTests
         Assert.Equal(4, created.Count);
         foreach (var line in created)
         {
-            var value = double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            var printed = line[(line.LastIndexOf(' ') + 1)..];
+            var value = double.Parse(printed, System.Globalization.CultureInfo.InvariantCulture);
             Assert.InRange(value, before - 0.001, after + 0.001);
+
+            // The fast formatter must print what the general round-trip formatter prints.
+            Assert.Equal(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture), printed);
         }
 
         var rest = string.Join('\n', lines.Select(l => l.Contains("_created", StringComparison.Ordinal) ? l[..l.LastIndexOf(' ')] + " T" : l));
