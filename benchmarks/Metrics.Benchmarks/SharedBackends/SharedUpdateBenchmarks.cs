@@ -68,7 +68,7 @@ public class SharedCounterInc : SharedUpdateBenchmark
 public class SharedHistogramObserve : SharedUpdateBenchmark
 {
     private Histogram _histogram = null!;
-    private int _next;
+    private uint _next;
 
     [Benchmark(Baseline = true)]
     public void Memory() => _histogram.Observe(NextValue());
@@ -82,5 +82,6 @@ public class SharedHistogramObserve : SharedUpdateBenchmark
     protected override void Create(MetricRegistry registry) => _histogram = new Histogram("latency_seconds", "Latency.", registry: registry);
 
     // Values in different buckets, as in the peer comparison, so the bucket search is not one predicted branch.
-    private double NextValue() => SeriesData.Observations[_next++ % SeriesData.Observations.Length];
+    // Unsigned, because a run makes more than int.MaxValue calls and a wrapped int gives a negative index.
+    private double NextValue() => SeriesData.Observations[_next++ % (uint)SeriesData.Observations.Length];
 }
