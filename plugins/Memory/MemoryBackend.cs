@@ -6,16 +6,25 @@ namespace Metrics.Backends.Memory;
 
 /// <summary>
 /// The default backend: one value in process memory, updated lock-free with compare-and-swap on the
-/// double's bits. Under contention an <c>Inc</c>/<c>Dec</c> spreads over per-processor cells (as
-/// <c>java.util.concurrent.atomic.DoubleAdder</c>), so threads hammering one counter do not fight for one cache line.
+/// double's bits. Under contention an <c>Inc</c> of a counter, histogram or summary value spreads over per-processor
+/// cells (as <c>java.util.concurrent.atomic.DoubleAdder</c>), so threads hammering one counter do not fight for one
+/// cache line.
 /// </summary>
 /// <remarks>
+/// <para>
 /// No update allocates once the value exists; the cells are allocated once, on the first contended update.
-/// Sequential updates from one thread always apply in order to the base value, so
-/// ten <c>Inc(0.1)</c> read exactly what ten double additions give.
+/// Until then every update applies in order to one word, so ten <c>Inc(0.1)</c> read exactly what ten double
+/// additions give. Once a value has cells, its increments are summed per cell, which is exact for the integral
+/// counts of counters and buckets and may round differently from sequential addition for fractional sums.
+/// </para>
+/// <para>
+/// Gauge values never use cells: a gauge mixes <c>Set</c> with <c>Inc</c>/<c>Dec</c>, and one word keeps every read
+/// a value the gauge really held.
+/// </para>
 /// </remarks>
 public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
 {
+    private readonly bool _mayStripe;
     private long _bits;
     private Cells? _cells;
 
@@ -25,6 +34,8 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
     /// <param name="histogramBucket">Unused.</param>
     public MemoryBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
     {
+        ArgumentNullException.ThrowIfNull(metric);
+        _mayStripe = metric.Type != MetricType.Gauge;
     }
 
     /// <summary>Nothing to set up: the Memory backend has no settings.</summary>
@@ -77,6 +88,22 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void AddContended(double value)
     {
+        if (!_mayStripe)
+        {
+            var spinner = default(SpinWait);
+            while (true)
+            {
+                var current = Volatile.Read(ref _bits);
+                var next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
+                if (Interlocked.CompareExchange(ref _bits, next, current) == current)
+                {
+                    return;
+                }
+
+                spinner.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+
         var cells = _cells ?? Inflate();
         cells.Add(value);
     }
@@ -96,7 +123,8 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
 
         public Cells()
         {
-            var count = (int)Math.Min(64, BitOperations_RoundUpToPowerOf2(Math.Max(2, Environment.ProcessorCount)));
+            // Sixteen cells spread the contention of any realistic thread count while bounding a hot value to about 2 KiB.
+            var count = (int)Math.Min(16, BitOperations_RoundUpToPowerOf2(Math.Max(2, Environment.ProcessorCount)));
             _mask = count - 1;
             _slots = new long[(count + 1) * Stride];
         }

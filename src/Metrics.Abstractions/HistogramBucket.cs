@@ -60,7 +60,7 @@ public readonly struct HistogramBucket : IEquatable<HistogramBucket>
     /// <summary>
     /// Parses the text of <see cref="ToString"/> back into a part, for backends that store it as a key.
     /// </summary>
-    /// <param name="text">"sum", "count", "+Inf" or a bound in round-trip invariant format.</param>
+    /// <param name="text">"sum", "count", "+Inf", "-Inf" or a bound in round-trip invariant format.</param>
     /// <returns>The part.</returns>
     /// <exception cref="FormatException">The text is none of these.</exception>
     public static HistogramBucket Parse(string text)
@@ -71,6 +71,7 @@ public readonly struct HistogramBucket : IEquatable<HistogramBucket>
             "sum" => Sum,
             "count" => Count,
             "+Inf" => ForUpperBound(double.PositiveInfinity),
+            "-Inf" => ForUpperBound(double.NegativeInfinity),
             _ when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var bound) && !double.IsNaN(bound) => ForUpperBound(bound),
             _ => throw new FormatException($"'{text}' is not a histogram part: expected 'sum', 'count', '+Inf' or a number."),
         };
@@ -84,6 +85,8 @@ public readonly struct HistogramBucket : IEquatable<HistogramBucket>
         HistogramPart.Count => "count",
         _ when double.IsPositiveInfinity(UpperBound) => "+Inf",
         _ when double.IsNegativeInfinity(UpperBound) => "-Inf",
+        // -0.0 equals 0.0 as a bound, so both have one text: a backend keying by it must not split one bucket in two.
+        _ when UpperBound == 0 => "0",
         _ => UpperBound.ToString("R", CultureInfo.InvariantCulture),
     };
 

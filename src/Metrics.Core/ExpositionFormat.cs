@@ -29,7 +29,7 @@ public static class Exposition
 
     /// <summary>
     /// Picks the format an <c>Accept</c> header asks for: OpenMetrics when it lists <c>application/openmetrics-text</c>
-    /// (version 1.0.0 or none) with a quality at least that of the text format; Prometheus text otherwise.
+    /// (version 1.0.0, 0.0.1 or none) with a quality at least that of the text format; Prometheus text otherwise.
     /// </summary>
     /// <param name="accept">The header value; null or empty means Prometheus text.</param>
     /// <returns>The format to send.</returns>
@@ -59,7 +59,7 @@ public static class Exposition
                 var value = parameter[(eq + 1)..].Trim().Trim('"');
                 if (key.Equals("q", StringComparison.OrdinalIgnoreCase) && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var q))
                 {
-                    quality = q;
+                    quality = double.IsFinite(q) ? Math.Clamp(q, 0, 1) : 0;
                 }
                 else if (key.Equals("version", StringComparison.OrdinalIgnoreCase))
                 {
@@ -69,7 +69,8 @@ public static class Exposition
 
             if (mediaType.Equals("application/openmetrics-text", StringComparison.OrdinalIgnoreCase))
             {
-                if (version is null || version.StartsWith("1.0", StringComparison.Ordinal))
+                // 0.0.1 is the pre-1.0 name of the same format; Prometheus still sends it.
+                if (version is null || version.StartsWith("1.0", StringComparison.Ordinal) || version == "0.0.1")
                 {
                     openMetrics = Math.Max(openMetrics, quality);
                 }
@@ -83,6 +84,20 @@ public static class Exposition
         return openMetrics > 0 && openMetrics >= text ? ExpositionFormat.OpenMetrics : ExpositionFormat.PrometheusText;
     }
 
+    private static double Quality(string[] parts)
+    {
+        foreach (var parameter in parts.AsSpan(1))
+        {
+            if (parameter.StartsWith("q=", StringComparison.OrdinalIgnoreCase)
+                && double.TryParse(parameter.AsSpan(2), NumberStyles.Float, CultureInfo.InvariantCulture, out var q))
+            {
+                return double.IsFinite(q) ? Math.Clamp(q, 0, 1) : 0;
+            }
+        }
+
+        return 1;
+    }
+
     /// <summary>Whether an <c>Accept-Encoding</c> header accepts gzip (listed, or <c>*</c>, with a non-zero quality).</summary>
     /// <param name="acceptEncoding">The header value.</param>
     /// <returns>Whether to compress the response with gzip.</returns>
@@ -93,30 +108,28 @@ public static class Exposition
             return false;
         }
 
+        // An explicit gzip (or x-gzip) entry decides; '*' only covers codings the header does not name (RFC 9110 12.5.3).
+        double? explicitQuality = null, wildcardQuality = null;
         foreach (var coding in acceptEncoding.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var parts = coding.Split(';', StringSplitOptions.TrimEntries);
-            if (!parts[0].Equals("gzip", StringComparison.OrdinalIgnoreCase) && parts[0] != "*")
+            var isGzip = parts[0].Equals("gzip", StringComparison.OrdinalIgnoreCase) || parts[0].Equals("x-gzip", StringComparison.OrdinalIgnoreCase);
+            if (!isGzip && parts[0] != "*")
             {
                 continue;
             }
 
-            var quality = 1.0;
-            foreach (var parameter in parts.AsSpan(1))
+            var quality = Quality(parts);
+            if (isGzip)
             {
-                if (parameter.StartsWith("q=", StringComparison.OrdinalIgnoreCase)
-                    && double.TryParse(parameter.AsSpan(2), NumberStyles.Float, CultureInfo.InvariantCulture, out var q))
-                {
-                    quality = q;
-                }
+                explicitQuality = Math.Max(explicitQuality ?? 0, quality);
             }
-
-            if (quality > 0)
+            else
             {
-                return true;
+                wildcardQuality = quality;
             }
         }
 
-        return false;
+        return (explicitQuality ?? wildcardQuality ?? 0) > 0;
     }
 }

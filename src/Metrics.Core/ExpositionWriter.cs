@@ -279,7 +279,7 @@ internal sealed class ExpositionWriter : IDisposable
             }
 
             var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
-            var nameBytes = Encoding.UTF8.GetBytes(_openMetrics && snapshot.Type == MetricType.Counter ? TrimTotal(name) : name);
+            var nameBytes = Encoding.UTF8.GetBytes(ExposedName(name, snapshot.Type));
             WriteHeader(nameBytes, snapshot.Help, snapshot.Type);
             foreach (var sample in snapshot.Samples)
             {
@@ -307,8 +307,7 @@ internal sealed class ExpositionWriter : IDisposable
                     continue;
                 }
 
-                var name = _openMetrics && statistic.Type == MetricType.Counter ? TrimTotal(statistic.Name) : statistic.Name;
-                var nameBytes = Encoding.UTF8.GetBytes(name);
+                var nameBytes = Encoding.UTF8.GetBytes(ExposedName(statistic.Name, statistic.Type));
                 WriteHeader(nameBytes, statistic.Help, statistic.Type);
                 WriteSeries(nameBytes, _openMetrics && statistic.Type == MetricType.Counter ? "_total"u8 : default, default, statistic.Value);
             }
@@ -332,7 +331,9 @@ internal sealed class ExpositionWriter : IDisposable
         return (Metric.RenderLabels(family.LabelNames, labelValues), family.CreatedUnixSeconds);
     }
 
-    private static string TrimTotal(string name) => name.EndsWith("_total", StringComparison.Ordinal) ? name[..^6] : name;
+    /// <summary>The family name in the header: a counter's base in OpenMetrics, its <c>_total</c> name in text.</summary>
+    private string ExposedName(string name, MetricType type) =>
+        type != MetricType.Counter ? name : _openMetrics ? NameRules.CounterBase(name) : NameRules.CounterBase(name) + "_total";
 
     private static ReadOnlySpan<byte> TypeName(MetricType type) => type switch
     {
@@ -348,17 +349,10 @@ internal sealed class ExpositionWriter : IDisposable
         var header = family.HeaderCache[index];
         if (header is null)
         {
-            var name = _openMetrics && family.Type == MetricType.Counter ? TrimTotal(family.Name) : family.Name;
             using var temp = new ExpositionWriter(_openMetrics ? ExpositionFormat.OpenMetrics : ExpositionFormat.PrometheusText);
-            temp.WriteHeader(Encoding.UTF8.GetBytes(name), family.Help, family.Type);
+            temp.WriteHeader(_openMetrics ? family.OpenMetricsCounterBase : family.NameBytes, family.Help, family.Type);
             header = temp.Written.ToArray();
             family.HeaderCache[index] = header;
-
-            // Counters in OpenMetrics expose samples under the family name without '_total'.
-            if (_openMetrics && family.Type == MetricType.Counter)
-            {
-                family.OpenMetricsCounterBase ??= Encoding.UTF8.GetBytes(name);
-            }
         }
 
         WriteRaw(header);
@@ -385,7 +379,7 @@ internal sealed class ExpositionWriter : IDisposable
             return;
         }
 
-        var name = family.OpenMetricsCounterBase ??= Encoding.UTF8.GetBytes(TrimTotal(family.Name));
+        var name = family.OpenMetricsCounterBase;
         WriteSeries(name, "_total"u8, labels, value);
         WriteSeries(name, "_created"u8, labels, created);
     }
@@ -414,7 +408,12 @@ internal sealed class ExpositionWriter : IDisposable
         }
 
         // _count is the +Inf bucket by construction, so the two always agree, whatever the backend's consistency.
-        WriteSeries(name, "_sum"u8, labels, sum);
+        // OpenMetrics forbids _sum on a histogram with negative bucket bounds, where it could go down.
+        if (!_openMetrics || family.Buckets[0] >= 0)
+        {
+            WriteSeries(name, "_sum"u8, labels, sum);
+        }
+
         WriteSeries(name, "_count"u8, labels, cumulative);
         if (_openMetrics)
         {

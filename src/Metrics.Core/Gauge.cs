@@ -13,7 +13,11 @@ public sealed class Gauge : Metric<Gauge>, IDurationSink
     /// <param name="labelNames">The label names every observation must have values for.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    /// <param name="aggregation">How values from several processes combine in a shared backend (ignored in memory).</param>
+    /// <param name="aggregation">
+    /// How values from several processes combine in a shared backend. <see cref="GaugeAggregation.PerProcess"/> and
+    /// <see cref="GaugeAggregation.LivePerProcess"/> add a <c>pid</c> label in every backend; in memory the other modes
+    /// make no difference.
+    /// </param>
     public Gauge(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, GaugeAggregation aggregation = GaugeAggregation.Sum)
         : this(MetricRegistry.CreateFamily(MetricType.Gauge, name, help, labelNames, defaultLabels, registry, null, aggregation))
     {

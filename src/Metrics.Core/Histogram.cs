@@ -57,7 +57,7 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
     }
 
     /// <summary>The bucket upper bounds, ending with +Inf.</summary>
-    public IReadOnlyList<double> Buckets => _bounds;
+    public IReadOnlyList<double> Buckets => Family.ReadOnlyBuckets;
 
     internal IMetricBackend[]? BucketValues => _buckets;
 

@@ -41,9 +41,17 @@ public sealed class MetricSnapshot
 
         foreach (var sample in samples)
         {
-            if (sample.LabelValues.Count != labelNames.Count)
+            if (sample.LabelValues is null || sample.LabelValues.Count != labelNames.Count)
             {
-                throw new ArgumentException($"A sample of collected metric '{name}' has {sample.LabelValues.Count} label values for {labelNames.Count} label names.", nameof(samples));
+                throw new ArgumentException($"A sample of collected metric '{name}' has {sample.LabelValues?.Count ?? 0} label values for {labelNames.Count} label names.", nameof(samples));
+            }
+
+            for (var i = 0; i < labelNames.Count; i++)
+            {
+                if (sample.LabelValues[i] is null)
+                {
+                    throw new ArgumentException($"A sample of collected metric '{name}' has a null value for label '{labelNames[i]}'; use an empty string for an empty value.", nameof(samples));
+                }
             }
         }
 

@@ -119,6 +119,10 @@ public abstract class Metric<TSelf> : Metric
     {
     }
 
+    /// <summary>Returns this instance: no label to set. (An empty label set returns the same object, as in the seed library.)</summary>
+    /// <returns>This instance.</returns>
+    public TSelf Labels() => Unsafe.As<TSelf>(this);
+
     /// <summary>
     /// Returns the child with the given label values, assigned in declaration order to the labels this instance has
     /// not set yet. Give a value for each of them, or (when some have defaults) a value for each label without a
@@ -134,11 +138,29 @@ public abstract class Metric<TSelf> : Metric
         var set = SetValues;
 
         // Fast path: the family itself with every user label given in order.
-        if (values.Length == names.Length && values.Length == family.UserLabelCount && IsNothingSet(set))
+        if (values.Length == family.UserLabelCount && IsNothingSet(set))
         {
-            // Every child of a family is a TSelf (made by CreateChild), so the checked cast, a generic-dictionary
-            // lookup in this shared generic code, would only add to the hot path.
-            return Unsafe.As<TSelf>(family.GetOrAddChild(values, this));
+            if (values.Length == names.Length)
+            {
+                // Every child of a family is a TSelf (made by CreateChild), so the checked cast, a generic-dictionary
+                // lookup in this shared generic code, would only add to the hot path.
+                return Unsafe.As<TSelf>(family.GetOrAddChild(values, this));
+            }
+
+            if (names.Length <= 8)
+            {
+                // A per-process gauge: the pid label comes last, from the defaults.
+                var withPid = default(LabelBuffer);
+                Span<string> full = withPid;
+                values.CopyTo(full);
+                full[values.Length] = family.Defaults[values.Length]!;
+                return Unsafe.As<TSelf>(family.GetOrAddChild(full[..names.Length], this));
+            }
+        }
+
+        if (values.Length == 0)
+        {
+            return Unsafe.As<TSelf>(this);
         }
 
         var unset = 0;
@@ -164,6 +186,12 @@ public abstract class Metric<TSelf> : Metric
         {
             skipDefaulted = true;
         }
+        else if (unset == 0)
+        {
+            throw new ArgumentException(
+                $"This child of metric '{Name}' has every label set already, so it takes no more values. Call Labels(...) on the metric itself, or change a label by name with Labels((name, value)).",
+                nameof(values));
+        }
         else
         {
             throw new ArgumentException(
@@ -173,8 +201,9 @@ public abstract class Metric<TSelf> : Metric
                 nameof(values));
         }
 
-        var merged = new string?[names.Length];
-        set.CopyTo(merged, 0);
+        var buffer = default(LabelBuffer);
+        var merged = names.Length <= 8 ? ((Span<string>)buffer)[..names.Length] : new string[names.Length];
+        set.CopyTo(merged!);
         var next = 0;
         for (var i = 0; i < family.UserLabelCount && next < values.Length; i++)
         {
@@ -187,38 +216,45 @@ public abstract class Metric<TSelf> : Metric
         return Resolve(merged);
     }
 
-    /// <summary>Returns the child with the given labels set by name; labels not named keep their current or default value.</summary>
-    /// <param name="labels">(name, value) pairs; each name must be one of <see cref="Metric.LabelNames"/> and not set already on this instance.</param>
+    /// <summary>
+    /// Returns the child with the given labels set by name. A label this instance already has (given or defaulted) is
+    /// replaced; labels not named keep their current or default value.
+    /// </summary>
+    /// <param name="labels">(name, value) pairs; each name must be one of <see cref="Metric.LabelNames"/>, named once.</param>
     /// <returns>The complete child (the same object for the same full label set), or a partial child.</returns>
-    /// <exception cref="ArgumentException">An unknown label name, a label named twice, or one already set.</exception>
+    /// <exception cref="ArgumentException">An unknown label name, or a label named twice.</exception>
     public TSelf Labels(params ReadOnlySpan<(string Name, string Value)> labels)
     {
         var family = Family;
-        var merged = (string?[])SetValues.Clone();
+        var names = family.LabelNames;
+        var buffer = default(LabelBuffer);
+        var merged = names.Length <= 8 ? ((Span<string>)buffer)[..names.Length] : new string[names.Length];
+        SetValues.CopyTo(merged!);
+        ulong named = 0;
         foreach (var (name, value) in labels)
         {
-            var index = Array.IndexOf(family.LabelNames, name);
+            var index = Array.IndexOf(names, name);
             if (index < 0 || index >= family.UserLabelCount)
             {
                 throw new ArgumentException(
-                    $"Metric '{Name}' has no label named '{name}'. Its labels are [{string.Join(", ", family.LabelNames.Take(family.UserLabelCount))}].",
+                    $"Metric '{Name}' has no label named '{name}'. Its labels are [{string.Join(", ", names.Take(family.UserLabelCount))}].",
                     nameof(labels));
             }
 
-            if (merged[index] is not null)
+            var bit = 1UL << (index & 63);
+            if ((named & bit) != 0 && CountNamed(labels, name) > 1)
             {
-                throw new ArgumentException(
-                    $"Label '{name}' of metric '{Name}' is already set to '{merged[index]}' on this instance; set each label once (start from the metric itself to choose another value).",
-                    nameof(labels));
+                throw new ArgumentException($"Label '{name}' of metric '{Name}' is named twice in one Labels call; give each label once.", nameof(labels));
             }
 
+            named |= bit;
             merged[index] = value ?? throw new ArgumentNullException(nameof(labels), $"Label '{name}' of metric '{Name}' got a null value; use an empty string for an empty value.");
         }
 
         return Resolve(merged);
     }
 
-    /// <summary>Returns the child with the given labels set by name.</summary>
+    /// <summary>Returns the child with the given labels set by name, as <see cref="Labels(ReadOnlySpan{ValueTuple{string, string}})"/>.</summary>
     /// <param name="labels">Label names and values.</param>
     /// <returns>The complete child, or a partial child.</returns>
     public TSelf Labels(IReadOnlyDictionary<string, string> labels)
@@ -236,6 +272,21 @@ public abstract class Metric<TSelf> : Metric
 
     private protected abstract TSelf CreateChild(string?[] setValues, string[]? fullValues);
 
+    // Kept out of Labels: a lambda capturing the loop variable there would allocate a closure on every call.
+    private static int CountNamed(ReadOnlySpan<(string Name, string Value)> labels, string name)
+    {
+        var count = 0;
+        foreach (var label in labels)
+        {
+            if (label.Name == name)
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
     private static bool IsNothingSet(string?[] set)
     {
         foreach (var value in set)
@@ -251,25 +302,19 @@ public abstract class Metric<TSelf> : Metric
 
     internal sealed override Metric CreateCompleteChild(string[] fullValues) => CreateChild(fullValues, fullValues);
 
-    private TSelf Resolve(string?[] merged)
+    /// <summary>The child for <paramref name="merged"/> (set values, null where unset) completed with the defaults.</summary>
+    private TSelf Resolve(Span<string> merged)
     {
         var family = Family;
         var buffer = default(LabelBuffer);
-        Span<string> full = buffer;
-        var fullArray = merged.Length > 8 ? new string[merged.Length] : null;
-        if (fullArray is not null)
-        {
-            full = fullArray;
-        }
-
-        full = full[..merged.Length];
+        var full = merged.Length <= 8 ? ((Span<string>)buffer)[..merged.Length] : new string[merged.Length];
         for (var i = 0; i < merged.Length; i++)
         {
             var value = merged[i] ?? family.Defaults[i];
             if (value is null)
             {
                 // Still missing a label: a partial child, not registered, cacheable by the caller.
-                return CreateChild(merged, null);
+                return CreateChild(merged.ToArray(), null);
             }
 
             full[i] = value;

@@ -13,6 +13,7 @@ internal sealed class MetricFamily
     private readonly Lock _addLock = new();
     private readonly byte[][]?[] _leLabels = new byte[][]?[2];
     private Metric[] _ordered = [];
+    private IReadOnlyList<double>? _readOnlyBuckets;
     private int _count;
 
     public MetricFamily(
@@ -27,7 +28,8 @@ internal sealed class MetricFamily
     {
         NameRules.ValidateMetricName(name, nameof(name));
         ArgumentNullException.ThrowIfNull(help);
-        labelNames ??= [];
+        // A private copy: the caller may reuse or change its array.
+        labelNames = labelNames is null ? [] : [.. labelNames];
         var perProcess = type == MetricType.Gauge && aggregation is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var label in labelNames)
@@ -88,7 +90,25 @@ internal sealed class MetricFamily
         Descriptor = new MetricDescriptor(Name, help, type, labelNames, null, Buckets, Aggregation);
         CreatedUnixSeconds = UnixNow();
         _lookup = _children.GetAlternateLookup<ReadOnlySpan<string>>();
-        NameBytes = Encoding.UTF8.GetBytes(Name);
+        if (type == MetricType.Counter)
+        {
+            // Counters are exposed as <base>_total in both formats, so a change of negotiated format never renames a series.
+            var counterBase = NameRules.CounterBase(Name);
+            NameBytes = Encoding.UTF8.GetBytes(counterBase + "_total");
+            OpenMetricsCounterBase = Encoding.UTF8.GetBytes(counterBase);
+            ExposedNames = [counterBase, counterBase + "_total", counterBase + "_created"];
+        }
+        else
+        {
+            NameBytes = Encoding.UTF8.GetBytes(Name);
+            OpenMetricsCounterBase = NameBytes;
+            ExposedNames = type switch
+            {
+                MetricType.Histogram => [Name, Name + "_bucket", Name + "_count", Name + "_sum", Name + "_created"],
+                MetricType.Summary => [Name, Name + "_count", Name + "_sum", Name + "_created"],
+                _ => [Name],
+            };
+        }
     }
 
     public MetricType Type { get; }
@@ -111,21 +131,28 @@ internal sealed class MetricFamily
 
     public double[] Buckets { get; }
 
+    /// <summary>The bucket bounds as handed to users, who must not be able to change the family's array.</summary>
+    public IReadOnlyList<double> ReadOnlyBuckets => _readOnlyBuckets ??= Array.AsReadOnly(Buckets);
+
     public GaugeAggregation Aggregation { get; }
 
     public MetricDescriptor Descriptor { get; }
 
     public double CreatedUnixSeconds { get; }
 
+    /// <summary>The sample name in the Prometheus text format (a counter's <c>&lt;base&gt;_total</c>), as UTF-8.</summary>
     public byte[] NameBytes { get; }
+
+    /// <summary>Every name the family's samples use in either format, reserved in its registry.</summary>
+    public string[] ExposedNames { get; }
 
     /// <summary>Cached exposition header bytes per format, built on first scrape.</summary>
     public byte[]?[] HeaderCache { get; } = new byte[]?[2];
 
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>The OpenMetrics family name of a counter (its name without <c>_total</c>), as UTF-8.</summary>
-    public byte[]? OpenMetricsCounterBase { get; set; }
+    /// <summary>The OpenMetrics family name (a counter's name without <c>_total</c>), as UTF-8.</summary>
+    public byte[] OpenMetricsCounterBase { get; }
 
     /// <summary>The <c>le="..."</c> label of each bucket, per format (OpenMetrics writes canonical floats such as 1.0).</summary>
     public byte[][] LeLabelCache(bool openMetrics)
@@ -192,6 +219,12 @@ internal sealed class MetricFamily
             {
                 throw new ArgumentNullException(nameof(fullValues), $"Label '{LabelNames[i]}' of metric '{Name}' has a null value; label values may be any string, including empty, but not null.");
             }
+
+            // An unpaired surrogate has no UTF-8 form: two such values would expose as the same series.
+            if (HasUnpairedSurrogate(values[i]))
+            {
+                throw new ArgumentException($"Label '{LabelNames[i]}' of metric '{Name}' contains an unpaired UTF-16 surrogate, which cannot be exposed as UTF-8. Pass valid Unicode text.", nameof(fullValues));
+            }
         }
 
         lock (_addLock)
@@ -207,6 +240,30 @@ internal sealed class MetricFamily
             Append(child);
             return child;
         }
+    }
+
+    private static bool HasUnpairedSurrogate(string value)
+    {
+        var span = value.AsSpan();
+        var i = span.IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (i < 0)
+        {
+            return false;
+        }
+
+        for (; i < span.Length; i++)
+        {
+            if (char.IsHighSurrogate(span[i]) && i + 1 < span.Length && char.IsLowSurrogate(span[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(span[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void Append(Metric child)

@@ -39,8 +39,20 @@ public sealed class MetricRegistry
     /// <summary>The backend this registry's metrics store their values in.</summary>
     public MetricsBackend Backend => _backend ?? MetricsBackend.Default;
 
-    /// <summary>The metrics and collectors registered, in registration order.</summary>
-    public IReadOnlyList<object> Entries => Volatile.Read(ref _entries);
+    /// <summary>The metric families and collectors registered, in registration order.</summary>
+    internal IReadOnlyList<object> Entries => Volatile.Read(ref _entries);
+
+    /// <summary>The exposed names of every registered metric and collector, in registration order.</summary>
+    public IReadOnlyList<string> MetricNames
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return Volatile.Read(ref _entries).SelectMany(e => e is MetricFamily f ? [f.Name] : ((ICollector)e).MetricNames.Select(Expose)).ToArray();
+            }
+        }
+    }
 
     /// <summary>Registers a custom collector.</summary>
     /// <param name="collector">The collector.</param>
@@ -75,7 +87,7 @@ public sealed class MetricRegistry
     public bool Unregister(Metric metric)
     {
         ArgumentNullException.ThrowIfNull(metric);
-        return Remove(metric.Family, [metric.Family.Name]);
+        return Remove(metric.Family, metric.Family.ExposedNames);
     }
 
     /// <summary>Removes a custom collector.</summary>
@@ -136,14 +148,16 @@ public sealed class MetricRegistry
     {
         lock (_lock)
         {
-            ThrowIfTaken(family.Name);
-            if (_backend is null)
+            foreach (var name in family.ExposedNames)
             {
-                MetricsBackend.DefaultUsed = true;
+                ThrowIfTaken(name);
             }
 
-            family.Backend = Backend;
-            _byName[family.Name] = family;
+            family.Backend = _backend ?? MetricsBackend.UseDefault();
+            foreach (var name in family.ExposedNames)
+            {
+                _byName[name] = family;
+            }
             Volatile.Write(ref _entries, [.. _entries, family]);
         }
     }
@@ -180,8 +194,9 @@ public sealed class MetricRegistry
         if (_byName.TryGetValue(name, out var existing))
         {
             var what = existing is MetricFamily f ? $"a {f.Type.ToString().ToLowerInvariant()}" : "a custom collector";
+            var owner = existing is MetricFamily of ? $" '{of.Name}'" : string.Empty;
             throw new ArgumentException(
-                $"A metric named '{name}' is already registered ({what}). Reuse the existing metric object, choose another name, or Unregister the old one first.");
+                $"The name '{name}' is already used by {what}{owner} in this registry (a counter also exposes <name>_total and <name>_created, a histogram <name>_bucket, _count, _sum and _created). Reuse the existing metric object, choose another name, or Unregister the old one first.");
         }
     }
 

@@ -1,4 +1,6 @@
 using Metrics.Backends.Memory;
+using Metrics.Configuration;
+using Microsoft.Extensions.Configuration;
 
 namespace Metrics;
 
@@ -48,18 +50,21 @@ public sealed class MetricsBackend
         set
         {
             ArgumentNullException.ThrowIfNull(value);
-            if (ReferenceEquals(Volatile.Read(ref _default), value))
+            lock (DefaultLock)
             {
-                return;
-            }
+                if (ReferenceEquals(Volatile.Read(ref _default), value))
+                {
+                    return;
+                }
 
-            if (DefaultUsed)
-            {
-                throw new InvalidOperationException(
-                    $"The default metrics backend is already in use by metrics created with '{Default.Name}'. Configure the backend at startup, before the first metric is created.");
-            }
+                if (_defaultUsed)
+                {
+                    throw new InvalidOperationException(
+                        $"The default metrics backend is already in use by metrics created with '{Default.Name}'. Configure the backend at startup, before the first metric is created.");
+                }
 
-            Volatile.Write(ref _default, value);
+                Volatile.Write(ref _default, value);
+            }
         }
     }
 
@@ -75,9 +80,20 @@ public sealed class MetricsBackend
     /// <summary>The backend's implementation type.</summary>
     public Type Type => BackendType.Type;
 
-    internal static bool DefaultUsed { get; set; }
+    private static readonly Lock DefaultLock = new();
+    private static bool _defaultUsed;
 
     internal IBackendType BackendType { get; }
+
+    /// <summary>The default backend, marked as used so that it can no longer change under existing metrics.</summary>
+    internal static MetricsBackend UseDefault()
+    {
+        lock (DefaultLock)
+        {
+            _defaultUsed = true;
+            return Default;
+        }
+    }
 
     /// <summary>Selects <typeparamref name="TBackend"/> with <paramref name="config"/>, running its <c>Initialize</c> once for that configuration.</summary>
     /// <typeparam name="TBackend">The backend type.</typeparam>
@@ -87,6 +103,24 @@ public sealed class MetricsBackend
     public static MetricsBackend Create<TBackend>(BackendConfig? config = null, string? name = null)
         where TBackend : IMetricBackend<TBackend> =>
         new(new BackendType<TBackend>(), config ?? BackendConfig.Empty, name ?? typeof(TBackend).Name);
+
+    /// <summary>
+    /// Loads the backend named <paramref name="name"/> from the plugins folder and runs its <c>Initialize</c> once for
+    /// <paramref name="config"/>: <c>pluginsPath/name/name.dll</c>, or the built-in Memory backend for <c>Memory</c> when that
+    /// folder is absent. Only the contract assembly is shared with the plugin; nothing is loaded from outside its folder.
+    /// </summary>
+    /// <param name="pluginsPath">The plugins folder; a relative path is relative to <see cref="AppContext.BaseDirectory"/>.</param>
+    /// <param name="name">The backend's name: letters, digits, '_' and single dots, no path.</param>
+    /// <param name="config">The backend's configuration.</param>
+    /// <returns>The selected backend; it does not become <see cref="Default"/> (see <see cref="MetricsConfiguration.Apply(IConfiguration)"/>).</returns>
+    /// <exception cref="MetricsConfigurationException">The name, folder, plugin or configuration is wrong; the message says what to do.</exception>
+    public static MetricsBackend Load(string pluginsPath, string name, BackendConfig config) => BackendLoader.Load(pluginsPath, name, config);
+
+    /// <summary>Loads the backend the <c>Metrics</c> section of <paramref name="configuration"/> selects (Memory when absent).</summary>
+    /// <param name="configuration">The application's configuration.</param>
+    /// <returns>The selected backend; it does not become <see cref="Default"/>.</returns>
+    /// <exception cref="MetricsConfigurationException">The configuration or the plugin is wrong.</exception>
+    public static MetricsBackend FromConfiguration(IConfiguration configuration) => MetricsConfiguration.Load(configuration);
 
     /// <summary>Creates one value through the backend, as a metric does for each series, bucket and sum.</summary>
     /// <param name="metric">The metric and series the value belongs to.</param>

@@ -35,6 +35,18 @@ internal static class NameRules
         }
     }
 
+    /// <summary>A counter's name without its <c>_total</c> suffix: the OpenMetrics family name.</summary>
+    public static string CounterBase(string name)
+    {
+        var counterBase = name.EndsWith("_total", StringComparison.Ordinal) ? name[..^6] : name;
+        if (counterBase.Length == 0)
+        {
+            throw new ArgumentException($"Counter name '{name}' is only the '_total' suffix; give it a name such as 'requests_total'.", nameof(name));
+        }
+
+        return counterBase;
+    }
+
     private static bool AllMatch(string s, Func<char, bool> predicate)
     {
         foreach (var c in s)

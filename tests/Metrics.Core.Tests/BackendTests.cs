@@ -140,12 +140,13 @@ public class BackendTests
     [Fact]
     public void Histogram_bucket_text_round_trips()
     {
-        foreach (var bucket in new[] { HistogramBucket.Sum, HistogramBucket.Count, HistogramBucket.ForUpperBound(0.1), HistogramBucket.ForUpperBound(1e-300), HistogramBucket.ForUpperBound(double.PositiveInfinity), HistogramBucket.ForUpperBound(-5) })
+        foreach (var bucket in new[] { HistogramBucket.Sum, HistogramBucket.Count, HistogramBucket.ForUpperBound(0.1), HistogramBucket.ForUpperBound(1e-300), HistogramBucket.ForUpperBound(double.PositiveInfinity), HistogramBucket.ForUpperBound(-5), HistogramBucket.ForUpperBound(double.NegativeInfinity), HistogramBucket.ForUpperBound(-0.0) })
         {
             Assert.Equal(bucket, HistogramBucket.Parse(bucket.ToString()));
         }
 
         Assert.NotEqual(HistogramBucket.Sum, HistogramBucket.Count);
+        Assert.Equal("0", HistogramBucket.ForUpperBound(-0.0).ToString());
         Assert.Throws<FormatException>(() => HistogramBucket.Parse("nope"));
         Assert.Throws<ArgumentOutOfRangeException>(() => HistogramBucket.ForUpperBound(double.NaN));
     }

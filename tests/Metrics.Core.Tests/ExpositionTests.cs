@@ -157,6 +157,8 @@ public class ExpositionTests
     [InlineData("application/openmetrics-text; version=2.0.0", ExpositionFormat.PrometheusText)]
     [InlineData("application/openmetrics-text;q=0.2, text/plain;q=0.9", ExpositionFormat.PrometheusText)]
     [InlineData("application/openmetrics-text;q=0", ExpositionFormat.PrometheusText)]
+    [InlineData("application/openmetrics-text;version=0.0.1", ExpositionFormat.OpenMetrics)]
+    [InlineData("application/openmetrics-text;q=NaN, text/plain;q=0.1", ExpositionFormat.PrometheusText)]
     public void Accept_header_chooses_the_format(string? accept, ExpositionFormat expected) =>
         Assert.Equal(expected, Exposition.Negotiate(accept));
 
@@ -167,6 +169,8 @@ public class ExpositionTests
     [InlineData("deflate, gzip;q=0.5", true)]
     [InlineData("gzip;q=0", false)]
     [InlineData("*", true)]
+    [InlineData("gzip;q=0, *", false)]
+    [InlineData("x-gzip", true)]
     public void Accept_encoding_chooses_gzip(string? header, bool expected) =>
         Assert.Equal(expected, Exposition.AcceptsGzip(header));
 

@@ -98,14 +98,76 @@ public class LabelTests
     }
 
     [Fact]
+    public void Labels_by_name_replace_given_and_default_values()
+    {
+        var counter = new Counter("c_total", "C.", ["tenant", "region"], new Dictionary<string, string> { ["region"] = "main" }, _registry);
+        var t1 = counter.Labels(("tenant", "t1"));
+        Assert.Equal(["t1", "main"], t1.LabelValues);
+        Assert.Equal(["t1", "eu"], t1.Labels(("region", "eu")).LabelValues);
+        Assert.Equal(["t2", "main"], t1.Labels(("tenant", "t2")).LabelValues);
+        Assert.Same(counter.Labels("t2", "main"), t1.Labels(("tenant", "t2")));
+    }
+
+    [Fact]
+    public void Empty_labels_call_returns_the_same_object()
+    {
+        var counter = new Counter("c_total", "C.", ["a"], registry: _registry);
+        var partial = counter.Labels();
+        Assert.Same(counter, partial);
+        var child = counter.Labels("x");
+        Assert.Same(child, child.Labels());
+        Assert.Same(child, child.Labels(new Dictionary<string, string>()));
+        var ex = Assert.Throws<ArgumentException>(() => child.Labels("y"));
+        Assert.Contains("every label set already", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Lookups_of_existing_children_allocate_nothing_on_every_path()
+    {
+        var counter = new Counter("c_total", "C.", ["a", "b", "c"], new Dictionary<string, string> { ["b"] = "d" }, _registry);
+        var gauge = new Gauge("g", "G.", ["a"], registry: _registry, aggregation: GaugeAggregation.PerProcess);
+        var partial = counter.Labels(("a", "1"));
+        counter.Labels("1", "3").Inc();
+        gauge.Labels("x").Set(1);
+        AssertNoAllocation("positional with a default", () => counter.Labels("1", "3").Inc());
+        AssertNoAllocation("by name", () => counter.Labels(("a", "1"), ("c", "3")).Inc());
+        AssertNoAllocation("completing a partial child", () => partial.Labels("3").Inc());
+        AssertNoAllocation("per-process gauge", () => gauge.Labels("x").Set(2));
+    }
+
+    private static void AssertNoAllocation(string what, Action action)
+    {
+        for (var round = 0; round < 2; round++)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 1000; i++)
+            {
+                action();
+            }
+
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(round == 0 || allocated == 0, $"{what} allocated {allocated} bytes over 1000 calls");
+        }
+    }
+
+    [Fact]
+    public void Unpaired_surrogates_in_label_values_are_refused()
+    {
+        var counter = new Counter("c_total", "C.", ["a"], registry: _registry);
+        var ex = Assert.Throws<ArgumentException>(() => counter.Labels("a\uD800"));
+        Assert.Contains("surrogate", ex.Message, StringComparison.Ordinal);
+        counter.Labels("ok \uD83D\uDE00").Inc();
+    }
+
+    [Fact]
     public void Unknown_duplicate_and_null_labels_are_refused()
     {
         var counter = new Counter("c_total", "C.", ["a", "b"], registry: _registry);
         var unknown = Assert.Throws<ArgumentException>(() => counter.Labels(("z", "1")));
         Assert.Contains("no label named 'z'", unknown.Message, StringComparison.Ordinal);
         Assert.Contains("[a, b]", unknown.Message, StringComparison.Ordinal);
-        var twice = Assert.Throws<ArgumentException>(() => counter.Labels(("a", "1")).Labels(("a", "2")));
-        Assert.Contains("already set", twice.Message, StringComparison.Ordinal);
+        var twice = Assert.Throws<ArgumentException>(() => counter.Labels(("a", "1"), ("a", "2")));
+        Assert.Contains("named twice", twice.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentNullException>(() => counter.Labels("x", null!));
         Assert.Throws<ArgumentNullException>(() => counter.Labels(("a", null!)));
         Assert.Throws<ArgumentException>(() => new Counter("d_total", "D.", ["a"], new Dictionary<string, string> { ["b"] = "1" }, _registry));

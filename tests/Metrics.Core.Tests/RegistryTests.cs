@@ -8,10 +8,49 @@ public class RegistryTests
         var registry = new MetricRegistry();
         _ = new Counter("jobs_total", "Jobs.", registry: registry);
         var ex = Assert.Throws<ArgumentException>(() => new Gauge("jobs_total", "Jobs.", registry: registry));
-        Assert.Contains("'jobs_total' is already registered (a counter)", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("'jobs_total' is already used by a counter 'jobs_total'", ex.Message, StringComparison.Ordinal);
 
         // The same name in another registry is fine.
         _ = new Counter("jobs_total", "Jobs.", registry: new MetricRegistry());
+    }
+
+    [Theory]
+    [InlineData("counter:x", "gauge:x_total")]
+    [InlineData("gauge:x", "counter:x_total")]
+    [InlineData("counter:y_total", "gauge:y_created")]
+    [InlineData("counter:y", "gauge:y_total")]
+    [InlineData("histogram:h", "gauge:h_count")]
+    [InlineData("histogram:h", "gauge:h_bucket")]
+    [InlineData("summary:s", "counter:s_sum")]
+    [InlineData("gauge:s_sum", "summary:s")]
+    public void Names_that_would_collide_in_either_format_are_refused(string first, string second)
+    {
+        var registry = new MetricRegistry();
+        Create(registry, first);
+        var ex = Assert.Throws<ArgumentException>(() => Create(registry, second));
+        Assert.Contains("already used", ex.Message, StringComparison.Ordinal);
+
+        static void Create(MetricRegistry registry, string spec)
+        {
+            var (type, name) = (spec.Split(':')[0], spec.Split(':')[1]);
+            _ = type switch
+            {
+                "counter" => (Metric)new Counter(name, "x", registry: registry),
+                "gauge" => new Gauge(name, "x", registry: registry),
+                "histogram" => new Histogram(name, "x", registry: registry),
+                _ => new Summary(name, "x", registry: registry),
+            };
+        }
+    }
+
+    [Fact]
+    public void Counter_is_exposed_with_total_in_both_formats_whatever_its_name()
+    {
+        var registry = new MetricRegistry();
+        new Counter("requests", "Requests.", registry: registry).Inc();
+        Assert.Contains("# TYPE requests_total counter\nrequests_total 1\n", registry.Render(), StringComparison.Ordinal);
+        Assert.Contains("# TYPE requests counter\nrequests_total 1\n", registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new Counter("_total", "Nothing but the suffix.", registry: registry));
     }
 
     [Fact]
@@ -56,6 +95,19 @@ public class RegistryTests
         Assert.True(MetricRegistry.Default.Unregister(gauge));
         Assert.DoesNotContain(name, MetricRegistry.Default.Render(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Metric_names_lists_what_is_registered()
+    {
+        var registry = new MetricRegistry("app");
+        _ = new Counter("a_total", "A.", registry: registry);
+        registry.Register(new FixedCollector("b"));
+        Assert.Equal(["app_a_total", "app_b"], registry.MetricNames);
+    }
+
+    [Fact]
+    public void Collector_samples_with_null_label_values_are_refused_when_built() =>
+        Assert.Contains("'q'", Assert.Throws<ArgumentException>(() => new MetricSnapshot("m", "M.", MetricType.Gauge, ["q"], [new Sample([null!], 1)])).Message, StringComparison.Ordinal);
 
     [Fact]
     public void Invalid_prefix_is_refused() => Assert.Throws<ArgumentException>(() => new MetricRegistry("bad-prefix"));

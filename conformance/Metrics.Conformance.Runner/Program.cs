@@ -1,0 +1,278 @@
+using System.Globalization;
+using System.Text.Json;
+using Metrics;
+using Metrics.Conformance;
+
+return Runner.Run(args, Console.Out, Console.Error);
+
+/// <summary>The conformance runner command: loads a backend, runs every check, prints one line per check.</summary>
+internal static class Runner
+{
+    private const string Usage = """
+        Usage:
+          Metrics.Conformance.Runner --plugins <folder> --backend <Name> [--config <file.json>] [--unique-key <Key>] [--check <Name>]...
+          Metrics.Conformance.Runner --assembly <backend.dll> --type <Full.Type.Name> [same options]
+
+        Loads the backend from <folder>/<Name>/<Name>.dll through the host's loader (or the type from an assembly file),
+        runs every conformance check that applies to it and prints one line per check, then "N passed, N failed".
+        Exit code: 0 when every check passed, 1 when one failed or the backend could not be loaded, 2 for bad arguments.
+
+          --config <file.json>  The backend's configuration: an object of settings, or an appsettings.json with
+                                Metrics:BackendConfig. Nested objects become Key:SubKey.
+          --unique-key <Key>    Gives every check its own store by appending a unique suffix to this setting
+                                (for example a key prefix or a file path); needed for shared backends.
+          --check <Name>        Runs only the named check (repeatable).
+          --list                Lists the checks and exits.
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        Options options;
+        try
+        {
+            options = Options.Parse(args);
+        }
+        catch (ArgumentException ex)
+        {
+            stderr.WriteLine(ex.Message);
+            stderr.WriteLine();
+            stderr.WriteLine(Usage);
+            return 2;
+        }
+
+        if (options.List)
+        {
+            foreach (var check in ConformanceSuite.Checks)
+            {
+                stdout.WriteLine($"{check.Name}{(check.RequiresSharedBackend ? " (shared backends)" : string.Empty)}: {check.Description}");
+            }
+
+            return 0;
+        }
+
+        ConformanceTarget target;
+        BackendConfig baseConfig;
+        try
+        {
+            baseConfig = options.ConfigFile is null ? BackendConfig.Empty : ConfigFile.Read(options.ConfigFile);
+            Func<BackendConfig> createConfig = options.UniqueKey is null ? () => baseConfig : () => Isolate(baseConfig, options.UniqueKey);
+            target = options.Assembly is not null
+                ? ConformanceTarget.ForAssembly(options.Assembly, options.Type!, createConfig)
+                : ConformanceTarget.ForPluginFolder(options.Plugins!, options.Backend!, createConfig);
+            if (options.ChildJob is not null)
+            {
+                return ConformanceSuite.RunChild(target, options.ChildJob, stdout);
+            }
+
+            _ = target.Capabilities;
+        }
+        catch (Exception ex) when (options.ChildJob is null)
+        {
+            stderr.WriteLine($"Could not load the backend: {ex.Message}");
+            stdout.WriteLine("0 passed, 1 failed");
+            return 1;
+        }
+
+        var checks = options.Checks.Count == 0 ? target.ApplicableChecks : [.. options.Checks.Select(ConformanceSuite.Find)];
+        stdout.WriteLine($"Conformance of {target.Description} (capabilities: {target.Capabilities}), {checks.Count} checks");
+        if (!target.Capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses) && options.Checks.Count == 0)
+        {
+            stdout.WriteLine("The multi-process checks apply only to backends declaring SharedAcrossProcesses and are not run.");
+        }
+
+        var passed = 0;
+        var failed = 0;
+        var width = checks.Max(c => c.Name.Length);
+        foreach (var check in checks)
+        {
+            var result = ConformanceSuite.Run(check, target);
+            var ms = result.Elapsed.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture);
+            if (result.Passed)
+            {
+                passed++;
+                stdout.WriteLine($"{check.Name.PadRight(width)}  PASS  ({ms} ms)");
+            }
+            else
+            {
+                failed++;
+                var message = result.Failure!.Message.Replace("\r", string.Empty, StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+                stdout.WriteLine($"{check.Name.PadRight(width)}  FAIL  {message}");
+            }
+
+            stdout.Flush();
+        }
+
+        stdout.WriteLine($"{passed} passed, {failed} failed");
+        return failed == 0 ? 0 : 1;
+    }
+
+    private static BackendConfig Isolate(BackendConfig config, string key)
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..12];
+        var values = config.Keys.Where(k => !string.Equals(k, key, StringComparison.OrdinalIgnoreCase))
+            .Select(k => new KeyValuePair<string, string?>(k, config[k]))
+            .Append(new KeyValuePair<string, string?>(key, string.IsNullOrEmpty(config[key]) ? "conformance-" + suffix : $"{config[key]}-{suffix}"));
+        return new BackendConfig(values, config.Path);
+    }
+
+    private sealed class Options
+    {
+        public string? Plugins { get; private set; }
+
+        public string? Backend { get; private set; }
+
+        public string? Assembly { get; private set; }
+
+        public string? Type { get; private set; }
+
+        public string? ConfigFile { get; private set; }
+
+        public string? UniqueKey { get; private set; }
+
+        public string? ChildJob { get; private set; }
+
+        public bool List { get; private set; }
+
+        public List<string> Checks { get; } = [];
+
+        public static Options Parse(string[] args)
+        {
+            var options = new Options();
+            for (var i = 0; i < args.Length; i++)
+            {
+                var arg = args[i];
+                if (arg == "--list")
+                {
+                    options.List = true;
+                    continue;
+                }
+
+                if (arg is "-h" or "--help")
+                {
+                    throw new ArgumentException("Help requested.");
+                }
+
+                if (i + 1 >= args.Length || string.IsNullOrWhiteSpace(args[i + 1]))
+                {
+                    throw new ArgumentException($"Option '{arg}' needs a value.");
+                }
+
+                var value = args[++i];
+                switch (arg)
+                {
+                    case "--plugins": options.Plugins = value; break;
+                    case "--backend": options.Backend = value; break;
+                    case "--assembly": options.Assembly = value; break;
+                    case "--type": options.Type = value; break;
+                    case "--config": options.ConfigFile = value; break;
+                    case "--unique-key": options.UniqueKey = value; break;
+                    case "--child": options.ChildJob = value; break;
+                    case "--check":
+                        _ = ConformanceSuite.Find(value);
+                        options.Checks.Add(value);
+                        break;
+                    default: throw new ArgumentException($"Unknown option '{arg}'.");
+                }
+            }
+
+            if (options.List)
+            {
+                return options;
+            }
+
+            var byFolder = options.Plugins is not null || options.Backend is not null;
+            var byAssembly = options.Assembly is not null || options.Type is not null;
+            if (byFolder == byAssembly)
+            {
+                throw new ArgumentException("Give either --plugins and --backend, or --assembly and --type.");
+            }
+
+            if (byFolder && (options.Plugins is null || options.Backend is null))
+            {
+                throw new ArgumentException("--plugins and --backend go together.");
+            }
+
+            if (byAssembly && (options.Assembly is null || options.Type is null))
+            {
+                throw new ArgumentException("--assembly and --type go together.");
+            }
+
+            if (options.ConfigFile is not null && !File.Exists(options.ConfigFile))
+            {
+                throw new ArgumentException($"The configuration file '{Path.GetFullPath(options.ConfigFile)}' does not exist.");
+            }
+
+            return options;
+        }
+    }
+
+    /// <summary>Reads a backend configuration from JSON, flattening nested objects to <c>Key:SubKey</c> as Microsoft.Extensions.Configuration does.</summary>
+    private static class ConfigFile
+    {
+        public static BackendConfig Read(string path)
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"'{path}' must hold a JSON object of settings.");
+            }
+
+            var section = root;
+            if (TryGet(root, "Metrics", out var metrics) && TryGet(metrics, "BackendConfig", out var backendConfig))
+            {
+                section = backendConfig;
+            }
+
+            var values = new List<KeyValuePair<string, string?>>();
+            Flatten(section, null, values);
+            return new BackendConfig(values);
+        }
+
+        private static bool TryGet(JsonElement element, string name, out JsonElement value)
+        {
+            foreach (var property in element.EnumerateObject())
+            {
+                if (string.Equals(property.Name, name, StringComparison.OrdinalIgnoreCase) && property.Value.ValueKind == JsonValueKind.Object)
+                {
+                    value = property.Value;
+                    return true;
+                }
+            }
+
+            value = default;
+            return false;
+        }
+
+        private static void Flatten(JsonElement element, string? prefix, List<KeyValuePair<string, string?>> values)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        Flatten(property.Value, prefix is null ? property.Name : $"{prefix}:{property.Name}", values);
+                    }
+
+                    break;
+                case JsonValueKind.Array:
+                    var index = 0;
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        Flatten(item, $"{prefix}:{index++}", values);
+                    }
+
+                    break;
+                case JsonValueKind.Null:
+                    values.Add(new(prefix!, null));
+                    break;
+                case JsonValueKind.String:
+                    values.Add(new(prefix!, element.GetString()));
+                    break;
+                default:
+                    values.Add(new(prefix!, element.GetRawText()));
+                    break;
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+namespace Metrics.Conformance;
+
+/// <summary>One rule of the backend contract, checked by plain code that throws <see cref="ConformanceException"/> on failure.</summary>
+public sealed class ConformanceCheck
+{
+    private readonly Action<CheckContext> _body;
+
+    internal ConformanceCheck(string name, string description, Action<CheckContext> body, bool sharedOnly = false)
+    {
+        Name = name;
+        Description = description;
+        _body = body;
+        RequiresSharedBackend = sharedOnly;
+    }
+
+    /// <summary>The check's stable name, for example <c>ConcurrentIncrementsAreExact</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>What the check proves, in one sentence.</summary>
+    public string Description { get; }
+
+    /// <summary>
+    /// Whether the check only applies to backends declaring <see cref="BackendCapabilities.SharedAcrossProcesses"/>
+    /// (the multi-process checks).
+    /// </summary>
+    public bool RequiresSharedBackend { get; }
+
+    /// <summary>Whether the check applies to a backend with <paramref name="capabilities"/>.</summary>
+    /// <param name="capabilities">The backend's capabilities.</param>
+    /// <returns><see langword="false"/> for a multi-process check on an in-process backend.</returns>
+    public bool AppliesTo(BackendCapabilities capabilities) =>
+        !RequiresSharedBackend || capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses);
+
+    /// <summary>Runs the check against <paramref name="target"/>.</summary>
+    /// <param name="target">The backend under test.</param>
+    /// <exception cref="ConformanceException">The backend breaks the rule; the message says what was expected, what was read and the likely bug.</exception>
+    public void Run(ConformanceTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var context = new CheckContext(this, target);
+        try
+        {
+            _body(context);
+        }
+        catch (ConformanceException)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            throw new ConformanceException(Name,
+                $"The backend threw {ex.GetType().FullName}: {ex.Message} (during {context.Step}). Creating values, updates and reads must not throw for valid input; " +
+                "an exception when values are created often means state that Initialize should prepare for this configuration is missing.", ex);
+        }
+        finally
+        {
+            context.Dispose();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}

@@ -1,0 +1,55 @@
+using System.Collections.Concurrent;
+using Xunit;
+
+namespace Metrics.Conformance;
+
+/// <summary>
+/// What the xunit v3 conformance base classes share: how a check runs as a test. Derive from
+/// <see cref="BackendConformanceTests{TBackend}"/> or <see cref="PluginFolderConformanceTests{TSelf}"/>, not from this class.
+/// </summary>
+public abstract class ConformanceTestsBase
+{
+    private static readonly ConcurrentDictionary<Type, ConformanceTarget> Targets = new();
+
+    private protected ConformanceTestsBase()
+    {
+    }
+
+    /// <summary>
+    /// Returns a fresh configuration for one check, whose store is isolated from every other call's: a unique
+    /// key prefix, a fresh file path. Called at least once per check. The default, <see cref="BackendConfig.Empty"/>,
+    /// suits an in-process backend.
+    /// </summary>
+    /// <returns>The configuration.</returns>
+    protected virtual BackendConfig CreateConfig() => BackendConfig.Empty;
+
+    /// <summary>Sizes and limits of the checks (threads, increments, child processes, timeouts, the runner path).</summary>
+    protected virtual ConformanceOptions Options => new();
+
+    /// <summary>The backend under test, built once per test class from the overrides.</summary>
+    protected ConformanceTarget Target => Targets.GetOrAdd(GetType(), _ => CreateTarget());
+
+    /// <summary>Builds the target from the overrides.</summary>
+    /// <returns>The target.</returns>
+    private protected abstract ConformanceTarget CreateTarget();
+
+    /// <summary>Runs one check; a failure surfaces as the check's <see cref="ConformanceException"/>.</summary>
+    /// <param name="check">The check's name, from the theory data.</param>
+    private protected void RunCheck(string check)
+    {
+        var found = ConformanceSuite.Find(check);
+        Assert.SkipUnless(found.AppliesTo(Target.Capabilities), $"{check} applies only to backends that declare SharedAcrossProcesses.");
+        found.Run(Target);
+    }
+
+    private protected static TheoryData<string> Data(BackendCapabilities capabilities)
+    {
+        var data = new TheoryData<string>();
+        foreach (var check in ConformanceSuite.Checks.Where(c => c.AppliesTo(capabilities)))
+        {
+            data.Add(check.Name);
+        }
+
+        return data;
+    }
+}

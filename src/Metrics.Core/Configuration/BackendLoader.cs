@@ -1,0 +1,314 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using System.Reflection.Metadata;
+using System.Reflection.PortableExecutable;
+using System.Runtime.Loader;
+using System.Text.RegularExpressions;
+using McMaster.NETCore.Plugins.Loader;
+
+namespace Metrics.Configuration;
+
+/// <summary>Turns a backend name and a plugins folder into a backend type, refusing anything outside that folder.</summary>
+internal static partial class BackendLoader
+{
+    internal const string BuiltInName = "Memory";
+
+    private static readonly AssemblyName ContractName = typeof(IMetricBackend).Assembly.GetName();
+
+    // One load context per plugin file, so loading the same plugin twice yields the same Type and
+    // Initialize keeps running once per type and configuration.
+    private static readonly ConcurrentDictionary<string, Lazy<IBackendType>> Loaded = new(PathComparer);
+
+    private static StringComparer PathComparer => OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+
+    private static StringComparison PathComparison => OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+
+    [GeneratedRegex(@"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", RegexOptions.CultureInvariant)]
+    private static partial Regex NamePattern();
+
+    public static string ResolvePluginsPath(string? pluginsPath) =>
+        Path.GetFullPath(string.IsNullOrWhiteSpace(pluginsPath) ? "plugins" : pluginsPath, AppContext.BaseDirectory);
+
+    public static MetricsBackend Load(string pluginsPath, string name, BackendConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(pluginsPath);
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(config);
+        if (!NamePattern().IsMatch(name))
+        {
+            throw new MetricsConfigurationException(
+                $"The backend name '{name}' (Metrics:Backend) is not valid: a backend name is a plugin folder name made of letters, digits, '_' and single dots, such as 'Redis' or 'Acme.Metrics'; paths, separators and '..' are refused. Set Metrics:Backend to the name of a folder inside the plugins folder.");
+        }
+
+        var root = ResolvePluginsPath(pluginsPath);
+        var type = ResolveType(root, name);
+        if (ReferenceEquals(type, MetricsBackend.Memory.BackendType) && config.Equals(BackendConfig.Empty))
+        {
+            return MetricsBackend.Memory;
+        }
+
+        return Initialize(type, config, name);
+    }
+
+    private static IBackendType ResolveType(string root, string name)
+    {
+        var rootWithSeparator = Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar;
+        var folder = Path.GetFullPath(Path.Combine(rootWithSeparator, name));
+        var dll = Path.GetFullPath(Path.Combine(folder, name + ".dll"));
+        if (!folder.StartsWith(rootWithSeparator, PathComparison) || !dll.StartsWith(rootWithSeparator, PathComparison))
+        {
+            throw new MetricsConfigurationException($"The backend name '{name}' resolves to '{dll}', outside the plugins folder '{root}'. Set Metrics:Backend to the name of a folder inside the plugins folder.");
+        }
+
+        if (!Directory.Exists(folder))
+        {
+            if (string.Equals(name, BuiltInName, StringComparison.OrdinalIgnoreCase))
+            {
+                return MetricsBackend.Memory.BackendType;
+            }
+
+            if (!Directory.Exists(root))
+            {
+                throw new MetricsConfigurationException(
+                    $"The metrics backend '{name}' was not found: the plugins folder '{root}' (Metrics:PluginsPath) does not exist. Copy the backend's build output to '{folder}', or set Metrics:PluginsPath to the folder that holds it. Available backends: {Available(root)}.");
+            }
+
+            throw new MetricsConfigurationException(
+                $"Unknown metrics backend '{name}' (Metrics:Backend): there is no folder '{folder}'. Available backends: {Available(root)}. Check the spelling, or copy the backend's build output to '{folder}'.");
+        }
+
+        if (!File.Exists(dll))
+        {
+            throw new MetricsConfigurationException(
+                $"The metrics backend folder '{folder}' has no '{name}.dll'. A plugin folder holds the backend's build output, whose main assembly is named after the folder; copy it there (for example 'dotnet publish -o {folder}').");
+        }
+
+        RefuseLinks(root, folder, dll);
+        var lazy = Loaded.GetOrAdd(dll, path => new Lazy<IBackendType>(() => LoadPlugin(path, name, folder)));
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            // A failed load is not cached: fixing the folder and loading again must work.
+            Loaded.TryRemove(new KeyValuePair<string, Lazy<IBackendType>>(dll, lazy));
+            throw;
+        }
+    }
+
+    private static void RefuseLinks(string root, string folder, string dll)
+    {
+        // A link inside the plugins folder would let its contents come from anywhere.
+        foreach (var path in new[] { folder, dll })
+        {
+            FileSystemInfo info = path == dll ? new FileInfo(path) : new DirectoryInfo(path);
+            if (info.LinkTarget is not null)
+            {
+                throw new MetricsConfigurationException($"'{path}' is a symbolic link (to '{info.LinkTarget}'); the metrics host loads plugins only from real files inside the plugins folder '{root}'. Copy the plugin into the folder instead of linking it.");
+            }
+        }
+    }
+
+    private static IBackendType LoadPlugin(string dll, string name, string folder)
+    {
+        CheckContractReference(dll, name);
+
+        // AssemblyLoadContextBuilder rather than PluginLoader: PluginLoader also honours additionalProbingPaths of the
+        // plugin's runtimeconfig(.dev).json, which loads assemblies from outside the plugin folder.
+        var context = new AssemblyLoadContextBuilder()
+            .SetMainAssemblyPath(dll)
+            .PreferDefaultLoadContextAssembly(ContractName)
+            .Build();
+        Assembly assembly;
+        try
+        {
+            assembly = context.LoadFromAssemblyPath(dll);
+        }
+        catch (Exception e) when (e is BadImageFormatException or FileLoadException or FileNotFoundException)
+        {
+            throw new MetricsConfigurationException($"The metrics backend '{name}' could not be loaded from '{dll}': {e.Message}", e);
+        }
+
+        var backendType = FindBackendType(assembly, name, dll);
+        var adapter = CreateAdapter(backendType, name, dll);
+        VerifyLocations(context, folder, name);
+        return adapter;
+    }
+
+    private static void CheckContractReference(string dll, string name)
+    {
+        Version? referenced = null;
+        try
+        {
+            using var stream = File.OpenRead(dll);
+            using var pe = new PEReader(stream);
+            if (!pe.HasMetadata)
+            {
+                throw new BadImageFormatException("The file has no .NET metadata.");
+            }
+
+            var reader = pe.GetMetadataReader();
+            foreach (var handle in reader.AssemblyReferences)
+            {
+                var reference = reader.GetAssemblyReference(handle);
+                if (reader.StringComparer.Equals(reference.Name, ContractName.Name!))
+                {
+                    referenced = reference.Version;
+                }
+            }
+        }
+        catch (BadImageFormatException e)
+        {
+            throw new MetricsConfigurationException($"'{dll}' is not a .NET assembly, so it cannot be the metrics backend '{name}': {e.Message} Replace it with the backend's build output.", e);
+        }
+
+        var host = ContractName.Version!;
+        if (referenced is not null && referenced > host)
+        {
+            throw new MetricsConfigurationException(
+                $"The metrics backend '{name}' ('{dll}') was compiled against {ContractName.Name} {referenced}, newer than this application's {ContractName.Name} {host}. Rebuild the backend against {ContractName.Name} {host.Major}.x, or update the application's Metrics packages.");
+        }
+    }
+
+    private static Type FindBackendType(Assembly assembly, string name, string dll)
+    {
+        var attribute = assembly.GetCustomAttribute<MetricBackendAttribute>();
+        if (attribute is not null)
+        {
+            var declared = attribute.BackendType;
+            if (!IsBackendType(declared))
+            {
+                throw new MetricsConfigurationException(
+                    $"The metrics backend '{name}' ('{dll}') names '{declared.FullName}' in [assembly: MetricBackend], but that type is not a public non-abstract class implementing IMetricBackend<{declared.Name}>. Name the type that implements the contract over itself.");
+            }
+
+            return declared;
+        }
+
+        Type[] types;
+        try
+        {
+            types = assembly.GetExportedTypes();
+        }
+        catch (Exception e) when (e is ReflectionTypeLoadException or FileNotFoundException or FileLoadException or TypeLoadException)
+        {
+            throw new MetricsConfigurationException(
+                $"The metrics backend '{name}' ('{dll}') could not be inspected: {e.Message} Copy the backend's complete build output (its dependencies too) into the plugin folder, or add [assembly: MetricBackend(typeof(YourBackend))] so the host does not scan every type.", e);
+        }
+
+        var candidates = types.Where(IsBackendType).ToArray();
+        return candidates.Length switch
+        {
+            1 => candidates[0],
+            0 => throw new MetricsConfigurationException(
+                $"'{dll}' contains no metrics backend type: no public class implements IMetricBackend<TSelf> over itself. Check that Metrics:Backend names the right plugin, or add a class 'public sealed class MyBackend : IMetricBackend<MyBackend>' and [assembly: MetricBackend(typeof(MyBackend))]."),
+            _ => throw new MetricsConfigurationException(
+                $"'{dll}' contains more than one metrics backend type ({string.Join(", ", candidates.Select(t => t.FullName))}), so the host cannot choose. Add [assembly: MetricBackend(typeof(TheBackend))] to the plugin to name one."),
+        };
+    }
+
+    private static bool IsBackendType(Type type) =>
+        type is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false }
+        && (type.IsPublic || type.IsNestedPublic)
+        && type.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IMetricBackend<>) && i.GetGenericArguments()[0] == type);
+
+    private static IBackendType CreateAdapter(Type type, string name, string dll)
+    {
+        Type[] parameters = [typeof(BackendConfig), typeof(MetricDescriptor), typeof(HistogramBucket?)];
+        if (type.GetConstructor(BindingFlags.Public | BindingFlags.Instance, parameters) is null)
+        {
+            throw new MetricsConfigurationException(
+                $"The metrics backend type '{type.FullName}' in '{dll}' has no public constructor (BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket). Add one: the host creates one instance per metric value through it.");
+        }
+
+        try
+        {
+            // The CRTP shape was checked above, so the constraint T : IMetricBackend<T> holds.
+            return (IBackendType)Activator.CreateInstance(typeof(BackendType<>).MakeGenericType(type))!;
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            throw new MetricsConfigurationException($"The metrics backend '{name}' ('{dll}') could not be prepared: {e.InnerException.Message}", e.InnerException);
+        }
+    }
+
+    private static void VerifyLocations(AssemblyLoadContext context, string folder, string name)
+    {
+        var folderWithSeparator = Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar;
+        foreach (var assembly in context.Assemblies)
+        {
+            var location = assembly.Location;
+            if (location.Length == 0 || !Path.GetFullPath(location).StartsWith(folderWithSeparator, PathComparison))
+            {
+                throw new MetricsConfigurationException(
+                    $"The metrics backend '{name}' loaded '{assembly.GetName().Name}' from '{(location.Length == 0 ? "(memory)" : location)}', outside its plugin folder '{folder}'. Plugins may load only from their own folder: copy the dependency into it.");
+            }
+        }
+    }
+
+    internal static void VerifyLoadedFromPluginFolder(MetricsBackend backend)
+    {
+        var context = AssemblyLoadContext.GetLoadContext(backend.Type.Assembly);
+        var location = backend.Type.Assembly.Location;
+        if (context is null || context == AssemblyLoadContext.Default || location.Length == 0)
+        {
+            return;
+        }
+
+        VerifyLocations(context, Path.GetDirectoryName(location)!, backend.Name);
+    }
+
+    private static MetricsBackend Initialize(IBackendType type, BackendConfig config, string name)
+    {
+        MetricsBackend backend;
+        try
+        {
+            backend = new MetricsBackend(type, config, name);
+        }
+        catch (BackendConfigException e)
+        {
+            throw new MetricsConfigurationException($"The metrics backend '{name}' refused its configuration: {e.Message} (key '{e.Key}')", e);
+        }
+        catch (MetricsConfigurationException)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is FileNotFoundException or FileLoadException or TypeLoadException or MissingMethodException)
+        {
+            throw new MetricsConfigurationException(
+                $"The metrics backend '{name}' ({type.Type.FullName}) failed to initialize because a dependency could not be loaded: {e.Message} Copy the backend's complete build output into its plugin folder; dependencies are loaded only from there.", e);
+        }
+        catch (Exception e)
+        {
+            throw new MetricsConfigurationException($"The metrics backend '{name}' ({type.Type.FullName}) failed to initialize with {config}: {e.GetType().Name}: {e.Message}", e);
+        }
+
+        // Initialize may have loaded dependencies; they too must come from the plugin folder.
+        VerifyLoadedFromPluginFolder(backend);
+        return backend;
+    }
+
+    private static string Available(string root)
+    {
+        var names = new SortedSet<string>(StringComparer.OrdinalIgnoreCase);
+        if (Directory.Exists(root))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(root))
+            {
+                var candidate = Path.GetFileName(dir);
+                if (NamePattern().IsMatch(candidate) && File.Exists(Path.Combine(dir, candidate + ".dll")))
+                {
+                    names.Add(candidate);
+                }
+            }
+        }
+
+        if (!names.Contains(BuiltInName))
+        {
+            names.Add($"{BuiltInName} (built in)");
+        }
+
+        return string.Join(", ", names);
+    }
+}

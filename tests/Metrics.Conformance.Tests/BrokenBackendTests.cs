@@ -1,0 +1,127 @@
+namespace Metrics.Conformance.Tests;
+
+/// <summary>A suite that passes a broken backend is a broken suite: each broken backend must fail, with a message naming its bug.</summary>
+public class BrokenBackendTests
+{
+    // Smaller than the defaults: the bugs show at this size already, and the whole suite runs once per broken backend.
+    private static readonly ConformanceOptions Quick = new() { IncrementsPerThread = 20_000, ChildIncrements = 2_000, ChildProcesses = 2 };
+
+    [Fact]
+    public void Non_atomic_increment_fails_the_concurrency_checks()
+    {
+        var failures = Failures(ConformanceTarget.ForType<NonAtomicIncBackend>(options: Quick));
+        Assert.Contains("ConcurrentIncrementsAreExact", failures.Keys);
+        Assert.Contains("ConcurrentIncAndDecAreExact", failures.Keys);
+        Assert.Contains("increments were lost", failures["ConcurrentIncrementsAreExact"]);
+        Assert.Contains("Inc is not atomic", failures["ConcurrentIncrementsAreExact"]);
+        Assert.Contains("atomic", failures["ConcurrentIncAndDecAreExact"]);
+        // Single-threaded behaviour is right, so nothing else may fail (the histogram check observes on two threads).
+        Assert.Subset(new HashSet<string> { "ConcurrentIncrementsAreExact", "ConcurrentIncAndDecAreExact", "HistogramExpositionIsConsistent" }, failures.Keys.ToHashSet());
+    }
+
+    [Fact]
+    public void Dec_that_adds_fails_with_a_message_naming_Dec()
+    {
+        var failures = Failures(ConformanceTarget.ForType<DecAddsBackend>(options: Quick));
+        Assert.Contains("Dec added its amount instead of subtracting it", failures["IncDecSetGet"]);
+        Assert.Contains("Dec adding its amount", failures["ConcurrentIncAndDecAreExact"]);
+        Assert.Contains("MetricApiMatchesMemoryBackend", failures.Keys);
+        Assert.DoesNotContain("NewValueReadsZero", failures.Keys);
+        Assert.DoesNotContain("ConcurrentIncrementsAreExact", failures.Keys);
+    }
+
+    [Fact]
+    public void Float_storage_fails_the_precision_checks()
+    {
+        var failures = Failures(ConformanceTarget.ForType<FloatBackend>(options: Quick));
+        Assert.Contains("single-precision (float)", failures["DoubleSumsAreExact"]);
+        Assert.Contains("stored as a float", failures["SetRoundTripsSpecialValues"]);
+        Assert.Contains("LargeIntegersStayDoubles", failures.Keys);
+        Assert.Contains("MetricApiMatchesMemoryBackend", failures.Keys);
+        Assert.DoesNotContain("ConcurrentIncrementsAreExact", failures.Keys);
+    }
+
+    [Fact]
+    public void Buckets_sharing_one_value_fail_the_bucket_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<SharedBucketsBackend>(options: Quick));
+        var message = failures["DistinctBucketsDoNotShareValues"];
+        Assert.Contains("share one stored value", message);
+        Assert.Contains("bucket le=-1", message);
+        Assert.Contains("key it by the HistogramBucket", message);
+        Assert.Contains("HistogramExpositionIsConsistent", failures.Keys);
+        Assert.DoesNotContain("DistinctLabelSetsDoNotShareValues", failures.Keys);
+    }
+
+    [Fact]
+    public void Label_values_joined_with_a_separator_fail_the_label_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<JoinedLabelsBackend>(options: Quick));
+        var message = failures["DistinctLabelSetsDoNotShareValues"];
+        Assert.Contains("""["a,b", "c"]""", message);
+        Assert.Contains("""["a", "b,c"]""", message);
+        Assert.Contains("share one stored value", message);
+        Assert.Contains("joined with a separator without escaping", message);
+        Assert.Equal(["DistinctLabelSetsDoNotShareValues", "MetricApiMatchesMemoryBackend"], failures.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Ignored_Initialize_fails_every_check_naming_Initialize()
+    {
+        var target = ConformanceTarget.ForType<InitializeIgnoredBackend>(options: Quick);
+        var failures = Failures(target);
+        Assert.Equal(target.ApplicableChecks.Count, failures.Count);
+        Assert.All(failures.Values, message => Assert.Contains("Initialize", message));
+        Assert.Contains("state that Initialize should have prepared", failures["NewValueReadsZero"]);
+    }
+
+    [Fact]
+    public void Initialize_run_again_on_value_creation_fails_the_Initialize_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<InitializeTwiceBackend>(options: Quick));
+        var message = failures["InitializeKeepsStoreForSameConfiguration"];
+        Assert.Contains("expected 5, read 0", message);
+        Assert.Contains("The store was reset", message);
+        Assert.Contains("Initialize runs once per type and configuration", message);
+    }
+
+    [Fact]
+    public void Stale_cached_Get_fails_read_your_writes()
+    {
+        var failures = Failures(ConformanceTarget.ForType<StaleGetBackend>(options: Quick));
+        var message = failures["ReadYourWrites"];
+        Assert.Contains("After Inc(1) number 1 returned, Get() read 0, expected 1", message);
+        Assert.Contains("stale value", message);
+        Assert.Contains("stale", failures["IncDecSetGet"]);
+        Assert.Contains("stale", failures["SetRoundTripsSpecialValues"]);
+    }
+
+    [Fact]
+    public void Backend_claiming_to_share_values_but_keeping_them_in_process_fails_the_multi_process_checks()
+    {
+        var target = ConformanceTarget.ForType<ProcessLocalSharedBackend>(UniqueConfig, Quick);
+        var failures = Failures(target);
+        Assert.Equal(["ConcurrentProcessesLoseNothing", "OtherProcessesSeeFlushedValues"], failures.Keys.Order(StringComparer.Ordinal));
+        Assert.Contains("A child process that selected the backend with the same configuration read a labelled counter through Get as 0, expected 1000", failures["OtherProcessesSeeFlushedValues"]);
+        Assert.Contains("Values are not shared across processes", failures["OtherProcessesSeeFlushedValues"]);
+        Assert.Contains("Updates were lost across processes", failures["ConcurrentProcessesLoseNothing"]);
+    }
+
+    [Fact]
+    public void Shared_backend_whose_configurations_are_not_isolated_is_told_to_fix_CreateConfig()
+    {
+        var failures = Failures(ConformanceTarget.ForType<FileBackend>(() => new BackendConfig([new("Directory", SharedDirectory)]), Quick));
+        Assert.Contains("CreateConfig returned equal configurations", failures["DistinctConfigurationsDoNotShareValues"]);
+    }
+
+    private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
+
+    private static BackendConfig UniqueConfig() => new([new("Store", Guid.NewGuid().ToString("N"))]);
+
+    private static Dictionary<string, string> Failures(ConformanceTarget target)
+    {
+        var results = target.RunAll();
+        Assert.Equal(target.ApplicableChecks.Count, results.Count);
+        return results.Where(r => !r.Passed).ToDictionary(r => r.Check.Name, r => r.Failure!.Message);
+    }
+}

@@ -1,0 +1,264 @@
+using System.Collections.Concurrent;
+using System.Text;
+
+#pragma warning disable CS9113 // The contract fixes the constructor signature; most broken backends ignore its arguments.
+
+namespace Metrics.Conformance.Tests;
+
+// Deliberately broken backends: each breaks exactly one rule of the contract, the way real backends get it wrong.
+// The suite must fail each of them with a message that names the bug.
+
+/// <summary>Unambiguous key of a value: length-prefixed name and label values, then the part.</summary>
+internal static class Keys
+{
+    public static string Of(MetricDescriptor metric, HistogramBucket? bucket)
+    {
+        var sb = new StringBuilder().Append(metric.Name.Length).Append(':').Append(metric.Name);
+        foreach (var value in metric.LabelValues)
+        {
+            sb.Append(value.Length).Append(':').Append(value);
+        }
+
+        return sb.Append('|').Append(bucket?.ToString() ?? "-").ToString();
+    }
+}
+
+/// <summary>A double updated with compare-and-swap: the correct part the broken backends share.</summary>
+internal sealed class Cell
+{
+    private long _bits;
+
+    public double Value => BitConverter.Int64BitsToDouble(Volatile.Read(ref _bits));
+
+    public void Add(double amount)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _bits);
+            var next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + amount);
+            if (Interlocked.CompareExchange(ref _bits, next, current) == current)
+            {
+                return;
+            }
+        }
+    }
+
+    public void Set(double value) => Interlocked.Exchange(ref _bits, BitConverter.DoubleToInt64Bits(value));
+}
+
+/// <summary>Inc is a read, a pause, then a write: concurrent increments are lost.</summary>
+public sealed class NonAtomicIncBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<NonAtomicIncBackend>
+{
+    private double _value;
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value)
+    {
+        var current = Volatile.Read(ref _value);
+        Thread.Yield();
+        Volatile.Write(ref _value, current + value);
+    }
+
+    public void Dec(double value) => Inc(-value);
+
+    public void Set(double value) => Volatile.Write(ref _value, value);
+
+    public double Get() => Volatile.Read(ref _value);
+}
+
+/// <summary>Dec adds its amount.</summary>
+public sealed class DecAddsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<DecAddsBackend>
+{
+    private readonly Cell _cell = new();
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Stores the value as a float.</summary>
+public sealed class FloatBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<FloatBackend>
+{
+    private readonly Lock _lock = new();
+    private float _value;
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value)
+    {
+        lock (_lock)
+        {
+            _value += (float)value;
+        }
+    }
+
+    public void Dec(double value) => Inc(-value);
+
+    public void Set(double value)
+    {
+        lock (_lock)
+        {
+            _value = (float)value;
+        }
+    }
+
+    public double Get()
+    {
+        lock (_lock)
+        {
+            return _value;
+        }
+    }
+}
+
+/// <summary>Keys values by metric and labels only: every bucket, sum and count of a series shares one value.</summary>
+public sealed class SharedBucketsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<SharedBucketsBackend>
+{
+    private static readonly ConcurrentDictionary<string, Cell> Store = new();
+    private readonly Cell _cell = Store.GetOrAdd(Keys.Of(metric, null), _ => new Cell());
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Keys values by the label values joined with ',': ["a,b","c"] and ["a","b,c"] collide.</summary>
+public sealed class JoinedLabelsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<JoinedLabelsBackend>
+{
+    private static readonly ConcurrentDictionary<string, Cell> Store = new();
+    private readonly Cell _cell = Store.GetOrAdd($"{metric.Name}{{{string.Join(",", metric.LabelValues)}}}{histogramBucket}", _ => new Cell());
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Initialize does nothing, but the values need the per-configuration store it should have created.</summary>
+public sealed class InitializeIgnoredBackend : IMetricBackend<InitializeIgnoredBackend>
+{
+    private static readonly ConcurrentDictionary<BackendConfig, ConcurrentDictionary<string, Cell>> Stores = new();
+    private readonly Cell _cell;
+
+    public InitializeIgnoredBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) =>
+        _cell = Stores[config].GetOrAdd(Keys.Of(metric, histogramBucket), _ => new Cell());
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Re-runs its set-up (which resets the store) every time a value is created.</summary>
+public sealed class InitializeTwiceBackend : IMetricBackend<InitializeTwiceBackend>
+{
+    private static ConcurrentDictionary<string, Cell> _store = new();
+    private readonly string _key;
+
+    public InitializeTwiceBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
+    {
+        Initialize(config);
+        _key = Keys.Of(metric, histogramBucket);
+    }
+
+    public static void Initialize(BackendConfig config) => _store = new ConcurrentDictionary<string, Cell>();
+
+    public void Inc(double value) => Cell.Add(value);
+
+    public void Dec(double value) => Cell.Add(-value);
+
+    public void Set(double value) => Cell.Set(value);
+
+    public double Get() => Cell.Value;
+
+    private Cell Cell => _store.GetOrAdd(_key, _ => new Cell());
+}
+
+/// <summary>Get returns a value cached for a second.</summary>
+public sealed class StaleGetBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<StaleGetBackend>
+{
+    private readonly Cell _cell = new();
+    private double _cached;
+    private long _cachedAt = long.MinValue;
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get()
+    {
+        var now = Environment.TickCount64;
+        if (now - Volatile.Read(ref _cachedAt) > 1000)
+        {
+            _cached = _cell.Value;
+            Volatile.Write(ref _cachedAt, now);
+        }
+
+        return _cached;
+    }
+}
+
+/// <summary>Declares SharedAcrossProcesses but keeps values in this process: correct in one process, invisible to others.</summary>
+public sealed class ProcessLocalSharedBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<ProcessLocalSharedBackend>
+{
+    private static readonly ConcurrentDictionary<BackendConfig, ConcurrentDictionary<string, (MetricDescriptor Metric, HistogramBucket? Bucket, Cell Cell)>> Stores = new();
+    private readonly Cell _cell = Stores.GetOrAdd(config, _ => new()).GetOrAdd(Keys.Of(metric, histogramBucket), _ => (metric, histogramBucket, new Cell())).Cell;
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
+
+    public static void Initialize(BackendConfig config) => Stores.TryAdd(config, new());
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
+        [.. families.Select(f => (IReadOnlyList<CollectedValue>)[.. Stores.GetOrAdd(config, _ => new()).Values
+            .Where(v => v.Metric.Name == f.Name)
+            .Select(v => new CollectedValue(v.Metric.LabelValues, v.Bucket, v.Cell.Value))])];
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}

@@ -1,0 +1,133 @@
+using System.Collections.Concurrent;
+
+namespace Metrics.Conformance.Tests;
+
+/// <summary>
+/// What the suite cannot observe from outside a third-party backend, checked here with instrumented backends:
+/// Initialize runs once per type and configuration, and the descriptor arrives complete and unchanged.
+/// </summary>
+public class HostContractTests
+{
+    [Fact]
+    public void Initialize_runs_once_per_configuration_before_the_first_value()
+    {
+        var one = new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]);
+        var equal = new BackendConfig([new("Store", one["Store"])]);
+        var other = new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]);
+
+        Parallel.For(0, 16, _ => MetricsBackend.Create<CountingBackend>(one).CreateValue(new MetricDescriptor("x", "x", MetricType.Counter)));
+        MetricsBackend.Create<CountingBackend>(equal).CreateValue(new MetricDescriptor("y", "y", MetricType.Counter));
+        MetricsBackend.Create<CountingBackend>(other).CreateValue(new MetricDescriptor("z", "z", MetricType.Counter));
+
+        Assert.Equal(1, CountingBackend.Initialized[one]);
+        Assert.Equal(1, CountingBackend.Initialized[other]);
+        Assert.Equal(0, CountingBackend.CreatedBeforeInitialize);
+    }
+
+    [Fact]
+    public void The_suite_passes_a_backend_that_counts_Initialize()
+    {
+        var results = ConformanceTarget.ForType<CountingBackend>(() => new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]), new ConformanceOptions { IncrementsPerThread = 20_000 }).RunAll();
+        Assert.All(results, r => Assert.True(r.Passed, r.Failure?.Message));
+        Assert.All(CountingBackend.Initialized.Values, count => Assert.Equal(1, count));
+    }
+
+    [Fact]
+    public void The_descriptor_built_by_the_suite_arrives_unchanged()
+    {
+        RecordingBackend.Seen.Clear();
+        var target = ConformanceTarget.ForType<RecordingBackend>(options: new ConformanceOptions { IncrementsPerThread = 1_000 });
+        var result = ConformanceSuite.Run(ConformanceSuite.Find("DistinctBucketsDoNotShareValues"), target);
+        Assert.True(result.Passed, result.Failure?.Message);
+        var bucket = Assert.Single(RecordingBackend.Seen, s => s.Metric.Name.StartsWith("buckets_", StringComparison.Ordinal) && s.Metric.LabelValues[0] == "/" && s.Bucket == HistogramBucket.ForUpperBound(0.10000000000000002));
+        Assert.Equal("Conformance histogram.", bucket.Metric.Help);
+        Assert.Equal(MetricType.Histogram, bucket.Metric.Type);
+        Assert.Equal(["path"], bucket.Metric.LabelNames);
+        Assert.Equal([-1, 0, 1e-300, 0.1, 0.10000000000000002, 0.5, 1, 1.0000000000000002, 2.5, 1e300, double.PositiveInfinity], bucket.Metric.Buckets);
+    }
+
+    [Fact]
+    public void The_metrics_API_hands_the_backend_complete_descriptors()
+    {
+        RecordingBackend.Seen.Clear();
+        var registry = new MetricRegistry("app", MetricsBackend.Create<RecordingBackend>());
+        var histogram = new Histogram("latency_seconds", "Latency.", ["route", "env"], new Dictionary<string, string> { ["env"] = "prod" }, registry, [0.5, 1]);
+        histogram.Labels("/a,b").Observe(0.7);
+        var counter = new Counter("requests_total", "Requests.", ["code"], registry: registry);
+        counter.Labels(string.Empty).Inc();
+        var summary = new Summary("size_bytes", "Sizes.", registry: registry);
+        summary.Observe(3);
+
+        var parts = RecordingBackend.Seen.Where(s => s.Metric.Name == "app_latency_seconds").ToList();
+        Assert.Equal([HistogramBucket.ForUpperBound(0.5), HistogramBucket.ForUpperBound(1), HistogramBucket.ForUpperBound(double.PositiveInfinity), HistogramBucket.Sum], parts.Select(p => p.Bucket!.Value));
+        Assert.All(parts, p =>
+        {
+            Assert.Equal("Latency.", p.Metric.Help);
+            Assert.Equal(MetricType.Histogram, p.Metric.Type);
+            Assert.Equal(["route", "env"], p.Metric.LabelNames);
+            Assert.Equal(["/a,b", "prod"], p.Metric.LabelValues);
+            Assert.Equal([0.5, 1, double.PositiveInfinity], p.Metric.Buckets);
+        });
+        var requests = Assert.Single(RecordingBackend.Seen, s => s.Metric.Name == "app_requests_total");
+        Assert.Equal([string.Empty], requests.Metric.LabelValues);
+        Assert.Null(requests.Bucket);
+        Assert.Equal([HistogramBucket.Count, HistogramBucket.Sum], RecordingBackend.Seen.Where(s => s.Metric.Name == "app_size_bytes").Select(s => s.Bucket!.Value));
+    }
+
+    /// <summary>Counts Initialize per configuration and notices values created before it.</summary>
+    public sealed class CountingBackend : IMetricBackend<CountingBackend>
+    {
+        private readonly Cell _cell = new();
+
+        public CountingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
+        {
+            if (!Initialized.ContainsKey(config))
+            {
+                Interlocked.Increment(ref _createdBeforeInitialize);
+            }
+        }
+
+        public static ConcurrentDictionary<BackendConfig, int> Initialized { get; } = new();
+
+        public static int CreatedBeforeInitialize => Volatile.Read(ref _createdBeforeInitialize);
+
+        private static int _createdBeforeInitialize;
+
+        public static void Initialize(BackendConfig config)
+        {
+            // Slow enough that racing selections would overlap if the host did not serialize them.
+            Thread.Sleep(20);
+            Initialized.AddOrUpdate(config, 1, (_, n) => n + 1);
+        }
+
+        public void Inc(double value) => _cell.Add(value);
+
+        public void Dec(double value) => _cell.Add(-value);
+
+        public void Set(double value) => _cell.Set(value);
+
+        public double Get() => _cell.Value;
+    }
+
+    /// <summary>Records every descriptor and part it is created with.</summary>
+    public sealed class RecordingBackend : IMetricBackend<RecordingBackend>
+    {
+        private readonly Cell _cell = new();
+
+        public RecordingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) => Seen.Enqueue((metric, histogramBucket));
+
+        public static ConcurrentQueue<(MetricDescriptor Metric, HistogramBucket? Bucket)> Seen { get; } = [];
+
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public void Inc(double value) => _cell.Add(value);
+
+        public void Dec(double value) => _cell.Add(-value);
+
+        public void Set(double value) => _cell.Set(value);
+
+        public double Get() => _cell.Value;
+    }
+}
