@@ -39,6 +39,12 @@ internal static class SharedBackendSetup
         var assembly = Environment.GetEnvironmentVariable(HostAssemblyVariable) is { Length: > 0 } host && File.Exists(host)
             ? host
             : typeof(SharedBackendSetup).Assembly.Location;
+        if (!File.Exists(Path.ChangeExtension(assembly, ".runtimeconfig.json")))
+        {
+            throw new InvalidOperationException(
+                $"Cannot start a worker process from {assembly}: it has no runtimeconfig.json next to it. Run these benchmarks with 'Metrics.Benchmarks shared bench', which tells child processes where the host build is.");
+        }
+
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet && File.Exists(dotnet) ? dotnet : "dotnet")
         {
             UseShellExecute = false,
