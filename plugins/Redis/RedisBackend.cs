@@ -23,21 +23,8 @@ namespace Metrics.Backends.Redis;
 /// </remarks>
 public sealed class RedisBackend : IMetricBackend<RedisBackend>
 {
-    private readonly RedisStore _store;
-    private readonly Lock _gate = new();
-
-    // Pending delta as the double's bits, added with compare-and-swap so Inc never takes a lock.
-    private long _deltaBits;
-    private int _dirty;
-
-    // Guarded by _gate.
-    private bool _pendingSet;
-    private double _pendingSetValue;
-    private bool _inFlight;
-    private bool _inFlightSet;
-    private double _inFlightSetValue;
-    private double _inFlightDelta;
-    private double _stored;
+    // Shared by every instance of the same series and part in this configuration, so each sees the others' unflushed updates.
+    private readonly RedisCell _cell;
 
     /// <summary>Creates the value and schedules its creation in Redis (as 0 when absent). Never waits on the network.</summary>
     /// <param name="config">The backend configuration; <see cref="Initialize"/> runs first if the host has not called it.</param>
@@ -59,10 +46,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
                 $"(Inc/Dec add up, Set is last writer wins). Use {nameof(GaugeAggregation.Sum)} or {nameof(GaugeAggregation.PerProcess)}, or the SharedMemory backend for per-process aggregation on one host.");
         }
 
-        _store = RedisStore.Get(config);
-        Field = FieldCodec.Encode(metric.LabelValues, histogramBucket);
-        Family = _store.Register(metric.Name, this);
-        MarkDirty();
+        _cell = RedisStore.Get(config).GetCell(metric.Name, FieldCodec.Encode(metric.LabelValues, histogramBucket));
     }
 
     /// <summary>
@@ -82,13 +66,6 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
 
     /// <summary>Values are shared by every process using the same Redis server and key prefix.</summary>
     public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
-
-    internal byte[] Field { get; }
-
-    internal RedisFamily Family { get; }
-
-    // Intrusive link of the dirty stack; written only by the thread that set _dirty from 0 to 1, read by the flusher.
-    internal RedisBackend? NextDirty { get; set; }
 
     /// <summary>
     /// Reads <paramref name="config"/>, starts connecting in the background and starts the flusher. Returns without
@@ -119,122 +96,27 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// <param name="config">The configuration whose values to flush.</param>
     public static void Flush(BackendConfig config) => RedisStore.Get(config).FlushAndLog();
 
-    /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Inc(double value)
-    {
-        long current, next;
-        do
-        {
-            current = Volatile.Read(ref _deltaBits);
-            next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
-        }
-        while (Interlocked.CompareExchange(ref _deltaBits, next, current) != current);
+    internal RedisFamily Family => _cell.Family;
 
-        MarkDirty();
-    }
+    internal RedisCell Cell => _cell;
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Dec(double value) => Inc(-value);
+    public void Inc(double value) => _cell.Inc(value);
 
     /// <inheritdoc/>
-    public void Set(double value)
-    {
-        lock (_gate)
-        {
-            _pendingSet = true;
-            _pendingSetValue = value;
-            // An Inc that lands in the delta before this exchange happened before the Set and is overwritten by it;
-            // one that lands after is added on top: both are valid orders for racing calls.
-            Interlocked.Exchange(ref _deltaBits, 0);
-        }
-
-        MarkDirty();
-    }
-
-    /// <inheritdoc/>
-    /// <remarks>The last value Redis returned for this series, plus what this process sent or buffered since.</remarks>
-    public double Get()
-    {
-        lock (_gate)
-        {
-            var value = _stored;
-            if (_inFlight)
-            {
-                value = Apply(value, _inFlightSet, _inFlightSetValue, _inFlightDelta);
-            }
-
-            return Apply(value, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
-        }
-    }
-
-    /// <summary>Same rule as the flush script: a zero delta leaves the value alone, so a set -0.0 stays -0.0.</summary>
-    internal static double Apply(double value, bool set, double setValue, double delta)
-    {
-        if (set)
-        {
-            value = setValue;
-        }
-
-        return delta != 0 ? value + delta : value;
-    }
-
-    /// <summary>Moves the pending update into the in-flight batch. Called by the flusher after clearing the dirty flag.</summary>
-    internal (bool Set, double SetValue, double Delta) TakePending()
-    {
-        lock (_gate)
-        {
-            _inFlight = true;
-            _inFlightSet = _pendingSet;
-            _inFlightSetValue = _pendingSetValue;
-            _inFlightDelta = BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, 0));
-            _pendingSet = false;
-            return (_inFlightSet, _inFlightSetValue, _inFlightDelta);
-        }
-    }
-
-    /// <summary>Redis stored the in-flight batch; <paramref name="stored"/> is the value it returned.</summary>
-    internal void Acknowledge(double stored)
-    {
-        lock (_gate)
-        {
-            _stored = stored;
-            _inFlight = false;
-        }
-    }
-
-    /// <summary>The stored value <paramref name="stored"/> with this process's unsent updates applied, for a scrape.</summary>
-    internal double Overlay(double stored)
-    {
-        lock (_gate)
-        {
-            return Apply(stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
-        }
-    }
-
-    /// <summary>Discards the pending update (the in-flight one is kept). Returns whether there was one.</summary>
-    internal bool DiscardPending()
-    {
-        lock (_gate)
-        {
-            var had = _pendingSet || Volatile.Read(ref _deltaBits) != 0;
-            _pendingSet = false;
-            Interlocked.Exchange(ref _deltaBits, 0);
-            return had;
-        }
-    }
-
-    // A full fence: the flusher clears the flag before taking the delta, and an Inc adds to the delta before reading the flag,
-    // so an Inc either lands in the taken delta or sees the cleared flag and queues the value again.
-    internal void ClearDirty() => Interlocked.Exchange(ref _dirty, 0);
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void MarkDirty()
-    {
-        if (Volatile.Read(ref _dirty) == 0 && Interlocked.Exchange(ref _dirty, 1) == 0)
-        {
-            _store.PushDirty(this);
-        }
-    }
+    public void Dec(double value) => _cell.Inc(-value);
+
+    /// <inheritdoc/>
+    public void Set(double value) => _cell.Set(value);
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Reads the stored value from Redis (one round trip, at most <c>OperationTimeout</c>) and adds this process's
+    /// updates that Redis has not applied yet, so it sees other instances and processes as well as its own writes. When
+    /// Redis cannot be read it returns the last stored value this process saw plus its own unapplied updates, and writes
+    /// the failure to standard error once; it never throws for a transport fault.
+    /// </remarks>
+    public double Get() => _cell.Get();
 }

@@ -9,7 +9,9 @@ namespace Metrics.Backends.Redis;
 internal sealed class RedisFamily(string name, RedisKey key, RedisKey markerKey)
 {
     private readonly Lock _gate = new();
-    private readonly List<RedisBackend> _values = [];
+
+    // Keyed by the field's bytes as Latin-1, which maps each byte to one char, so distinct fields never collide.
+    private readonly Dictionary<string, RedisCell> _cells = new(StringComparer.Ordinal);
 
     public string Name { get; } = name;
 
@@ -17,19 +19,28 @@ internal sealed class RedisFamily(string name, RedisKey key, RedisKey markerKey)
 
     public RedisKey MarkerKey { get; } = markerKey;
 
-    public void Add(RedisBackend value)
+    /// <summary>The cell of <paramref name="field"/>, created by <paramref name="create"/> the first time; <paramref name="created"/> says which.</summary>
+    public RedisCell GetOrAdd(byte[] field, Func<byte[], RedisCell> create, out bool created)
     {
+        var key = Encoding.Latin1.GetString(field);
         lock (_gate)
         {
-            _values.Add(value);
+            created = !_cells.TryGetValue(key, out var cell);
+            if (created)
+            {
+                cell = create(field);
+                _cells.Add(key, cell);
+            }
+
+            return cell!;
         }
     }
 
-    public RedisBackend[] Values()
+    public RedisCell[] Cells()
     {
         lock (_gate)
         {
-            return [.. _values];
+            return [.. _cells.Values];
         }
     }
 }
@@ -58,11 +69,12 @@ internal sealed class RedisStore
     private readonly Task _loop;
     private ConnectionMultiplexer? _connection;
     private Task<ConnectionMultiplexer>? _connecting;
-    private RedisBackend? _dirtyHead;
+    private RedisCell? _dirtyHead;
     private int _dirtyCount;
     private long _sequence;
     private Round? _inFlight;
     private bool _unreachableLogged;
+    private int _readFailureLogged;
     private volatile string? _lastConnectionFailure;
     private DateTime _lastTouch = DateTime.UtcNow;
 
@@ -93,18 +105,24 @@ internal sealed class RedisStore
         }
     }
 
-    public RedisFamily Register(string name, RedisBackend value)
+    /// <summary>The one cell of this field of metric <paramref name="name"/>; a new one is queued so the flusher creates the field in Redis.</summary>
+    public RedisCell GetCell(string name, byte[] field)
     {
         var family = _families.GetOrAdd(name, n =>
         {
             var key = Settings.KeyPrefix + "{" + n + "}";
             return new RedisFamily(n, key, key + ":w:" + _writerId);
         });
-        family.Add(value);
-        return family;
+        var cell = family.GetOrAdd(field, f => new RedisCell(this, family, f), out var created);
+        if (created)
+        {
+            cell.MarkDirty();
+        }
+
+        return cell;
     }
 
-    public void PushDirty(RedisBackend value)
+    public void PushDirty(RedisCell value)
     {
         Interlocked.Increment(ref _dirtyCount);
         Push(value);
@@ -222,6 +240,100 @@ internal sealed class RedisStore
         }
     }
 
+    /// <summary>
+    /// Reads the stored value of <paramref name="cell"/> and this writer's applied-batch marker of its family in one
+    /// atomic script, answering by <paramref name="deadline"/>. <see langword="false"/> (written to standard error once
+    /// until a read succeeds again) when Redis is not connected, fails or is late.
+    /// </summary>
+    internal bool TryReadStored(RedisCell cell, DateTime deadline, out double stored, out long marker)
+    {
+        stored = 0;
+        marker = 0;
+        string? error;
+        try
+        {
+            var connection = ConnectionForRead(deadline);
+            if (connection is null || !connection.IsConnected)
+            {
+                error = NotConnected();
+            }
+            else
+            {
+                var read = connection.GetDatabase().ScriptEvaluateAsync(Scripts.ReadValue, [cell.Family.Key, cell.Family.MarkerKey], [cell.Field]);
+                var remaining = deadline - DateTime.UtcNow;
+                if (remaining > TimeSpan.Zero && read.Wait(remaining))
+                {
+                    var reply = (RedisResult[])read.Result!;
+                    var raw = (byte[])reply[0]!;
+                    marker = (long)reply[1];
+                    if (raw.Length is 0 or 8)
+                    {
+                        stored = raw.Length == 0 ? 0 : BinaryPrimitives.ReadDoubleLittleEndian(raw);
+                        Interlocked.Exchange(ref _readFailureLogged, 0);
+                        return true;
+                    }
+
+                    error = $"the key '{cell.Family.Key}' holds a field that is not an 8-byte double; it was not written by the Metrics Redis backend";
+                }
+                else
+                {
+                    // Observe a late failure so it does not surface as an unobserved task exception.
+                    _ = read.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                    error = $"no answer within OperationTimeout ({Settings.OperationTimeout})";
+                }
+            }
+        }
+        catch (AggregateException ex) when (ex.InnerException is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            error = $"{ex.InnerException.GetType().Name}: {ex.InnerException.Message}";
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            error = $"{ex.GetType().Name}: {ex.Message}";
+        }
+
+        if (Interlocked.Exchange(ref _readFailureLogged, 1) == 0)
+        {
+            Log($"Get could not read Redis at {Settings.Endpoints} ({error}); values read this process's last known stored value plus its own unsent updates until Redis answers again.");
+        }
+
+        return false;
+    }
+
+    /// <summary>Holds off flushes and scrapes, so no batch is acknowledged meanwhile; <see langword="false"/> after <paramref name="timeout"/>.</summary>
+    internal bool TryEnterExclusive(TimeSpan timeout) => timeout > TimeSpan.Zero && _flushLock.Wait(timeout);
+
+    internal void ExitExclusive() => _flushLock.Release();
+
+    /// <summary>
+    /// The connection for a read, waiting until <paramref name="deadline"/> for an attempt in progress (a process reads
+    /// right after it starts), without starting one: reconnecting is the flusher's job.
+    /// </summary>
+    private ConnectionMultiplexer? ConnectionForRead(DateTime deadline)
+    {
+        if (Volatile.Read(ref _connection) is { } connection)
+        {
+            return connection;
+        }
+
+        var connecting = Volatile.Read(ref _connecting);
+        if (connecting is null)
+        {
+            return null;
+        }
+
+        if (!connecting.IsCompleted)
+        {
+            var wait = deadline - DateTime.UtcNow;
+            if (wait <= TimeSpan.Zero || !((IAsyncResult)connecting).AsyncWaitHandle.WaitOne(wait))
+            {
+                return null;
+            }
+        }
+
+        return connecting.IsCompletedSuccessfully ? connecting.Result : null;
+    }
+
     private List<CollectedValue> Merge(MetricDescriptor family, HashEntry[] entries)
     {
         var labelCount = family.LabelNames.Count;
@@ -246,7 +358,7 @@ internal sealed class RedisStore
 
         if (_families.TryGetValue(family.Name, out var local))
         {
-            foreach (var value in local.Values())
+            foreach (var value in local.Cells())
             {
                 var key = Encoding.Latin1.GetString(value.Field);
                 if (byField.TryGetValue(key, out var found))
@@ -386,16 +498,16 @@ internal sealed class RedisStore
         return null;
     }
 
-    private Round BuildRound(List<RedisBackend> batch)
+    private Round BuildRound(List<RedisCell> batch)
     {
         var sequence = ++_sequence;
         var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var markerMs = (long)Settings.MarkerExpiry.TotalMilliseconds;
-        var byFamily = new Dictionary<RedisFamily, (List<RedisBackend> Values, List<RedisValue> Args)>();
+        var byFamily = new Dictionary<RedisFamily, (List<RedisCell> Values, List<RedisValue> Args)>();
         foreach (var value in batch)
         {
             value.ClearDirty();
-            var (set, setValue, delta) = value.TakePending();
+            var (set, setValue, delta) = value.TakePending(sequence);
             if (!byFamily.TryGetValue(value.Family, out var group))
             {
                 group = ([], [sequence, expiryMs, markerMs]);
@@ -421,7 +533,7 @@ internal sealed class RedisStore
             }
         }
 
-        return new Round([.. byFamily.Select(kv => new FamilyBatch(kv.Key, [.. kv.Value.Values], [.. kv.Value.Args]))]);
+        return new Round(sequence, [.. byFamily.Select(kv => new FamilyBatch(kv.Key, [.. kv.Value.Values], [.. kv.Value.Args]))]);
     }
 
     /// <summary>Sends the families of <paramref name="round"/> not yet acknowledged; returns null when all are, else the first error.</summary>
@@ -454,7 +566,7 @@ internal sealed class RedisStore
             var stored = (RedisResult[])result!;
             for (var i = 0; i < batch.Values.Length; i++)
             {
-                batch.Values[i].Acknowledge(BinaryPrimitives.ReadDoubleLittleEndian((byte[])stored[i]!));
+                batch.Values[i].Acknowledge(BinaryPrimitives.ReadDoubleLittleEndian((byte[])stored[i]!), round.Sequence);
             }
 
             batch.Done = true;
@@ -477,10 +589,10 @@ internal sealed class RedisStore
         _lastTouch = DateTime.UtcNow;
     }
 
-    private List<RedisBackend> PopDirty(int max, out bool truncated)
+    private List<RedisCell> PopDirty(int max, out bool truncated)
     {
         var node = Interlocked.Exchange(ref _dirtyHead, null);
-        var batch = new List<RedisBackend>();
+        var batch = new List<RedisCell>();
         truncated = false;
         while (node is not null)
         {
@@ -544,9 +656,9 @@ internal sealed class RedisStore
         }
     }
 
-    private void Push(RedisBackend value)
+    private void Push(RedisCell value)
     {
-        RedisBackend? head;
+        RedisCell? head;
         do
         {
             head = Volatile.Read(ref _dirtyHead);
@@ -597,16 +709,18 @@ internal sealed class RedisStore
 
     private void Log(string message) => Console.Error.WriteLine("Metrics Redis backend: " + Settings.Scrub(message));
 
-    private sealed class Round(FamilyBatch[] families)
+    private sealed class Round(long sequence, FamilyBatch[] families)
     {
+        public long Sequence { get; } = sequence;
+
         public FamilyBatch[] Families { get; } = families;
     }
 
-    private sealed class FamilyBatch(RedisFamily family, RedisBackend[] values, RedisValue[] args)
+    private sealed class FamilyBatch(RedisFamily family, RedisCell[] values, RedisValue[] args)
     {
         public RedisFamily Family { get; } = family;
 
-        public RedisBackend[] Values { get; } = values;
+        public RedisCell[] Values { get; } = values;
 
         public RedisValue[] Args { get; } = args;
 

@@ -57,4 +57,19 @@ internal static class Scripts
         end
         return out
         """;
+
+    /// <summary>
+    /// Reads one field of a family's hash together with one writer's last-applied-sequence marker, atomically.
+    /// KEYS[1] the family hash, KEYS[2] the writer's marker (same hash tag, same slot); ARGV[1] the field.
+    /// Returns { the stored 8 bytes, or an empty string when the field is missing; the marker, or '0' when missing }.
+    /// </summary>
+    /// <remarks>
+    /// Read separately, a batch could be applied between the two reads; the writer then could not tell whether the
+    /// value it read includes its in-flight batch, and would count that batch twice or not at all.
+    /// </remarks>
+    public const string ReadValue = """
+        local v = redis.call('HGET', KEYS[1], ARGV[1])
+        local m = redis.call('GET', KEYS[2])
+        return { v or '', m or '0' }
+        """;
 }

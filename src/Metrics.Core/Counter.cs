@@ -29,16 +29,7 @@ public sealed class Counter : Metric<Counter>
     {
         if (FullValues is not null)
         {
-            try
-            {
-                _value = CreateValue();
-            }
-            catch
-            {
-                // A backend that refuses the value must not leave the name taken by a metric that does not exist.
-                family.Registry.Unregister(this);
-                throw;
-            }
+            _value = CreateRootValues(CreateValue);
 
             family.AddChild(this, FullValues);
         }

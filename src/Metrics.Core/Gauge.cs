@@ -28,16 +28,7 @@ public sealed class Gauge : Metric<Gauge>, IDurationSink
     {
         if (FullValues is not null)
         {
-            try
-            {
-                _value = CreateValue();
-            }
-            catch
-            {
-                // A backend that refuses the value must not leave the name taken by a metric that does not exist.
-                family.Registry.Unregister(this);
-                throw;
-            }
+            _value = CreateRootValues(CreateValue);
 
             family.AddChild(this, FullValues);
         }

@@ -31,16 +31,7 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
         _bounds = family.Buckets;
         if (FullValues is not null)
         {
-            try
-            {
-                (_buckets, _sum) = CreateValues();
-            }
-            catch
-            {
-                // A backend that refuses the value must not leave the name taken by a metric that does not exist.
-                family.Registry.Unregister(this);
-                throw;
-            }
+            (_buckets, _sum) = CreateRootValues(CreateValues);
 
             family.AddChild(this, FullValues);
         }

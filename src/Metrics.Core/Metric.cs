@@ -89,6 +89,20 @@ public abstract class Metric
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
 
+    /// <summary>Creates a root metric's values; a backend that refuses them must not leave the name taken by a metric that does not exist.</summary>
+    private protected T CreateRootValues<T>(Func<T> create)
+    {
+        try
+        {
+            return create();
+        }
+        catch
+        {
+            Family.Registry.Unregister(this);
+            throw;
+        }
+    }
+
     /// <summary>Creates the child for a complete label set; called once per series, under the family's add lock.</summary>
     internal abstract Metric CreateCompleteChild(string[] fullValues);
 

@@ -26,16 +26,7 @@ public sealed class Summary : Metric<Summary>, IDurationSink
     {
         if (FullValues is not null)
         {
-            try
-            {
-                (_count, _sum) = CreateValues();
-            }
-            catch
-            {
-                // A backend that refuses the value must not leave the name taken by a metric that does not exist.
-                family.Registry.Unregister(this);
-                throw;
-            }
+            (_count, _sum) = CreateRootValues(CreateValues);
 
             family.AddChild(this, FullValues);
         }

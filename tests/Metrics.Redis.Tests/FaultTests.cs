@@ -104,6 +104,37 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
+    public void Get_WhileRedisIsDown_ReturnsTheLastStoredValuePlusUnsentUpdates_WithoutThrowing()
+    {
+        using var server = RedisServer.Start(Secret);
+        var config = Config(server.ConnectionString, extra: [("FlushInterval", "1h"), ("OperationTimeout", "1s")]);
+        var other = Config(server.ConnectionString, "other", ("FlushInterval", "1h"));
+        var series = new RedisBackend(config, Counter.WithLabelValues(["get-down"]), null);
+        var elsewhere = new RedisBackend(other, Counter.WithLabelValues(["get-down"]), null);
+        series.Inc(3);
+        FlushOrFail(config);
+        elsewhere.Inc(4);
+        FlushOrFail(other);
+        Assert.Equal(7, series.Get());
+
+        server.Kill();
+        series.Inc(2);
+        var watch = Stopwatch.StartNew();
+        Assert.Equal(9, series.Get());
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"Get with Redis down took {watch.Elapsed}");
+
+        server.Restart();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out _) && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(200);
+        }
+
+        Assert.Equal(9, Read(Config(server.ConnectionString, "reader"), Counter, ["get-down"]));
+        Assert.Equal(9, series.Get());
+    }
+
+    [Fact]
     public void PendingSeriesBeyondTheBound_AreDroppedAndCounted_WhileRedisIsDown()
     {
         var config = Config($"127.0.0.1:{FreePortNobodyListensOn()}", extra: [("ConnectTimeout", "200ms"), ("MaxPendingSeries", "2"), ("FlushInterval", "1h")]);

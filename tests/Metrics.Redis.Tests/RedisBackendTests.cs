@@ -152,6 +152,90 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
+    public void Get_ReadsWhatAnotherWriterFlushed()
+    {
+        var writer = Config(Cs, "writer", ("FlushInterval", "1h"));
+        var reader = Config(Cs, "reader", ("FlushInterval", "1h"));
+        var written = new RedisBackend(writer, Gauge.WithLabelValues(["shared"]), null);
+        var read = new RedisBackend(reader, Gauge.WithLabelValues(["shared"]), null);
+        Assert.Equal(0, read.Get());
+
+        written.Inc(4);
+        FlushOrFail(writer);
+        Assert.Equal(4, read.Get());
+
+        read.Inc(0.5);
+        Assert.Equal(4.5, read.Get());
+        written.Set(10);
+        FlushOrFail(writer);
+        // The reader's unflushed Inc lands on top of whatever Redis holds when it is sent.
+        Assert.Equal(10.5, read.Get());
+    }
+
+    [Fact]
+    public void TwoInstancesOfOneSeries_SeeEachOthersUnflushedUpdates()
+    {
+        var writer = Config(Cs, extra: ("FlushInterval", "1h"));
+        var first = new RedisBackend(writer, Gauge.WithLabelValues(["twin"]), null);
+        var second = new RedisBackend(writer, Gauge.WithLabelValues(["twin"]), null);
+        first.Inc(2);
+        Assert.Equal(2, second.Get());
+        second.Set(10);
+        first.Dec(1);
+        Assert.Equal(9, first.Get());
+        Assert.Equal(9, Read(writer, Gauge, ["twin"]));
+
+        FlushOrFail(writer);
+        Assert.Equal(9, Read(Config(Cs, "reader"), Gauge, ["twin"]));
+        Assert.Equal(9, second.Get());
+    }
+
+    [Fact]
+    public void Get_CountsABatchRedisAppliedButDidNotAcknowledgeOnce()
+    {
+        var writer = Config(Cs, extra: ("FlushInterval", "1h"));
+        var series = new RedisBackend(writer, Gauge.WithLabelValues(["unacked"]), null);
+        FlushOrFail(writer);
+        series.Inc(5);
+
+        // Move the update into flight as a flush would, under a sequence far above any the store has used.
+        const long Sequence = 1_000_000;
+        var cell = series.Cell;
+        cell.ClearDirty();
+        var (_, _, delta) = cell.TakePending(Sequence);
+        Assert.Equal(5, delta);
+        Assert.Equal(5, series.Get());
+
+        // Redis applies the batch and its reply is lost: the stored value now holds the in-flight update.
+        using var connection = ConnectionMultiplexer.Connect(Cs);
+        var payload = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(payload, delta);
+        connection.GetDatabase().ScriptEvaluate(Scripts.ApplyBatch, [cell.Family.Key, cell.Family.MarkerKey], [Sequence, 60_000, 60_000, cell.Field, "a", payload]);
+        Assert.Equal(5, series.Get());
+
+        series.Inc(1);
+        Assert.Equal(6, series.Get());
+        cell.Acknowledge(5, Sequence);
+        Assert.Equal(6, series.Get());
+    }
+
+    [Fact]
+    public void Get_WhileTheFlusherRuns_SeesExactlyTheUpdatesThatReturned()
+    {
+        // Flushes and acknowledgements race every read; whole numbers make coalesced sums exact, so any miscount shows.
+        var writer = Config(Cs, extra: ("FlushInterval", "1ms"));
+        var series = new RedisBackend(writer, Counter.WithLabelValues(["race", "get"]), null);
+        for (var i = 1; i <= 3000; i++)
+        {
+            series.Inc(1);
+            Assert.Equal(i, series.Get());
+        }
+
+        FlushOrFail(writer);
+        Assert.Equal(3000, Read(Config(Cs, "reader"), Counter, ["race", "get"]));
+    }
+
+    [Fact]
     public void GaugeSet_IsLastWriterWins_AndIncsFromEveryWriterAdd()
     {
         var first = Config(Cs, "first");

@@ -1,7 +1,8 @@
 using System.Diagnostics;
 
-namespace Metrics.Hosting.Tests;
+namespace Metrics.Tests;
 
+/// <summary>Runs <c>promtool check metrics</c> on an exposition; shared by the test projects that validate text output.</summary>
 internal static class Promtool
 {
     public static (int Exit, string Output) Check(string exposition)

@@ -1,0 +1,216 @@
+using System.Runtime.CompilerServices;
+
+namespace Metrics.Backends.Redis;
+
+/// <summary>
+/// This process's state of one stored value (one field of a family hash): the pending and in-flight updates and the
+/// last stored value seen. Every <see cref="RedisBackend"/> created for the same series and part in one configuration
+/// delegates to the same cell, so each instance reads the others' unflushed updates.
+/// </summary>
+internal sealed class RedisCell
+{
+    private readonly RedisStore _store;
+    private readonly Lock _gate = new();
+
+    // Pending delta as the double's bits, added with compare-and-swap so Inc never takes a lock.
+    private long _deltaBits;
+    private int _dirty;
+
+    // Changed by every acknowledgement, so a read of Redis can tell whether an acknowledgement raced it.
+    private int _acknowledgements;
+
+    // Guarded by _gate.
+    private bool _pendingSet;
+    private double _pendingSetValue;
+    private bool _inFlight;
+    private long _inFlightSequence;
+    private bool _inFlightSet;
+    private double _inFlightSetValue;
+    private double _inFlightDelta;
+    private double _stored;
+    private long _storedSequence;
+
+    public RedisCell(RedisStore store, RedisFamily family, byte[] field)
+    {
+        _store = store;
+        Family = family;
+        Field = field;
+    }
+
+    public byte[] Field { get; }
+
+    public RedisFamily Family { get; }
+
+    // Intrusive link of the dirty stack; written only by the thread that set _dirty from 0 to 1, read by the flusher.
+    public RedisCell? NextDirty { get; set; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Inc(double value)
+    {
+        long current, next;
+        do
+        {
+            current = Volatile.Read(ref _deltaBits);
+            next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
+        }
+        while (Interlocked.CompareExchange(ref _deltaBits, next, current) != current);
+
+        MarkDirty();
+    }
+
+    public void Set(double value)
+    {
+        lock (_gate)
+        {
+            _pendingSet = true;
+            _pendingSetValue = value;
+            // An Inc that lands in the delta before this exchange happened before the Set and is overwritten by it;
+            // one that lands after is added on top: both are valid orders for racing calls.
+            Interlocked.Exchange(ref _deltaBits, 0);
+        }
+
+        MarkDirty();
+    }
+
+    /// <summary>
+    /// The stored value read from Redis, with this process's in-flight batch (unless Redis already applied it) and
+    /// pending updates on top. Falls back to the last stored value seen when Redis cannot be read in time.
+    /// </summary>
+    public double Get()
+    {
+        var deadline = DateTime.UtcNow + _store.Settings.OperationTimeout;
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            // A retry holds the flush lock: no batch can be acknowledged while it reads, so it cannot race again.
+            var exclusive = attempt > 0;
+            if (exclusive && !_store.TryEnterExclusive(deadline - DateTime.UtcNow))
+            {
+                break;
+            }
+
+            try
+            {
+                var acknowledgements = Volatile.Read(ref _acknowledgements);
+                if (!_store.TryReadStored(this, deadline, out var stored, out var marker))
+                {
+                    break;
+                }
+
+                lock (_gate)
+                {
+                    // An acknowledgement after the read means a batch the read did not include may have left the
+                    // in-flight slot; the marker cannot tell, so read again.
+                    if (_acknowledgements == acknowledgements)
+                    {
+                        if (marker >= _storedSequence)
+                        {
+                            _stored = stored;
+                            _storedSequence = marker;
+                        }
+
+                        return Combine(stored, marker);
+                    }
+                }
+            }
+            finally
+            {
+                if (exclusive)
+                {
+                    _store.ExitExclusive();
+                }
+            }
+        }
+
+        lock (_gate)
+        {
+            return Combine(_stored, _storedSequence);
+        }
+    }
+
+    /// <summary>Same rule as the flush script: a zero delta leaves the value alone, so a set -0.0 stays -0.0.</summary>
+    internal static double Apply(double value, bool set, double setValue, double delta)
+    {
+        if (set)
+        {
+            value = setValue;
+        }
+
+        return delta != 0 ? value + delta : value;
+    }
+
+    /// <summary>Moves the pending update into the in-flight batch <paramref name="sequence"/>. Called by the flusher after clearing the dirty flag.</summary>
+    public (bool Set, double SetValue, double Delta) TakePending(long sequence)
+    {
+        lock (_gate)
+        {
+            _inFlight = true;
+            _inFlightSequence = sequence;
+            _inFlightSet = _pendingSet;
+            _inFlightSetValue = _pendingSetValue;
+            _inFlightDelta = BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, 0));
+            _pendingSet = false;
+            return (_inFlightSet, _inFlightSetValue, _inFlightDelta);
+        }
+    }
+
+    /// <summary>Redis stored the in-flight batch <paramref name="sequence"/>; <paramref name="stored"/> is the value it returned.</summary>
+    public void Acknowledge(double stored, long sequence)
+    {
+        lock (_gate)
+        {
+            _stored = stored;
+            _storedSequence = sequence;
+            _inFlight = false;
+            _acknowledgements++;
+        }
+    }
+
+    /// <summary>The stored value <paramref name="stored"/> with this process's unsent updates applied, for a scrape that settled the in-flight batch.</summary>
+    public double Overlay(double stored)
+    {
+        lock (_gate)
+        {
+            return Apply(stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+        }
+    }
+
+    /// <summary>Discards the pending update (the in-flight one is kept). Returns whether there was one.</summary>
+    public bool DiscardPending()
+    {
+        lock (_gate)
+        {
+            var had = _pendingSet || Volatile.Read(ref _deltaBits) != 0;
+            _pendingSet = false;
+            Interlocked.Exchange(ref _deltaBits, 0);
+            return had;
+        }
+    }
+
+    // A full fence: the flusher clears the flag before taking the delta, and an Inc adds to the delta before reading the flag,
+    // so an Inc either lands in the taken delta or sees the cleared flag and queues the value again.
+    public void ClearDirty() => Interlocked.Exchange(ref _dirty, 0);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void MarkDirty()
+    {
+        if (Volatile.Read(ref _dirty) == 0 && Interlocked.Exchange(ref _dirty, 1) == 0)
+        {
+            _store.PushDirty(this);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="stored"/> was read together with this writer's applied-batch marker <paramref name="marker"/>:
+    /// the in-flight batch is in it when its sequence is at or below the marker, the pending updates never are.
+    /// </summary>
+    private double Combine(double stored, long marker)
+    {
+        var value = stored;
+        if (_inFlight && _inFlightSequence > marker)
+        {
+            value = Apply(value, _inFlightSet, _inFlightSetValue, _inFlightDelta);
+        }
+
+        return Apply(value, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+    }
+}
