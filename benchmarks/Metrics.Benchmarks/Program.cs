@@ -4,6 +4,13 @@ using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Metrics.Benchmarks;
+using Metrics.Benchmarks.SharedBackends;
+
+// shared [bench|load|worker] ...: the Redis and SharedMemory benchmarks against Memory (SharedBackends/).
+if (args.FirstOrDefault() == "shared")
+{
+    return SharedBackendsProgram.Run(args[1..]);
+}
 
 // --memory: prints the resident-bytes-per-series table and exits (a GC measurement, not a timing).
 if (args.Contains("--memory"))
