@@ -26,5 +26,15 @@ passed=$(grep -oE '^(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+' "$log"
 failed=$(grep -oE '^(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+' "$log" | awk -F'[:,]' '{f+=$2} END {print f+0}')
 rm -f "$log"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+
+# The benchmarks in their short mode: proves each one still runs (one iteration, no timing checks).
+bench=benchmarks/Metrics.Benchmarks/bin/Release/net10.0/Metrics.Benchmarks.dll
+for mode in "--ci" "shared --ci"; do
+  if (cd "$(dirname "$bench")" && timeout 900 dotnet "$(basename "$bench")" $mode >/tmp/metrics-bench-ci.log 2>&1); then
+    echo "benchmarks $mode: ran"; passed=$((passed + 1))
+  else
+    echo "benchmarks $mode: FAILED"; tail -30 /tmp/metrics-bench-ci.log; failed=$((failed + 1))
+  fi
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

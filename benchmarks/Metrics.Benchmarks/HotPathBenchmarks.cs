@@ -141,7 +141,7 @@ public class HistogramObserve : HotPathBenchmark
     private Prom.Histogram _prometheusNet = null!;
     private Histogram _ours = null!;
     private Histogram<double> _openTelemetry = null!;
-    private int _next;
+    private uint _next; // unsigned: a long run makes more than int.MaxValue calls
 
     [Benchmark(Baseline = true, Description = "prometheus-net")]
     public void PrometheusNetObserve() => _prometheusNet.Observe(NextValue());
@@ -160,7 +160,7 @@ public class HistogramObserve : HotPathBenchmark
     }
 
     // Cycles through values that land in different buckets, so the bucket search is not one predicted branch.
-    private double NextValue() => SeriesData.Observations[_next++ % SeriesData.Observations.Length];
+    private double NextValue() => SeriesData.Observations[(int)(_next++ % (uint)SeriesData.Observations.Length)];
 }
 
 [MemoryDiagnoser]
@@ -168,7 +168,7 @@ public class SummaryObserve : HotPathBenchmark
 {
     private Prom.Summary _prometheusNet = null!;
     private Summary _ours = null!;
-    private int _next;
+    private uint _next; // unsigned: a long run makes more than int.MaxValue calls
 
     [Benchmark(Baseline = true, Description = "prometheus-net")]
     public void PrometheusNetObserve() => _prometheusNet.Observe(NextValue());
@@ -182,5 +182,5 @@ public class SummaryObserve : HotPathBenchmark
         _ours = new Summary("request_size_bytes", "Request size.", registry: Registry);
     }
 
-    private double NextValue() => SeriesData.Observations[_next++ % SeriesData.Observations.Length];
+    private double NextValue() => SeriesData.Observations[(int)(_next++ % (uint)SeriesData.Observations.Length)];
 }

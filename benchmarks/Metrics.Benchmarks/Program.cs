@@ -35,5 +35,10 @@ if (args.Contains("--ci"))
         .WithOptions(ConfigOptions.StopOnFirstError);
 }
 
-var summaries = BenchmarkSwitcher.FromAssembly(typeof(HotPathBenchmark).Assembly).Run(args, config);
+// The shared-backend classes start servers and worker processes; they run only under "shared".
+var peerComparisons = typeof(HotPathBenchmark).Assembly.GetTypes()
+    .Where(t => t.Namespace != typeof(SharedBackendsProgram).Namespace && t.IsPublic && !t.IsAbstract
+        && t.GetMethods().Any(m => m.IsDefined(typeof(BenchmarkDotNet.Attributes.BenchmarkAttribute), inherit: false)))
+    .ToArray();
+var summaries = BenchmarkSwitcher.FromTypes(peerComparisons).Run(args, config);
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;

@@ -338,7 +338,7 @@ internal sealed class ExpositionWriter : IDisposable
         }
 
         // A series only other processes created: its creation time is unknown here, the family's is the best bound.
-        return (Metric.RenderLabels(family.LabelNames, labelValues), family.CreatedUnixSeconds);
+        return (family.RemoteLabelBytes(span), family.CreatedUnixSeconds);
     }
 
     /// <summary>The family name in the header: a counter's base in OpenMetrics, its <c>_total</c> name in text.</summary>

@@ -11,6 +11,7 @@ internal sealed class MetricFamily
     private readonly ConcurrentDictionary<string[], Metric> _children = new(LabelValuesComparer.Instance);
     private readonly ConcurrentDictionary<string[], Metric>.AlternateLookup<ReadOnlySpan<string>> _lookup;
     private readonly Lock _addLock = new();
+    private readonly ConcurrentDictionary<string[], byte[]> _remoteLabels = new(LabelValuesComparer.Instance);
     private readonly byte[][]?[] _leLabels = new byte[][]?[2];
     private Metric[] _ordered = [];
     private IReadOnlyList<double>? _readOnlyBuckets;
@@ -162,6 +163,13 @@ internal sealed class MetricFamily
     }
 
     public static double UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+
+    /// <summary>
+    /// The rendered labels of a series that only other processes created, kept so that repeated scrapes of a shared
+    /// store do not render them again; bounded, like the children, by the number of series.
+    /// </summary>
+    public byte[] RemoteLabelBytes(string[] labelValues) =>
+        _remoteLabels.GetOrAdd(labelValues, static (values, names) => Metric.RenderLabels(names, values), LabelNames);
 
     public bool TryGetChild(ReadOnlySpan<string> fullValues, [MaybeNullWhen(false)] out Metric child) =>
         _lookup.TryGetValue(fullValues, out child);
