@@ -32,7 +32,7 @@ internal static class Peers
     }
 
     /// <summary>A fresh registry of ours on the Memory backend.</summary>
-    public static MetricRegistry OurRegistry() => new(backend: MetricsBackend.Memory);
+    public static MetricRegistry OurRegistry() => new(backend: ConfiguredBackend.Memory);
 
     /// <summary>
     /// A real MeterProvider listening to <paramref name="meterName"/>, with a periodic reader whose exporter

@@ -54,7 +54,7 @@ internal static class ApiChecks
     {
         var prefix = "conformance_" + ctx.RunId;
         var tested = new MetricRegistry(prefix, ctx.Backend);
-        var reference = new MetricRegistry(prefix, MetricsBackend.Memory);
+        var reference = new MetricRegistry(prefix, ConfiguredBackend.Memory);
         ctx.Step = "running the metrics API script on the backend";
         Script(tested);
         Script(reference);

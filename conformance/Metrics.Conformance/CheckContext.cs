@@ -6,7 +6,7 @@ namespace Metrics.Conformance;
 internal sealed class CheckContext : IDisposable
 {
     private readonly List<string> _temporary = [];
-    private MetricsBackend? _backend;
+    private ConfiguredBackend? _backend;
     private int _names;
 
     public CheckContext(ConformanceCheck check, ConformanceTarget target)
@@ -31,7 +31,7 @@ internal sealed class CheckContext : IDisposable
     public BackendConfig Config => Backend.Config;
 
     /// <summary>The backend selected with a fresh configuration, once per check.</summary>
-    public MetricsBackend Backend => _backend ??= Open(NewConfig());
+    public ConfiguredBackend Backend => _backend ??= Open(NewConfig());
 
     public BackendConfig NewConfig()
     {
@@ -39,7 +39,7 @@ internal sealed class CheckContext : IDisposable
         return Target.CreateConfig();
     }
 
-    public MetricsBackend Open(BackendConfig config)
+    public ConfiguredBackend Open(BackendConfig config)
     {
         Step = "selecting the backend (Initialize)";
         try
@@ -69,7 +69,7 @@ internal sealed class CheckContext : IDisposable
     public static MetricDescriptor Summary(string name, string[]? labelNames = null, string[]? labelValues = null) =>
         new(name, "Conformance summary.", MetricType.Summary, labelNames, labelValues);
 
-    public IMetricBackend Create(MetricDescriptor metric, HistogramBucket? bucket = null, MetricsBackend? backend = null)
+    public IMetricBackend Create(MetricDescriptor metric, HistogramBucket? bucket = null, ConfiguredBackend? backend = null)
     {
         Step = $"creating the value {Describe(metric, bucket)}";
         try

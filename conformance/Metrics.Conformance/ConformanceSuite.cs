@@ -4,7 +4,7 @@ namespace Metrics.Conformance;
 
 /// <summary>The conformance checks every backend must pass, independent of any test framework.</summary>
 /// <remarks>
-/// Each check creates values through a <see cref="MetricsBackend"/> selected with a fresh configuration from the
+/// Each check creates values through a <see cref="ConfiguredBackend"/> selected with a fresh configuration from the
 /// <see cref="ConformanceTarget"/>, and throws <see cref="ConformanceException"/> naming what was expected, what was read
 /// and the likely bug. Checks marked <see cref="ConformanceCheck.RequiresSharedBackend"/> start real child processes.
 /// </remarks>

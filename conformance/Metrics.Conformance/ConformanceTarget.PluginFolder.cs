@@ -5,7 +5,7 @@ public sealed partial class ConformanceTarget
 {
     /// <summary>
     /// A backend in a built plugin folder, <c>pluginsPath/&lt;name&gt;/&lt;name&gt;.dll</c>, loaded through
-    /// <see cref="MetricsBackend.Load"/>: the loader the host uses.
+    /// <see cref="ConfiguredBackend.Load"/>: the loader the host uses.
     /// </summary>
     /// <param name="pluginsPath">The plugins folder.</param>
     /// <param name="name">The backend name (its folder and assembly name).</param>
@@ -19,7 +19,7 @@ public sealed partial class ConformanceTarget
         var full = Path.GetFullPath(pluginsPath);
         return new ConformanceTarget(
             $"plugin '{name}' in {full}",
-            config => MetricsBackend.Load(full, name, config),
+            config => ConfiguredBackend.Load(full, name, config),
             ["--plugins", full, "--backend", name],
             createConfig,
             options,

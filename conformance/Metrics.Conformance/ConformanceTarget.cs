@@ -9,16 +9,16 @@ namespace Metrics.Conformance;
 /// check, and how a child process loads the same backend for the multi-process checks.
 /// </summary>
 /// <remarks>
-/// Every form ends in a <see cref="MetricsBackend"/>, so a backend given by type, by assembly path or by plugin
+/// Every form ends in a <see cref="ConfiguredBackend"/>, so a backend given by type, by assembly path or by plugin
 /// folder runs exactly the same checks through the same host code.
 /// </remarks>
 public sealed partial class ConformanceTarget
 {
-    private readonly Func<BackendConfig, MetricsBackend> _open;
+    private readonly Func<BackendConfig, ConfiguredBackend> _open;
     private readonly Func<BackendConfig> _createConfig;
     private BackendCapabilities? _capabilities;
 
-    private ConformanceTarget(string description, Func<BackendConfig, MetricsBackend> open, IReadOnlyList<string> childArguments, Func<BackendConfig>? createConfig, ConformanceOptions? options, BackendCapabilities? capabilities)
+    private ConformanceTarget(string description, Func<BackendConfig, ConfiguredBackend> open, IReadOnlyList<string> childArguments, Func<BackendConfig>? createConfig, ConformanceOptions? options, BackendCapabilities? capabilities)
     {
         Description = description;
         _open = open;
@@ -60,7 +60,7 @@ public sealed partial class ConformanceTarget
         var type = typeof(TBackend);
         return new ConformanceTarget(
             type.FullName!,
-            config => MetricsBackend.Create<TBackend>(config),
+            config => ConfiguredBackend.Create<TBackend>(config),
             ["--assembly", type.Assembly.Location, "--type", type.FullName!],
             createConfig,
             options,
@@ -96,7 +96,7 @@ public sealed partial class ConformanceTarget
             throw new ArgumentException($"Type '{typeName}' in '{full}' does not implement IMetricBackend<{type.Name}>.", nameof(typeName));
         }
 
-        var create = typeof(MetricsBackend).GetMethod(nameof(MetricsBackend.Create))!.MakeGenericMethod(type);
+        var create = typeof(ConfiguredBackend).GetMethod(nameof(ConfiguredBackend.Create))!.MakeGenericMethod(type);
         return new ConformanceTarget(
             type.FullName!,
             config => Invoke(create, config),
@@ -113,7 +113,7 @@ public sealed partial class ConformanceTarget
     /// <summary>Selects the backend with <paramref name="config"/> (running its <c>Initialize</c> once for that configuration).</summary>
     /// <param name="config">The configuration.</param>
     /// <returns>The selected backend.</returns>
-    public MetricsBackend Open(BackendConfig config)
+    public ConfiguredBackend Open(BackendConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         return _open(config);
@@ -138,11 +138,11 @@ public sealed partial class ConformanceTarget
     /// <inheritdoc/>
     public override string ToString() => Description;
 
-    private static MetricsBackend Invoke(MethodInfo create, BackendConfig config)
+    private static ConfiguredBackend Invoke(MethodInfo create, BackendConfig config)
     {
         try
         {
-            return (MetricsBackend)create.Invoke(null, [config, null])!;
+            return (ConfiguredBackend)create.Invoke(null, [config, null])!;
         }
         catch (TargetInvocationException ex) when (ex.InnerException is not null)
         {

@@ -5,37 +5,42 @@ using System.Runtime.CompilerServices;
 namespace Metrics.Backends.Memory;
 
 /// <summary>
-/// The default backend: one value in process memory, updated lock-free with compare-and-swap on the
-/// double's bits. Under contention an <c>Inc</c> of a counter, histogram or summary value spreads over per-processor
-/// cells (as <c>java.util.concurrent.atomic.DoubleAdder</c>), so threads hammering one counter do not fight for one
-/// cache line.
+/// The default backend: one value in process memory, updated lock-free with compare-and-swap on the double's bits.
+/// The word lives in pinned memory and is handed to the metric as its <see cref="ValueCell"/>, so an uncontended
+/// update is one compare-and-swap with no call into the backend. Under contention, whole-number increments of a
+/// counter, histogram or summary value spread over per-processor cells (as <c>java.util.concurrent.atomic.LongAdder</c>),
+/// so threads hammering one counter do not fight for one cache line.
 /// </summary>
 /// <remarks>
 /// <para>
-/// No update allocates once the value exists; the cells are allocated once, on the first contended update.
-/// Until then every update applies in order to one word, so ten <c>Inc(0.1)</c> read exactly what ten double
-/// additions give. Once a value has cells, its increments are summed per cell, which is exact for the integral
-/// counts of counters and buckets and may round differently from sequential addition for fractional sums.
+/// No update allocates once the value exists; the contention cells are allocated once, on the first contended
+/// whole-number increment. Fractional increments always apply one at a time to the one word, so ten threads adding 0.1
+/// read exactly what the same additions in sequence give; whole numbers summed apart in the cells are exact.
 /// </para>
 /// <para>
-/// Gauge values never use cells: a gauge mixes <c>Set</c> with <c>Inc</c>/<c>Dec</c>, and one word keeps every read
-/// a value the gauge really held.
+/// Gauge values never use cells: a gauge mixes <c>Set</c> with <c>Inc</c>/<c>Dec</c>, and one word keeps every read a
+/// value the gauge really held. Each created value is its own: two registries of one process never share one (the
+/// Memory backend does not declare <see cref="BackendCapabilities.SharedAcrossProcesses"/>).
 /// </para>
 /// </remarks>
-public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
+public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
 {
     private readonly bool _mayStripe;
-    private long _bits;
+
+    // Keeps the pinned block holding _bits alive as long as this value.
+    private readonly long[] _block;
+    private readonly long* _bits;
     private Cells? _cells;
 
     /// <summary>Creates a value reading 0.</summary>
     /// <param name="config">Unused: the Memory backend has no settings.</param>
-    /// <param name="metric">Unused.</param>
+    /// <param name="metric">The metric; only its type matters (gauges never stripe).</param>
     /// <param name="histogramBucket">Unused.</param>
     public MemoryBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
     {
         ArgumentNullException.ThrowIfNull(metric);
         _mayStripe = metric.Type != MetricType.Gauge;
+        _bits = PinnedWords.Allocate(out _block);
     }
 
     /// <summary>Nothing to set up: the Memory backend has no settings.</summary>
@@ -44,21 +49,19 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
     {
     }
 
+    /// <summary>The pinned word holding the value's bits; a metric adds to it directly and calls <see cref="Inc"/> only when that races.</summary>
+    public nint ValueCell => (nint)_bits;
+
+    private ref long Bits => ref Unsafe.AsRef<long>(_bits);
+
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
     {
-        if (_cells is null)
+        if (!AtomicDouble.TryAdd(ref Bits, value))
         {
-            var current = Volatile.Read(ref _bits);
-            var next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
-            if (Interlocked.CompareExchange(ref _bits, next, current) == current)
-            {
-                return;
-            }
+            AddContended(value);
         }
-
-        AddContended(value);
     }
 
     /// <inheritdoc/>
@@ -69,18 +72,18 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
     public void Set(double value)
     {
         // A release store is atomic for an aligned long and races safely with the CAS in Inc: a racing Inc either
-        // lands before it and is overwritten, or fails its CAS and goes to the cells, counting after it. A locked
-        // exchange would add a full fence to every gauge set for no extra guarantee.
-        Volatile.Write(ref _bits, BitConverter.DoubleToInt64Bits(value));
-        // Increments that landed in a cell before this point are overwritten, those after it count: either
-        // order is a valid linearization of an Inc racing a Set.
+        // lands before it and is overwritten, or fails its CAS and retries after it. A locked exchange would add a full
+        // fence to every gauge set for no extra guarantee.
+        AtomicDouble.Write(ref Bits, value);
+        // Increments that landed in a cell before this point are overwritten, those after it count: either order is a
+        // valid linearization of an Inc racing a Set.
         _cells?.Clear();
     }
 
     /// <inheritdoc/>
     public double Get()
     {
-        var value = BitConverter.Int64BitsToDouble(Volatile.Read(ref _bits));
+        var value = AtomicDouble.Read(ref Bits);
         var cells = _cells;
         return cells is null ? value : cells.AddTo(value);
     }
@@ -88,20 +91,17 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void AddContended(double value)
     {
-        if (!_mayStripe)
+        // Only whole numbers go to the cells: their partial sums are exact, while fractional ones would round
+        // differently from adding each increment in turn.
+        if (!_mayStripe || value != Math.Floor(value) || Math.Abs(value) > 1L << 53)
         {
             var spinner = default(SpinWait);
-            while (true)
+            while (!AtomicDouble.TryAdd(ref Bits, value))
             {
-                var current = Volatile.Read(ref _bits);
-                var next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
-                if (Interlocked.CompareExchange(ref _bits, next, current) == current)
-                {
-                    return;
-                }
-
                 spinner.SpinOnce(sleep1Threshold: -1);
             }
+
+            return;
         }
 
         var cells = _cells ?? Inflate();
@@ -114,6 +114,33 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
         return _cells!;
     }
 
+    /// <summary>Hands out 8-byte words from pinned blocks, so metrics can keep a plain pointer to a value's bits.</summary>
+    private static class PinnedWords
+    {
+        private const int BlockSize = 512;
+        private static readonly Lock Gate = new();
+        private static long[] s_block = NewBlock();
+        private static int s_next;
+
+        public static long* Allocate(out long[] block)
+        {
+            lock (Gate)
+            {
+                if (s_next == BlockSize)
+                {
+                    s_block = NewBlock();
+                    s_next = 0;
+                }
+
+                block = s_block;
+                return (long*)Unsafe.AsPointer(ref block[s_next++]);
+            }
+        }
+
+        // Pinned-heap blocks never move and are collected once no value refers to them.
+        private static long[] NewBlock() => GC.AllocateArray<long>(BlockSize, pinned: true);
+    }
+
     /// <summary>Per-processor partial sums, each on its own 128-byte stretch so neighbours do not share a cache line pair.</summary>
     private sealed class Cells
     {
@@ -124,25 +151,12 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
         public Cells()
         {
             // Sixteen cells spread the contention of any realistic thread count while bounding a hot value to about 2 KiB.
-            var count = (int)Math.Min(16, BitOperations_RoundUpToPowerOf2(Math.Max(2, Environment.ProcessorCount)));
+            var count = (int)Math.Min(16, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2, Environment.ProcessorCount)));
             _mask = count - 1;
             _slots = new long[(count + 1) * Stride];
         }
 
-        public void Add(double value)
-        {
-            var index = ((Thread.GetCurrentProcessorId() & _mask) + 1) * Stride;
-            ref var slot = ref _slots[index];
-            while (true)
-            {
-                var current = Volatile.Read(ref slot);
-                var next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
-                if (Interlocked.CompareExchange(ref slot, next, current) == current)
-                {
-                    return;
-                }
-            }
-        }
+        public void Add(double value) => AtomicDouble.Add(ref _slots[((Thread.GetCurrentProcessorId() & _mask) + 1) * Stride], value);
 
         public double AddTo(double value)
         {
@@ -166,7 +180,5 @@ public sealed class MemoryBackend : IMetricBackend<MemoryBackend>
                 Interlocked.Exchange(ref _slots[i], 0);
             }
         }
-
-        private static uint BitOperations_RoundUpToPowerOf2(int value) => System.Numerics.BitOperations.RoundUpToPowerOf2((uint)value);
     }
 }

@@ -1,17 +1,32 @@
 namespace Metrics;
 
 /// <summary>Promises a backend makes beyond the basic contract; returned by <see cref="IMetricBackend{TSelf}.Capabilities"/>.</summary>
+/// <remarks>The host never fakes a capability: what a backend does not declare, the host does not use or claim.</remarks>
 [Flags]
 public enum BackendCapabilities
 {
-    /// <summary>Values live in one process only.</summary>
+    /// <summary>Values live in one process only, each created value on its own.</summary>
     None = 0,
 
     /// <summary>
-    /// Values are shared across processes: every process that creates the same metric, label values and bucket
-    /// with the same configuration reads and updates one value. The conformance suite then runs its
-    /// multi-process checks, which use <see cref="IMetricBackend{TSelf}.Flush"/> and
-    /// <see cref="IMetricBackend{TSelf}.Collect"/>.
+    /// Values are shared across processes: every process and registry that creates the same metric, label values and
+    /// bucket with an equal configuration reads and updates one value. The conformance suite then runs its multi-process
+    /// checks, which use <see cref="IMetricBackend{TSelf}.FlushAsync"/> and <see cref="IMetricBackend{TSelf}.CollectAsync"/>.
     /// </summary>
     SharedAcrossProcesses = 1,
+
+    /// <summary>
+    /// Contract 1.1: updates are coalesced in the process and added to the store in one step per flush, so a fractional
+    /// total may differ in its last bits from adding each update in turn (whole numbers stay exact).
+    /// </summary>
+    BatchesUpdates = 2,
+
+    /// <summary>Contract 1.1: <see cref="IMetricBackend.ObserveHistogram"/> records a bucket and the sum together, atomically against a collection.</summary>
+    AtomicHistogramObserve = 4,
+
+    /// <summary>
+    /// Contract 1.1: the shared store records each family's definition (<see cref="MetricDescriptor.Definition"/>), so
+    /// processes that declare a metric differently never mix values or fail each other's scrapes.
+    /// </summary>
+    RecordsSchema = 8,
 }

@@ -12,6 +12,8 @@ public sealed class MetricDescriptor
 {
     private static readonly string[] NoStrings = [];
     private static readonly double[] NoBuckets = [];
+    private string? _definition;
+    private string? _definitionId;
 
     /// <summary>Creates a descriptor. The host creates these; tests and tools may too.</summary>
     /// <param name="name">The exposed metric name, registry prefix included.</param>
@@ -71,11 +73,53 @@ public sealed class MetricDescriptor
     /// <summary>For a gauge, how per-process values combine in a shared store. <see cref="Metrics.GaugeAggregation.Sum"/> for other types.</summary>
     public GaugeAggregation GaugeAggregation { get; }
 
+    /// <summary>
+    /// Contract 1.1: the family's definition as canonical text: type, label names, bucket bounds and gauge aggregation,
+    /// for example <c>histogram;labels=route;buckets=0.1,1,+Inf;aggregation=Sum</c>. Processes that give a metric the
+    /// same name but another definition must not share its values; a shared store records it (see
+    /// <see cref="BackendCapabilities.RecordsSchema"/>).
+    /// </summary>
+    public string Definition => _definition ??= BuildDefinition();
+
+    /// <summary>
+    /// Contract 1.1: a short stable identifier of <see cref="Definition"/> (16 lowercase hex digits of its 64-bit FNV-1a
+    /// hash over UTF-8), the same in every process and .NET version, for use in store keys.
+    /// </summary>
+    public string DefinitionId => _definitionId ??= HashDefinition(Definition);
+
     /// <summary>Returns a descriptor of the same metric for the series with <paramref name="labelValues"/>.</summary>
     /// <param name="labelValues">The full label values, one per label name.</param>
     /// <returns>A new descriptor sharing everything but the label values.</returns>
     public MetricDescriptor WithLabelValues(IReadOnlyList<string> labelValues) =>
         new(Name, Help, Type, LabelNames, labelValues, Buckets, GaugeAggregation);
+
+    private string BuildDefinition()
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(Type.ToString().ToLowerInvariant()).Append(";labels=").AppendJoin(',', LabelNames);
+        if (Buckets.Count > 0)
+        {
+            text.Append(";buckets=").AppendJoin(',', Buckets.Select(b => HistogramBucket.ForUpperBound(b).ToString()));
+        }
+
+        if (Type == MetricType.Gauge)
+        {
+            text.Append(";aggregation=").Append(GaugeAggregation);
+        }
+
+        return text.ToString();
+    }
+
+    private static string HashDefinition(string definition)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(definition))
+        {
+            hash = (hash ^ b) * 1099511628211UL;
+        }
+
+        return hash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     /// <summary>Returns the name and label set, for messages and logs.</summary>
     /// <returns>Text such as <c>http_requests_total{method="GET"}</c>.</returns>

@@ -27,7 +27,7 @@ public static class MetricsEndpointRouteBuilderExtensions
     private static async Task WriteAsync(HttpContext context, MetricRegistry registry)
     {
         var request = context.Request;
-        var response = await ScrapeResponse.RenderAsync(registry, request.Headers.Accept.ToString(), request.Headers.AcceptEncoding.ToString(), context.RequestAborted).ConfigureAwait(false);
+        using var response = await ScrapeResponse.RenderAsync(registry, request.Headers.Accept.ToString(), request.Headers.AcceptEncoding.ToString(), context.RequestAborted).ConfigureAwait(false);
         var http = context.Response;
         http.StatusCode = response.StatusCode;
         http.ContentType = response.ContentType;

@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 namespace Metrics;
 
 /// <summary>Observations counted into buckets by value (for example request latencies), from which quantiles are estimated.</summary>
-public sealed class Histogram : Metric<Histogram>, IDurationSink
+public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
 {
     /// <summary>The default buckets, suited to latencies in seconds: .005 to 10 (+Inf is added).</summary>
     public static IReadOnlyList<double> DefaultBuckets { get; } = [.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10];
@@ -12,6 +12,12 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
     private readonly IMetricBackend[]? _buckets;
     private readonly IMetricBackend? _sum;
     private readonly double[] _bounds;
+
+    // Value cells of every bucket and of the sum when the backend has them all: an observation is then two
+    // compare-and-swaps here, no call.
+    private readonly nint[]? _bucketCells;
+    private readonly long* _sumCell;
+    private readonly bool _atomicObserve;
 
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>
@@ -32,6 +38,8 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
         if (FullValues is not null)
         {
             (_buckets, _sum) = CreateRootValues(CreateValues);
+            (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
+            _sumCell = (long*)sumCell;
 
             family.AddChild(this, FullValues);
         }
@@ -44,6 +52,8 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
         if (fullValues is not null)
         {
             (_buckets, _sum) = CreateValues();
+            (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
+            _sumCell = (long*)sumCell;
         }
     }
 
@@ -115,14 +125,24 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Observe(double value)
     {
-        var buckets = _buckets;
-        if (buckets is null || double.IsNaN(value))
+        var cells = _bucketCells;
+        if (cells is not null && !double.IsNaN(value))
         {
-            ThrowInvalid(value);
+            var index = BucketIndex(_bounds, value);
+            if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            {
+                _buckets![index].Inc(1);
+            }
+
+            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            {
+                _sum!.Inc(value);
+            }
+
+            return;
         }
 
-        buckets![BucketIndex(_bounds, value)].Inc(1);
-        _sum!.Inc(value);
+        ObserveThroughBackend(value);
     }
 
     /// <summary>Starts a timer that observes the elapsed seconds when disposed.</summary>
@@ -189,6 +209,48 @@ public sealed class Histogram : Metric<Histogram>, IDurationSink
 
         var index = Array.BinarySearch(bounds, value);
         return index >= 0 ? index : ~index;
+    }
+
+    private static (nint[]? Buckets, nint Sum, bool AtomicObserve) CellsOf(MetricFamily family, IMetricBackend[] buckets, IMetricBackend sum)
+    {
+        var atomicObserve = (family.Backend.Capabilities & BackendCapabilities.AtomicHistogramObserve) != 0;
+        var sumCell = sum.ValueCell;
+        if (atomicObserve || sumCell == 0)
+        {
+            return (null, 0, atomicObserve);
+        }
+
+        var cells = new nint[buckets.Length];
+        for (var i = 0; i < cells.Length; i++)
+        {
+            cells[i] = buckets[i].ValueCell;
+            if (cells[i] == 0)
+            {
+                return (null, 0, false);
+            }
+        }
+
+        return (cells, sumCell, false);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ObserveThroughBackend(double value)
+    {
+        var buckets = _buckets;
+        if (buckets is null || double.IsNaN(value))
+        {
+            ThrowInvalid(value);
+        }
+
+        var bucket = buckets![BucketIndex(_bounds, value)];
+        if (_atomicObserve)
+        {
+            _sum!.ObserveHistogram(bucket, value);
+            return;
+        }
+
+        bucket.Inc(1);
+        _sum!.Inc(value);
     }
 
     private protected override Histogram CreateChild(string?[] setValues, string[]? fullValues) => new(Family, setValues, fullValues);

@@ -43,7 +43,7 @@ public abstract class Metric
     public bool IsObservable => FullValues is not null;
 
     /// <summary>The backend the values are stored in.</summary>
-    public MetricsBackend Backend => Family.Backend;
+    public ConfiguredBackend Backend => Family.Backend;
 
     internal MetricFamily Family { get; }
 

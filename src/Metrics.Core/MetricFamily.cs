@@ -128,7 +128,7 @@ internal sealed class MetricFamily
 
     public MetricRegistry Registry { get; }
 
-    public MetricsBackend Backend { get; set; } = MetricsBackend.Memory;
+    public ConfiguredBackend Backend { get; set; } = ConfiguredBackend.Memory;
 
     public double[] Buckets { get; }
 
@@ -149,8 +149,6 @@ internal sealed class MetricFamily
 
     /// <summary>Cached exposition header bytes per format, built on first scrape.</summary>
     public byte[]?[] HeaderCache { get; } = new byte[]?[2];
-
-    public int Count => Volatile.Read(ref _count);
 
     /// <summary>The OpenMetrics family name (a counter's name without <c>_total</c>), as UTF-8.</summary>
     public byte[] OpenMetricsCounterBase { get; }

@@ -8,18 +8,26 @@ namespace Metrics;
 /// Metric names are unique per registry: creating a second metric with a name in use throws. A registry may
 /// have a name prefix (<c>new MetricRegistry("myapp")</c> exposes <c>requests_total</c> as
 /// <c>myapp_requests_total</c>) and its own backend.
+/// <para>
+/// A registry created with a backend owns a share of it: disposing the last registry created with a configured backend
+/// flushes and releases that backend (its <c>ShutdownAsync</c>). Concurrent scrapes of one registry share one read of
+/// its shared backends.
+/// </para>
 /// </remarks>
-public sealed class MetricRegistry
+public sealed class MetricRegistry : IDisposable, IAsyncDisposable
 {
     private readonly Lock _lock = new();
-    private readonly MetricsBackend? _backend;
+    private readonly ConfiguredBackend? _backend;
     private readonly Dictionary<string, object> _byName = new(StringComparer.Ordinal);
+    private readonly ScrapeCollector _collector;
     private object[] _entries = [];
+    private long _skippedValues;
+    private int _disposed;
 
     /// <summary>Creates a registry.</summary>
     /// <param name="prefix">Prepended with '_' to every metric name; none when null or empty.</param>
-    /// <param name="backend">The backend for this registry's metrics; <see cref="MetricsBackend.Default"/> when null.</param>
-    public MetricRegistry(string? prefix = null, MetricsBackend? backend = null)
+    /// <param name="backend">The backend for this registry's metrics; <see cref="ConfiguredBackend.Default"/> when null.</param>
+    public MetricRegistry(string? prefix = null, ConfiguredBackend? backend = null)
     {
         if (!string.IsNullOrEmpty(prefix))
         {
@@ -28,6 +36,8 @@ public sealed class MetricRegistry
 
         Prefix = string.IsNullOrEmpty(prefix) ? null : prefix;
         _backend = backend;
+        backend?.Lifetime.AddOwner();
+        _collector = new ScrapeCollector(this);
     }
 
     /// <summary>The registry metrics use when none is given.</summary>
@@ -37,7 +47,7 @@ public sealed class MetricRegistry
     public string? Prefix { get; }
 
     /// <summary>The backend this registry's metrics store their values in.</summary>
-    public MetricsBackend Backend => _backend ?? MetricsBackend.Default;
+    public ConfiguredBackend Backend => _backend ?? ConfiguredBackend.Default;
 
     /// <summary>The metric families and collectors registered, in registration order.</summary>
     internal IReadOnlyList<object> Entries => Volatile.Read(ref _entries);
@@ -102,21 +112,65 @@ public sealed class MetricRegistry
     /// <summary>Renders the registry in <paramref name="format"/> as a string (for tests and debugging; servers use <see cref="WriteAsync"/>).</summary>
     /// <param name="format">The exposition format.</param>
     /// <returns>The exposition text.</returns>
+    /// <remarks>Blocks while shared backends are read.</remarks>
     public string Render(ExpositionFormat format = ExpositionFormat.PrometheusText)
     {
-        using var stream = new MemoryStream();
-        ExpositionWriter.Write(this, stream, format);
-        return System.Text.Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
+        using var output = ExpositionWriter.Render(this, _collector.Collect(), format);
+        return System.Text.Encoding.UTF8.GetString(output.Written);
     }
 
     /// <summary>Writes every metric in <paramref name="format"/> as UTF-8 to <paramref name="destination"/>.</summary>
     /// <param name="destination">The stream; not closed.</param>
     /// <param name="format">The exposition format.</param>
-    /// <param name="cancellationToken">Cancels the write.</param>
+    /// <param name="cancellationToken">Cancels the read and the write.</param>
     /// <returns>A task completing when everything is written.</returns>
-    /// <remarks>All backend reads happen before the first byte is written, so a failing backend throws without leaving partial text.</remarks>
-    public Task WriteAsync(Stream destination, ExpositionFormat format = ExpositionFormat.PrometheusText, CancellationToken cancellationToken = default) =>
-        ExpositionWriter.WriteAsync(this, destination, format, cancellationToken);
+    /// <remarks>
+    /// All backend reads happen before the first byte is written, so a failing backend throws without leaving partial
+    /// text. Concurrent calls share one read of the shared backends.
+    /// </remarks>
+    public async Task WriteAsync(Stream destination, ExpositionFormat format = ExpositionFormat.PrometheusText, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        using var output = await RenderAsync(format, cancellationToken).ConfigureAwait(false);
+        await destination.WriteAsync(output.WrittenMemory, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Releases this registry's share of the backend it was created with; the last registry of a configured backend
+    /// flushes and releases it. Metrics keep working in memory afterwards but are no longer stored.
+    /// </summary>
+    /// <returns>A task completing when the backend is released.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && _backend is not null)
+        {
+            await _backend.Lifetime.ReleaseOwnerAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Releases the registry's share of its backend, blocking (see <see cref="DisposeAsync"/>).</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>Reads the backends (sharing a read in flight) and renders; the caller disposes the buffer.</summary>
+    internal async Task<ExpositionBuffer> RenderAsync(ExpositionFormat format, CancellationToken cancellationToken)
+    {
+        var scrape = await _collector.CollectAsync(cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        return ExpositionWriter.Render(this, scrape, format);
+    }
+
+    /// <summary>How many backend reads scrapes of this registry have started (concurrent scrapes share one).</summary>
+    internal long BackendReads => _collector.Reads;
+
+    internal long SkippedValues => Interlocked.Read(ref _skippedValues);
+
+    internal void AddSkippedValues(long count)
+    {
+        if (count > 0)
+        {
+            Interlocked.Add(ref _skippedValues, count);
+        }
+    }
 
     internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation)
     {
@@ -153,7 +207,7 @@ public sealed class MetricRegistry
                 ThrowIfTaken(name);
             }
 
-            family.Backend = _backend ?? MetricsBackend.UseDefault();
+            family.Backend = _backend ?? ConfiguredBackend.UseDefault();
             foreach (var name in family.ExposedNames)
             {
                 _byName[name] = family;

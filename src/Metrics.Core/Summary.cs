@@ -5,10 +5,14 @@ namespace Metrics;
 /// <summary>
 /// Observations summarised by their count and sum (for example request sizes), from which rates and averages follow.
 /// </summary>
-public sealed class Summary : Metric<Summary>, IDurationSink
+public sealed unsafe class Summary : Metric<Summary>, IDurationSink
 {
     private readonly IMetricBackend? _count;
     private readonly IMetricBackend? _sum;
+
+    // Value cells of the count and the sum when the backend has both: an observation is then two compare-and-swaps.
+    private readonly long* _countCell;
+    private readonly long* _sumCell;
 
     /// <summary>Creates a summary and registers it.</summary>
     /// <param name="name">The metric name.</param>
@@ -27,6 +31,9 @@ public sealed class Summary : Metric<Summary>, IDurationSink
         if (FullValues is not null)
         {
             (_count, _sum) = CreateRootValues(CreateValues);
+            var (countCell, sumCell) = CellsOf(_count, _sum);
+            _countCell = (long*)countCell;
+            _sumCell = (long*)sumCell;
 
             family.AddChild(this, FullValues);
         }
@@ -38,6 +45,9 @@ public sealed class Summary : Metric<Summary>, IDurationSink
         if (fullValues is not null)
         {
             (_count, _sum) = CreateValues();
+            var (countCell, sumCell) = CellsOf(_count, _sum);
+            _countCell = (long*)countCell;
+            _sumCell = (long*)sumCell;
         }
     }
 
@@ -63,6 +73,22 @@ public sealed class Summary : Metric<Summary>, IDurationSink
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Observe(double value)
     {
+        var countCell = _countCell;
+        if (countCell != null && !double.IsNaN(value))
+        {
+            if (!AtomicDouble.TryAdd(ref *countCell, 1))
+            {
+                _count!.Inc(1);
+            }
+
+            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            {
+                _sum!.Inc(value);
+            }
+
+            return;
+        }
+
         var count = _count;
         if (count is null || double.IsNaN(value))
         {
@@ -71,6 +97,13 @@ public sealed class Summary : Metric<Summary>, IDurationSink
 
         count!.Inc(1);
         _sum!.Inc(value);
+    }
+
+    private static (nint Count, nint Sum) CellsOf(IMetricBackend count, IMetricBackend sum)
+    {
+        var countCell = count.ValueCell;
+        var sumCell = sum.ValueCell;
+        return countCell == 0 || sumCell == 0 ? (0, 0) : (countCell, sumCell);
     }
 
     /// <summary>Starts a timer that observes the elapsed seconds when disposed.</summary>

@@ -15,9 +15,9 @@ public class HostContractTests
         var equal = new BackendConfig([new("Store", one["Store"])]);
         var other = new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]);
 
-        Parallel.For(0, 16, _ => MetricsBackend.Create<CountingBackend>(one).CreateValue(new MetricDescriptor("x", "x", MetricType.Counter)));
-        MetricsBackend.Create<CountingBackend>(equal).CreateValue(new MetricDescriptor("y", "y", MetricType.Counter));
-        MetricsBackend.Create<CountingBackend>(other).CreateValue(new MetricDescriptor("z", "z", MetricType.Counter));
+        Parallel.For(0, 16, _ => ConfiguredBackend.Create<CountingBackend>(one).CreateValue(new MetricDescriptor("x", "x", MetricType.Counter)));
+        ConfiguredBackend.Create<CountingBackend>(equal).CreateValue(new MetricDescriptor("y", "y", MetricType.Counter));
+        ConfiguredBackend.Create<CountingBackend>(other).CreateValue(new MetricDescriptor("z", "z", MetricType.Counter));
 
         Assert.Equal(1, CountingBackend.Initialized[one]);
         Assert.Equal(1, CountingBackend.Initialized[other]);
@@ -50,7 +50,7 @@ public class HostContractTests
     public void The_metrics_API_hands_the_backend_complete_descriptors()
     {
         RecordingBackend.Seen.Clear();
-        var registry = new MetricRegistry("app", MetricsBackend.Create<RecordingBackend>());
+        var registry = new MetricRegistry("app", ConfiguredBackend.Create<RecordingBackend>());
         var histogram = new Histogram("latency_seconds", "Latency.", ["route", "env"], new Dictionary<string, string> { ["env"] = "prod" }, registry, [0.5, 1]);
         histogram.Labels("/a,b").Observe(0.7);
         var counter = new Counter("requests_total", "Requests.", ["code"], registry: registry);

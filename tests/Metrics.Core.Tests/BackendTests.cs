@@ -8,7 +8,7 @@ public class BackendTests
     public void Every_value_is_created_through_the_backend_with_a_complete_descriptor()
     {
         var config = new BackendConfig([new("Id", Guid.NewGuid().ToString())]);
-        var backend = MetricsBackend.Create<RecordingBackend>(config);
+        var backend = ConfiguredBackend.Create<RecordingBackend>(config);
         var registry = new MetricRegistry("p", backend);
         var histogram = new Histogram("lat", "Latency help.", ["a", "b"], new Dictionary<string, string> { ["b"] = "dflt" }, registry, [1, 2]);
         histogram.Labels("x").Observe(1.5);
@@ -41,10 +41,10 @@ public class BackendTests
         var one = new BackendConfig([new("Id", id)]);
         var same = new BackendConfig([new("id", id)]);
         var other = new BackendConfig([new("Id", id + "x")]);
-        _ = MetricsBackend.Create<RecordingBackend>(one);
-        _ = MetricsBackend.Create<RecordingBackend>(same);
-        Parallel.For(0, 8, _ => MetricsBackend.Create<RecordingBackend>(one));
-        _ = MetricsBackend.Create<RecordingBackend>(other);
+        _ = ConfiguredBackend.Create<RecordingBackend>(one);
+        _ = ConfiguredBackend.Create<RecordingBackend>(same);
+        Parallel.For(0, 8, _ => ConfiguredBackend.Create<RecordingBackend>(one));
+        _ = ConfiguredBackend.Create<RecordingBackend>(other);
         Assert.Equal(1, RecordingBackend.Initializations[one]);
         Assert.Equal(1, RecordingBackend.Initializations[other]);
     }
@@ -52,7 +52,7 @@ public class BackendTests
     [Fact]
     public void Batch_collection_exposes_series_other_processes_created()
     {
-        var backend = MetricsBackend.Create<CollectingBackend>();
+        var backend = ConfiguredBackend.Create<CollectingBackend>();
         var registry = new MetricRegistry(backend: backend);
         var counter = new Counter("jobs_total", "Jobs.", ["worker"], registry: registry);
         var histogram = new Histogram("lat", "Lat.", ["worker"], registry: registry, buckets: [1]);
@@ -76,7 +76,7 @@ public class BackendTests
     [Fact]
     public void Backend_statistics_are_exposed_once_per_backend()
     {
-        var backend = MetricsBackend.Create<CollectingBackend>(new BackendConfig([new("Stats", "yes")]));
+        var backend = ConfiguredBackend.Create<CollectingBackend>(new BackendConfig([new("Stats", "yes")]));
         var registry = new MetricRegistry(backend: backend);
         CollectingBackend.Remote = [[], []];
         _ = new Counter("a_total", "A.", registry: registry);
@@ -89,7 +89,7 @@ public class BackendTests
     [Fact]
     public void Collection_failure_fails_the_scrape_before_any_byte_is_written()
     {
-        var backend = MetricsBackend.Create<CollectingBackend>(new BackendConfig([new("Fail", "true")]));
+        var backend = ConfiguredBackend.Create<CollectingBackend>(new BackendConfig([new("Fail", "true")]));
         var registry = new MetricRegistry(backend: backend);
         new Counter("x_total", "X.", registry: registry).Inc();
         using var stream = new MemoryStream();
@@ -104,9 +104,9 @@ public class BackendTests
         // The default registry has been used by other tests, or is now.
         var gauge = new Gauge($"default_backend_probe_{Guid.NewGuid():N}", "Probe.");
         MetricRegistry.Default.Unregister(gauge);
-        var ex = Assert.Throws<InvalidOperationException>(() => MetricsBackend.Default = MetricsBackend.Create<RecordingBackend>(new BackendConfig([new("Id", "late")])));
+        var ex = Assert.Throws<InvalidOperationException>(() => ConfiguredBackend.Default = ConfiguredBackend.Create<RecordingBackend>(new BackendConfig([new("Id", "late")])));
         Assert.Contains("before the first metric is created", ex.Message, StringComparison.Ordinal);
-        Assert.Same(MetricsBackend.Memory, MetricsBackend.Default);
+        Assert.Same(ConfiguredBackend.Memory, ConfiguredBackend.Default);
     }
 
     [Fact]
@@ -154,7 +154,7 @@ public class BackendTests
     [Fact]
     public void A_backend_refusing_the_first_value_leaves_the_name_free()
     {
-        var registry = new MetricRegistry(backend: MetricsBackend.Create<RefusingBackend>());
+        var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RefusingBackend>());
         var ex = Assert.Throws<InvalidOperationException>(() => new Gauge("g", "G.", registry: registry));
         Assert.Contains("store full", ex.Message, StringComparison.Ordinal);
         Assert.Empty(registry.Entries);
@@ -163,7 +163,7 @@ public class BackendTests
     [Fact]
     public void Missing_constructor_is_a_clear_configuration_error()
     {
-        var ex = Assert.Throws<MetricsConfigurationException>(() => MetricsBackend.Create<NoConstructorBackend>());
+        var ex = Assert.Throws<MetricsConfigurationException>(() => ConfiguredBackend.Create<NoConstructorBackend>());
         Assert.Contains("no public constructor", ex.Message, StringComparison.Ordinal);
     }
 

@@ -26,7 +26,7 @@ public sealed class ConfigurationTests : IDisposable
         return _folders.Root;
     }
 
-    private static string Scrape(MetricsBackend backend)
+    private static string Scrape(ConfiguredBackend backend)
     {
         var registry = new MetricRegistry(backend: backend);
         new Gauge("configured_value", "Set through the selected backend.", registry: registry).Set(2);
@@ -44,7 +44,7 @@ public sealed class ConfigurationTests : IDisposable
         var options = MetricsOptions.FromConfiguration(configuration);
         Assert.Equal("v", options.BackendConfig["Nested:Key"]);
 
-        var backend = MetricsBackend.FromConfiguration(configuration);
+        var backend = ConfiguredBackend.FromConfiguration(configuration);
         Assert.Equal("TestBackend", backend.Name);
         Assert.Equal("Metrics:BackendConfig:Multiplier", "Metrics:BackendConfig:" + backend.Config.Keys.Single(k => k == "Multiplier"));
         Assert.Contains("configured_value 200", Scrape(backend), StringComparison.Ordinal);
@@ -58,7 +58,7 @@ public sealed class ConfigurationTests : IDisposable
         Environment.SetEnvironmentVariable("Metrics__PluginsPath", _folders.Plugins);
         Environment.SetEnvironmentVariable("Metrics__BackendConfig__Multiplier", "7");
 
-        var backend = MetricsBackend.FromConfiguration(MetricsConfiguration.BuildConfiguration(basePath: basePath));
+        var backend = ConfiguredBackend.FromConfiguration(MetricsConfiguration.BuildConfiguration(basePath: basePath));
         Assert.Equal("Metrics.TestBackend.TestBackend", backend.Type.FullName);
         Assert.Contains("configured_value 14", Scrape(backend), StringComparison.Ordinal);
     }
@@ -68,7 +68,7 @@ public sealed class ConfigurationTests : IDisposable
     {
         Environment.SetEnvironmentVariable("Metrics__Backend", "Nope");
         var args = new[] { "--Metrics:Backend=TestBackend", $"--Metrics:PluginsPath={_folders.Plugins}", "--Metrics:BackendConfig:Multiplier=3" };
-        var backend = MetricsBackend.FromConfiguration(MetricsConfiguration.BuildConfiguration(args, basePath: _folders.Root));
+        var backend = ConfiguredBackend.FromConfiguration(MetricsConfiguration.BuildConfiguration(args, basePath: _folders.Root));
         Assert.Contains("configured_value 6", Scrape(backend), StringComparison.Ordinal);
     }
 
@@ -94,10 +94,10 @@ public sealed class ConfigurationTests : IDisposable
     [Fact]
     public void Apply_sets_the_default_backend()
     {
-        var before = MetricsBackend.Default;
+        var before = ConfiguredBackend.Default;
         var configuration = MetricsConfiguration.BuildConfiguration(["--Metrics:Backend=Memory"], basePath: _folders.Root);
-        Assert.Same(MetricsBackend.Memory, MetricsConfiguration.Apply(configuration));
-        Assert.Same(MetricsBackend.Memory, MetricsBackend.Default);
-        Assert.Same(before, MetricsBackend.Default);
+        Assert.Same(ConfiguredBackend.Memory, MetricsConfiguration.Apply(configuration));
+        Assert.Same(ConfiguredBackend.Memory, ConfiguredBackend.Default);
+        Assert.Same(before, ConfiguredBackend.Default);
     }
 }

@@ -15,9 +15,9 @@ public sealed class HttpTests
 {
     private static readonly HttpClient Client = new(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None }) { Timeout = TimeSpan.FromSeconds(30) };
 
-    private static MetricRegistry SampleRegistry(MetricsBackend? backend = null)
+    private static MetricRegistry SampleRegistry(ConfiguredBackend? backend = null)
     {
-        var registry = new MetricRegistry("app", backend ?? MetricsBackend.Memory);
+        var registry = new MetricRegistry("app", backend ?? ConfiguredBackend.Memory);
         var requests = new Counter("requests_total", "Requests with \"quotes\" and a \\ backslash.", ["path"], registry: registry);
         requests.Labels("/a\"b\nc").Inc(3);
         new Gauge("in_progress", "In progress.", registry: registry).Set(2);
@@ -113,7 +113,7 @@ public sealed class HttpTests
     [Fact]
     public async Task A_scrape_of_11000_series_is_quick()
     {
-        var registry = new MetricRegistry(backend: MetricsBackend.Memory);
+        var registry = new MetricRegistry(backend: ConfiguredBackend.Memory);
         var counter = new Counter("many_total", "Many series.", ["a", "b"], registry: registry);
         for (var i = 0; i < 11_000; i++)
         {
@@ -133,7 +133,7 @@ public sealed class HttpTests
     [Fact]
     public async Task A_failing_backend_gives_a_500_with_a_reason_on_both_servers()
     {
-        var registry = new MetricRegistry(backend: MetricsBackend.Create<FailingBackend>());
+        var registry = new MetricRegistry(backend: ConfiguredBackend.Create<FailingBackend>());
         new Counter("broken_total", "Reads fail.", registry: registry).Inc();
 
         await using var server = new MetricServer(0, registry: registry).Start();

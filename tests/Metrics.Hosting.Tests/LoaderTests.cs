@@ -14,7 +14,7 @@ public sealed class LoaderTests : IDisposable
 
     private static MetricsConfigurationException Fails(Action action) => Assert.Throws<MetricsConfigurationException>(action);
 
-    private static string Scrape(MetricsBackend backend, double increment)
+    private static string Scrape(ConfiguredBackend backend, double increment)
     {
         var registry = new MetricRegistry(backend: backend);
         var counter = new Counter("loaded_total", "Counts through the selected backend.", ["kind"], registry: registry);
@@ -26,8 +26,8 @@ public sealed class LoaderTests : IDisposable
     public void Nothing_configured_selects_the_built_in_memory_backend_without_a_plugins_folder()
     {
         var configuration = new ConfigurationBuilder().Build();
-        var backend = MetricsBackend.FromConfiguration(configuration);
-        Assert.Same(MetricsBackend.Memory, backend);
+        var backend = ConfiguredBackend.FromConfiguration(configuration);
+        Assert.Same(ConfiguredBackend.Memory, backend);
         Assert.Equal(typeof(MemoryBackend), backend.Type);
         Assert.False(Directory.Exists(MetricsOptions.FromConfiguration(configuration).ResolvedPluginsPath));
     }
@@ -43,7 +43,7 @@ public sealed class LoaderTests : IDisposable
     public void A_plugin_loads_from_its_folder_and_holds_the_values_a_scrape_shows()
     {
         var folder = _folders.Add("TestBackend");
-        var backend = MetricsBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "10")]));
+        var backend = ConfiguredBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "10")]));
 
         Assert.Equal("TestBackend", backend.Name);
         Assert.Equal("Metrics.TestBackend.TestBackend", backend.Type.FullName);
@@ -60,16 +60,16 @@ public sealed class LoaderTests : IDisposable
     {
         _folders.Add("TestBackend");
         var one = new BackendConfig([new("Multiplier", "3")]);
-        var first = MetricsBackend.Load(_folders.Plugins, "TestBackend", one);
-        var second = MetricsBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "3")]));
+        var first = ConfiguredBackend.Load(_folders.Plugins, "TestBackend", one);
+        var second = ConfiguredBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "3")]));
         Assert.Same(first.Type, second.Type);
         Assert.Equal(1, InitializeCount(first));
 
-        MetricsBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "4")]));
+        ConfiguredBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "4")]));
         Assert.Equal(2, InitializeCount(first));
     }
 
-    private static int InitializeCount(MetricsBackend backend) =>
+    private static int InitializeCount(ConfiguredBackend backend) =>
         (int)backend.Type.GetProperty("InitializeCount", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
 
     [Theory]
@@ -84,7 +84,7 @@ public sealed class LoaderTests : IDisposable
     [InlineData("")]
     public void A_name_that_is_not_a_plain_folder_name_is_refused(string name)
     {
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, name, BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, name, BackendConfig.Empty));
         Assert.Contains($"The backend name '{name}' (Metrics:Backend) is not valid", e.Message, StringComparison.Ordinal);
     }
 
@@ -92,7 +92,7 @@ public sealed class LoaderTests : IDisposable
     public void A_missing_plugins_folder_is_named_with_what_to_do()
     {
         var missing = Path.Combine(_folders.Root, "nowhere");
-        var e = Fails(() => MetricsBackend.Load(missing, "Redis", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(missing, "Redis", BackendConfig.Empty));
         Assert.Contains($"the plugins folder '{missing}' (Metrics:PluginsPath) does not exist", e.Message, StringComparison.Ordinal);
         Assert.Contains("Available backends: Memory (built in)", e.Message, StringComparison.Ordinal);
     }
@@ -103,7 +103,7 @@ public sealed class LoaderTests : IDisposable
         _folders.Add("TestBackend");
         _folders.Add("Ambiguous");
         Directory.CreateDirectory(Path.Combine(_folders.Plugins, "NotAPlugin"));
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "Redis", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "Redis", BackendConfig.Empty));
         Assert.Contains("Unknown metrics backend 'Redis' (Metrics:Backend)", e.Message, StringComparison.Ordinal);
         Assert.Contains("Available backends: Ambiguous, Memory (built in), TestBackend.", e.Message, StringComparison.Ordinal);
     }
@@ -113,15 +113,15 @@ public sealed class LoaderTests : IDisposable
     {
         var folder = Path.Combine(_folders.Plugins, "Empty");
         Directory.CreateDirectory(folder);
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "Empty", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "Empty", BackendConfig.Empty));
         Assert.Contains($"The metrics backend folder '{folder}' has no 'Empty.dll'", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void An_assembly_without_a_backend_type_is_reported()
     {
-        _folders.AddAssemblyAs(typeof(MetricsBackend).Assembly.Location, "NoBackend");
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "NoBackend", BackendConfig.Empty));
+        _folders.AddAssemblyAs(typeof(ConfiguredBackend).Assembly.Location, "NoBackend");
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "NoBackend", BackendConfig.Empty));
         Assert.Contains("contains no metrics backend type", e.Message, StringComparison.Ordinal);
         Assert.Contains("NoBackend.dll", e.Message, StringComparison.Ordinal);
     }
@@ -130,7 +130,7 @@ public sealed class LoaderTests : IDisposable
     public void An_assembly_with_two_backend_types_and_no_attribute_is_reported()
     {
         _folders.Add("Ambiguous");
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "Ambiguous", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "Ambiguous", BackendConfig.Empty));
         Assert.Contains("more than one metrics backend type", e.Message, StringComparison.Ordinal);
         Assert.Contains("Metrics.TestBackend.Ambiguous.FirstBackend", e.Message, StringComparison.Ordinal);
         Assert.Contains("Metrics.TestBackend.Ambiguous.SecondBackend", e.Message, StringComparison.Ordinal);
@@ -141,7 +141,7 @@ public sealed class LoaderTests : IDisposable
     public void A_backend_type_without_the_constructor_is_reported()
     {
         _folders.AddAssemblyAs(Path.Combine(PluginFolders.BuiltPlugins, "TestBackend", "TestBackend.Extra.dll"), "NoCtor");
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "NoCtor", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "NoCtor", BackendConfig.Empty));
         Assert.Contains("'Metrics.TestBackend.Extra.NoCtorBackend'", e.Message, StringComparison.Ordinal);
         Assert.Contains("has no public constructor (BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)", e.Message, StringComparison.Ordinal);
     }
@@ -151,9 +151,23 @@ public sealed class LoaderTests : IDisposable
     {
         var folder = _folders.Add("TestBackend", "Future");
         PluginFolders.PatchReferenceVersion(Path.Combine(folder, "Future.dll"), "Metrics.Abstractions", 2);
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "Future", BackendConfig.Empty));
-        Assert.Contains("was compiled against Metrics.Abstractions 2.0.0.0, newer than this application's Metrics.Abstractions 1.0.0.0", e.Message, StringComparison.Ordinal);
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "Future", BackendConfig.Empty));
+        Assert.Contains("was compiled against Metrics.Abstractions 2.0.0.0, newer than this application's Metrics.Abstractions 1.1.0.0", e.Message, StringComparison.Ordinal);
         Assert.Contains("Rebuild the backend against Metrics.Abstractions 1.x", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_plugin_compiled_against_contract_1_0_loads_and_serves_scrapes()
+    {
+        var folder = _folders.Add("TestBackend");
+        PluginFolders.PatchReferenceVersion(Path.Combine(folder, "TestBackend.dll"), "Metrics.Abstractions", 1, 0);
+        var backend = ConfiguredBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "1")]));
+        await using var registry = new MetricRegistry(backend: backend);
+        var counter = new Counter("classic_total", "Counted by a 1.0 backend.", registry: registry);
+        counter.Inc(3);
+        using var body = new MemoryStream();
+        await registry.WriteAsync(body, cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Contains("classic_total 3\n", System.Text.Encoding.UTF8.GetString(body.ToArray()), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -162,7 +176,7 @@ public sealed class LoaderTests : IDisposable
         var folder = Path.Combine(_folders.Plugins, "Garbage");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, "Garbage.dll"), "not a PE file");
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "Garbage", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "Garbage", BackendConfig.Empty));
         Assert.Contains("is not a .NET assembly", e.Message, StringComparison.Ordinal);
     }
 
@@ -170,7 +184,7 @@ public sealed class LoaderTests : IDisposable
     public void A_setting_of_the_wrong_type_names_the_key_and_the_expected_type()
     {
         _folders.Add("TestBackend");
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "ten")])));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "ten")])));
         Assert.Contains("The metrics backend 'TestBackend' refused its configuration", e.Message, StringComparison.Ordinal);
         Assert.Contains("'Metrics:BackendConfig:Multiplier' is 'ten', which is not a number", e.Message, StringComparison.Ordinal);
         Assert.IsType<BackendConfigException>(e.InnerException);
@@ -187,7 +201,7 @@ public sealed class LoaderTests : IDisposable
         File.WriteAllText(Path.Combine(folder, "TestBackend.runtimeconfig.dev.json"), probing);
         File.WriteAllText(Path.Combine(folder, "TestBackend.runtimeconfig.json"), probing);
 
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "TestBackend", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "TestBackend", BackendConfig.Empty));
         Assert.Contains("TestBackend.Extra", e.Message, StringComparison.Ordinal);
         Assert.Contains("dependencies are loaded only from there", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(AppDomain.CurrentDomain.GetAssemblies(), a => !a.IsDynamic && a.Location.StartsWith(outside, StringComparison.Ordinal));
@@ -200,7 +214,7 @@ public sealed class LoaderTests : IDisposable
         var link = Path.Combine(_folders.Plugins, "Linked");
         Directory.CreateSymbolicLink(link, real);
         File.Move(Path.Combine(real, "Real.dll"), Path.Combine(real, "Linked.dll"));
-        var e = Fails(() => MetricsBackend.Load(_folders.Plugins, "Linked", BackendConfig.Empty));
+        var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, "Linked", BackendConfig.Empty));
         Assert.Contains($"'{link}' is a symbolic link", e.Message, StringComparison.Ordinal);
     }
 

@@ -52,7 +52,7 @@ internal sealed class PluginFolders : IDisposable
     }
 
     /// <summary>Rewrites, in place, the version with which <paramref name="dll"/> references <paramref name="referenceName"/>.</summary>
-    public static void PatchReferenceVersion(string dll, string referenceName, ushort major)
+    public static void PatchReferenceVersion(string dll, string referenceName, ushort major, ushort minor = 0)
     {
         var bytes = File.ReadAllBytes(dll);
         int offset;
@@ -64,12 +64,14 @@ internal sealed class PluginFolders : IDisposable
             var row = reader.AssemblyReferences.Select((h, i) => (Name: reader.GetString(reader.GetAssemblyReference(h).Name), Index: i))
                 .Single(r => r.Name == referenceName).Index;
 
-            // An AssemblyRef row starts with MajorVersion as a little-endian ushort.
+            // An AssemblyRef row starts with MajorVersion and MinorVersion as little-endian ushorts.
             offset = tableStart + (row * rowSize);
         }
 
         bytes[offset] = (byte)(major & 0xFF);
         bytes[offset + 1] = (byte)(major >> 8);
+        bytes[offset + 2] = (byte)(minor & 0xFF);
+        bytes[offset + 3] = (byte)(minor >> 8);
         File.WriteAllBytes(dll, bytes);
     }
 

@@ -11,7 +11,7 @@ internal static class SharedBackendSetup
     /// <summary>Set by the benchmark host so child processes (BenchmarkDotNet's and ours) can start workers from the host's build.</summary>
     public const string HostAssemblyVariable = "METRICS_BENCHMARKS_HOST";
 
-    public static MetricsBackend Redis(string connectionString, string keyPrefix, string? flushInterval = null)
+    public static ConfiguredBackend Redis(string connectionString, string keyPrefix, string? flushInterval = null)
     {
         var values = new Dictionary<string, string?>
         {
@@ -23,11 +23,11 @@ internal static class SharedBackendSetup
             values["FlushInterval"] = flushInterval;
         }
 
-        return MetricsBackend.Create<RedisBackend>(new BackendConfig(values), "Redis");
+        return ConfiguredBackend.Create<RedisBackend>(new BackendConfig(values), "Redis");
     }
 
-    public static MetricsBackend SharedMemory(string path) =>
-        MetricsBackend.Create<SharedMemoryBackend>(new BackendConfig(new Dictionary<string, string?> { ["Path"] = path }), "SharedMemory");
+    public static ConfiguredBackend SharedMemory(string path) =>
+        ConfiguredBackend.Create<SharedMemoryBackend>(new BackendConfig(new Dictionary<string, string?> { ["Path"] = path }), "SharedMemory");
 
     /// <summary>A store path nobody else uses: on tmpfs where there is one, as in production.</summary>
     public static string TempStorePath() =>

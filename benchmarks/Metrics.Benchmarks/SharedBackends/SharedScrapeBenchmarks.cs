@@ -110,7 +110,7 @@ public class SharedScrape11kSeries
     }
 
     /// <summary>Prints how much of a scrape the backend's Collect takes, the rest being rendering in Core.</summary>
-    private void ReportCollectShare(MetricsBackend backend)
+    private void ReportCollectShare(ConfiguredBackend backend)
     {
         MetricDescriptor[] families =
         [

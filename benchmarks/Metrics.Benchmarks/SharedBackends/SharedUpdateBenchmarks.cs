@@ -9,11 +9,11 @@ namespace Metrics.Benchmarks.SharedBackends;
 public abstract class SharedUpdateBenchmark
 {
     private RedisServerProcess? _redis;
-    private MetricsBackend? _redisBackend;
+    private ConfiguredBackend? _redisBackend;
     private string? _storePath;
 
     [GlobalSetup(Target = "Memory")]
-    public void SetupMemory() => Create(new MetricRegistry(backend: MetricsBackend.Memory));
+    public void SetupMemory() => Create(new MetricRegistry(backend: ConfiguredBackend.Memory));
 
     [GlobalSetup(Target = "Redis")]
     public void SetupRedis()

@@ -33,7 +33,7 @@ internal static class SharedWorker
         new Histogram("http_request_duration_seconds", "Request latency.", ["endpoint"], registry: registry)
     );
 
-    public static MetricsBackend Backend(string[] args) => args[0] switch
+    public static ConfiguredBackend Backend(string[] args) => args[0] switch
     {
         "shm" => SharedBackendSetup.SharedMemory(args[1]),
         "redis" => SharedBackendSetup.Redis(args[1], args[2]),
@@ -43,7 +43,7 @@ internal static class SharedWorker
     private static int Int(string text) => int.Parse(text, CultureInfo.InvariantCulture);
 
     /// <summary>The same values as <see cref="SeriesData.OurScrapeRegistry"/>, so N workers leave N times its totals.</summary>
-    private static void WriteScrapeSeries(MetricsBackend backend)
+    private static void WriteScrapeSeries(ConfiguredBackend backend)
     {
         var registry = new MetricRegistry(backend: backend);
         var (counter, histogram) = DeclareScrapeFamilies(registry);

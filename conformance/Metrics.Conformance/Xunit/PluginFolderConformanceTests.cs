@@ -4,7 +4,7 @@ namespace Metrics.Conformance;
 
 /// <summary>
 /// The conformance suite as xunit v3 tests for a built plugin folder, loaded through the host's loader
-/// (<see cref="MetricsBackend.Load"/>): <c>PluginsPath/&lt;Name&gt;/&lt;Name&gt;.dll</c>.
+/// (<see cref="ConfiguredBackend.Load"/>): <c>PluginsPath/&lt;Name&gt;/&lt;Name&gt;.dll</c>.
 /// </summary>
 /// <typeparam name="TSelf">The deriving test class itself; it needs a parameterless constructor, so the list of applicable checks can be built from its overrides.</typeparam>
 /// <example>

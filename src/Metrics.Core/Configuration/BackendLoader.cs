@@ -17,7 +17,7 @@ internal static partial class BackendLoader
 
     // One load context per plugin file, so loading the same plugin twice yields the same Type and
     // Initialize keeps running once per type and configuration.
-    private static readonly ConcurrentDictionary<string, Lazy<IBackendType>> Loaded = new(PathComparer);
+    private static readonly ConcurrentDictionary<string, Lazy<IBackendAdapter>> Loaded = new(PathComparer);
 
     private static StringComparer PathComparer => OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
 
@@ -29,7 +29,7 @@ internal static partial class BackendLoader
     public static string ResolvePluginsPath(string? pluginsPath) =>
         Path.GetFullPath(string.IsNullOrWhiteSpace(pluginsPath) ? "plugins" : pluginsPath, AppContext.BaseDirectory);
 
-    public static MetricsBackend Load(string pluginsPath, string name, BackendConfig config)
+    public static ConfiguredBackend Load(string pluginsPath, string name, BackendConfig config)
     {
         ArgumentNullException.ThrowIfNull(pluginsPath);
         ArgumentNullException.ThrowIfNull(name);
@@ -42,15 +42,15 @@ internal static partial class BackendLoader
 
         var root = ResolvePluginsPath(pluginsPath);
         var type = ResolveType(root, name);
-        if (ReferenceEquals(type, MetricsBackend.Memory.BackendType) && config.Equals(BackendConfig.Empty))
+        if (ReferenceEquals(type, ConfiguredBackend.Memory.Adapter) && config.Equals(BackendConfig.Empty))
         {
-            return MetricsBackend.Memory;
+            return ConfiguredBackend.Memory;
         }
 
         return Initialize(type, config, name);
     }
 
-    private static IBackendType ResolveType(string root, string name)
+    private static IBackendAdapter ResolveType(string root, string name)
     {
         var rootWithSeparator = Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar;
         var folder = Path.GetFullPath(Path.Combine(rootWithSeparator, name));
@@ -64,7 +64,7 @@ internal static partial class BackendLoader
         {
             if (string.Equals(name, BuiltInName, StringComparison.OrdinalIgnoreCase))
             {
-                return MetricsBackend.Memory.BackendType;
+                return ConfiguredBackend.Memory.Adapter;
             }
 
             if (!Directory.Exists(root))
@@ -84,7 +84,7 @@ internal static partial class BackendLoader
         }
 
         RefuseLinks(root, folder, dll);
-        var lazy = Loaded.GetOrAdd(dll, path => new Lazy<IBackendType>(() => LoadPlugin(path, name, folder)));
+        var lazy = Loaded.GetOrAdd(dll, path => new Lazy<IBackendAdapter>(() => LoadPlugin(path, name, folder)));
         try
         {
             return lazy.Value;
@@ -92,7 +92,7 @@ internal static partial class BackendLoader
         catch
         {
             // A failed load is not cached: fixing the folder and loading again must work.
-            Loaded.TryRemove(new KeyValuePair<string, Lazy<IBackendType>>(dll, lazy));
+            Loaded.TryRemove(new KeyValuePair<string, Lazy<IBackendAdapter>>(dll, lazy));
             throw;
         }
     }
@@ -110,7 +110,7 @@ internal static partial class BackendLoader
         }
     }
 
-    private static IBackendType LoadPlugin(string dll, string name, string folder)
+    private static IBackendAdapter LoadPlugin(string dll, string name, string folder)
     {
         CheckContractReference(dll, name);
 
@@ -213,7 +213,7 @@ internal static partial class BackendLoader
         && (type.IsPublic || type.IsNestedPublic)
         && type.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IMetricBackend<>) && i.GetGenericArguments()[0] == type);
 
-    private static IBackendType CreateAdapter(Type type, string name, string dll)
+    private static IBackendAdapter CreateAdapter(Type type, string name, string dll)
     {
         Type[] parameters = [typeof(BackendConfig), typeof(MetricDescriptor), typeof(HistogramBucket?)];
         if (type.GetConstructor(BindingFlags.Public | BindingFlags.Instance, parameters) is null)
@@ -225,7 +225,7 @@ internal static partial class BackendLoader
         try
         {
             // The CRTP shape was checked above, so the constraint T : IMetricBackend<T> holds.
-            return (IBackendType)Activator.CreateInstance(typeof(BackendType<>).MakeGenericType(type))!;
+            return (IBackendAdapter)Activator.CreateInstance(typeof(BackendAdapter<>).MakeGenericType(type))!;
         }
         catch (TargetInvocationException e) when (e.InnerException is not null)
         {
@@ -247,7 +247,7 @@ internal static partial class BackendLoader
         }
     }
 
-    internal static void VerifyLoadedFromPluginFolder(MetricsBackend backend)
+    internal static void VerifyLoadedFromPluginFolder(ConfiguredBackend backend)
     {
         var context = AssemblyLoadContext.GetLoadContext(backend.Type.Assembly);
         var location = backend.Type.Assembly.Location;
@@ -259,12 +259,12 @@ internal static partial class BackendLoader
         VerifyLocations(context, Path.GetDirectoryName(location)!, backend.Name);
     }
 
-    private static MetricsBackend Initialize(IBackendType type, BackendConfig config, string name)
+    private static ConfiguredBackend Initialize(IBackendAdapter type, BackendConfig config, string name)
     {
-        MetricsBackend backend;
+        ConfiguredBackend backend;
         try
         {
-            backend = new MetricsBackend(type, config, name);
+            backend = new ConfiguredBackend(type, config, name);
         }
         catch (BackendConfigException e)
         {

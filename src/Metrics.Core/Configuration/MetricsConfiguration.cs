@@ -15,37 +15,37 @@ namespace Metrics.Configuration;
 /// </remarks>
 public static class MetricsConfiguration
 {
-    /// <summary>Loads the backend <paramref name="configuration"/> selects and makes it <see cref="MetricsBackend.Default"/>.</summary>
+    /// <summary>Loads the backend <paramref name="configuration"/> selects and makes it <see cref="ConfiguredBackend.Default"/>.</summary>
     /// <param name="configuration">The application's configuration.</param>
     /// <returns>The selected backend.</returns>
     /// <exception cref="MetricsConfigurationException">The configuration or the plugin is wrong.</exception>
-    public static MetricsBackend Apply(IConfiguration configuration) => Apply(MetricsOptions.FromConfiguration(configuration));
+    public static ConfiguredBackend Apply(IConfiguration configuration) => Apply(MetricsOptions.FromConfiguration(configuration));
 
-    /// <summary>Loads the backend <paramref name="options"/> selects and makes it <see cref="MetricsBackend.Default"/>.</summary>
+    /// <summary>Loads the backend <paramref name="options"/> selects and makes it <see cref="ConfiguredBackend.Default"/>.</summary>
     /// <param name="options">The selection.</param>
     /// <returns>The selected backend.</returns>
     /// <exception cref="MetricsConfigurationException">The options or the plugin are wrong.</exception>
-    public static MetricsBackend Apply(MetricsOptions options)
+    public static ConfiguredBackend Apply(MetricsOptions options)
     {
         var backend = Load(options);
-        MetricsBackend.Default = backend;
+        ConfiguredBackend.Default = backend;
         return backend;
     }
 
-    /// <summary>Loads the backend <paramref name="configuration"/> selects, without changing <see cref="MetricsBackend.Default"/>.</summary>
+    /// <summary>Loads the backend <paramref name="configuration"/> selects, without changing <see cref="ConfiguredBackend.Default"/>.</summary>
     /// <param name="configuration">The application's configuration.</param>
     /// <returns>The selected backend.</returns>
     /// <exception cref="MetricsConfigurationException">The configuration or the plugin is wrong.</exception>
-    public static MetricsBackend Load(IConfiguration configuration) => Load(MetricsOptions.FromConfiguration(configuration));
+    public static ConfiguredBackend Load(IConfiguration configuration) => Load(MetricsOptions.FromConfiguration(configuration));
 
-    /// <summary>Loads the backend <paramref name="options"/> selects, without changing <see cref="MetricsBackend.Default"/>.</summary>
+    /// <summary>Loads the backend <paramref name="options"/> selects, without changing <see cref="ConfiguredBackend.Default"/>.</summary>
     /// <param name="options">The selection.</param>
     /// <returns>The selected backend.</returns>
     /// <exception cref="MetricsConfigurationException">The options or the plugin are wrong.</exception>
-    public static MetricsBackend Load(MetricsOptions options)
+    public static ConfiguredBackend Load(MetricsOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return MetricsBackend.Load(options.ResolvedPluginsPath, options.Backend ?? BackendLoader.BuiltInName, options.ToBackendConfig());
+        return ConfiguredBackend.Load(options.ResolvedPluginsPath, options.Backend ?? BackendLoader.BuiltInName, options.ToBackendConfig());
     }
 
     /// <summary>

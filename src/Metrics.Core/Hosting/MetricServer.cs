@@ -258,7 +258,7 @@ public sealed class MetricServer : IDisposable, IAsyncDisposable
         }
         finally
         {
-            response.Release();
+            response.Dispose();
         }
 
         return true;

@@ -6,7 +6,8 @@ namespace Metrics.Hosting;
 /// A rendered <c>/metrics</c> response: status, headers and the complete body, so a server can send it with a
 /// <c>Content-Length</c> in one write. Both <see cref="MetricServer"/> and the ASP.NET Core endpoint use it.
 /// </summary>
-public sealed class ScrapeResponse
+/// <remarks>An uncompressed body lives in a pooled buffer: dispose the response once it is sent to return it.</remarks>
+public sealed class ScrapeResponse : IDisposable
 {
     /// <summary>The <c>Vary</c> header every metrics response carries: the body depends on both negotiated headers.</summary>
     public const string Vary = "Accept, Accept-Encoding";
@@ -49,45 +50,42 @@ public sealed class ScrapeResponse
         ArgumentNullException.ThrowIfNull(registry);
         var format = Exposition.Negotiate(accept);
         var gzip = Exposition.AcceptsGzip(acceptEncoding);
-        if (!gzip)
-        {
-            // Rendered straight into a pooled buffer: a large scrape would otherwise grow a fresh MemoryStream through
-            // several large-object-heap arrays on every request.
-            cancellationToken.ThrowIfCancellationRequested();
-            ExpositionWriter writer;
-            try
-            {
-                writer = ExpositionWriter.Render(registry, format);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                return Failed(e);
-            }
-
-            var rendered = writer.Detach(out var length);
-            return new ScrapeResponse(200, Exposition.ContentType(format), null, rendered, length, pooled: true);
-        }
-
-        var buffer = new MemoryStream(16 * 1024);
+        ExpositionBuffer rendered;
         try
         {
-            // Fastest: a scrape is latency-bound, and the text compresses well even at this level.
-            await using var compressor = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true);
-            await registry.WriteAsync(compressor, format, cancellationToken).ConfigureAwait(false);
+            rendered = await registry.RenderAsync(format, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             return Failed(e);
         }
 
-        return new ScrapeResponse(200, Exposition.ContentType(format), "gzip", buffer.GetBuffer(), (int)buffer.Length);
+        if (!gzip)
+        {
+            // Sent straight from the pooled buffer: a large scrape would otherwise grow a fresh array on the large object
+            // heap on every request.
+            var body = rendered.Detach(out var length);
+            return new ScrapeResponse(200, Exposition.ContentType(format), null, body, length, pooled: true);
+        }
+
+        using (rendered)
+        {
+            var compressed = new MemoryStream(Math.Max(4096, rendered.Position / 4));
+            // Fastest: a scrape is latency-bound, and the text compresses well even at this level.
+            using (var compressor = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+            {
+                compressor.Write(rendered.Written);
+            }
+
+            return new ScrapeResponse(200, Exposition.ContentType(format), "gzip", compressed.GetBuffer(), (int)compressed.Length);
+        }
     }
 
     /// <summary>
-    /// Returns a pooled body to the pool once it is sent; <see cref="Body"/> must not be read afterwards. A response
-    /// that is never released is simply collected.
+    /// Returns a pooled body to its pool; <see cref="Body"/> must not be read afterwards. A response that is never
+    /// disposed is simply collected.
     /// </summary>
-    internal void Release()
+    public void Dispose()
     {
         var pooled = Interlocked.Exchange(ref _pooled, null);
         if (pooled is not null)

@@ -1,11 +1,10 @@
-using System.Collections.Concurrent;
 using System.Linq.Expressions;
 using System.Reflection;
 
 namespace Metrics;
 
 /// <summary>Calls a backend type's static members and constructor without per-call reflection.</summary>
-internal interface IBackendType
+internal interface IBackendAdapter
 {
     Type Type { get; }
 
@@ -15,20 +14,22 @@ internal interface IBackendType
 
     IMetricBackend Create(BackendConfig config, MetricDescriptor metric, HistogramBucket? bucket);
 
-    IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families);
+    ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken);
 
-    void Flush(BackendConfig config);
+    ValueTask FlushAsync(BackendConfig config, CancellationToken cancellationToken);
+
+    ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken);
 
     IReadOnlyList<BackendStatistic> Statistics(BackendConfig config);
 }
 
 /// <summary>The adapter closed over one backend type, once, when the backend is selected.</summary>
-internal sealed class BackendType<T> : IBackendType
+internal sealed class BackendAdapter<T> : IBackendAdapter
     where T : IMetricBackend<T>
 {
     private readonly Func<BackendConfig, MetricDescriptor, HistogramBucket?, IMetricBackend> _create;
 
-    public BackendType() => _create = CompileConstructor();
+    public BackendAdapter() => _create = CompileConstructor();
 
     public Type Type => typeof(T);
 
@@ -38,9 +39,12 @@ internal sealed class BackendType<T> : IBackendType
 
     public IMetricBackend Create(BackendConfig config, MetricDescriptor metric, HistogramBucket? bucket) => _create(config, metric, bucket);
 
-    public IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => T.Collect(config, families);
+    public ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken) =>
+        T.CollectAsync(config, families, cancellationToken);
 
-    public void Flush(BackendConfig config) => T.Flush(config);
+    public ValueTask FlushAsync(BackendConfig config, CancellationToken cancellationToken) => T.FlushAsync(config, cancellationToken);
+
+    public ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken) => T.ShutdownAsync(config, cancellationToken);
 
     public IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) => T.Statistics(config);
 
@@ -54,30 +58,5 @@ internal sealed class BackendType<T> : IBackendType
         var bucket = Expression.Parameter(typeof(HistogramBucket?), "bucket");
         var body = Expression.Convert(Expression.New(ctor, config, metric, bucket), typeof(IMetricBackend));
         return Expression.Lambda<Func<BackendConfig, MetricDescriptor, HistogramBucket?, IMetricBackend>>(body, config, metric, bucket).Compile();
-    }
-}
-
-/// <summary>Ensures <c>Initialize</c> runs once per backend type and configuration, process-wide.</summary>
-internal static class BackendInitialization
-{
-    private static readonly ConcurrentDictionary<(Type Type, BackendConfig Config), Lazy<bool>> Initialized = new();
-
-    public static void EnsureInitialized(IBackendType type, BackendConfig config)
-    {
-        var lazy = Initialized.GetOrAdd((type.Type, config), key => new Lazy<bool>(() =>
-        {
-            type.Initialize(config);
-            return true;
-        }, LazyThreadSafetyMode.ExecutionAndPublication));
-        try
-        {
-            _ = lazy.Value;
-        }
-        catch
-        {
-            // A failed initialization is not cached: the next attempt (after fixing the store, say) runs it again.
-            Initialized.TryRemove(new KeyValuePair<(Type, BackendConfig), Lazy<bool>>((type.Type, config), lazy));
-            throw;
-        }
     }
 }

@@ -1,0 +1,492 @@
+using System.Text;
+
+namespace Metrics;
+
+/// <summary>
+/// Renders a collected scrape as Prometheus text 0.0.4 or OpenMetrics 1.0.0 into an <see cref="ExpositionBuffer"/>.
+/// Reading the backends happens before (<see cref="ScrapeCollector"/>), so a failing backend never leaves partial text.
+/// </summary>
+internal sealed class ExpositionWriter
+{
+    private readonly bool _openMetrics;
+    private readonly ExpositionBuffer _out;
+    private double[] _scratch = new double[32];
+
+    private ExpositionWriter(ExpositionFormat format, ExpositionBuffer output)
+    {
+        _openMetrics = format == ExpositionFormat.OpenMetrics;
+        _out = output;
+    }
+
+    /// <summary>Renders <paramref name="scrape"/> of <paramref name="registry"/>; the caller owns (and disposes) the buffer returned.</summary>
+    public static ExpositionBuffer Render(MetricRegistry registry, CollectedScrape scrape, ExpositionFormat format)
+    {
+        var output = new ExpositionBuffer();
+        try
+        {
+            var writer = new ExpositionWriter(format, output);
+            var collected = scrape.Collected;
+            var skipped = 0L;
+            foreach (var entry in scrape.Entries)
+            {
+                switch (entry)
+                {
+                    case MetricFamily family when collected is not null && collected.TryGetValue(family, out var values):
+                        skipped += writer.WriteCollected(family, values);
+                        break;
+                    case MetricFamily family:
+                        writer.WriteLocal(family);
+                        break;
+                    case ICollector collector:
+                        writer.WriteCollector(registry, collector);
+                        break;
+                }
+            }
+
+            registry.AddSkippedValues(skipped);
+            writer.WriteStatistics(registry, scrape.Entries);
+            if (writer._openMetrics)
+            {
+                output.WriteRaw("# EOF\n"u8);
+            }
+
+            return output;
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
+    }
+
+    internal static byte[] FormatBound(double bound, bool openMetrics)
+    {
+        using var output = new ExpositionBuffer(64);
+        output.WriteRaw("le=\""u8);
+        var start = output.Position;
+        output.WriteDouble(bound);
+        if (openMetrics && double.IsFinite(bound))
+        {
+            // OpenMetrics wants canonical floats in le: 1.0, not 1.
+            var text = output.Since(start);
+            if (text.IndexOfAny("."u8) < 0 && text.IndexOfAny("e"u8) < 0)
+            {
+                output.WriteRaw(".0"u8);
+            }
+        }
+
+        output.WriteByte((byte)'"');
+        return output.Written.ToArray();
+    }
+
+    private void WriteLocal(MetricFamily family)
+    {
+        var children = family.Children();
+        if (children.Length == 0)
+        {
+            return;
+        }
+
+        WriteHeader(family);
+        switch (family.Type)
+        {
+            case MetricType.Counter:
+                foreach (var child in children)
+                {
+                    var counter = (Counter)child;
+                    WriteCounter(family, counter.LabelBytes, counter.Backing!.Get(), counter.CreatedUnixSeconds);
+                }
+
+                break;
+            case MetricType.Gauge:
+                foreach (var child in children)
+                {
+                    var gauge = (Gauge)child;
+                    WriteSeries(family.NameBytes, default, gauge.LabelBytes, gauge.BackingValue!.Get());
+                }
+
+                break;
+            case MetricType.Histogram:
+                var bounds = family.Buckets.Length;
+                var scratch = Scratch(bounds);
+                foreach (var child in children)
+                {
+                    var histogram = (Histogram)child;
+                    var values = histogram.BucketValues!;
+                    for (var i = 0; i < bounds; i++)
+                    {
+                        scratch[i] = values[i].Get();
+                    }
+
+                    WriteHistogram(family, histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds);
+                }
+
+                break;
+            case MetricType.Summary:
+                foreach (var child in children)
+                {
+                    var summary = (Summary)child;
+                    WriteSummary(family, summary.LabelBytes, summary.CountValue!.Get(), summary.SumValue!.Get(), summary.CreatedUnixSeconds);
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>Writes the values a backend collected; returns how many did not fit the family's definition and were left out.</summary>
+    private long WriteCollected(MetricFamily family, IReadOnlyList<CollectedValue> values)
+    {
+        if (values.Count == 0)
+        {
+            return 0;
+        }
+
+        var skipped = 0L;
+        var headerWritten = false;
+        if (family.Type is MetricType.Counter or MetricType.Gauge)
+        {
+            foreach (var value in values)
+            {
+                if (!Fits(family, value.LabelValues))
+                {
+                    skipped++;
+                    continue;
+                }
+
+                if (!headerWritten)
+                {
+                    WriteHeader(family);
+                    headerWritten = true;
+                }
+
+                var (labels, created) = SeriesLabels(family, value.LabelValues);
+                if (family.Type == MetricType.Counter)
+                {
+                    WriteCounter(family, labels, value.Value, created);
+                }
+                else
+                {
+                    WriteSeries(family.NameBytes, default, labels, value.Value);
+                }
+            }
+
+            return skipped;
+        }
+
+        // Histogram and summary parts arrive one value each: group them into series, in order of first appearance.
+        var groups = new Dictionary<string[], double[]>(LabelValuesComparer.Instance);
+        var order = new List<string[]>();
+        var bounds = family.Buckets;
+        var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
+        foreach (var value in values)
+        {
+            var index = value.Bucket is not { } bucket ? -1 : bucket.Part switch
+            {
+                HistogramPart.Sum => width - 1,
+                HistogramPart.Count when family.Type == MetricType.Summary => 0,
+                HistogramPart.Bucket when family.Type == MetricType.Histogram => Array.IndexOf(bounds, bucket.UpperBound),
+                _ => -1,
+            };
+
+            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit.
+            if (index < 0 && value.Bucket is { Part: HistogramPart.Count } && family.Type == MetricType.Histogram)
+            {
+                continue;
+            }
+
+            // A part this family does not have, or a label set of another arity, was written under another definition
+            // of the metric (a rolling deploy that changed buckets, say): left out and counted, never a failed scrape.
+            if (index < 0 || !Fits(family, value.LabelValues))
+            {
+                skipped++;
+                continue;
+            }
+
+            var key = value.LabelValues as string[] ?? [.. value.LabelValues];
+            if (!groups.TryGetValue(key, out var parts))
+            {
+                groups[key] = parts = new double[width];
+                order.Add(key);
+            }
+
+            parts[index] += value.Value;
+        }
+
+        if (order.Count > 0)
+        {
+            WriteHeader(family);
+        }
+
+        foreach (var key in order)
+        {
+            var parts = groups[key];
+            var (labels, created) = SeriesLabels(family, key);
+            if (family.Type == MetricType.Histogram)
+            {
+                WriteHistogram(family, labels, parts.AsSpan(0, bounds.Length), parts[^1], created);
+            }
+            else
+            {
+                WriteSummary(family, labels, parts[0], parts[1], created);
+            }
+        }
+
+        return skipped;
+    }
+
+    private static bool Fits(MetricFamily family, IReadOnlyList<string> labelValues)
+    {
+        if (labelValues.Count != family.LabelNames.Length)
+        {
+            return false;
+        }
+
+        foreach (var value in labelValues)
+        {
+            if (value is null)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void WriteCollector(MetricRegistry registry, ICollector collector)
+    {
+        var declared = collector.MetricNames;
+        foreach (var snapshot in collector.Collect())
+        {
+            if (!declared.Contains(snapshot.Name))
+            {
+                throw new InvalidOperationException($"Collector {collector.GetType().Name} yielded metric '{snapshot.Name}', which it does not declare in MetricNames.");
+            }
+
+            var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
+            var nameBytes = Encoding.UTF8.GetBytes(ExposedName(name, snapshot.Type));
+            WriteHeader(nameBytes, snapshot.Help, snapshot.Type);
+            foreach (var sample in snapshot.Samples)
+            {
+                var labels = Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues);
+                WriteSeries(nameBytes, _openMetrics && snapshot.Type == MetricType.Counter ? "_total"u8 : default, labels, sample.Value);
+            }
+        }
+    }
+
+    /// <summary>Backends' reports about themselves, once per backend, and the host's own, skipping names the application uses.</summary>
+    private void WriteStatistics(MetricRegistry registry, IReadOnlyList<object> entries)
+    {
+        HashSet<ConfiguredBackend>? seen = null;
+        foreach (var entry in entries)
+        {
+            if (entry is not MetricFamily family || family.Backend == ConfiguredBackend.Memory || !(seen ??= []).Add(family.Backend))
+            {
+                continue;
+            }
+
+            foreach (var statistic in family.Backend.Statistics())
+            {
+                WriteStatistic(registry, statistic);
+            }
+        }
+
+        if (registry.SkippedValues > 0)
+        {
+            WriteStatistic(registry, new BackendStatistic(
+                "metrics_scrape_skipped_values_total",
+                "Values a backend returned that do not fit the metric's definition in this process (other buckets or labels, written by a process that declared the metric differently), left out of scrapes.",
+                MetricType.Counter,
+                registry.SkippedValues));
+        }
+    }
+
+    private void WriteStatistic(MetricRegistry registry, BackendStatistic statistic)
+    {
+        if (registry.IsRegistered(statistic.Name) || statistic.Type is not (MetricType.Counter or MetricType.Gauge))
+        {
+            return;
+        }
+
+        var nameBytes = Encoding.UTF8.GetBytes(ExposedName(statistic.Name, statistic.Type));
+        WriteHeader(nameBytes, statistic.Help, statistic.Type);
+        WriteSeries(nameBytes, _openMetrics && statistic.Type == MetricType.Counter ? "_total"u8 : default, default, statistic.Value);
+    }
+
+    private static (byte[] Labels, double Created) SeriesLabels(MetricFamily family, IReadOnlyList<string> labelValues)
+    {
+        var span = labelValues is string[] array ? array : [.. labelValues];
+        if (family.TryGetChild(span, out var child))
+        {
+            return (child.LabelBytes, child.CreatedUnixSeconds);
+        }
+
+        // A series only other processes created: its creation time is unknown here, the family's is the best bound.
+        return (family.RemoteLabelBytes(span), family.CreatedUnixSeconds);
+    }
+
+    /// <summary>The family name in the header: a counter's base in OpenMetrics, its <c>_total</c> name in text.</summary>
+    private string ExposedName(string name, MetricType type) =>
+        type != MetricType.Counter ? name : _openMetrics ? NameRules.CounterBase(name) : NameRules.CounterBase(name) + "_total";
+
+    private static ReadOnlySpan<byte> TypeName(MetricType type) => type switch
+    {
+        MetricType.Counter => "counter"u8,
+        MetricType.Gauge => "gauge"u8,
+        MetricType.Histogram => "histogram"u8,
+        _ => "summary"u8,
+    };
+
+    private void WriteHeader(MetricFamily family)
+    {
+        var index = _openMetrics ? 1 : 0;
+        var header = family.HeaderCache[index];
+        if (header is null)
+        {
+            using var temp = new ExpositionBuffer(256);
+            new ExpositionWriter(_openMetrics ? ExpositionFormat.OpenMetrics : ExpositionFormat.PrometheusText, temp)
+                .WriteHeader(_openMetrics ? family.OpenMetricsCounterBase : family.NameBytes, family.Help, family.Type);
+            header = temp.Written.ToArray();
+            family.HeaderCache[index] = header;
+        }
+
+        _out.WriteRaw(header);
+    }
+
+    private void WriteHeader(ReadOnlySpan<byte> name, string help, MetricType type)
+    {
+        _out.WriteRaw("# HELP "u8);
+        _out.WriteRaw(name);
+        _out.WriteByte((byte)' ');
+        _out.WriteEscaped(help, escapeQuote: _openMetrics);
+        _out.WriteRaw("\n# TYPE "u8);
+        _out.WriteRaw(name);
+        _out.WriteByte((byte)' ');
+        _out.WriteRaw(TypeName(type));
+        _out.WriteByte((byte)'\n');
+    }
+
+    private void WriteCounter(MetricFamily family, ReadOnlySpan<byte> labels, double value, double created)
+    {
+        if (!_openMetrics)
+        {
+            WriteSeries(family.NameBytes, default, labels, value);
+            return;
+        }
+
+        var name = family.OpenMetricsCounterBase;
+        WriteSeries(name, "_total"u8, labels, value);
+        WriteCreated(name, labels, created);
+    }
+
+    private void WriteHistogram(MetricFamily family, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double created)
+    {
+        var name = family.NameBytes;
+        var leLabels = family.LeLabelCache(_openMetrics);
+        var cumulative = 0.0;
+        for (var i = 0; i < buckets.Length; i++)
+        {
+            cumulative += buckets[i];
+            _out.Ensure(name.Length + labels.Length + leLabels[i].Length + 64);
+            _out.WriteRaw(name);
+            _out.WriteRaw("_bucket{"u8);
+            if (labels.Length > 0)
+            {
+                _out.WriteRaw(labels);
+                _out.WriteByte((byte)',');
+            }
+
+            _out.WriteRaw(leLabels[i]);
+            _out.WriteRaw("} "u8);
+            _out.WriteDouble(cumulative);
+            _out.WriteByte((byte)'\n');
+        }
+
+        // _count is the +Inf bucket by construction, so the two always agree, whatever the backend's consistency.
+        // OpenMetrics forbids _sum on a histogram with negative bucket bounds, where it could go down.
+        if (!_openMetrics || family.Buckets[0] >= 0)
+        {
+            WriteSeries(name, "_sum"u8, labels, sum);
+        }
+
+        WriteSeries(name, "_count"u8, labels, cumulative);
+        if (_openMetrics)
+        {
+            WriteCreated(name, labels, created);
+        }
+    }
+
+    private void WriteSummary(MetricFamily family, ReadOnlySpan<byte> labels, double count, double sum, double created)
+    {
+        var name = family.NameBytes;
+        WriteSeries(name, "_sum"u8, labels, sum);
+        WriteSeries(name, "_count"u8, labels, count);
+        if (_openMetrics)
+        {
+            WriteCreated(name, labels, created);
+        }
+    }
+
+    /// <summary>
+    /// Writes <c>name_created</c>. Creation times are whole milliseconds, so they are written as integer seconds and
+    /// a millisecond fraction: the same text as the general formatter gives, at a fraction of its cost.
+    /// </summary>
+    private void WriteCreated(ReadOnlySpan<byte> name, ReadOnlySpan<byte> labels, double created)
+    {
+        var ms = (long)Math.Round(created * 1000);
+        if (ms < 0 || ms / 1000.0 != created)
+        {
+            WriteSeries(name, "_created"u8, labels, created);
+            return;
+        }
+
+        _out.Ensure(name.Length + labels.Length + 48);
+        _out.WriteRaw(name);
+        _out.WriteRaw("_created"u8);
+        if (labels.Length > 0)
+        {
+            _out.WriteByte((byte)'{');
+            _out.WriteRaw(labels);
+            _out.WriteByte((byte)'}');
+        }
+
+        _out.WriteByte((byte)' ');
+        _out.WriteInt64(ms / 1000);
+        var fraction = (int)(ms % 1000);
+        if (fraction != 0)
+        {
+            _out.WriteByte((byte)'.');
+            var digits = fraction % 100 == 0 ? 1 : fraction % 10 == 0 ? 2 : 3;
+            var scaled = digits == 1 ? fraction / 100 : digits == 2 ? fraction / 10 : fraction;
+            _out.WriteInt32(scaled, digits == 1 ? "D1" : digits == 2 ? "D2" : "D3");
+        }
+
+        _out.WriteByte((byte)'\n');
+    }
+
+    private void WriteSeries(ReadOnlySpan<byte> name, ReadOnlySpan<byte> suffix, ReadOnlySpan<byte> labels, double value)
+    {
+        _out.Ensure(name.Length + suffix.Length + labels.Length + 40);
+        _out.WriteRaw(name);
+        _out.WriteRaw(suffix);
+        if (labels.Length > 0)
+        {
+            _out.WriteByte((byte)'{');
+            _out.WriteRaw(labels);
+            _out.WriteByte((byte)'}');
+        }
+
+        _out.WriteByte((byte)' ');
+        _out.WriteDouble(value);
+        _out.WriteByte((byte)'\n');
+    }
+
+    private double[] Scratch(int length)
+    {
+        if (_scratch.Length < length)
+        {
+            _scratch = new double[length];
+        }
+
+        return _scratch;
+    }
+}
