@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Metrics.Backends.Redis;
+using Metrics.Tests;
 
 namespace Metrics.Redis.Tests;
 
@@ -21,7 +22,11 @@ public sealed class FaultTests : RedisTestBase
         FlushOrFail(config);
         var droppedBefore = RedisBackend.DroppedUpdates;
 
+        // The writer counts its updates and releases `reached` once it passes `target`: the test waits on updates
+        // made in each phase (Redis up, down, back up) instead of on the clock.
         long updates = 0;
+        long target = long.MaxValue;
+        using var reached = new SemaphoreSlim(0);
         var failures = new List<Exception>();
         var running = true;
         var writer = new Thread(() =>
@@ -33,7 +38,7 @@ public sealed class FaultTests : RedisTestBase
                     counter.Inc(1);
                     bucket.Inc(1);
                     sum.Inc(0.5);
-                    updates++;
+                    Volatile.Write(ref updates, updates + 1);
                 }
                 catch (Exception ex)
                 {
@@ -43,14 +48,33 @@ public sealed class FaultTests : RedisTestBase
                     }
                 }
 
+                if (updates >= Volatile.Read(ref target))
+                {
+                    Volatile.Write(ref target, long.MaxValue);
+                    reached.Release();
+                }
+
                 if (updates % 64 == 0)
                 {
                     Thread.Yield();
                 }
             }
         });
+
+        void WaitForMoreUpdates(int more, string phase)
+        {
+            Volatile.Write(ref target, Volatile.Read(ref updates) + more);
+            if (!reached.Wait(TimeSpan.FromSeconds(60)))
+            {
+                lock (failures)
+                {
+                    Assert.Fail($"the writer did not make {more} updates {phase}; its failures: {string.Join("; ", failures)}");
+                }
+            }
+        }
+
         writer.Start();
-        Thread.Sleep(500);
+        WaitForMoreUpdates(1000, "while Redis was up");
 
         server.Kill();
         var down = Stopwatch.StartNew();
@@ -58,22 +82,17 @@ public sealed class FaultTests : RedisTestBase
         Assert.Contains($"127.0.0.1:{server.Port}", collectError.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Secret, collectError.Message, StringComparison.Ordinal);
         Assert.True(down.Elapsed < TimeSpan.FromSeconds(5), $"a scrape with Redis down took {down.Elapsed}");
-        Thread.Sleep(3000);
+        WaitForMoreUpdates(1000, "while Redis was down");
+        // A flush that fails while Redis is down must keep what it could not send, and updates keep coming after it.
+        Assert.False(RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(2), out _));
+        WaitForMoreUpdates(1000, "after a failed flush");
         server.Restart();
-        Thread.Sleep(500);
+        WaitForMoreUpdates(1000, "after Redis restarted");
         Volatile.Write(ref running, false);
         writer.Join();
 
         Assert.Empty(failures);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        string? error;
-        while (!RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out error) && DateTime.UtcNow < deadline)
-        {
-            Thread.Sleep(200);
-        }
-
-        Assert.True(error is null, $"no flush succeeded after the restart: {error}");
-        Assert.True(updates > 1000, $"only {updates} updates were made");
+        FlushAfterRestart(config);
         var reader = Config(server.ConnectionString, "reader");
         Assert.Equal(updates, Read(reader, Counter, ["restart"]));
         Assert.Equal(updates, Read(reader, Histogram, ["restart"], HistogramBucket.ForUpperBound(1)));
@@ -124,12 +143,7 @@ public sealed class FaultTests : RedisTestBase
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"Get with Redis down took {watch.Elapsed}");
 
         server.Restart();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out _) && DateTime.UtcNow < deadline)
-        {
-            Thread.Sleep(200);
-        }
-
+        FlushAfterRestart(config);
         Assert.Equal(9, Read(Config(server.ConnectionString, "reader"), Counter, ["get-down"]));
         Assert.Equal(9, series.Get());
     }
@@ -191,10 +205,21 @@ public sealed class FaultTests : RedisTestBase
         Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
     }
 
-    private static int FreePortNobodyListensOn()
+    /// <summary>
+    /// Flushes once the backend has reconnected to a restarted server. The reconnection happens inside the plugin's
+    /// client, on its retry schedule, with no signal a test can wait on, and a flush while disconnected fails at once
+    /// (fail-fast backlog); so this retries with a short pause, up to a generous limit.
+    /// </summary>
+    private static void FlushAfterRestart(BackendConfig config)
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        string? error = null;
+        for (var attempt = 0; attempt < 150 && !RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out error); attempt++)
+        {
+            Thread.Sleep(200);
+        }
+
+        Assert.True(error is null, $"no flush succeeded after the restart: {error}");
     }
+
+    private static int FreePortNobodyListensOn() => RedisServer.FreeLoopbackPort();
 }

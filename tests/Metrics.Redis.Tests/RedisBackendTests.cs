@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Metrics.Backends.Redis;
+using Metrics.Tests;
 using StackExchange.Redis;
 
 namespace Metrics.Redis.Tests;
@@ -8,6 +9,9 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
 {
     private static readonly MetricDescriptor Gauge = new("test_gauge", "Gauge.", MetricType.Gauge, ["k"]);
     private static readonly MetricDescriptor Counter = new("test_total", "Counter.", MetricType.Counter, ["a", "b"]);
+
+    // Built next to the tests by the project reference.
+    private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "Metrics.Redis.Worker.dll");
 
     private string Cs => redis.Server.ConnectionString;
 
@@ -330,7 +334,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     [Fact]
     public void Collect_ReturnsSeriesCreatedOnlyInAnotherProcess_FlushedAtItsExit()
     {
-        var (code, output) = Worker.Run("series", Cs, Prefix, "child \"one\"\n", "42.5");
+        var (code, output) = ChildProcess.RunDotnet(WorkerDll, "series", Cs, Prefix, "child \"one\"\n", "42.5");
         Assert.True(code == 0, output);
 
         var collected = RedisBackend.Collect(Config(Cs, "reader"), [WorkerShapes.ChildGauge])![0];
@@ -346,7 +350,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         const int Processes = 4, Iterations = 250_000;
         var stopwatch = Stopwatch.StartNew();
         var runs = Enumerable.Range(0, Processes)
-            .Select(_ => Task.Run(() => Worker.Run("load", Cs, Prefix, Iterations.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+            .Select(_ => Task.Run(() => ChildProcess.RunDotnet(WorkerDll, "load", Cs, Prefix, Iterations.ToString(System.Globalization.CultureInfo.InvariantCulture))))
             .ToArray();
         foreach (var (exitCode, output) in await Task.WhenAll(runs))
         {

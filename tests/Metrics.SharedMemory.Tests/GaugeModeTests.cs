@@ -28,9 +28,9 @@ public sealed class GaugeModeTests
     {
         using var store = new Store();
         using var first = Worker.Start(store.FilePath, "gauge", mode.ToString(), "3");
-        first.WaitReady();
+        first.WaitForLine("ready");
         using var second = Worker.Start(store.FilePath, "gauge", mode.ToString(), "7");
-        second.WaitReady();
+        second.WaitForLine("ready");
         var family = Store.Gauge(mode);
         Assert.Equal(bothAlive, Values(store, family));
 
@@ -43,7 +43,9 @@ public sealed class GaugeModeTests
                 store.Collect(family).Select(v => Assert.Single(v.LabelValues)).Order());
         }
 
-        (killSecond ? first : second).Release();
+        var survivor = killSecond ? first : second;
+        survivor.CloseInput();
+        survivor.WaitForExit();
         Assert.Equal(GaugeAggregatorLiveOnly(mode) ? [] : afterKill, Values(store, family));
     }
 
@@ -52,15 +54,16 @@ public sealed class GaugeModeTests
     {
         using var store = new Store();
         using var first = Worker.Start(store.FilePath, "gauge", "LiveSum", "3");
-        first.WaitReady();
+        first.WaitForLine("ready");
         using var second = Worker.Start(store.FilePath, "gauge", "LiveSum", "7");
-        Assert.Equal("10", second.WaitReady());
+        Assert.Equal("10", second.WaitForLine("ready"));
         var gauge = store.Create(Store.Gauge(GaugeAggregation.LiveSum));
         gauge.Set(5);
         Assert.Equal(15, gauge.Get());
         second.Kill();
         Assert.Equal(8, gauge.Get());
-        first.Release();
+        first.CloseInput();
+        first.WaitForExit();
     }
 
     [Fact]
@@ -69,9 +72,9 @@ public sealed class GaugeModeTests
         using var store = new Store();
         var family = Store.Gauge(GaugeAggregation.LiveSum);
         using var alive = Worker.Start(store.FilePath, "gauge", "LiveSum", "3");
-        alive.WaitReady();
+        alive.WaitForLine("ready");
         using var dead = Worker.Start(store.FilePath, "gauge", "LiveSum", "7");
-        dead.WaitReady();
+        dead.WaitForLine("ready");
         var deadSlot = store.Mapped.Slots().Single(s => s.Pid == dead.Pid).Slot;
         dead.Kill();
 
@@ -81,7 +84,8 @@ public sealed class GaugeModeTests
         store.Mapped.OverwriteSlotPid(deadSlot, Environment.ProcessId);
         Assert.Equal([3.0], Values(store, family));
         Assert.Contains(store.Mapped.Slots(), s => s.Slot == deadSlot && !s.Live);
-        alive.Release();
+        alive.CloseInput();
+        alive.WaitForExit();
     }
 
     [Fact]
@@ -92,7 +96,7 @@ public sealed class GaugeModeTests
         string recycled;
         using (var dead = Worker.Start(store.FilePath, "gauge", "LivePerProcess", "+7"))
         {
-            dead.WaitReady();
+            dead.WaitForLine("ready");
             recycled = dead.Pid.ToString(CultureInfo.InvariantCulture);
             dead.Kill();
         }
@@ -100,11 +104,12 @@ public sealed class GaugeModeTests
         Assert.Empty(store.Collect(family));
         // The host labels the series with the pid; a new process given the same pid must not inherit the old value.
         using var reborn = Worker.Start(store.FilePath, "gauge", "LivePerProcess", "+2", recycled);
-        Assert.Equal("2", reborn.WaitReady());
+        Assert.Equal("2", reborn.WaitForLine("ready"));
         var series = Assert.Single(store.Collect(family));
         Assert.Equal([recycled], series.LabelValues);
         Assert.Equal(2, series.Value);
-        reborn.Release();
+        reborn.CloseInput();
+        reborn.WaitForExit();
         Assert.Empty(store.Collect(family));
     }
 

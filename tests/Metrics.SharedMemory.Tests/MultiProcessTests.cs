@@ -12,8 +12,7 @@ public sealed class MultiProcessTests
         var workers = Enumerable.Range(0, 4).Select(_ => Worker.Start(store.FilePath, "count", Iterations.ToString(CultureInfo.InvariantCulture))).ToList();
         foreach (var worker in workers)
         {
-            worker.WaitForExit(TimeSpan.FromSeconds(90));
-            Assert.True(worker.ExitCode == 0, worker.Errors);
+            Assert.True(worker.WaitForExit() == 0, worker.Output);
             worker.Dispose();
         }
 
@@ -80,11 +79,10 @@ public sealed class MultiProcessTests
     {
         using var store = new Store();
         Worker.Run(store.FilePath, "churn");
-        using var worker = Worker.Start(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_SIZE"] = "33554432" }, "churn");
-        worker.WaitForExit(TimeSpan.FromSeconds(30));
-        Assert.NotEqual(0, worker.ExitCode);
-        Assert.Contains("Metrics:BackendConfig:MaxSize", worker.Errors, StringComparison.Ordinal);
-        Assert.Contains("BackendConfigException", worker.Errors, StringComparison.Ordinal);
+        using var worker = Worker.Start(store.FilePath, new Dictionary<string, string?> { ["SHM_MAX_SIZE"] = "33554432" }, "churn");
+        Assert.NotEqual(0, worker.WaitForExit());
+        Assert.Contains("Metrics:BackendConfig:MaxSize", worker.Stderr, StringComparison.Ordinal);
+        Assert.Contains("BackendConfigException", worker.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -93,14 +91,13 @@ public sealed class MultiProcessTests
         using var store = new Store(new Dictionary<string, string?> { ["MaxProcesses"] = "1" });
         var gauge = store.Create(Store.Gauge(GaugeAggregation.LiveSum));
         gauge.Set(4);
-        using var refused = Worker.Start(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_PROCESSES"] = "1" }, "gauge", "LiveSum", "3");
-        refused.WaitForExit(TimeSpan.FromSeconds(30));
-        Assert.NotEqual(0, refused.ExitCode);
-        Assert.Contains("SharedMemoryStoreFullException", refused.Errors, StringComparison.Ordinal);
-        Assert.Contains("Metrics:BackendConfig:MaxProcesses", refused.Errors, StringComparison.Ordinal);
+        using var refused = Worker.Start(store.FilePath, new Dictionary<string, string?> { ["SHM_MAX_PROCESSES"] = "1" }, "gauge", "LiveSum", "3");
+        Assert.NotEqual(0, refused.WaitForExit());
+        Assert.Contains("SharedMemoryStoreFullException", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Metrics:BackendConfig:MaxProcesses", refused.Stderr, StringComparison.Ordinal);
 
         // Counters need no slot, so the same process can still count; the live sum is this process's alone.
-        Worker.Run(store.FilePath, new Dictionary<string, string> { ["SHM_MAX_PROCESSES"] = "1" }, "count", "5");
+        Worker.Run(store.FilePath, new Dictionary<string, string?> { ["SHM_MAX_PROCESSES"] = "1" }, "count", "5");
         Assert.Equal(5, Assert.Single(store.Collect(Store.Counter)).Value);
         Assert.Equal(4, store.Single(Store.Gauge(GaugeAggregation.LiveSum)));
     }
