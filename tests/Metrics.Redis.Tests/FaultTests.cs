@@ -11,7 +11,7 @@ public sealed class FaultTests : RedisTestBase
     private static readonly MetricDescriptor Histogram = new("fault_seconds", "H.", MetricType.Histogram, ["k"], buckets: [1, double.PositiveInfinity]);
 
     [Fact]
-    public void RedisKilledAndRestarted_TotalsExact_NoUpdateThrew_CollectFailsWhileDown()
+    public void Redis_killed_and_restarted_keeps_exact_totals_no_update_throws_and_collect_fails_while_down()
     {
         using var server = RedisServer.Start(Secret);
         var config = Config(server.ConnectionString, extra: [("FlushInterval", "50ms"), ("OperationTimeout", "1s")]);
@@ -101,7 +101,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void RedisDownAtStartup_NothingBlocksOrThrows_CollectFailsClearly()
+    public void With_Redis_down_at_startup_nothing_blocks_or_throws_and_collect_fails_clearly()
     {
         var port = FreePortNobodyListensOn();
         var config = Config($"127.0.0.1:{port},password={Secret}", extra: ("ConnectTimeout", "500ms"));
@@ -123,7 +123,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void Get_WhileRedisIsDown_ReturnsTheLastStoredValuePlusUnsentUpdates_WithoutThrowing()
+    public void Get_while_Redis_is_down_returns_the_last_stored_value_plus_unsent_updates_without_throwing()
     {
         using var server = RedisServer.Start(Secret);
         var config = Config(server.ConnectionString, extra: [("FlushInterval", "1h"), ("OperationTimeout", "1s")]);
@@ -149,7 +149,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void PendingSeriesBeyondTheBound_AreDroppedAndCounted_WhileRedisIsDown()
+    public void Pending_series_beyond_the_bound_are_dropped_and_counted_while_Redis_is_down()
     {
         var config = Config($"127.0.0.1:{FreePortNobodyListensOn()}", extra: [("ConnectTimeout", "200ms"), ("MaxPendingSeries", "2"), ("FlushInterval", "1h")]);
         var values = Enumerable.Range(0, 5).Select(i => new RedisBackend(config, Counter.WithLabelValues([$"s{i}"]), null)).ToArray();
@@ -166,7 +166,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void ConfigErrors_NameTheKey_AndNeverShowTheSecret()
+    public void Config_errors_name_the_key_and_never_show_the_secret()
     {
         static BackendConfig Make(params (string, string)[] values) =>
             new(values.Select(v => new KeyValuePair<string, string?>(v.Item1, v.Item2)));
@@ -195,7 +195,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void WrongPassword_FailsTheScrape_WithoutShowingIt()
+    public void A_wrong_password_fails_the_scrape_without_showing_it()
     {
         using var server = RedisServer.Start(Secret);
         var config = Config($"127.0.0.1:{server.Port},password=Wr0ng-{Secret}", extra: ("ConnectTimeout", "1s"));

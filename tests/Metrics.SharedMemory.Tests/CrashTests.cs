@@ -5,7 +5,7 @@ namespace Metrics.SharedMemory.Tests;
 public sealed class CrashTests
 {
     [Fact]
-    public void KillingAWorkerMidLoopLeavesTheOthersRunningAndTheStoreReadable()
+    public void Killing_a_worker_mid_loop_leaves_the_others_running_and_the_store_readable()
     {
         using var store = new Store();
         var workers = Enumerable.Range(0, 3).Select(_ => Worker.Start(store.FilePath, "spin")).ToList();
@@ -37,7 +37,7 @@ public sealed class CrashTests
     }
 
     [Fact]
-    public void KillingWorkersThatAreAddingSeriesNeverCorruptsTheIndex()
+    public void Killing_workers_that_are_adding_series_never_corrupts_the_index()
     {
         using var store = new Store();
         var family = new MetricDescriptor("alloc_total", "", MetricType.Counter, ["worker", "i"]);

@@ -24,7 +24,7 @@ public sealed class GaugeModeTests
 
     [Theory]
     [MemberData(nameof(Modes))]
-    public void DeadProcessesCountAsTheModeSays(GaugeAggregation mode, bool killSecond, double[] bothAlive, double[] afterKill)
+    public void Dead_processes_count_as_the_mode_says(GaugeAggregation mode, bool killSecond, double[] bothAlive, double[] afterKill)
     {
         using var store = new Store();
         using var first = Worker.Start(store.FilePath, "gauge", mode.ToString(), "3");
@@ -50,7 +50,7 @@ public sealed class GaugeModeTests
     }
 
     [Fact]
-    public void AProcessSeesTheAggregateThroughGet()
+    public void A_process_sees_the_aggregate_through_Get()
     {
         using var store = new Store();
         using var first = Worker.Start(store.FilePath, "gauge", "LiveSum", "3");
@@ -67,7 +67,7 @@ public sealed class GaugeModeTests
     }
 
     [Fact]
-    public void LivenessIsTheSlotLockNotThePidSoARecycledPidDoesNotRevive()
+    public void Liveness_is_the_slot_lock_not_the_pid_so_a_recycled_pid_does_not_revive()
     {
         using var store = new Store();
         var family = Store.Gauge(GaugeAggregation.LiveSum);
@@ -89,7 +89,7 @@ public sealed class GaugeModeTests
     }
 
     [Fact]
-    public void AProcessWithARecycledPidStartsItsPerProcessSeriesAtZero()
+    public void A_process_with_a_recycled_pid_starts_its_per_process_series_at_zero()
     {
         using var store = new Store();
         var family = Store.Gauge(GaugeAggregation.LivePerProcess);

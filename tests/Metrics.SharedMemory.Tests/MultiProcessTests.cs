@@ -5,7 +5,7 @@ namespace Metrics.SharedMemory.Tests;
 public sealed class MultiProcessTests
 {
     [Fact]
-    public void FourProcessesIncrementingTheSameSeriesLoseNothing()
+    public void Four_processes_incrementing_the_same_series_lose_nothing()
     {
         using var store = new Store();
         const int Iterations = 1_000_000;
@@ -27,7 +27,7 @@ public sealed class MultiProcessTests
     }
 
     [Fact]
-    public void TwoHundredShortLivedProcessesLeaveTheStoreTheSizeOfOne()
+    public void Two_hundred_short_lived_processes_leave_the_store_the_size_of_one()
     {
         using var store = new Store();
         const int Processes = 200;
@@ -54,7 +54,7 @@ public sealed class MultiProcessTests
     }
 
     [Fact]
-    public void MaxKeepsTheLargestValueOfEveryProcessThatEverRanThroughSlotReuse()
+    public void Max_keeps_the_largest_value_of_every_process_that_ever_ran_through_slot_reuse()
     {
         using var store = new Store();
         var family = Store.Gauge(GaugeAggregation.Max);
@@ -75,7 +75,7 @@ public sealed class MultiProcessTests
     }
 
     [Fact]
-    public void ASettingThatDisagreesWithTheExistingStoreFailsNamingTheKey()
+    public void A_setting_that_disagrees_with_the_existing_store_fails_naming_the_key()
     {
         using var store = new Store();
         Worker.Run(store.FilePath, "churn");
@@ -86,7 +86,7 @@ public sealed class MultiProcessTests
     }
 
     [Fact]
-    public void WhenEveryProcessSlotIsHeldANewProcessIsRefusedNamingMaxProcesses()
+    public void When_every_process_slot_is_held_a_new_process_is_refused_naming_MaxProcesses()
     {
         using var store = new Store(new Dictionary<string, string?> { ["MaxProcesses"] = "1" });
         var gauge = store.Create(Store.Gauge(GaugeAggregation.LiveSum));
