@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Metrics.Tests;
 
 namespace Metrics.Conformance.Tests;
 
@@ -87,18 +87,9 @@ public class RunnerTests
 
     internal static (int Exit, string Stdout, string Stderr) Run(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add("exec");
-        start.ArgumentList.Add(RunnerDll);
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "The runner did not finish within 2 minutes.");
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        using var runner = ChildProcess.StartDotnet(RunnerDll, args);
+        runner.CloseInput();
+        var exit = runner.WaitForExit(TimeSpan.FromMinutes(2));
+        return (exit, runner.Stdout, runner.Stderr);
     }
 }

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Metrics.Tests;
 
 namespace Metrics.Hosting.Tests;
 
@@ -29,64 +29,22 @@ public sealed class DemoSmokeTests
         var dll = DemoDll();
         Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(dll)!, "plugins", "Memory", "Memory.dll")), "The demo's build did not copy the Memory plugin folder.");
         var port = FreePort();
-        var start = new ProcessStartInfo("dotnet", [dll, "--urls", $"http://127.0.0.1:{port}"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["Metrics__Backend"] = null;
-        using var demo = Process.Start(start)!;
-        var output = new System.Text.StringBuilder();
-        demo.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        demo.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        demo.BeginOutputReadLine();
-        demo.BeginErrorReadLine();
-        try
-        {
-            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            string? body = null;
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (DateTime.UtcNow < deadline && !demo.HasExited)
-            {
-                try
-                {
-                    body = await client.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"), TestContext.Current.CancellationToken);
-                    if (body.Contains("demo_requests_total{", StringComparison.Ordinal))
-                    {
-                        break;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                    // Not listening yet.
-                }
+        using var demo = ChildProcess.StartDotnet(dll, ["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string?> { ["Metrics__Backend"] = null });
+        demo.WaitForLine(l => l.Contains($"Now listening on: http://127.0.0.1:{port}", StringComparison.Ordinal), "ASP.NET Core's 'Now listening on' line");
 
-                await Task.Delay(250, TestContext.Current.CancellationToken);
-            }
+        // One connection: Kestrel runs a connection's requests one after the other, so the request to / has been
+        // recorded by the demo's middleware before /metrics is served.
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1 }) { Timeout = TimeSpan.FromSeconds(30) };
+        var home = await client.GetStringAsync(new Uri($"http://127.0.0.1:{port}/"), TestContext.Current.CancellationToken);
+        Assert.StartsWith("Metrics demo: backend Memory", home, StringComparison.Ordinal);
+        var body = await client.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"), TestContext.Current.CancellationToken);
 
-            string log;
-            lock (output)
-            {
-                log = output.ToString();
-            }
-
-            Assert.True(body is not null, $"The demo never answered on port {port}:\n{log}");
-            Assert.Contains("# TYPE demo_requests_total counter", body, StringComparison.Ordinal);
-            Assert.Contains("demo_requests_total{method=", body, StringComparison.Ordinal);
-            Assert.Contains("# TYPE demo_requests_in_progress gauge", body, StringComparison.Ordinal);
-            Assert.Contains("# TYPE demo_request_duration_seconds histogram", body, StringComparison.Ordinal);
-            Assert.Contains("service=\"demo\",le=\"+Inf\"}", body, StringComparison.Ordinal);
-            Assert.Contains("# TYPE demo_response_size_bytes summary", body, StringComparison.Ordinal);
-            Assert.Contains("plugins/Memory/Memory.dll", log, StringComparison.Ordinal);
-        }
-        finally
-        {
-            if (!demo.HasExited)
-            {
-                demo.Kill(entireProcessTree: true);
-            }
-
-            await demo.WaitForExitAsync(TestContext.Current.CancellationToken);
-        }
+        Assert.Contains("# TYPE demo_requests_total counter", body, StringComparison.Ordinal);
+        Assert.Contains("demo_requests_total{method=\"GET\"", body, StringComparison.Ordinal);
+        Assert.Contains("# TYPE demo_requests_in_progress gauge", body, StringComparison.Ordinal);
+        Assert.Contains("# TYPE demo_request_duration_seconds histogram", body, StringComparison.Ordinal);
+        Assert.Contains("service=\"demo\",le=\"+Inf\"}", body, StringComparison.Ordinal);
+        Assert.Contains("# TYPE demo_response_size_bytes summary", body, StringComparison.Ordinal);
+        Assert.True(demo.Stdout.Contains("plugins/Memory/Memory.dll", StringComparison.Ordinal), demo.Output);
     }
 }

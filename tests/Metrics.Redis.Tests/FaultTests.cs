@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Metrics.Backends.Redis;
+using Metrics.Tests;
 
 namespace Metrics.Redis.Tests;
 
@@ -10,7 +11,7 @@ public sealed class FaultTests : RedisTestBase
     private static readonly MetricDescriptor Histogram = new("fault_seconds", "H.", MetricType.Histogram, ["k"], buckets: [1, double.PositiveInfinity]);
 
     [Fact]
-    public void RedisKilledAndRestarted_TotalsExact_NoUpdateThrew_CollectFailsWhileDown()
+    public void Redis_killed_and_restarted_keeps_exact_totals_no_update_throws_and_collect_fails_while_down()
     {
         using var server = RedisServer.Start(Secret);
         var config = Config(server.ConnectionString, extra: [("FlushInterval", "50ms"), ("OperationTimeout", "1s")]);
@@ -21,7 +22,11 @@ public sealed class FaultTests : RedisTestBase
         FlushOrFail(config);
         var droppedBefore = RedisBackend.DroppedUpdates;
 
+        // The writer counts its updates and releases `reached` once it passes `target`: the test waits on updates
+        // made in each phase (Redis up, down, back up) instead of on the clock.
         long updates = 0;
+        long target = long.MaxValue;
+        using var reached = new SemaphoreSlim(0);
         var failures = new List<Exception>();
         var running = true;
         var writer = new Thread(() =>
@@ -33,7 +38,7 @@ public sealed class FaultTests : RedisTestBase
                     counter.Inc(1);
                     bucket.Inc(1);
                     sum.Inc(0.5);
-                    updates++;
+                    Volatile.Write(ref updates, updates + 1);
                 }
                 catch (Exception ex)
                 {
@@ -43,14 +48,33 @@ public sealed class FaultTests : RedisTestBase
                     }
                 }
 
+                if (updates >= Volatile.Read(ref target))
+                {
+                    Volatile.Write(ref target, long.MaxValue);
+                    reached.Release();
+                }
+
                 if (updates % 64 == 0)
                 {
                     Thread.Yield();
                 }
             }
         });
+
+        void WaitForMoreUpdates(int more, string phase)
+        {
+            Volatile.Write(ref target, Volatile.Read(ref updates) + more);
+            if (!reached.Wait(TimeSpan.FromSeconds(60)))
+            {
+                lock (failures)
+                {
+                    Assert.Fail($"the writer did not make {more} updates {phase}; its failures: {string.Join("; ", failures)}");
+                }
+            }
+        }
+
         writer.Start();
-        Thread.Sleep(500);
+        WaitForMoreUpdates(1000, "while Redis was up");
 
         server.Kill();
         var down = Stopwatch.StartNew();
@@ -58,22 +82,17 @@ public sealed class FaultTests : RedisTestBase
         Assert.Contains($"127.0.0.1:{server.Port}", collectError.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Secret, collectError.Message, StringComparison.Ordinal);
         Assert.True(down.Elapsed < TimeSpan.FromSeconds(5), $"a scrape with Redis down took {down.Elapsed}");
-        Thread.Sleep(3000);
+        WaitForMoreUpdates(1000, "while Redis was down");
+        // A flush that fails while Redis is down must keep what it could not send, and updates keep coming after it.
+        Assert.False(RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(2), out _));
+        WaitForMoreUpdates(1000, "after a failed flush");
         server.Restart();
-        Thread.Sleep(500);
+        WaitForMoreUpdates(1000, "after Redis restarted");
         Volatile.Write(ref running, false);
         writer.Join();
 
         Assert.Empty(failures);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        string? error;
-        while (!RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out error) && DateTime.UtcNow < deadline)
-        {
-            Thread.Sleep(200);
-        }
-
-        Assert.True(error is null, $"no flush succeeded after the restart: {error}");
-        Assert.True(updates > 1000, $"only {updates} updates were made");
+        FlushAfterRestart(config);
         var reader = Config(server.ConnectionString, "reader");
         Assert.Equal(updates, Read(reader, Counter, ["restart"]));
         Assert.Equal(updates, Read(reader, Histogram, ["restart"], HistogramBucket.ForUpperBound(1)));
@@ -82,7 +101,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void RedisDownAtStartup_NothingBlocksOrThrows_CollectFailsClearly()
+    public void With_Redis_down_at_startup_nothing_blocks_or_throws_and_collect_fails_clearly()
     {
         var port = FreePortNobodyListensOn();
         var config = Config($"127.0.0.1:{port},password={Secret}", extra: ("ConnectTimeout", "500ms"));
@@ -104,7 +123,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void Get_WhileRedisIsDown_ReturnsTheLastStoredValuePlusUnsentUpdates_WithoutThrowing()
+    public void Get_while_Redis_is_down_returns_the_last_stored_value_plus_unsent_updates_without_throwing()
     {
         using var server = RedisServer.Start(Secret);
         var config = Config(server.ConnectionString, extra: [("FlushInterval", "1h"), ("OperationTimeout", "1s")]);
@@ -124,18 +143,13 @@ public sealed class FaultTests : RedisTestBase
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"Get with Redis down took {watch.Elapsed}");
 
         server.Restart();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out _) && DateTime.UtcNow < deadline)
-        {
-            Thread.Sleep(200);
-        }
-
+        FlushAfterRestart(config);
         Assert.Equal(9, Read(Config(server.ConnectionString, "reader"), Counter, ["get-down"]));
         Assert.Equal(9, series.Get());
     }
 
     [Fact]
-    public void PendingSeriesBeyondTheBound_AreDroppedAndCounted_WhileRedisIsDown()
+    public void Pending_series_beyond_the_bound_are_dropped_and_counted_while_Redis_is_down()
     {
         var config = Config($"127.0.0.1:{FreePortNobodyListensOn()}", extra: [("ConnectTimeout", "200ms"), ("MaxPendingSeries", "2"), ("FlushInterval", "1h")]);
         var values = Enumerable.Range(0, 5).Select(i => new RedisBackend(config, Counter.WithLabelValues([$"s{i}"]), null)).ToArray();
@@ -152,7 +166,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void ConfigErrors_NameTheKey_AndNeverShowTheSecret()
+    public void Config_errors_name_the_key_and_never_show_the_secret()
     {
         static BackendConfig Make(params (string, string)[] values) =>
             new(values.Select(v => new KeyValuePair<string, string?>(v.Item1, v.Item2)));
@@ -181,7 +195,7 @@ public sealed class FaultTests : RedisTestBase
     }
 
     [Fact]
-    public void WrongPassword_FailsTheScrape_WithoutShowingIt()
+    public void A_wrong_password_fails_the_scrape_without_showing_it()
     {
         using var server = RedisServer.Start(Secret);
         var config = Config($"127.0.0.1:{server.Port},password=Wr0ng-{Secret}", extra: ("ConnectTimeout", "1s"));
@@ -191,10 +205,21 @@ public sealed class FaultTests : RedisTestBase
         Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
     }
 
-    private static int FreePortNobodyListensOn()
+    /// <summary>
+    /// Flushes once the backend has reconnected to a restarted server. The reconnection happens inside the plugin's
+    /// client, on its retry schedule, with no signal a test can wait on, and a flush while disconnected fails at once
+    /// (fail-fast backlog); so this retries with a short pause, up to a generous limit.
+    /// </summary>
+    private static void FlushAfterRestart(BackendConfig config)
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        string? error = null;
+        for (var attempt = 0; attempt < 150 && !RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out error); attempt++)
+        {
+            Thread.Sleep(200);
+        }
+
+        Assert.True(error is null, $"no flush succeeded after the restart: {error}");
     }
+
+    private static int FreePortNobodyListensOn() => RedisServer.FreeLoopbackPort();
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Metrics.Backends.Redis;
+using Metrics.Tests;
 using StackExchange.Redis;
 
 namespace Metrics.Redis.Tests;
@@ -9,6 +10,9 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     private static readonly MetricDescriptor Gauge = new("test_gauge", "Gauge.", MetricType.Gauge, ["k"]);
     private static readonly MetricDescriptor Counter = new("test_total", "Counter.", MetricType.Counter, ["a", "b"]);
 
+    // Built next to the tests by the project reference.
+    private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "Metrics.Redis.Worker.dll");
+
     private string Cs => redis.Server.ConnectionString;
 
     public static TheoryData<double> EdgeValues() =>
@@ -16,7 +20,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
 
     [Theory]
     [MemberData(nameof(EdgeValues))]
-    public void Set_RoundTripsEveryDoubleThroughRedis(double value)
+    public void Set_round_trips_every_double_through_Redis(double value)
     {
         var writer = Config(Cs);
         var series = new RedisBackend(writer, Gauge.WithLabelValues(["edge"]), null);
@@ -29,7 +33,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Inc_TenTimesPointOne_IsWhatTenDoubleAdditionsGive()
+    public void Inc_of_point_one_ten_times_is_what_ten_double_additions_give()
     {
         var writer = Config(Cs);
         var series = new RedisBackend(writer, Gauge.WithLabelValues(["tenth"]), null);
@@ -48,7 +52,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Inc_TinyAmountsOnHugeAndTinyValues_AreNotRoundedThroughText()
+    public void Inc_of_tiny_amounts_on_huge_and_tiny_values_is_not_rounded_through_text()
     {
         var writer = Config(Cs);
         var series = new RedisBackend(writer, Gauge.WithLabelValues(["tiny"]), null);
@@ -60,7 +64,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void ConcurrentThreads_LoseNothing()
+    public void Concurrent_threads_lose_nothing()
     {
         var writer = Config(Cs, extra: ("FlushInterval", "5ms"));
         var series = new RedisBackend(writer, Counter.WithLabelValues(["x", "y"]), null);
@@ -81,7 +85,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void HostileLabelValues_NeverShareAValue()
+    public void Hostile_label_values_never_share_a_value()
     {
         string[][] labelSets =
         [
@@ -105,7 +109,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void HistogramParts_AreDistinctValuesInOneHash()
+    public void Histogram_parts_are_distinct_values_in_one_hash()
     {
         var histogram = new MetricDescriptor("test_seconds", "H.", MetricType.Histogram, ["k"], buckets: [0.5, 1, double.PositiveInfinity]);
         var writer = Config(Cs);
@@ -130,7 +134,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void ReadYourWrites_HoldsBeforeAnyFlush_AndCollectIncludesUnflushedUpdates()
+    public void Read_your_writes_hold_before_any_flush_and_Collect_includes_unflushed_updates()
     {
         var writer = Config(Cs, extra: ("FlushInterval", "1h"));
         var series = new RedisBackend(writer, Gauge.WithLabelValues(["ryw"]), null);
@@ -152,7 +156,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Get_ReadsWhatAnotherWriterFlushed()
+    public void Get_reads_what_another_writer_flushed()
     {
         var writer = Config(Cs, "writer", ("FlushInterval", "1h"));
         var reader = Config(Cs, "reader", ("FlushInterval", "1h"));
@@ -173,7 +177,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void TwoInstancesOfOneSeries_SeeEachOthersUnflushedUpdates()
+    public void Two_instances_of_one_series_see_each_others_unflushed_updates()
     {
         var writer = Config(Cs, extra: ("FlushInterval", "1h"));
         var first = new RedisBackend(writer, Gauge.WithLabelValues(["twin"]), null);
@@ -191,7 +195,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Get_CountsABatchRedisAppliedButDidNotAcknowledgeOnce()
+    public void Get_counts_a_batch_Redis_applied_but_did_not_acknowledge_once()
     {
         var writer = Config(Cs, extra: ("FlushInterval", "1h"));
         var series = new RedisBackend(writer, Gauge.WithLabelValues(["unacked"]), null);
@@ -220,7 +224,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Get_WhileTheFlusherRuns_SeesExactlyTheUpdatesThatReturned()
+    public void Get_while_the_flusher_runs_sees_exactly_the_updates_that_returned()
     {
         // Flushes and acknowledgements race every read; whole numbers make coalesced sums exact, so any miscount shows.
         var writer = Config(Cs, extra: ("FlushInterval", "1ms"));
@@ -236,7 +240,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void GaugeSet_IsLastWriterWins_AndIncsFromEveryWriterAdd()
+    public void Gauge_Set_is_last_writer_wins_and_Incs_from_every_writer_add()
     {
         var first = Config(Cs, "first");
         var second = Config(Cs, "second");
@@ -254,7 +258,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void ReSentBatch_IsAppliedOnce()
+    public void A_re_sent_batch_is_applied_once()
     {
         var writer = Config(Cs);
         var settings = RedisStore.Get(writer).Settings;
@@ -280,7 +284,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Keys_ShareOneClusterSlotPerMetric_AndUseThePrefix()
+    public void Keys_share_one_Cluster_slot_per_metric_and_use_the_prefix()
     {
         var writer = Config(Cs);
         var series = new RedisBackend(writer, Counter.WithLabelValues(["s", "t"]), null);
@@ -297,7 +301,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     [InlineData(GaugeAggregation.LiveSum)]
     [InlineData(GaugeAggregation.Max)]
     [InlineData(GaugeAggregation.LivePerProcess)]
-    public void GaugeAggregationsThatNeedPerProcessValues_AreRefusedClearly(GaugeAggregation aggregation)
+    public void Gauge_aggregations_that_need_per_process_values_are_refused_clearly(GaugeAggregation aggregation)
     {
         var gauge = new MetricDescriptor("agg_gauge", "G.", MetricType.Gauge, ["k"], ["v"], gaugeAggregation: aggregation);
         var error = Assert.Throws<NotSupportedException>(() => new RedisBackend(Config(Cs), gauge, null));
@@ -306,7 +310,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Updates_AllocateNothingOnTheCallersThread()
+    public void Updates_allocate_nothing_on_the_callers_thread()
     {
         var writer = Config(Cs, extra: ("FlushInterval", "1h"));
         var series = new RedisBackend(writer, Gauge.WithLabelValues(["alloc"]), null);
@@ -328,9 +332,9 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void Collect_ReturnsSeriesCreatedOnlyInAnotherProcess_FlushedAtItsExit()
+    public void Collect_returns_series_created_only_in_another_process_flushed_at_its_exit()
     {
-        var (code, output) = Worker.Run("series", Cs, Prefix, "child \"one\"\n", "42.5");
+        var (code, output) = ChildProcess.RunDotnet(WorkerDll, "series", Cs, Prefix, "child \"one\"\n", "42.5");
         Assert.True(code == 0, output);
 
         var collected = RedisBackend.Collect(Config(Cs, "reader"), [WorkerShapes.ChildGauge])![0];
@@ -341,12 +345,12 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public async Task FourProcesses_QuarterMillionUpdatesEach_TotalsExact()
+    public async Task Four_processes_of_a_quarter_million_updates_each_give_exact_totals()
     {
         const int Processes = 4, Iterations = 250_000;
         var stopwatch = Stopwatch.StartNew();
         var runs = Enumerable.Range(0, Processes)
-            .Select(_ => Task.Run(() => Worker.Run("load", Cs, Prefix, Iterations.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+            .Select(_ => Task.Run(() => ChildProcess.RunDotnet(WorkerDll, "load", Cs, Prefix, Iterations.ToString(System.Globalization.CultureInfo.InvariantCulture))))
             .ToArray();
         foreach (var (exitCode, output) in await Task.WhenAll(runs))
         {

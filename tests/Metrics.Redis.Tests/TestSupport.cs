@@ -1,4 +1,5 @@
 using Metrics.Backends.Redis;
+using Metrics.Tests;
 
 [assembly: Xunit.AssemblyFixture(typeof(Metrics.Redis.Tests.SharedRedis))]
 
@@ -65,4 +66,12 @@ public abstract class RedisTestBase : IDisposable
 
         GC.SuppressFinalize(this);
     }
+}
+
+/// <summary>One server shared by the tests that do not stop it; each test isolates itself with its own key prefix.</summary>
+public sealed class SharedRedis : IDisposable
+{
+    internal RedisServer Server { get; } = RedisServer.Start();
+
+    public void Dispose() => Server.Dispose();
 }

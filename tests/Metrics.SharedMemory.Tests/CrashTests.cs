@@ -5,31 +5,39 @@ namespace Metrics.SharedMemory.Tests;
 public sealed class CrashTests
 {
     [Fact]
-    public void KillingAWorkerMidLoopLeavesTheOthersRunningAndTheStoreReadable()
+    public void Killing_a_worker_mid_loop_leaves_the_others_running_and_the_store_readable()
     {
         using var store = new Store();
         var workers = Enumerable.Range(0, 3).Select(_ => Worker.Start(store.FilePath, "spin")).ToList();
-        workers.ForEach(w => w.WaitReady());
-        workers[0].Kill();
-        var afterKill = Assert.Single(store.Collect(Store.Counter)).Value;
-        Thread.Sleep(300);
-        Assert.True(Assert.Single(store.Collect(Store.Counter)).Value > afterKill, "the surviving workers stopped counting");
-        workers[1].Kill();
-        workers[2].Kill();
+        try
+        {
+            workers.ForEach(w => w.WaitForLine("ready"));
+            workers[0].Kill();
+            var afterKill = Assert.Single(store.Collect(Store.Counter)).Value;
+            // Each survivor answers once it has added 1000 more after being asked, which is after afterKill was read.
+            workers.Skip(1).ToList().ForEach(w => w.WriteLine("more 1000"));
+            workers.Skip(1).ToList().ForEach(w => w.WaitForLine("counted"));
+            Assert.True(Assert.Single(store.Collect(Store.Counter)).Value >= afterKill + 2000, "the surviving workers stopped counting");
+            workers[1].Kill();
+            workers[2].Kill();
 
-        var counter = Assert.Single(store.Collect(Store.Counter)).Value;
-        var bucket = store.Single(Store.Histogram, HistogramBucket.ForUpperBound(0.5));
-        // Each worker increments the counter then the bucket, so a kill leaves them at most one apart per worker.
-        Assert.InRange(counter - bucket, 0, 3);
+            var counter = Assert.Single(store.Collect(Store.Counter)).Value;
+            var bucket = store.Single(Store.Histogram, HistogramBucket.ForUpperBound(0.5));
+            // Each worker increments the counter then the bucket, so a kill leaves them at most one apart per worker.
+            Assert.InRange(counter - bucket, 0, 3);
 
-        // A new process opens the store cleanly and keeps counting from where the dead ones left off.
-        Worker.Run(store.FilePath, "count", "1000");
-        Assert.Equal(counter + 1000, Assert.Single(store.Collect(Store.Counter)).Value);
-        workers.ForEach(w => w.Dispose());
+            // A new process opens the store cleanly and keeps counting from where the dead ones left off.
+            Worker.Run(store.FilePath, "count", "1000");
+            Assert.Equal(counter + 1000, Assert.Single(store.Collect(Store.Counter)).Value);
+        }
+        finally
+        {
+            workers.ForEach(w => w.Dispose());
+        }
     }
 
     [Fact]
-    public void KillingWorkersThatAreAddingSeriesNeverCorruptsTheIndex()
+    public void Killing_workers_that_are_adding_series_never_corrupts_the_index()
     {
         using var store = new Store();
         var family = new MetricDescriptor("alloc_total", "", MetricType.Counter, ["worker", "i"]);
@@ -37,10 +45,20 @@ public sealed class CrashTests
         for (var round = 0; round < 4; round++)
         {
             var workers = Enumerable.Range(0, 2).Select(k => Worker.Start(store.FilePath, "allocate", $"r{round}w{k}")).ToList();
-            workers.ForEach(w => w.WaitReady());
-            Thread.Sleep(random.Next(20, 200));
-            workers.ForEach(w => w.Kill());
-            workers.ForEach(w => w.Dispose());
+            try
+            {
+                foreach (var worker in workers)
+                {
+                    // A random point of progress to kill at: at least 101 series each, so more than 800 in all.
+                    var killAt = $"allocated {random.Next(1, 20) * 100}";
+                    worker.WaitForLine(l => l == killAt, $"'{killAt}'");
+                    worker.Kill();
+                }
+            }
+            finally
+            {
+                workers.ForEach(w => w.Dispose());
+            }
         }
 
         var values = store.Collect(family);

@@ -24,13 +24,13 @@ public sealed class GaugeModeTests
 
     [Theory]
     [MemberData(nameof(Modes))]
-    public void DeadProcessesCountAsTheModeSays(GaugeAggregation mode, bool killSecond, double[] bothAlive, double[] afterKill)
+    public void Dead_processes_count_as_the_mode_says(GaugeAggregation mode, bool killSecond, double[] bothAlive, double[] afterKill)
     {
         using var store = new Store();
         using var first = Worker.Start(store.FilePath, "gauge", mode.ToString(), "3");
-        first.WaitReady();
+        first.WaitForLine("ready");
         using var second = Worker.Start(store.FilePath, "gauge", mode.ToString(), "7");
-        second.WaitReady();
+        second.WaitForLine("ready");
         var family = Store.Gauge(mode);
         Assert.Equal(bothAlive, Values(store, family));
 
@@ -43,35 +43,38 @@ public sealed class GaugeModeTests
                 store.Collect(family).Select(v => Assert.Single(v.LabelValues)).Order());
         }
 
-        (killSecond ? first : second).Release();
+        var survivor = killSecond ? first : second;
+        survivor.CloseInput();
+        survivor.WaitForExit();
         Assert.Equal(GaugeAggregatorLiveOnly(mode) ? [] : afterKill, Values(store, family));
     }
 
     [Fact]
-    public void AProcessSeesTheAggregateThroughGet()
+    public void A_process_sees_the_aggregate_through_Get()
     {
         using var store = new Store();
         using var first = Worker.Start(store.FilePath, "gauge", "LiveSum", "3");
-        first.WaitReady();
+        first.WaitForLine("ready");
         using var second = Worker.Start(store.FilePath, "gauge", "LiveSum", "7");
-        Assert.Equal("10", second.WaitReady());
+        Assert.Equal("10", second.WaitForLine("ready"));
         var gauge = store.Create(Store.Gauge(GaugeAggregation.LiveSum));
         gauge.Set(5);
         Assert.Equal(15, gauge.Get());
         second.Kill();
         Assert.Equal(8, gauge.Get());
-        first.Release();
+        first.CloseInput();
+        first.WaitForExit();
     }
 
     [Fact]
-    public void LivenessIsTheSlotLockNotThePidSoARecycledPidDoesNotRevive()
+    public void Liveness_is_the_slot_lock_not_the_pid_so_a_recycled_pid_does_not_revive()
     {
         using var store = new Store();
         var family = Store.Gauge(GaugeAggregation.LiveSum);
         using var alive = Worker.Start(store.FilePath, "gauge", "LiveSum", "3");
-        alive.WaitReady();
+        alive.WaitForLine("ready");
         using var dead = Worker.Start(store.FilePath, "gauge", "LiveSum", "7");
-        dead.WaitReady();
+        dead.WaitForLine("ready");
         var deadSlot = store.Mapped.Slots().Single(s => s.Pid == dead.Pid).Slot;
         dead.Kill();
 
@@ -81,18 +84,19 @@ public sealed class GaugeModeTests
         store.Mapped.OverwriteSlotPid(deadSlot, Environment.ProcessId);
         Assert.Equal([3.0], Values(store, family));
         Assert.Contains(store.Mapped.Slots(), s => s.Slot == deadSlot && !s.Live);
-        alive.Release();
+        alive.CloseInput();
+        alive.WaitForExit();
     }
 
     [Fact]
-    public void AProcessWithARecycledPidStartsItsPerProcessSeriesAtZero()
+    public void A_process_with_a_recycled_pid_starts_its_per_process_series_at_zero()
     {
         using var store = new Store();
         var family = Store.Gauge(GaugeAggregation.LivePerProcess);
         string recycled;
         using (var dead = Worker.Start(store.FilePath, "gauge", "LivePerProcess", "+7"))
         {
-            dead.WaitReady();
+            dead.WaitForLine("ready");
             recycled = dead.Pid.ToString(CultureInfo.InvariantCulture);
             dead.Kill();
         }
@@ -100,11 +104,12 @@ public sealed class GaugeModeTests
         Assert.Empty(store.Collect(family));
         // The host labels the series with the pid; a new process given the same pid must not inherit the old value.
         using var reborn = Worker.Start(store.FilePath, "gauge", "LivePerProcess", "+2", recycled);
-        Assert.Equal("2", reborn.WaitReady());
+        Assert.Equal("2", reborn.WaitForLine("ready"));
         var series = Assert.Single(store.Collect(family));
         Assert.Equal([recycled], series.LabelValues);
         Assert.Equal(2, series.Value);
-        reborn.Release();
+        reborn.CloseInput();
+        reborn.WaitForExit();
         Assert.Empty(store.Collect(family));
     }
 

@@ -7,7 +7,7 @@ public sealed class InProcessTests
     private static readonly MetricDescriptor Gauge = new("inproc_gauge", "", MetricType.Gauge, ["k"]);
 
     [Fact]
-    public void UpdatesOnAnExistingValueAllocateNothing()
+    public void Updates_on_an_existing_value_allocate_nothing()
     {
         using var store = new Store();
         var counter = store.Create(new MetricDescriptor("alloc_counter_total", "", MetricType.Counter));
@@ -42,7 +42,7 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void DoublesRoundTripExactly()
+    public void Doubles_round_trip_exactly()
     {
         using var store = new Store();
         double[] specials = [double.NaN, double.PositiveInfinity, double.NegativeInfinity, -0.0, 1e-300, 1e300, double.Epsilon, 0.1 + 0.2];
@@ -69,7 +69,7 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void ANewValueReadsZeroAndReadsItsOwnWrites()
+    public void A_new_value_reads_zero_and_reads_its_own_writes()
     {
         using var store = new Store();
         var gauge = store.Create(Gauge.WithLabelValues(["x"]));
@@ -82,7 +82,7 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void LabelValuesNeverCollideWhateverTheirCharacters()
+    public void Label_values_never_collide_whatever_their_characters()
     {
         using var store = new Store();
         var family = new MetricDescriptor("collide_total", "", MetricType.Counter, ["a", "b"]);
@@ -121,7 +121,7 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void ConcurrentThreadsLoseNoIncrement()
+    public void Concurrent_threads_lose_no_increment()
     {
         using var store = new Store();
         var counter = store.Create(new MetricDescriptor("threads_total", "", MetricType.Counter));
@@ -141,7 +141,7 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void AFullStoreRefusesNewSeriesWithAClearErrorAndStaysConsistent()
+    public void A_full_store_refuses_new_series_with_a_clear_error_and_stays_consistent()
     {
         var size = SharedMemoryStore.DataStart(4, 64) + (64 * 1024);
         using var store = new Store(new Dictionary<string, string?>
@@ -184,7 +184,7 @@ public sealed class InProcessTests
     [InlineData("InitialSize", "1", "Metrics:BackendConfig:InitialSize")]
     [InlineData("MaxProcesses", "0", "Metrics:BackendConfig:MaxProcesses")]
     [InlineData("IndexBuckets", "1000", "Metrics:BackendConfig:IndexBuckets")]
-    public void BadSettingsFailNamingTheKey(string key, string value, string fullKey)
+    public void Bad_settings_fail_naming_the_key(string key, string value, string fullKey)
     {
         using var store = new Store(new Dictionary<string, string?> { [key] = value });
         var error = Assert.Throws<BackendConfigException>(() => SharedMemoryBackend.Initialize(store.Config));
@@ -193,7 +193,7 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void DeclaresItselfSharedAndUsesTmpfsByDefaultOnLinux()
+    public void Declares_itself_shared_and_uses_tmpfs_by_default_on_Linux()
     {
         Assert.Equal(BackendCapabilities.SharedAcrossProcesses, SharedMemoryBackend.Capabilities);
         if (OperatingSystem.IsLinux() && Directory.Exists("/dev/shm"))

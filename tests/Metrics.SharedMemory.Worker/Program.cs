@@ -82,9 +82,19 @@ switch (command)
 
     case "spin":
     {
-        // spin <path>: increments until killed.
+        // spin <path>: increments until killed; "ready" once counting. Each "more N" line on stdin is answered with
+        // "counted" once N more increments are in the store: the test's proof that this process is still counting.
         var counter = Shared.Backend(config, Shared.Counter, null);
         var bucket = Shared.Backend(config, Shared.Histogram, HistogramBucket.ForUpperBound(0.5));
+        var requested = 0L;
+        new Thread(() =>
+        {
+            while (Console.In.ReadLine() is { } line)
+            {
+                Volatile.Write(ref requested, long.Parse(line["more ".Length..], CultureInfo.InvariantCulture));
+            }
+        }) { IsBackground = true }.Start();
+        var answerAt = -1L;
         for (var i = 0L; ; i++)
         {
             counter.Inc(1);
@@ -93,20 +103,32 @@ switch (command)
             {
                 Console.WriteLine("ready");
             }
+
+            if (Volatile.Read(ref requested) is > 0 and var more)
+            {
+                Volatile.Write(ref requested, 0);
+                answerAt = i + more;
+            }
+
+            if (i == answerAt)
+            {
+                Console.WriteLine("counted");
+            }
         }
     }
 
     case "allocate":
     {
         // allocate <path> <prefix>: creates new series until killed, so a kill lands in the middle of an allocation.
+        // "allocated N" after every 100 series tells the test how far it got, so it can pick where to kill.
         var prefix = args[2];
         for (var i = 0; ; i++)
         {
             var descriptor = new MetricDescriptor("alloc_total", "", MetricType.Counter, ["worker", "i"], [prefix, i.ToString(CultureInfo.InvariantCulture)]);
             Shared.Backend(config, descriptor, null).Inc(1);
-            if (i == 100)
+            if (i > 0 && i % 100 == 0)
             {
-                Console.WriteLine("ready");
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"allocated {i}"));
             }
         }
     }

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using Metrics.Backends.Redis;
 using Metrics.Backends.SharedMemory;
+using Metrics.Tests;
 
 namespace Metrics.Benchmarks.SharedBackends;
 
@@ -33,8 +33,8 @@ internal static class SharedBackendSetup
     public static string TempStorePath() =>
         Path.Combine(Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(), "metrics-bench-" + Guid.NewGuid().ToString("N") + ".store");
 
-    /// <summary>Starts this program as a worker (<c>shared worker ...</c>) with its output redirected.</summary>
-    public static Process StartWorker(params string[] args)
+    /// <summary>Starts this program as a worker (<c>shared worker ...</c>).</summary>
+    public static ChildProcess StartWorker(params string[] args)
     {
         var assembly = Environment.GetEnvironmentVariable(HostAssemblyVariable) is { Length: > 0 } host && File.Exists(host)
             ? host
@@ -45,42 +45,7 @@ internal static class SharedBackendSetup
                 $"Cannot start a worker process from {assembly}: it has no runtimeconfig.json next to it. Run these benchmarks with 'Metrics.Benchmarks shared bench', which tells child processes where the host build is.");
         }
 
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet && File.Exists(dotnet) ? dotnet : "dotnet")
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(assembly);
-        start.ArgumentList.Add("shared");
-        start.ArgumentList.Add("worker");
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        return Process.Start(start) ?? throw new InvalidOperationException("The worker process did not start.");
-    }
-
-    /// <summary>Waits for a worker to exit with 0 and returns its standard output; throws with its output otherwise.</summary>
-    public static string WaitForWorker(Process worker, TimeSpan timeout)
-    {
-        var stdout = worker.StandardOutput.ReadToEndAsync();
-        var stderr = worker.StandardError.ReadToEndAsync();
-        if (!worker.WaitForExit(timeout))
-        {
-            worker.Kill();
-            throw new TimeoutException($"worker {worker.Id} did not finish within {timeout}.");
-        }
-
-        worker.WaitForExit();
-        if (worker.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"worker {worker.Id} exited with {worker.ExitCode}:\n{stdout.Result}\n{stderr.Result}");
-        }
-
-        return stdout.Result;
+        return ChildProcess.StartDotnet(assembly, ["shared", "worker", .. args]);
     }
 
     /// <summary>Sums the samples of <paramref name="sampleName"/> (exact name, before any label block) in a text scrape.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using BenchmarkDotNet.Attributes;
+using Metrics.Tests;
 
 namespace Metrics.Benchmarks.SharedBackends;
 
@@ -15,7 +16,7 @@ public class SharedScrape11kSeries
 
     private readonly MemoryStream _stream = new();
     private MetricRegistry _registry = null!;
-    private RedisServerProcess? _redis;
+    private RedisServer? _redis;
     private string? _storePath;
     private Dictionary<string, long>? _commandsBefore;
     private long _scrapes;
@@ -42,7 +43,7 @@ public class SharedScrape11kSeries
     [GlobalSetup(Target = nameof(Redis))]
     public void SetupRedis()
     {
-        _redis = RedisServerProcess.Start();
+        _redis = RedisServer.Start(durable: false);
         RunWriters("redis", _redis.ConnectionString, "bench:");
         var backend = SharedBackendSetup.Redis(_redis.ConnectionString, "bench:");
         _registry = new MetricRegistry(backend: backend);
@@ -58,7 +59,7 @@ public class SharedScrape11kSeries
             Scrape().GetAwaiter().GetResult();
         }
 
-        Console.WriteLine("// Redis commands per scrape (INFO commandstats, 20 scrapes): " + PerScrape(RedisServerProcess.Delta(before, _redis.CommandCalls()), scrapes));
+        Console.WriteLine("// Redis commands per scrape (INFO commandstats, 20 scrapes): " + PerScrape(RedisServer.Delta(before, _redis.CommandCalls()), scrapes));
         _commandsBefore = _redis.CommandCalls();
         _scrapes = 0;
     }
@@ -68,7 +69,7 @@ public class SharedScrape11kSeries
     {
         if (_redis is not null)
         {
-            var delta = RedisServerProcess.Delta(_commandsBefore!, _redis.CommandCalls());
+            var delta = RedisServer.Delta(_commandsBefore!, _redis.CommandCalls());
             Console.WriteLine($"// Redis commands per scrape over the whole run ({_scrapes} scrapes): {PerScrape(delta, _scrapes)}");
             _redis.Dispose();
         }
@@ -104,7 +105,7 @@ public class SharedScrape11kSeries
         {
             using (worker)
             {
-                SharedBackendSetup.WaitForWorker(worker, TimeSpan.FromMinutes(5));
+                worker.WaitForSuccess(TimeSpan.FromMinutes(5));
             }
         }
     }

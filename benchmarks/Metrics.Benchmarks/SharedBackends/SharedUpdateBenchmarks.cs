@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using Metrics.Tests;
 
 namespace Metrics.Benchmarks.SharedBackends;
 
@@ -8,7 +9,7 @@ namespace Metrics.Benchmarks.SharedBackends;
 /// </summary>
 public abstract class SharedUpdateBenchmark
 {
-    private RedisServerProcess? _redis;
+    private RedisServer? _redis;
     private ConfiguredBackend? _redisBackend;
     private string? _storePath;
 
@@ -18,7 +19,7 @@ public abstract class SharedUpdateBenchmark
     [GlobalSetup(Target = "Redis")]
     public void SetupRedis()
     {
-        _redis = RedisServerProcess.Start();
+        _redis = RedisServer.Start(durable: false);
         _redisBackend = SharedBackendSetup.Redis(_redis.ConnectionString, "bench:");
         Create(new MetricRegistry(backend: _redisBackend));
     }

@@ -66,7 +66,7 @@ internal static class SharedWorker
     }
 
     /// <summary>
-    /// Creates the series, says "ready", waits for a line on stdin, then increments round-robin over all series for
+    /// Creates the series, flushes, says "ready", waits for a line on stdin, then increments round-robin over all series for
     /// <paramref name="seconds"/>, as fast as it can or at <paramref name="rate"/> updates/s; flushes and prints the count.
     /// </summary>
     private static int Load(string connection, string prefix, int families, int seriesPerFamily, double seconds, int rate)
@@ -84,6 +84,7 @@ internal static class SharedWorker
         }
 
         var values = series.ToArray();
+        backend.Flush();
         Console.WriteLine("ready");
         Console.In.ReadLine();
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Metrics.Tests;
 
 namespace Metrics.Benchmarks.SharedBackends;
 
@@ -28,7 +29,7 @@ internal static class SustainedLoad
                 new(4, 10, 100, 0),
             ];
 
-        using var redis = RedisServerProcess.Start();
+        using var redis = RedisServer.Start(durable: false);
         output.WriteLine($"redis-server {redis.Info("server").GetValueOrDefault("redis_version")} on 127.0.0.1:{redis.Port}, persistence off; FlushInterval 1s (default); {seconds:0.#} s per row");
         output.WriteLine();
         output.WriteLine("| processes | families x series | rate per process | updates/s absorbed | Redis commands/s (total) | of which EVALSHA/s | Redis input KB/s | dropped |");
@@ -47,7 +48,7 @@ internal static class SustainedLoad
         return 0;
     }
 
-    private static string RunScenario(RedisServerProcess redis, Scenario scenario, string prefix, double seconds)
+    private static string RunScenario(RedisServer redis, Scenario scenario, string prefix, double seconds)
     {
         var workers = Enumerable.Range(0, scenario.Processes)
             .Select(_ => SharedBackendSetup.StartWorker(
@@ -57,31 +58,25 @@ internal static class SustainedLoad
             .ToArray();
         try
         {
+            // Each worker has created and flushed its series when it says "ready", so that is not in the window.
             foreach (var worker in workers)
             {
-                var line = worker.StandardOutput.ReadLine();
-                if (line != "ready")
-                {
-                    throw new InvalidOperationException($"worker {worker.Id} said '{line}' instead of 'ready': {worker.StandardError.ReadToEnd()}");
-                }
+                worker.WaitForLine("ready");
             }
 
-            // Series creation and the first flush are over before the window opens.
-            Thread.Sleep(1500);
             var commandsBefore = redis.Stat("total_commands_processed");
             var inputBefore = redis.Stat("total_net_input_bytes");
             var callsBefore = redis.CommandCalls();
             var window = Stopwatch.StartNew();
             foreach (var worker in workers)
             {
-                worker.StandardInput.WriteLine("go");
-                worker.StandardInput.Flush();
+                worker.WriteLine("go");
             }
 
             Thread.Sleep(TimeSpan.FromSeconds(seconds));
             var commands = redis.Stat("total_commands_processed") - commandsBefore;
             var input = redis.Stat("total_net_input_bytes") - inputBefore;
-            var calls = RedisServerProcess.Delta(callsBefore, redis.CommandCalls());
+            var calls = RedisServer.Delta(callsBefore, redis.CommandCalls());
             var elapsed = window.Elapsed.TotalSeconds;
 
             long updates = 0;
@@ -89,7 +84,7 @@ internal static class SustainedLoad
             long dropped = 0;
             foreach (var worker in workers)
             {
-                var done = SharedBackendSetup.WaitForWorker(worker, TimeSpan.FromSeconds(seconds + 60)).Split('\n').Single(l => l.StartsWith("done ", StringComparison.Ordinal)).Split(' ');
+                var done = worker.WaitForSuccess(TimeSpan.FromSeconds(seconds + 60)).Split('\n').Single(l => l.StartsWith("done ", StringComparison.Ordinal)).Split(' ');
                 var count = long.Parse(done[1], CultureInfo.InvariantCulture);
                 updates += count;
                 rate += count / double.Parse(done[2], CultureInfo.InvariantCulture);
@@ -113,18 +108,13 @@ internal static class SustainedLoad
         {
             foreach (var worker in workers)
             {
-                if (!worker.HasExited)
-                {
-                    worker.Kill();
-                }
-
                 worker.Dispose();
             }
         }
     }
 
     /// <summary>The sum of every series the scenario wrote, read back through a scrape on the Redis backend.</summary>
-    private static long StoredTotal(RedisServerProcess redis, string prefix, int families)
+    private static long StoredTotal(RedisServer redis, string prefix, int families)
     {
         var registry = new MetricRegistry(backend: SharedBackendSetup.Redis(redis.ConnectionString, prefix));
         for (var f = 0; f < families; f++)
@@ -142,33 +132,27 @@ internal static class SustainedLoad
         return (long)total;
     }
 
-    private static string RedisBenchmark(RedisServerProcess redis, int requests)
+    private static string RedisBenchmark(RedisServer redis, int requests)
     {
-        var executable = RedisServerProcess.FindExecutable("redis-benchmark");
+        var executable = RedisServer.FindExecutable("redis-benchmark");
         if (executable is null)
         {
             return "redis-benchmark was not found on PATH (Debian/Ubuntu ship it in redis-tools, installed with redis-server): no ceiling measured.";
         }
 
-        var start = new ProcessStartInfo(executable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "-h", "127.0.0.1", "-p", redis.Port.ToString(CultureInfo.InvariantCulture), "-t", "incr,hset", "-q", "-n", requests.ToString(CultureInfo.InvariantCulture) })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
+        using var process = ChildProcess.Start(
+            executable,
+            ["-h", "127.0.0.1", "-p", redis.Port.ToString(CultureInfo.InvariantCulture), "-t", "incr,hset", "-q", "-n", requests.ToString(CultureInfo.InvariantCulture)]);
+        process.CloseInput();
+        process.WaitForSuccess();
         var text = new StringBuilder();
         text.Append("`redis-benchmark -h 127.0.0.1 -p ").Append(redis.Port).Append(" -t incr,hset -q -n ").Append(requests).AppendLine("`:").AppendLine();
-        // -q rewrites a progress line with carriage returns; the final figure follows the last one.
-        foreach (var line in (stdout.Result + stderr.Result).Split('\n'))
+        // -q rewrites a progress line with carriage returns, which end lines too; only the final figures say "requests per second".
+        foreach (var line in (process.Stdout + "\n" + process.Stderr).Split('\n'))
         {
-            var final = line.Split('\r')[^1].Trim();
-            if (final.Length > 0)
+            if (line.Contains("requests per second", StringComparison.Ordinal))
             {
-                text.Append("    ").AppendLine(final);
+                text.Append("    ").AppendLine(line.Trim());
             }
         }
 
