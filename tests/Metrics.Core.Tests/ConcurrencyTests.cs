@@ -22,12 +22,12 @@ public class ConcurrencyTests
             var lastTotal = 0.0;
             while (!stop.IsCancellationRequested)
             {
-                var text = registry.Render(scrapes % 2 == 0 ? ExpositionFormat.PrometheusText : ExpositionFormat.OpenMetrics);
+                var text = registry.Render(Volatile.Read(ref scrapes) % 2 == 0 ? ExpositionFormat.PrometheusText : ExpositionFormat.OpenMetrics);
                 CheckHistogramConsistency(text);
                 var total = ReadValue(text, "all_total");
                 Assert.True(total >= lastTotal, $"counter went backwards between scrapes: {lastTotal} then {total}");
                 lastTotal = total;
-                scrapes++;
+                Interlocked.Increment(ref scrapes);
             }
         }, TestContext.Current.CancellationToken);
 
@@ -37,6 +37,13 @@ public class ConcurrencyTests
             var h = histogram.Labels(t % 2 == 0 ? "even" : "odd");
             for (var i = 0; i < UpdatesPerThread; i++)
             {
+                if (i == UpdatesPerThread / 2)
+                {
+                    // Halfway through, each worker waits for a scrape to complete, so scrapes provably overlap the updates.
+                    var seen = Volatile.Read(ref scrapes);
+                    SpinWait.SpinUntil(() => Volatile.Read(ref scrapes) > seen || scraper.IsCompleted);
+                }
+
                 switch (i % 4)
                 {
                     case 0: child.Inc(); break;

@@ -266,9 +266,14 @@ public class ContractTests
             var gate = Gates[config];
             Interlocked.Increment(ref gate.ReadCount);
             gate.Started.TrySetResult();
-            using (cancellationToken.Register(() => gate.Cancelled.TrySetResult()))
+            try
             {
                 await gate.Release.Task.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                gate.Cancelled.TrySetResult();
+                throw;
             }
 
             return [.. families.Select(_ => (IReadOnlyList<CollectedValue>)[new CollectedValue([], null, 42)])];
