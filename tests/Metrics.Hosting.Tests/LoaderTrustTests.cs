@@ -208,6 +208,18 @@ public sealed class LoaderTrustTests : IDisposable
     }
 
     [Fact]
+    public void A_link_looping_back_inside_the_folder_is_not_followed_forever()
+    {
+        var folder = _folders.Add("TestBackend");
+        var sub = Path.Combine(folder, "sub");
+        Directory.CreateDirectory(sub);
+        PluginFolders.Harden(sub);
+        Directory.CreateSymbolicLink(Path.Combine(sub, "loop"), "..");
+        Directory.CreateSymbolicLink(Path.Combine(folder, "self"), ".");
+        Assert.Equal("TestBackend", MetricsBackend.Load(_folders.Plugins, "TestBackend", new BackendConfig([new("Multiplier", "3")])).Name);
+    }
+
+    [Fact]
     public void A_deps_json_naming_a_file_outside_the_folder_is_refused()
     {
         var folder = _folders.Add("TestBackend");

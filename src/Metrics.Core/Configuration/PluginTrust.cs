@@ -113,7 +113,8 @@ internal static class PluginTrust
     public static bool IsInsideReally(string path, string folder) => IsInside(RealPath(path), RealPath(folder));
 
     private static bool IsInside(string realPath, string realFolder) =>
-        realPath.StartsWith(Path.TrimEndingDirectorySeparator(realFolder) + Path.DirectorySeparatorChar, PathComparison);
+        string.Equals(Path.TrimEndingDirectorySeparator(realPath), Path.TrimEndingDirectorySeparator(realFolder), PathComparison)
+        || realPath.StartsWith(Path.TrimEndingDirectorySeparator(realFolder) + Path.DirectorySeparatorChar, PathComparison);
 
     /// <summary>
     /// The path with every link in every component resolved, as realpath(3) gives it; a component that does not
@@ -169,12 +170,25 @@ internal static class PluginTrust
         // The plugins folder may be a link (to a mounted volume, say): what matters is the folder it leads to.
         Check(RealPath(root), self);
         Check(folder, self);
-        foreach (var entry in Directory.EnumerateFileSystemEntries(folder, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, ReturnSpecialDirectories = false }))
+        var stack = new Stack<string>();
+        stack.Push(folder);
+        while (stack.Count > 0)
         {
-            // A link's own mode means nothing; its target is inside the folder (RefuseEscapes) and checked there.
-            if (new FileInfo(entry).LinkTarget is null)
+            foreach (var entry in Directory.EnumerateFileSystemEntries(stack.Pop()))
             {
+                // A link's own mode means nothing, and following one could loop; its target is inside the folder
+                // (RefuseEscapes ran first), so this walk reaches and checks it anyway.
+                var info = new FileInfo(entry);
+                if (info.LinkTarget is not null)
+                {
+                    continue;
+                }
+
                 Check(entry, self);
+                if ((info.Attributes & FileAttributes.Directory) != 0)
+                {
+                    stack.Push(entry);
+                }
             }
         }
     }
