@@ -73,19 +73,19 @@ public sealed class LoaderTests : IDisposable
         (int)backend.Type.GetProperty("InitializeCount", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
 
     [Theory]
-    [InlineData("../etc")]
-    [InlineData("..")]
-    [InlineData("a/b")]
-    [InlineData("a\\b")]
-    [InlineData("/abs")]
-    [InlineData("C:\\x")]
-    [InlineData("x..y")]
-    [InlineData(".hidden")]
-    [InlineData("")]
-    public void A_name_that_is_not_a_plain_folder_name_is_refused(string name)
+    [InlineData("../etc", "../etc")]
+    [InlineData("..", "..")]
+    [InlineData("a/b", "a/b")]
+    [InlineData("a\\b", "a\\\\b")]
+    [InlineData("/abs", "/abs")]
+    [InlineData("C:\\x", "C:\\\\x")]
+    [InlineData("x..y", "x..y")]
+    [InlineData(".hidden", ".hidden")]
+    [InlineData("", "")]
+    public void A_name_that_is_not_a_plain_folder_name_is_refused(string name, string shown)
     {
         var e = Fails(() => ConfiguredBackend.Load(_folders.Plugins, name, BackendConfig.Empty));
-        Assert.Contains($"The backend name '{name}' (Metrics:Backend) is not valid", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"The backend name '{shown}' (Metrics:Backend) is not valid", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -12,6 +12,8 @@ internal sealed class PluginFolders : IDisposable
         Root = Path.Combine(Path.GetTempPath(), "metrics-plugins-" + Guid.NewGuid().ToString("N"));
         Plugins = Path.Combine(Root, "plugins");
         Directory.CreateDirectory(Plugins);
+        Harden(Root);
+        Harden(Plugins);
     }
 
     public static string BuiltPlugins => Path.Combine(AppContext.BaseDirectory, "testplugins");
@@ -39,6 +41,7 @@ internal sealed class PluginFolders : IDisposable
             File.Copy(file, Path.Combine(to, fileName));
         }
 
+        HardenTree(to);
         return to;
     }
 
@@ -48,7 +51,34 @@ internal sealed class PluginFolders : IDisposable
         var to = Path.Combine(Plugins, name);
         Directory.CreateDirectory(to);
         File.Copy(assemblyPath, Path.Combine(to, name + ".dll"));
+        HardenTree(to);
         return to;
+    }
+
+    /// <summary>
+    /// Gives <paramref name="path"/> the modes the loader accepts (folders 0755, files 0644) whatever the umask, so
+    /// that only the tests about permissions meet the permission check.
+    /// </summary>
+    public static void Harden(string path)
+    {
+        if (OperatingSystem.IsWindows() || new FileInfo(path).LinkTarget is not null)
+        {
+            return;
+        }
+
+        const UnixFileMode file = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        const UnixFileMode folder = file | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        File.SetUnixFileMode(path, Directory.Exists(path) ? folder : file);
+    }
+
+    /// <summary>Applies <see cref="Harden"/> to <paramref name="folder"/> and everything in it.</summary>
+    public static void HardenTree(string folder)
+    {
+        Harden(folder);
+        foreach (var entry in Directory.EnumerateFileSystemEntries(folder, "*", SearchOption.AllDirectories))
+        {
+            Harden(entry);
+        }
     }
 
     /// <summary>Rewrites, in place, the version with which <paramref name="dll"/> references <paramref name="referenceName"/>.</summary>

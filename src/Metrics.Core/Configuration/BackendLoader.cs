@@ -23,25 +23,30 @@ internal static partial class BackendLoader
 
     private static StringComparison PathComparison => OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
 
-    [GeneratedRegex(@"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", RegexOptions.CultureInvariant)]
+    internal const int MaxNameLength = 100;
+
+    // \z, not $: $ also matches before a final newline, which let 'Evil\n' through.
+    [GeneratedRegex(@"\A[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\z", RegexOptions.CultureInvariant)]
     private static partial Regex NamePattern();
+
+    internal static bool IsValidName(string name) => name.Length <= MaxNameLength && NamePattern().IsMatch(name);
 
     public static string ResolvePluginsPath(string? pluginsPath) =>
         Path.GetFullPath(string.IsNullOrWhiteSpace(pluginsPath) ? "plugins" : pluginsPath, AppContext.BaseDirectory);
 
-    public static ConfiguredBackend Load(string pluginsPath, string name, BackendConfig config)
+    public static ConfiguredBackend Load(string pluginsPath, string name, BackendConfig config, bool allowUnsafePermissions = false)
     {
         ArgumentNullException.ThrowIfNull(pluginsPath);
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(config);
-        if (!NamePattern().IsMatch(name))
+        if (!IsValidName(name))
         {
             throw new MetricsConfigurationException(
-                $"The backend name '{name}' (Metrics:Backend) is not valid: a backend name is a plugin folder name made of letters, digits, '_' and single dots, such as 'Redis' or 'Acme.Metrics'; paths, separators and '..' are refused. Set Metrics:Backend to the name of a folder inside the plugins folder.");
+                $"The backend name '{Escape(name)}' (Metrics:Backend) is not valid: a backend name is a plugin folder name of at most {MaxNameLength} characters made of ASCII letters, digits, '_' and single dots, such as 'Redis' or 'Acme.Metrics'; paths, separators, '..', spaces and control characters are refused. Set Metrics:Backend to the name of a folder inside the plugins folder.");
         }
 
         var root = ResolvePluginsPath(pluginsPath);
-        var type = ResolveType(root, name);
+        var type = ResolveType(root, name, allowUnsafePermissions);
         if (ReferenceEquals(type, ConfiguredBackend.Memory.Adapter) && config.Equals(BackendConfig.Empty))
         {
             return ConfiguredBackend.Memory;
@@ -50,7 +55,30 @@ internal static partial class BackendLoader
         return Initialize(type, config, name);
     }
 
-    private static IBackendAdapter ResolveType(string root, string name)
+    /// <summary>The name as a C# literal would show it, so that control and look-alike characters are visible.</summary>
+    internal static string Escape(string name)
+    {
+        var shown = name.Length > MaxNameLength ? name[..MaxNameLength] : name;
+        var builder = new System.Text.StringBuilder(shown.Length + 8);
+        foreach (var c in shown)
+        {
+            builder.Append(c switch
+            {
+                '\\' => "\\\\",
+                '\'' => "\\'",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                '\0' => "\\0",
+                _ when c < ' ' || c > '~' => $"\\u{(int)c:x4}",
+                _ => c.ToString(),
+            });
+        }
+
+        return name.Length > MaxNameLength ? $"{builder}... ({name.Length} characters)" : builder.ToString();
+    }
+
+    private static IBackendAdapter ResolveType(string root, string name, bool allowUnsafePermissions)
     {
         var rootWithSeparator = Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar;
         var folder = Path.GetFullPath(Path.Combine(rootWithSeparator, name));
@@ -84,6 +112,12 @@ internal static partial class BackendLoader
         }
 
         RefuseLinks(root, folder, dll);
+        PluginTrust.RefuseEscapes(root, folder, name);
+        if (!allowUnsafePermissions)
+        {
+            PluginTrust.RefuseWritableCode(root, folder);
+        }
+
         var lazy = Loaded.GetOrAdd(dll, path => new Lazy<IBackendAdapter>(() => LoadPlugin(path, name, folder)));
         try
         {
@@ -229,17 +263,18 @@ internal static partial class BackendLoader
         }
         catch (TargetInvocationException e) when (e.InnerException is not null)
         {
-            throw new MetricsConfigurationException($"The metrics backend '{name}' ('{dll}') could not be prepared: {e.InnerException.Message}", e.InnerException);
+            var cause = Innermost(e);
+            throw new MetricsConfigurationException($"The metrics backend '{name}' ('{dll}') could not be prepared: {cause.GetType().FullName}: {cause.Message}", e.InnerException);
         }
     }
 
     private static void VerifyLocations(AssemblyLoadContext context, string folder, string name)
     {
-        var folderWithSeparator = Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar;
         foreach (var assembly in context.Assemblies)
         {
+            // Real paths: a file reached through a link counts where the link leads.
             var location = assembly.Location;
-            if (location.Length == 0 || !Path.GetFullPath(location).StartsWith(folderWithSeparator, PathComparison))
+            if (location.Length == 0 || !PluginTrust.IsInsideReally(location, folder))
             {
                 throw new MetricsConfigurationException(
                     $"The metrics backend '{name}' loaded '{assembly.GetName().Name}' from '{(location.Length == 0 ? "(memory)" : location)}', outside its plugin folder '{folder}'. Plugins may load only from their own folder: copy the dependency into it.");
@@ -266,27 +301,60 @@ internal static partial class BackendLoader
         {
             backend = new ConfiguredBackend(type, config, name);
         }
-        catch (BackendConfigException e)
-        {
-            throw new MetricsConfigurationException($"The metrics backend '{name}' refused its configuration: {e.Message} (key '{e.Key}')", e);
-        }
         catch (MetricsConfigurationException)
         {
             throw;
         }
-        catch (Exception e) when (e is FileNotFoundException or FileLoadException or TypeLoadException or MissingMethodException)
-        {
-            throw new MetricsConfigurationException(
-                $"The metrics backend '{name}' ({type.Type.FullName}) failed to initialize because a dependency could not be loaded: {e.Message} Copy the backend's complete build output into its plugin folder; dependencies are loaded only from there.", e);
-        }
         catch (Exception e)
         {
-            throw new MetricsConfigurationException($"The metrics backend '{name}' ({type.Type.FullName}) failed to initialize with {config}: {e.GetType().Name}: {e.Message}", e);
+            throw InitializeFailed(e, type, config, name);
         }
 
         // Initialize may have loaded dependencies; they too must come from the plugin folder.
         VerifyLoadedFromPluginFolder(backend);
         return backend;
+    }
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is { } inner)
+        {
+            e = inner;
+        }
+
+        return e;
+    }
+
+    private static MetricsConfigurationException InitializeFailed(Exception e, IBackendAdapter type, BackendConfig config, string name)
+    {
+        // A type initializer or a wrapping layer hides the reason ("The type initializer for 'X' threw an exception"):
+        // the innermost exception is the one that says what is wrong.
+        var cause = Innermost(e);
+        if (cause is BackendConfigException refused)
+        {
+            return new MetricsConfigurationException($"The metrics backend '{name}' refused its configuration: {refused.Message} (key '{refused.Key}')", e);
+        }
+
+        var shown = $"{cause.GetType().FullName}: {SecretScrubber.Scrub(cause.Message, config).TrimEnd()}";
+        shown = shown.EndsWith('.') ? shown : shown + ".";
+        var through = string.Empty;
+        for (var x = e; x is not null && !ReferenceEquals(x, cause); x = x.InnerException)
+        {
+            through = x is TypeInitializationException ? " in a static constructor" : through;
+        }
+
+        // A message holding a secret value stays out of the chain, since logging the exception would print it.
+        var carriesSecret = false;
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            carriesSecret |= SecretScrubber.Scrub(x.Message, config) != x.Message;
+        }
+
+        var withheld = carriesSecret ? " The original exception is not attached because its message contains a secret value of the configuration." : string.Empty;
+        var message = cause is FileNotFoundException or FileLoadException or TypeLoadException or MissingMethodException
+            ? $"The metrics backend '{name}' ({type.Type.FullName}) failed to initialize{through} because a dependency could not be loaded: {shown} Copy the backend's complete build output into its plugin folder; dependencies are loaded only from there.{withheld}"
+            : $"The metrics backend '{name}' ({type.Type.FullName}) failed to initialize{through}: {shown} Its configuration was {config}. Fix the cause above, in the configuration or in the environment the backend needs.{withheld}";
+        return carriesSecret ? new MetricsConfigurationException(message) : new MetricsConfigurationException(message, e);
     }
 
     private static string Available(string root)

@@ -9,8 +9,9 @@ namespace Metrics.Configuration;
 /// </summary>
 /// <remarks>
 /// With nothing configured the in-process Memory backend is used and no plugins folder is needed. Every problem
-/// (unknown backend, missing folder or file, a plugin that is not a backend, a contract version mismatch, malformed
-/// JSON, a setting of the wrong type) is reported as one <see cref="MetricsConfigurationException"/> saying what,
+/// (unknown backend, missing folder or file, a link or path leading out of the plugin folder, plugin files other users
+/// could write, a plugin that is not a backend or fails to start, a contract version mismatch, malformed JSON, a setting
+/// of the wrong type) is reported as one <see cref="MetricsConfigurationException"/> saying what,
 /// where and what to do.
 /// </remarks>
 public static class MetricsConfiguration
@@ -45,7 +46,7 @@ public static class MetricsConfiguration
     public static ConfiguredBackend Load(MetricsOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return ConfiguredBackend.Load(options.ResolvedPluginsPath, options.Backend ?? BackendLoader.BuiltInName, options.ToBackendConfig());
+        return BackendLoader.Load(options.ResolvedPluginsPath, options.Backend ?? BackendLoader.BuiltInName, options.ToBackendConfig(), options.AllowUnsafePluginPermissions);
     }
 
     /// <summary>

@@ -32,6 +32,14 @@ public sealed class MetricsOptions
     /// </summary>
     public string? PluginsPath { get; set; }
 
+    /// <summary>
+    /// Loads plugins even when, on Unix, the plugins folder, the plugin's folder or a file in it is owned by another user
+    /// or writable by group or others (<c>Metrics:AllowUnsafePluginPermissions</c>). Off by default: whoever can change
+    /// those files can run code in the application. Turn it on only where ownership and modes cannot be controlled, such
+    /// as some container images; links and paths leading outside the plugin folder are refused either way.
+    /// </summary>
+    public bool AllowUnsafePluginPermissions { get; set; }
+
     /// <summary>The backend's settings, keys nested with <c>:</c> (<c>Pool:Size</c>), compared case-insensitively.</summary>
     public IDictionary<string, string?> BackendConfig { get; } = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
 
@@ -47,8 +55,10 @@ public sealed class MetricsOptions
         var section = configuration.GetSection(SectionName);
         var options = new MetricsOptions
         {
-            Backend = NullIfBlank(section["Backend"]),
+            // Not trimmed: the name is checked exactly as configured, so a stray newline or space is reported, not guessed away.
+            Backend = string.IsNullOrWhiteSpace(section["Backend"]) ? null : section["Backend"],
             PluginsPath = NullIfBlank(section["PluginsPath"]),
+            AllowUnsafePluginPermissions = ReadBoolean(section, "AllowUnsafePluginPermissions"),
         };
         foreach (var (key, value) in section.GetSection("BackendConfig").AsEnumerable(makePathsRelative: true))
         {
@@ -65,6 +75,19 @@ public sealed class MetricsOptions
     /// <summary>The backend settings as a <see cref="Metrics.BackendConfig"/> with path <c>Metrics:BackendConfig</c>.</summary>
     /// <returns>The configuration handed to the backend.</returns>
     public BackendConfig ToBackendConfig() => new(BackendConfig, BackendConfigPath);
+
+    private static bool ReadBoolean(IConfigurationSection section, string key)
+    {
+        var raw = section[key];
+        if (string.IsNullOrWhiteSpace(raw))
+        {
+            return false;
+        }
+
+        return bool.TryParse(raw.Trim(), out var value)
+            ? value
+            : throw new MetricsConfigurationException($"The setting '{SectionName}:{key}' is '{raw}', which is not a boolean. Use true or false.");
+    }
 
     private static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 }

@@ -1,0 +1,97 @@
+using System.Text.RegularExpressions;
+
+namespace Metrics.Configuration;
+
+/// <summary>Removes a backend configuration's secret values from text a plugin produced, such as an exception message.</summary>
+internal static partial class SecretScrubber
+{
+    internal const string Mask = "***";
+
+    // Shorter values are too likely to be ordinary words or numbers of the message to be replaced wherever they stand.
+    internal const int MinBareLength = 4;
+
+    // "password=..." and the like inside a connection string, a URL query or a message that echoes one.
+    [GeneratedRegex(@"(?<![A-Za-z0-9])(?!publickeytoken)(?<k>[A-Za-z_]*(?:password|passwd|pwd|secret|token|apikey|api_key|accesskey))(?<s>\s*=\s*)(?<v>""[^""]*""|'[^']*'|[^\s,;&""']+)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex SecretAssignment();
+
+    /// <summary>
+    /// Replaces with <c>***</c> the secret values of <paramref name="config"/> (the values of its secret keys, see
+    /// <see cref="BackendConfig.IsSecretKey"/>, and the secret options inside any of its values), then every value
+    /// assigned to a secret-looking name (<c>password=x</c>).
+    /// </summary>
+    /// <remarks>
+    /// A value is replaced only where it stands as a token, not inside a longer word or number; one shorter than
+    /// <see cref="MinBareLength"/> only where it is quoted (<c>'a'</c>) or assigned (<c>password=a</c>), so a one-letter
+    /// password does not turn every such letter of the message into <c>***</c>.
+    /// </remarks>
+    public static string Scrub(string text, BackendConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(config);
+        var scrubbed = text;
+        foreach (var secret in Secrets(config))
+        {
+            scrubbed = secret.Length >= MinBareLength
+                ? ReplaceToken(scrubbed, secret)
+                : scrubbed.Replace($"'{secret}'", $"'{Mask}'", StringComparison.Ordinal).Replace($"\"{secret}\"", $"\"{Mask}\"", StringComparison.Ordinal);
+        }
+
+        return SecretAssignment().Replace(scrubbed, m => m.Groups["k"].Value + m.Groups["s"].Value + Mask);
+    }
+
+    /// <summary>The secret values of <paramref name="config"/>, longest first so that one containing another is masked whole.</summary>
+    public static IReadOnlyList<string> Secrets(BackendConfig config)
+    {
+        var secrets = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var key in config.Keys)
+        {
+            var value = config[key];
+            if (string.IsNullOrEmpty(value))
+            {
+                continue;
+            }
+
+            if (BackendConfig.IsSecretKey(key))
+            {
+                secrets.Add(value);
+            }
+
+            foreach (Match m in SecretAssignment().Matches(value))
+            {
+                var v = m.Groups["v"].Value;
+                secrets.Add(v);
+                if (v.Length > 2 && (v[0] == '"' || v[0] == '\''))
+                {
+                    secrets.Add(v[1..^1]);
+                }
+            }
+        }
+
+        secrets.RemoveWhere(string.IsNullOrWhiteSpace);
+        return [.. secrets.OrderByDescending(s => s.Length).ThenBy(s => s, StringComparer.Ordinal)];
+    }
+
+    private static string ReplaceToken(string text, string secret)
+    {
+        var builder = new System.Text.StringBuilder(text.Length);
+        var start = 0;
+        while (true)
+        {
+            var at = text.IndexOf(secret, start, StringComparison.Ordinal);
+            if (at < 0)
+            {
+                break;
+            }
+
+            var end = at + secret.Length;
+            var standsAlone = (at == 0 || !IsWordChar(text[at - 1]) || !IsWordChar(secret[0]))
+                && (end == text.Length || !IsWordChar(text[end]) || !IsWordChar(secret[^1]));
+            builder.Append(text, start, at - start).Append(standsAlone ? Mask : secret);
+            start = end;
+        }
+
+        return builder.Append(text, start, text.Length - start).ToString();
+    }
+
+    private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
+}
