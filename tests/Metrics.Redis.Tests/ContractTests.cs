@@ -106,7 +106,7 @@ public sealed class ContractTests(SharedRedis redis) : RedisTestBase
 
         Assert.True(reads <= 5, $"{Scrapes} concurrent scrapes made {reads} backend reads");
         var latencies = results.Select(r => r.Elapsed.TotalMilliseconds).Order().ToArray();
-        Console.WriteLine($"{Scrapes} concurrent scrapes of {Series} series: {reads} backend read(s), all done in {total.TotalMilliseconds:F0} ms, latency median {latencies[Scrapes / 2]:F0} ms, max {latencies[^1]:F0} ms");
+        TestContext.Current.TestOutputHelper?.WriteLine($"{Scrapes} concurrent scrapes of {Series} series: {reads} backend read(s), all done in {total.TotalMilliseconds:F0} ms, latency median {latencies[Scrapes / 2]:F0} ms, max {latencies[^1]:F0} ms");
     }
 
     [Fact]
