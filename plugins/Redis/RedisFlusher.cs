@@ -14,15 +14,11 @@ namespace Metrics.Backends.Redis;
 /// once even when a reply is lost. Rounds and scrapes are serialized by <see cref="Lock"/>, so a scrape never runs while
 /// a round's outcome is unknown.
 /// </remarks>
-internal sealed class RedisFlusher
+internal sealed partial class RedisFlusher
 {
-    private static long s_dropped;
-
     private readonly RedisStore _store;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
-    private RedisCell? _dirtyHead;
-    private int _dirtyCount;
     private long _sequence;
     private Round? _inFlight;
     private bool _unreachableLogged;
@@ -34,19 +30,10 @@ internal sealed class RedisFlusher
         _loop = Task.Run(LoopAsync);
     }
 
-    /// <summary>Series updates discarded in this process, over every configuration.</summary>
-    public static long DroppedUpdates => Interlocked.Read(ref s_dropped);
-
     /// <summary>Held by a flush round, a scrape and a retried <c>Get</c>: no batch is acknowledged while it is held.</summary>
     public SemaphoreSlim Lock { get; } = new(1, 1);
 
     private RedisSettings Settings => _store.Settings;
-
-    public void PushDirty(RedisCell value)
-    {
-        Interlocked.Increment(ref _dirtyCount);
-        Push(value);
-    }
 
     /// <summary>
     /// Sends every update made before the call. Returns <see langword="false"/> with the reason when Redis did not store
@@ -152,9 +139,6 @@ internal sealed class RedisFlusher
 
     /// <summary>Series whose updates were not stored: pending ones and those of the unacknowledged round. Call holding <see cref="Lock"/> or after the loop stopped.</summary>
     public long Unsent() => Volatile.Read(ref _dirtyCount) + (_inFlight?.Families.Sum(f => f.Done ? 0 : f.Values.Length) ?? 0);
-
-    /// <summary>Counts <paramref name="count"/> series whose updates were discarded.</summary>
-    public static void CountDropped(long count) => Interlocked.Add(ref s_dropped, count);
 
     private async Task<(bool Ok, string? Error)> FlushRoundsAsync(DateTime deadline, CancellationToken cancellationToken)
     {
@@ -393,84 +377,6 @@ internal sealed class RedisFlusher
 
         await Task.WhenAll(tasks).ConfigureAwait(false);
         _lastTouch = DateTime.UtcNow;
-    }
-
-    private List<RedisCell> PopDirty(int max, out bool truncated)
-    {
-        var node = Interlocked.Exchange(ref _dirtyHead, null);
-        var batch = new List<RedisCell>();
-        truncated = false;
-        while (node is not null)
-        {
-            // Read the link before the value can be re-queued by another thread.
-            var next = node.NextDirty;
-            node.NextDirty = null;
-            if (batch.Count < max)
-            {
-                batch.Add(node);
-                Interlocked.Decrement(ref _dirtyCount);
-            }
-            else
-            {
-                truncated = true;
-                Push(node);
-            }
-
-            node = next;
-        }
-
-        return batch;
-    }
-
-    /// <summary>While Redis is unreachable, keeps at most MaxPendingSeries series with unsent updates and discards the rest.</summary>
-    private void EnforceBound()
-    {
-        if (Volatile.Read(ref _dirtyCount) <= Settings.MaxPendingSeries)
-        {
-            return;
-        }
-
-        var node = Interlocked.Exchange(ref _dirtyHead, null);
-        var kept = 0;
-        var discarded = 0L;
-        while (node is not null)
-        {
-            var next = node.NextDirty;
-            node.NextDirty = null;
-            if (kept < Settings.MaxPendingSeries)
-            {
-                kept++;
-                Push(node);
-            }
-            else
-            {
-                Interlocked.Decrement(ref _dirtyCount);
-                node.ClearDirty();
-                if (node.DiscardPending())
-                {
-                    discarded++;
-                }
-            }
-
-            node = next;
-        }
-
-        if (discarded > 0)
-        {
-            CountDropped(discarded);
-            _store.Log($"Redis at {Settings.Endpoints} is unreachable and more than MaxPendingSeries={Settings.MaxPendingSeries} series hold unsent updates; discarded the updates of {discarded} series.");
-        }
-    }
-
-    private void Push(RedisCell value)
-    {
-        RedisCell? head;
-        do
-        {
-            head = Volatile.Read(ref _dirtyHead);
-            value.NextDirty = head;
-        }
-        while (Interlocked.CompareExchange(ref _dirtyHead, value, head) != head);
     }
 
     private sealed class Round(long sequence, FamilyBatch[] families)
