@@ -7,7 +7,7 @@ namespace Metrics.Backends.Redis;
 /// <summary>
 /// A metric value shared by every process and host that uses the same Redis server and key prefix. Updates never wait
 /// on the network: they are coalesced in this process (a pending delta, or a pending set plus a delta) and flushed
-/// in pipelined batches every <c>FlushInterval</c>, on <see cref="Flush"/> and at process exit.
+/// in pipelined batches every <c>FlushInterval</c>, on <see cref="FlushAsync"/> and on <see cref="ShutdownAsync"/>.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -19,6 +19,11 @@ namespace Metrics.Backends.Redis;
 /// <para>
 /// If Redis is unreachable no update throws: pending updates stay coalesced per series and are sent when Redis is back.
 /// What has to be discarded is counted in <see cref="DroppedUpdates"/> and written to standard error.
+/// </para>
+/// <para>
+/// Each family's values are stored under its definition (<see cref="MetricDescriptor.DefinitionId"/>): processes that
+/// declare a name differently never mix values, and a scrape that finds another definition in use counts it in
+/// <c>metrics_backend_schema_conflicts_total</c> and serves its own values only.
 /// </para>
 /// </remarks>
 public sealed class RedisBackend : IMetricBackend<RedisBackend>
@@ -46,26 +51,43 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
                 $"(Inc/Dec add up, Set is last writer wins). Use {nameof(GaugeAggregation.Sum)} or {nameof(GaugeAggregation.PerProcess)}, or the SharedMemory backend for per-process aggregation on one host.");
         }
 
-        _cell = RedisStore.Get(config).GetCell(metric.Name, FieldCodec.Encode(metric.LabelValues, histogramBucket));
+        _cell = RedisStore.Get(config).GetCell(metric, histogramBucket);
     }
 
     /// <summary>
     /// Updates discarded since the process started, over every configuration: pending series beyond
-    /// <c>MaxPendingSeries</c> while Redis was unreachable, and updates still unsent when the process exited with
-    /// Redis unreachable. Each discarded series counts once, whatever number of coalesced updates it held.
+    /// <c>MaxPendingSeries</c> while Redis was unreachable, and updates still unsent when a shutdown could not reach
+    /// Redis in time. Each discarded series counts once, whatever number of coalesced updates it held.
     /// </summary>
     public static long DroppedUpdates => RedisStore.DroppedUpdates;
 
-    /// <summary>Reports <see cref="DroppedUpdates"/> as <c>metrics_backend_dropped_updates_total</c> in every scrape.</summary>
-    /// <param name="config">The configuration (the count covers every configuration of the process).</param>
-    /// <returns>The statistic.</returns>
+    /// <summary>
+    /// Values are shared by every process using the same Redis server and key prefix
+    /// (<see cref="BackendCapabilities.SharedAcrossProcesses"/>); updates are coalesced and added in one step per flush,
+    /// so fractional sums may round differently from one-at-a-time addition while whole numbers stay exact
+    /// (<see cref="BackendCapabilities.BatchesUpdates"/>); a histogram observation reaches Redis and every scrape with its
+    /// bucket and sum together (<see cref="BackendCapabilities.AtomicHistogramObserve"/>); each family's definition is
+    /// recorded and values of other definitions are never mixed in (<see cref="BackendCapabilities.RecordsSchema"/>).
+    /// </summary>
+    public static BackendCapabilities Capabilities =>
+        BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.BatchesUpdates | BackendCapabilities.AtomicHistogramObserve | BackendCapabilities.RecordsSchema;
+
+    internal RedisFamily Family => _cell.Family;
+
+    internal RedisCell Cell => _cell;
+
+    /// <summary>
+    /// Reports <c>metrics_backend_dropped_updates_total</c> (<see cref="DroppedUpdates"/>, over every configuration) and
+    /// <c>metrics_backend_schema_conflicts_total</c> (collections of a family, with <paramref name="config"/>, that found
+    /// it recorded under another definition too) in every scrape.
+    /// </summary>
+    /// <param name="config">The configuration whose schema conflicts to report.</param>
+    /// <returns>The statistics.</returns>
     public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) =>
     [
-        new("metrics_backend_dropped_updates_total", "Series updates the Redis backend discarded because Redis was unreachable and MaxPendingSeries was reached. Raise Metrics:BackendConfig:MaxPendingSeries or restore Redis.", MetricType.Counter, DroppedUpdates),
+        new("metrics_backend_dropped_updates_total", "Series updates the Redis backend discarded because Redis was unreachable and MaxPendingSeries was reached, or a shutdown could not reach it. Raise Metrics:BackendConfig:MaxPendingSeries or restore Redis.", MetricType.Counter, DroppedUpdates),
+        new("metrics_backend_schema_conflicts_total", "Scrapes of a metric family that found another process declaring the same name with another definition (type, labels, buckets or aggregation); the other definition's values are left out. See the log for the family and both definitions.", MetricType.Counter, RedisCollector.SchemaConflicts(config)),
     ];
-
-    /// <summary>Values are shared by every process using the same Redis server and key prefix.</summary>
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
 
     /// <summary>
     /// Reads <paramref name="config"/>, starts connecting in the background and starts the flusher. Returns without
@@ -76,29 +98,56 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     public static void Initialize(BackendConfig config) => RedisStore.Get(config);
 
     /// <summary>
-    /// Reads every stored value of <paramref name="families"/> in one pipeline (one <c>HGETALL</c> per family hash, each
-    /// atomic), plus this process's unflushed updates.
+    /// Reads every stored value of <paramref name="families"/> in one pipeline (one script per family, each an atomic
+    /// snapshot of the family's hash under the definition given), plus this process's unflushed updates. Values written
+    /// under another definition of a family are left out and counted (see <see cref="Statistics"/>).
     /// </summary>
     /// <param name="config">The configuration the values were created with.</param>
     /// <param name="families">The families to read.</param>
+    /// <param name="cancellationToken">Stops waiting; a read already sent completes in the background and is discarded.</param>
     /// <returns>One list per family, in order.</returns>
     /// <exception cref="RedisBackendException">Redis is unreachable or did not answer within <c>OperationTimeout</c>.</exception>
-    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was signalled.</exception>
+    public static async ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(families);
-        return RedisStore.Get(config).Collect(families);
+        return await RedisStore.Get(config).Collector.CollectAsync(families, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Sends every update made before the call and returns when Redis stored them, or after <c>OperationTimeout</c>
+    /// Sends every update made before the call and completes when Redis stored them, or after <c>OperationTimeout</c>
     /// when Redis is unreachable (the updates then stay pending and the failure is written to standard error).
     /// </summary>
     /// <param name="config">The configuration whose values to flush.</param>
-    public static void Flush(BackendConfig config) => RedisStore.Get(config).FlushAndLog();
+    /// <param name="cancellationToken">Stops waiting; pending updates stay pending.</param>
+    /// <returns>A task completing when the flush is done or given up.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was signalled.</exception>
+    public static async ValueTask FlushAsync(BackendConfig config, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (RedisStore.Find(config) is not { } store)
+        {
+            return;
+        }
 
-    internal RedisFamily Family => _cell.Family;
+        var (ok, error) = await store.Flusher.TryFlushAsync(store.Settings.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        if (!ok)
+        {
+            store.Log($"flush did not complete: {error}. The updates stay pending and are re-sent when Redis is reachable.");
+        }
+    }
 
-    internal RedisCell Cell => _cell;
+    /// <summary>
+    /// Flushes pending updates (bounded by <c>OperationTimeout</c> and <paramref name="cancellationToken"/>), stops the
+    /// flusher and closes the connection of <paramref name="config"/>. Updates that could not be sent are counted in
+    /// <see cref="DroppedUpdates"/> and logged; the call does not throw for them. A later <see cref="Initialize"/> with
+    /// the same configuration starts a fresh store. Values created before keep accepting updates without error, but those
+    /// updates are no longer sent.
+    /// </summary>
+    /// <param name="config">The configuration to release.</param>
+    /// <param name="cancellationToken">Cuts the final flush short.</param>
+    /// <returns>A task completing when the configuration is released.</returns>
+    public static ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken) => RedisStore.ShutdownAsync(config, cancellationToken);
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -119,4 +168,31 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// the failure to standard error once; it never throws for a transport fault.
     /// </remarks>
     public double Get() => _cell.Get();
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Adds 1 to the bucket's pending update and <paramref name="value"/> to this sum's under one short lock of the
+    /// series (no network, no allocation); the flusher takes every part of the series under the same lock and writes them
+    /// with one script to one hash, and a scrape reads that hash in one step, so no scrape sees a bucket without its sum.
+    /// A bucket from another backend or series is updated with two separate calls.
+    /// </remarks>
+    public void ObserveHistogram(IMetricBackend bucket, double value)
+    {
+        if (bucket is RedisBackend { _cell: var part } && _cell.Group is { } series && ReferenceEquals(part.Group, series))
+        {
+            lock (series.Gate)
+            {
+                part.AddPending(1);
+                _cell.AddPending(value);
+            }
+
+            part.MarkDirty();
+            _cell.MarkDirty();
+            return;
+        }
+
+        ArgumentNullException.ThrowIfNull(bucket);
+        bucket.Inc(1);
+        Inc(value);
+    }
 }

@@ -30,16 +30,26 @@ internal sealed class RedisCell
     private double _stored;
     private long _storedSequence;
 
-    public RedisCell(RedisStore store, RedisFamily family, byte[] field)
+    public RedisCell(RedisStore store, RedisFamily family, byte[] field, RedisSeriesGroup? group)
     {
         _store = store;
         Family = family;
         Field = field;
+        Group = group;
     }
 
     public byte[] Field { get; }
 
     public RedisFamily Family { get; }
+
+    /// <summary>The histogram or summary series this part belongs to, whose parts are flushed together; null for a counter or gauge.</summary>
+    public RedisSeriesGroup? Group { get; }
+
+    /// <summary>The round that last took this cell's pending update; the flusher's own state, so a round takes a cell once.</summary>
+    public long TakenSequence { get; private set; }
+
+    /// <summary>Whether an update waits to be taken (read under the group's gate by the flusher).</summary>
+    public bool HasPending => Volatile.Read(ref _deltaBits) != 0 || Volatile.Read(ref _pendingSet);
 
     // Intrusive link of the dirty stack; written only by the thread that set _dirty from 0 to 1, read by the flusher.
     public RedisCell? NextDirty { get; set; }
@@ -47,16 +57,13 @@ internal sealed class RedisCell
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
     {
-        long current, next;
-        do
-        {
-            current = Volatile.Read(ref _deltaBits);
-            next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
-        }
-        while (Interlocked.CompareExchange(ref _deltaBits, next, current) != current);
-
+        AtomicDouble.Add(ref _deltaBits, value);
         MarkDirty();
     }
+
+    /// <summary>Adds to the pending delta without queueing the cell; the caller marks it dirty afterwards.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void AddPending(double value) => AtomicDouble.Add(ref _deltaBits, value);
 
     public void Set(double value)
     {
@@ -143,6 +150,7 @@ internal sealed class RedisCell
     {
         lock (_gate)
         {
+            TakenSequence = sequence;
             _inFlight = true;
             _inFlightSequence = sequence;
             _inFlightSet = _pendingSet;

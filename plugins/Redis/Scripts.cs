@@ -4,9 +4,11 @@ namespace Metrics.Backends.Redis;
 internal static class Scripts
 {
     /// <summary>
-    /// Applies one writer's batch to one metric family's hash, once.
-    /// KEYS[1] the family hash, KEYS[2] the writer's last-applied-sequence marker (same hash tag, same slot).
+    /// Applies one writer's batch to one metric family's hash, once, and records the family's definition.
+    /// KEYS[1] the family's data hash under one definition, KEYS[2] the writer's last-applied-sequence marker,
+    /// KEYS[3] the name's definitions hash (all three share the name's hash tag, so one slot).
     /// ARGV[1] the batch sequence, ARGV[2] the hash expiry in ms (0: none), ARGV[3] the marker expiry in ms,
+    /// ARGV[4] the definition id, ARGV[5] the definition text,
     /// then per entry: field, mode ('a': add d; 's': set s then add d), payload (d, or s followed by d, as
     /// little-endian IEEE 754 doubles). Returns the stored value of every entry's field after the batch, in order.
     /// </summary>
@@ -16,6 +18,7 @@ internal static class Scripts
     /// A sequence at or below the marker means the batch was applied before and its reply was lost: the values are
     /// returned unchanged, so a re-sent batch is never counted twice. An add of exactly zero leaves the stored value
     /// alone, which keeps a stored negative zero and only creates the field (as 0) when it is missing.
+    /// All parts of a histogram series that one observation touched are entries of one batch, so they land together.
     /// </remarks>
     public const string ApplyBatch = """
         local seq = tonumber(ARGV[1])
@@ -23,7 +26,7 @@ internal static class Scripts
         local fresh = (not last) or tonumber(last) < seq
         local out = {}
         local n = 0
-        for i = 4, #ARGV, 3 do
+        for i = 6, #ARGV, 3 do
           local field = ARGV[i]
           local cur = redis.call('HGET', KEYS[1], field)
           if cur and #cur ~= 8 then
@@ -52,10 +55,48 @@ internal static class Scripts
         if fresh then
           redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
         end
+        redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
         if tonumber(ARGV[2]) > 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
+          redis.call('PEXPIRE', KEYS[3], ARGV[2])
         end
         return out
+        """;
+
+    /// <summary>
+    /// Reads one metric family for a scrape: every field of its data hash under the scraper's definition, and the other
+    /// definitions of the name that still hold data. KEYS[1] the data hash, KEYS[2] the name's definitions hash;
+    /// ARGV[1] the scraper's definition id, ARGV[2] the prefix of the name's data keys (a data key is it followed by a
+    /// definition id), ARGV[3] the hash expiry in ms (0: none).
+    /// Returns { the HGETALL reply of KEYS[1]; id, text, id, text... of each other definition whose data hash exists }.
+    /// </summary>
+    /// <remarks>
+    /// One script, so the fields are one atomic snapshot (every part of a histogram series together). A definition whose
+    /// data hash has expired has no live writer left: its record is removed here, so a conflict ends when the other
+    /// process's keys expire. The other data keys are built in the script rather than passed as KEYS because the
+    /// reader cannot know them beforehand; they carry the same hash tag, so in Redis Cluster they are in the same slot.
+    /// </remarks>
+    public const string CollectFamily = """
+        local data = redis.call('HGETALL', KEYS[1])
+        if #data > 0 and tonumber(ARGV[3]) > 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        end
+        local defs = redis.call('HGETALL', KEYS[2])
+        local others = {}
+        local n = 0
+        for i = 1, #defs, 2 do
+          local id = defs[i]
+          if id ~= ARGV[1] then
+            if redis.call('EXISTS', ARGV[2] .. id) == 1 then
+              others[n + 1] = id
+              others[n + 2] = defs[i + 1]
+              n = n + 2
+            else
+              redis.call('HDEL', KEYS[2], id)
+            end
+          end
+        end
+        return { data, others }
         """;
 
     /// <summary>

@@ -78,13 +78,13 @@ public sealed class FaultTests : RedisTestBase
 
         server.Kill();
         var down = Stopwatch.StartNew();
-        var collectError = Assert.Throws<RedisBackendException>(() => RedisBackend.Collect(config, [Counter]));
+        var collectError = Assert.Throws<RedisBackendException>(() => Collect(config, [Counter]));
         Assert.Contains($"127.0.0.1:{server.Port}", collectError.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Secret, collectError.Message, StringComparison.Ordinal);
         Assert.True(down.Elapsed < TimeSpan.FromSeconds(5), $"a scrape with Redis down took {down.Elapsed}");
         WaitForMoreUpdates(1000, "while Redis was down");
         // A flush that fails while Redis is down must keep what it could not send, and updates keep coming after it.
-        Assert.False(RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(2), out _));
+        Assert.False(TryFlush(config, TimeSpan.FromSeconds(2)).Ok);
         WaitForMoreUpdates(1000, "after a failed flush");
         server.Restart();
         WaitForMoreUpdates(1000, "after Redis restarted");
@@ -115,10 +115,11 @@ public sealed class FaultTests : RedisTestBase
 
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"startup with Redis down took {watch.Elapsed}");
         Assert.Equal(1000, series.Get());
-        var error = Assert.Throws<RedisBackendException>(() => RedisBackend.Collect(config, [Counter]));
+        var error = Assert.Throws<RedisBackendException>(() => Collect(config, [Counter]));
         Assert.Contains("could not read metrics", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Secret, error.Message, StringComparison.Ordinal);
-        Assert.False(RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(2), out var flushError));
+        var flushError = TryFlush(config, TimeSpan.FromSeconds(2)).Error;
+        Assert.NotNull(flushError);
         Assert.DoesNotContain(Secret, flushError!, StringComparison.Ordinal);
     }
 
@@ -160,7 +161,7 @@ public sealed class FaultTests : RedisTestBase
 
         var before = RedisBackend.DroppedUpdates;
         // The first attempt takes two series into the batch it retries; of the three left, one is over the bound.
-        Assert.False(RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(2), out _));
+        Assert.NotNull(TryFlush(config, TimeSpan.FromSeconds(2)).Error);
         Assert.Equal(1, RedisBackend.DroppedUpdates - before);
         Assert.Equal(4, values.Sum(v => v.Get()));
     }
@@ -201,7 +202,7 @@ public sealed class FaultTests : RedisTestBase
         var config = Config($"127.0.0.1:{server.Port},password=Wr0ng-{Secret}", extra: ("ConnectTimeout", "1s"));
         var series = new RedisBackend(config, Counter.WithLabelValues(["auth"]), null);
         series.Inc(1);
-        var error = Assert.Throws<RedisBackendException>(() => RedisBackend.Collect(config, [Counter]));
+        var error = Assert.Throws<RedisBackendException>(() => Collect(config, [Counter]));
         Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
     }
 
@@ -213,7 +214,7 @@ public sealed class FaultTests : RedisTestBase
     private static void FlushAfterRestart(BackendConfig config)
     {
         string? error = null;
-        for (var attempt = 0; attempt < 150 && !RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(5), out error); attempt++)
+        for (var attempt = 0; attempt < 150 && (error = TryFlush(config, TimeSpan.FromSeconds(5)).Error) is not null; attempt++)
         {
             Thread.Sleep(200);
         }

@@ -100,7 +100,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         }
 
         FlushOrFail(writer);
-        var collected = RedisBackend.Collect(Config(Cs, "reader"), [Counter])![0];
+        var collected = Collect(Config(Cs, "reader"), [Counter])[0];
         Assert.Equal(labelSets.Length, collected.Count);
         for (var i = 0; i < labelSets.Length; i++)
         {
@@ -130,7 +130,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         Assert.Equal(2, Read(reader, histogram, ["h"], HistogramBucket.ForUpperBound(1)));
         Assert.Equal(1, Read(reader, histogram, ["h"], HistogramBucket.ForUpperBound(double.PositiveInfinity)));
         Assert.Equal(8.75, Read(reader, histogram, ["h"], HistogramBucket.Sum));
-        Assert.Equal(4, RedisBackend.Collect(reader, [histogram])![0].Count);
+        Assert.Equal(4, Collect(reader, [histogram])![0].Count);
     }
 
     [Fact]
@@ -214,7 +214,10 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         using var connection = ConnectionMultiplexer.Connect(Cs);
         var payload = new byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(payload, delta);
-        connection.GetDatabase().ScriptEvaluate(Scripts.ApplyBatch, [cell.Family.Key, cell.Family.MarkerKey], [Sequence, 60_000, 60_000, cell.Field, "a", payload]);
+        connection.GetDatabase().ScriptEvaluate(
+            Scripts.ApplyBatch,
+            [cell.Family.Key, cell.Family.MarkerKey, cell.Family.DefinitionsKey],
+            [Sequence, 60_000, 60_000, cell.Family.DefinitionId, cell.Family.Definition, cell.Field, "a", payload]);
         Assert.Equal(5, series.Get());
 
         series.Inc(1);
@@ -266,18 +269,19 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         var db = connection.GetDatabase();
         RedisKey key = settings.KeyPrefix + "{resend_total}";
         RedisKey marker = settings.KeyPrefix + "{resend_total}:w:test-writer";
+        RedisKey definitions = settings.KeyPrefix + "{resend_total}:defs";
         var field = (RedisValue)FieldCodec.Encode([], null);
         var payload = new byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(payload, 2.5);
-        RedisValue[] batch = [7, 60_000, 60_000, field, "a", payload];
+        RedisValue[] batch = [7, 60_000, 60_000, "0123456789abcdef", "counter;labels=", field, "a", payload];
 
         // The same batch twice models a reply lost after the server applied it.
-        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker], batch);
-        var again = (RedisResult[])db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker], batch)!;
+        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions], batch);
+        var again = (RedisResult[])db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions], batch)!;
         Assert.Equal(2.5, System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian((byte[])again[0]!));
 
-        RedisValue[] next = [8, 60_000, 60_000, field, "a", payload];
-        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker], next);
+        RedisValue[] next = [8, 60_000, 60_000, "0123456789abcdef", "counter;labels=", field, "a", payload];
+        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions], next);
         var stored = (byte[])db.HashGet(key, field)!;
         Assert.Equal(5.0, System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(stored));
         Assert.True(db.KeyTimeToLive(key) is { } ttl && ttl > TimeSpan.Zero, "the family hash has an expiry");
@@ -337,7 +341,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         var (code, output) = ChildProcess.RunDotnet(WorkerDll, "series", Cs, Prefix, "child \"one\"\n", "42.5");
         Assert.True(code == 0, output);
 
-        var collected = RedisBackend.Collect(Config(Cs, "reader"), [WorkerShapes.ChildGauge])![0];
+        var collected = Collect(Config(Cs, "reader"), [WorkerShapes.ChildGauge])![0];
         var single = Assert.Single(collected);
         Assert.Equal(["child \"one\"\n"], single.LabelValues);
         Assert.Null(single.Bucket);
@@ -358,7 +362,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         }
 
         var reader = Config(Cs, "reader");
-        var counters = RedisBackend.Collect(reader, [WorkerShapes.Counter, WorkerShapes.Histogram])!;
+        var counters = Collect(reader, [WorkerShapes.Counter, WorkerShapes.Histogram])!;
         var shards = WorkerShapes.Shards.Length;
         Assert.Equal(shards, counters[0].Count);
         foreach (var shard in counters[0])

@@ -36,7 +36,8 @@ public sealed class RedisConformance(SharedRedis redis, RedisConformance.Stores 
         {
             while (_configs.TryDequeue(out var config))
             {
-                RedisStore.Shutdown(config);
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                RedisBackend.ShutdownAsync(config, timeout.Token).AsTask().GetAwaiter().GetResult();
             }
         }
     }

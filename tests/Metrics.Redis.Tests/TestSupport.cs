@@ -13,17 +13,19 @@ public abstract class RedisTestBase : IDisposable
 
     /// <summary>A configuration for <paramref name="connectionString"/> under this test's key prefix.</summary>
     /// <param name="connectionString">Where Redis is.</param>
-    /// <param name="instance">Distinct instances get distinct stores, as separate processes would.</param>
+    /// <param name="instance">
+    /// The Redis client name: distinct names are distinct configurations, so they get distinct stores with their own
+    /// connection and unsent updates, as separate processes would.
+    /// </param>
     /// <param name="extra">More settings.</param>
     protected BackendConfig Config(string connectionString, string instance = "main", params (string Key, string Value)[] extra)
     {
         var values = new Dictionary<string, string?>
         {
-            ["ConnectionString"] = connectionString,
+            ["ConnectionString"] = $"{connectionString},name={instance}",
             ["KeyPrefix"] = _prefix,
             ["FlushInterval"] = "100ms",
             ["OperationTimeout"] = "3s",
-            ["Instance"] = instance,
         };
         foreach (var (key, value) in extra)
         {
@@ -43,12 +45,26 @@ public abstract class RedisTestBase : IDisposable
 
     protected static void FlushOrFail(BackendConfig config)
     {
-        Assert.True(RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(20), out var error), $"flush failed: {error}");
+        var (ok, error) = TryFlush(config, TimeSpan.FromSeconds(20));
+        Assert.True(ok, $"flush failed: {error}");
+    }
+
+    protected static (bool Ok, string? Error) TryFlush(BackendConfig config, TimeSpan timeout) =>
+        RedisStore.Get(config).Flusher.TryFlushAsync(timeout, CancellationToken.None).GetAwaiter().GetResult();
+
+    protected static IReadOnlyList<CollectedValue>[] Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
+        RedisBackend.CollectAsync(config, families, CancellationToken.None).AsTask().GetAwaiter().GetResult()!;
+
+    /// <summary>Flushes and releases the store of <paramref name="config"/>; the next use starts a fresh one.</summary>
+    protected static void Shutdown(BackendConfig config)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        RedisBackend.ShutdownAsync(config, timeout.Token).AsTask().GetAwaiter().GetResult();
     }
 
     protected static double Read(BackendConfig config, MetricDescriptor family, IReadOnlyList<string> labels, HistogramBucket? part = null)
     {
-        var values = RedisBackend.Collect(config, [family])![0];
+        var values = Collect(config, [family])[0];
         var matches = values.Where(v => v.LabelValues.SequenceEqual(labels) && Nullable.Equals(v.Bucket, part)).ToList();
         Assert.True(matches.Count == 1, $"expected one value for {family.WithLabelValues(labels)} {part}, found {matches.Count}");
         return matches[0].Value;
@@ -60,7 +76,7 @@ public abstract class RedisTestBase : IDisposable
         {
             foreach (var config in _configs)
             {
-                RedisStore.Shutdown(config);
+                Shutdown(config);
             }
         }
 

@@ -3,21 +3,22 @@ using Metrics;
 using Metrics.Backends.Redis;
 
 // Child process for the multi-process tests. Usage:
-//   load   <connectionString> <keyPrefix> <iterations>   labelled counter and histogram updates, then flush
-//   series <connectionString> <keyPrefix> <label> <value> one gauge series set; flushed by the exit hook only
+//   load     <connectionString> <keyPrefix> <iterations>   labelled counter and histogram updates, then flush
+//   series   <connectionString> <keyPrefix> <label> <value> one gauge series set; flushed by Core's exit hook only
+//   conflict <connectionString> <keyPrefix> <keyExpiry>    declares WorkerShapes.ConflictName with other buckets and
+//            observes until a line (or end of input) arrives on stdin; prints "ready" once its values are in Redis
 if (args.Length < 3)
 {
-    Console.Error.WriteLine("usage: load|series <connectionString> <keyPrefix> ...");
+    Console.Error.WriteLine("usage: load|series|conflict <connectionString> <keyPrefix> ...");
     return 64;
 }
 
-// The series mode never flushes by itself: its value reaches Redis only through the flush at process exit.
-var config = WorkerShapes.Config(args[1], args[2], args[0] == "series" ? "1h" : "100ms");
-RedisBackend.Initialize(config);
 switch (args[0])
 {
     case "load":
         {
+            var config = WorkerShapes.Config(args[1], args[2]);
+            RedisBackend.Initialize(config);
             var iterations = int.Parse(args[3], CultureInfo.InvariantCulture);
             var counters = new RedisBackend[WorkerShapes.Shards.Length];
             for (var s = 0; s < counters.Length; s++)
@@ -35,31 +36,56 @@ switch (args[0])
                 sum.Inc(0.25);
             }
 
-            break;
+            var (ok, error) = await RedisStore.Get(config).Flusher.TryFlushAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+            if (!ok)
+            {
+                Console.Error.WriteLine($"flush failed: {error}");
+                return 2;
+            }
+
+            Console.WriteLine("flushed");
+            return 0;
         }
 
     case "series":
-        new RedisBackend(config, WorkerShapes.ChildGauge.WithLabelValues([args[3]]), null).Set(double.Parse(args[4], CultureInfo.InvariantCulture));
-        Console.WriteLine("set; exiting without an explicit flush");
-        return 0;
+        {
+            // Through Core, whose single process-exit hook shuts the backend down: the value reaches Redis only that way.
+            var backend = ConfiguredBackend.Create<RedisBackend>(WorkerShapes.Config(args[1], args[2], "1h"));
+            backend.CreateValue(WorkerShapes.ChildGauge.WithLabelValues([args[3]])).Set(double.Parse(args[4], CultureInfo.InvariantCulture));
+            Console.WriteLine("set; exiting without an explicit flush");
+            return 0;
+        }
+
+    case "conflict":
+        {
+            var config = WorkerShapes.Config(args[1], args[2], "50ms", args[3]);
+            await using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+            var histogram = new Histogram(WorkerShapes.ConflictName, "Declared with other buckets than the test's.", registry: registry, buckets: WorkerShapes.ConflictChildBuckets);
+            histogram.Observe(7);
+            await registry.Backend.FlushAsync();
+            Console.WriteLine("ready");
+            var stop = Console.In.ReadLineAsync();
+            while (!stop.IsCompleted)
+            {
+                histogram.Observe(7);
+                // Paces the writes; the flusher sends them every 50 ms, refreshing the keys' expiry.
+                await Task.WhenAny(stop, Task.Delay(10));
+            }
+
+            Console.WriteLine("stopped");
+            return 0;
+        }
 
     default:
         Console.Error.WriteLine($"unknown mode '{args[0]}'");
         return 64;
 }
 
-if (!RedisStore.Get(config).TryFlush(TimeSpan.FromSeconds(30), out var error))
-{
-    Console.Error.WriteLine($"flush failed: {error}");
-    return 2;
-}
-
-Console.WriteLine("flushed");
-return 0;
-
 /// <summary>The metric shapes shared by the worker and the tests that start it.</summary>
 public static class WorkerShapes
 {
+    public const string ConflictName = "schema_seconds";
+
     public static readonly string[] Shards = ["a", "a,b", "\"q\"", "line\nbreak", ""];
 
     public static readonly MetricDescriptor Counter = new("load_total", "Load.", MetricType.Counter, ["kind", "shard"]);
@@ -68,10 +94,25 @@ public static class WorkerShapes
 
     public static readonly MetricDescriptor ChildGauge = new("child_gauge", "Set by a child process.", MetricType.Gauge, ["who"]);
 
-    public static BackendConfig Config(string connectionString, string keyPrefix, string flushInterval = "100ms") => new(new Dictionary<string, string?>
+    /// <summary>The buckets the conflict worker declares <see cref="ConflictName"/> with; the test declares others.</summary>
+    public static readonly double[] ConflictChildBuckets = [5, 50];
+
+    /// <summary>The conflict worker's family, as the host describes it (+Inf added).</summary>
+    public static readonly MetricDescriptor ConflictChild = new(ConflictName, "", MetricType.Histogram, buckets: [5, 50, double.PositiveInfinity]);
+
+    public static BackendConfig Config(string connectionString, string keyPrefix, string flushInterval = "100ms", string? keyExpiry = null)
     {
-        ["ConnectionString"] = connectionString,
-        ["KeyPrefix"] = keyPrefix,
-        ["FlushInterval"] = flushInterval,
-    });
+        var values = new Dictionary<string, string?>
+        {
+            ["ConnectionString"] = connectionString,
+            ["KeyPrefix"] = keyPrefix,
+            ["FlushInterval"] = flushInterval,
+        };
+        if (keyExpiry is not null)
+        {
+            values["KeyExpiry"] = keyExpiry;
+        }
+
+        return new BackendConfig(values);
+    }
 }

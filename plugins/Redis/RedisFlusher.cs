@@ -1,0 +1,401 @@
+using System.Buffers.Binary;
+using StackExchange.Redis;
+
+namespace Metrics.Backends.Redis;
+
+/// <summary>
+/// Sends one configuration's coalesced updates to Redis: the stack of values with unsent updates, the periodic flush,
+/// batches with their retry, the bound on pending series while Redis is unreachable, and the count of what was dropped.
+/// </summary>
+/// <remarks>
+/// A flush takes a batch ("round") of dirty values, moves each value's pending update into its in-flight slot and
+/// sends one script per family, pipelined. A round is re-sent unchanged until every family acknowledged it, and only
+/// then is the next one taken; with the per-writer sequence the script checks, that makes every update apply exactly
+/// once even when a reply is lost. Rounds and scrapes are serialized by <see cref="Lock"/>, so a scrape never runs while
+/// a round's outcome is unknown.
+/// </remarks>
+internal sealed partial class RedisFlusher
+{
+    private readonly RedisStore _store;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private long _sequence;
+    private Round? _inFlight;
+    private bool _unreachableLogged;
+    private DateTime _lastTouch = DateTime.UtcNow;
+
+    public RedisFlusher(RedisStore store)
+    {
+        _store = store;
+        _loop = Task.Run(LoopAsync);
+    }
+
+    /// <summary>Held by a flush round, a scrape and a retried <c>Get</c>: no batch is acknowledged while it is held.</summary>
+    public SemaphoreSlim Lock { get; } = new(1, 1);
+
+    private RedisSettings Settings => _store.Settings;
+
+    /// <summary>
+    /// Sends every update made before the call. Returns <see langword="false"/> with the reason when Redis did not store
+    /// them within <paramref name="timeout"/>; they then stay pending. Throws <see cref="OperationCanceledException"/>
+    /// when <paramref name="cancellationToken"/> is signalled first (a round already sent completes in the background).
+    /// </summary>
+    public async Task<(bool Ok, string? Error)> TryFlushAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        // Not disposed when the wait is given up: the round still running in the background holds its token.
+        var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(timeout);
+        try
+        {
+            var result = await RunExclusiveAsync(token => FlushRoundsAsync(DateTime.UtcNow + timeout, token), bounded.Token).ConfigureAwait(false);
+            bounded.Dispose();
+            return result;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (false, $"more than {timeout} spent waiting for Redis or for another flush or scrape");
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> holding <see cref="Lock"/>. A caller whose token is signalled stops waiting at once;
+    /// the work then finishes in the background (each step is bounded by OperationTimeout) and releases the lock, so a
+    /// round is never left half acknowledged.
+    /// </summary>
+    public async Task<T> RunExclusiveAsync<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        Task<T> running;
+        try
+        {
+            running = work(cancellationToken);
+        }
+        catch
+        {
+            Lock.Release();
+            throw;
+        }
+
+        try
+        {
+            var result = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
+            Lock.Release();
+            return result;
+        }
+        catch (Exception) when (running.IsCompleted)
+        {
+            Lock.Release();
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            _ = running.ContinueWith(
+                static (t, state) =>
+                {
+                    ((SemaphoreSlim)state!).Release();
+                    return t.Exception;
+                },
+                Lock,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Settles a round whose outcome is unknown, before a scrape reads: otherwise its values would be counted twice or
+    /// not at all. Call holding <see cref="Lock"/>. Returns null when settled, else the error.
+    /// </summary>
+    public async Task<string?> SettleAsync(ConnectionMultiplexer connection)
+    {
+        if (_inFlight is null)
+        {
+            return null;
+        }
+
+        var error = await SendAsync(connection, _inFlight).ConfigureAwait(false);
+        if (error is null)
+        {
+            _inFlight = null;
+        }
+
+        return error;
+    }
+
+    /// <summary>Stops the periodic flush; waits for a round in progress unless <paramref name="cancellationToken"/> is signalled.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The round in progress finishes on its own, bounded by OperationTimeout.
+        }
+    }
+
+    /// <summary>Series whose updates were not stored: pending ones and those of the unacknowledged round. Call holding <see cref="Lock"/> or after the loop stopped.</summary>
+    public long Unsent() => Volatile.Read(ref _dirtyCount) + (_inFlight?.Families.Sum(f => f.Done ? 0 : f.Values.Length) ?? 0);
+
+    private async Task<(bool Ok, string? Error)> FlushRoundsAsync(DateTime deadline, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var outcome = await RunRoundAsync(cancellationToken).ConfigureAwait(false);
+            if (!outcome.Ok)
+            {
+                return (false, outcome.Error);
+            }
+
+            // A fresh, complete round took everything that was dirty when it started, which includes every update
+            // that returned before this call.
+            if (outcome.Idle || (outcome.Fresh && !outcome.Truncated))
+            {
+                return (true, null);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            if (DateTime.UtcNow > deadline)
+            {
+                return (false, "more than OperationTimeout spent sending pending updates");
+            }
+        }
+    }
+
+    private async Task LoopAsync()
+    {
+        using var timer = new PeriodicTimer(Settings.FlushInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                await Lock.WaitAsync(_stop.Token).ConfigureAwait(false);
+                try
+                {
+                    await RunRoundAsync(CancellationToken.None).ConfigureAwait(false);
+                    await TouchIfDueAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The flusher must outlive any single failure; the batch stays in flight and is retried next tick.
+                    _store.Log($"flush failed: {ex.GetType().Name}: {ex.Message}");
+                }
+                finally
+                {
+                    Lock.Release();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Stopped by shutdown.
+        }
+    }
+
+    private async Task<RoundOutcome> RunRoundAsync(CancellationToken cancellationToken)
+    {
+        var fresh = false;
+        var truncated = false;
+        if (_inFlight is null)
+        {
+            var batch = PopDirty(Settings.MaxPendingSeries, out truncated);
+            if (batch.Count == 0)
+            {
+                return new RoundOutcome(true, true, false, false, null);
+            }
+
+            _inFlight = BuildRound(batch);
+            fresh = true;
+        }
+
+        var connection = await _store.Connection.GetAsync(cancellationToken).ConfigureAwait(false);
+        string? error;
+        if (connection is null || !connection.IsConnected)
+        {
+            error = _store.Connection.NotConnected();
+        }
+        else
+        {
+            error = await SendAsync(connection, _inFlight).ConfigureAwait(false);
+        }
+
+        if (error is null)
+        {
+            _inFlight = null;
+            if (_unreachableLogged)
+            {
+                _unreachableLogged = false;
+                _store.Log($"Redis at {Settings.Endpoints} is reachable again; pending updates were sent.");
+            }
+
+            return new RoundOutcome(true, false, fresh, truncated, null);
+        }
+
+        if (!_unreachableLogged)
+        {
+            _unreachableLogged = true;
+            _store.Log($"cannot write to Redis at {Settings.Endpoints} ({error}); updates are kept and re-sent when it is reachable.");
+        }
+
+        EnforceBound();
+        return new RoundOutcome(false, false, fresh, truncated, error);
+    }
+
+    private Round BuildRound(List<RedisCell> batch)
+    {
+        var sequence = ++_sequence;
+        var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
+        var markerMs = (long)Settings.MarkerExpiry.TotalMilliseconds;
+        var byFamily = new Dictionary<RedisFamily, (List<RedisCell> Values, List<RedisValue> Args)>();
+
+        void Take(RedisCell value)
+        {
+            var (set, setValue, delta) = value.TakePending(sequence);
+            if (!byFamily.TryGetValue(value.Family, out var group))
+            {
+                group = ([], [sequence, expiryMs, markerMs, value.Family.DefinitionId, value.Family.Definition]);
+                byFamily.Add(value.Family, group);
+            }
+
+            group.Values.Add(value);
+            group.Args.Add(value.Field);
+            if (set)
+            {
+                var payload = new byte[16];
+                BinaryPrimitives.WriteDoubleLittleEndian(payload, setValue);
+                BinaryPrimitives.WriteDoubleLittleEndian(payload.AsSpan(8), delta);
+                group.Args.Add("s");
+                group.Args.Add(payload);
+            }
+            else
+            {
+                var payload = new byte[8];
+                BinaryPrimitives.WriteDoubleLittleEndian(payload, delta);
+                group.Args.Add("a");
+                group.Args.Add(payload);
+            }
+        }
+
+        // Every flag first, then the takes: an update landing after its cell was taken with another part of its series
+        // then sees the cleared flag and queues the cell again, instead of being stranded behind a flag still set.
+        foreach (var value in batch)
+        {
+            value.ClearDirty();
+        }
+
+        foreach (var value in batch)
+        {
+            if (value.TakenSequence == sequence)
+            {
+                continue;
+            }
+
+            if (value.Group is not { } series)
+            {
+                Take(value);
+                continue;
+            }
+
+            // The parts of one histogram series leave together, so a bucket never reaches Redis without its sum. A part
+            // still on the stack keeps its flag and is taken again, with nothing or with what came later, next round.
+            lock (series.Gate)
+            {
+                foreach (var part in series.Cells)
+                {
+                    if (part.TakenSequence != sequence && (ReferenceEquals(part, value) || part.HasPending))
+                    {
+                        Take(part);
+                    }
+                }
+            }
+        }
+
+        return new Round(sequence, [.. byFamily.Select(kv => new FamilyBatch(kv.Key, [.. kv.Value.Values], [.. kv.Value.Args]))]);
+    }
+
+    /// <summary>Sends the families of <paramref name="round"/> not yet acknowledged; returns null when all are, else the first error.</summary>
+    private async Task<string?> SendAsync(ConnectionMultiplexer connection, Round round)
+    {
+        var db = connection.GetDatabase();
+        var pending = new List<(FamilyBatch Batch, Task<RedisResult> Task)>();
+        foreach (var batch in round.Families)
+        {
+            if (!batch.Done)
+            {
+                pending.Add((batch, db.ScriptEvaluateAsync(Scripts.ApplyBatch, [batch.Family.Key, batch.Family.MarkerKey, batch.Family.DefinitionsKey], batch.Args)));
+            }
+        }
+
+        string? error = null;
+        foreach (var (batch, task) in pending)
+        {
+            RedisResult result;
+            try
+            {
+                result = await task.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+            {
+                error ??= Settings.Scrub($"{ex.GetType().Name}: {ex.Message}");
+                continue;
+            }
+
+            var stored = (RedisResult[])result!;
+            for (var i = 0; i < batch.Values.Length; i++)
+            {
+                batch.Values[i].Acknowledge(BinaryPrimitives.ReadDoubleLittleEndian((byte[])stored[i]!), round.Sequence);
+            }
+
+            batch.Done = true;
+        }
+
+        return error;
+    }
+
+    /// <summary>
+    /// Refreshes the expiry of every family this process uses and its definition record, so a family that is only read
+    /// stays alive and a definition stays recorded for as long as a live process uses it.
+    /// </summary>
+    private async Task TouchIfDueAsync()
+    {
+        if (Settings.KeyExpiry <= TimeSpan.Zero || DateTime.UtcNow - _lastTouch < Settings.KeyExpiry / 4 || _store.Connection.Current is not { IsConnected: true } connection)
+        {
+            return;
+        }
+
+        var db = connection.GetDatabase();
+        var tasks = new List<Task>();
+        foreach (var family in _store.Families)
+        {
+            tasks.Add(db.KeyExpireAsync(family.Key, Settings.KeyExpiry));
+            tasks.Add(db.HashSetAsync(family.DefinitionsKey, family.DefinitionId, family.Definition));
+            tasks.Add(db.KeyExpireAsync(family.DefinitionsKey, Settings.KeyExpiry));
+        }
+
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+        _lastTouch = DateTime.UtcNow;
+    }
+
+    private sealed class Round(long sequence, FamilyBatch[] families)
+    {
+        public long Sequence { get; } = sequence;
+
+        public FamilyBatch[] Families { get; } = families;
+    }
+
+    private sealed class FamilyBatch(RedisFamily family, RedisCell[] values, RedisValue[] args)
+    {
+        public RedisFamily Family { get; } = family;
+
+        public RedisCell[] Values { get; } = values;
+
+        public RedisValue[] Args { get; } = args;
+
+        public bool Done { get; set; }
+    }
+
+    private readonly record struct RoundOutcome(bool Ok, bool Idle, bool Fresh, bool Truncated, string? Error);
+}
