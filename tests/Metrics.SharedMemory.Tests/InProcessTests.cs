@@ -193,9 +193,10 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void DeclaresItselfSharedAndUsesTmpfsByDefaultOnLinux()
+    public void DeclaresItselfSharedWithASchemaAndUsesTmpfsByDefaultOnLinux()
     {
-        Assert.Equal(BackendCapabilities.SharedAcrossProcesses, SharedMemoryBackend.Capabilities);
+        // Updates are written through at once: nothing is batched.
+        Assert.Equal(BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema, SharedMemoryBackend.Capabilities);
         if (OperatingSystem.IsLinux() && Directory.Exists("/dev/shm"))
         {
             Assert.StartsWith("/dev/shm/", SharedMemoryBackend.DefaultPath, StringComparison.Ordinal);
