@@ -13,8 +13,8 @@ namespace Metrics.Backends.SharedMemory;
 /// <para>
 /// Settings (all optional, under the backend's configuration section): <c>Path</c> (the store file; default
 /// <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere), <c>InitialSize</c> (bytes,
-/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, default 64 MiB), <c>MaxProcesses</c> (concurrent processes
-/// using aggregated gauges, default 256) and <c>IndexBuckets</c> (power of two, default 16384).
+/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, default 64 MiB), <c>MaxProcesses</c> (process slots:
+/// processes using the store at once, default 256) and <c>IndexBuckets</c> (power of two, default 16384).
 /// </para>
 /// <para>
 /// Gauges honour <see cref="MetricDescriptor.GaugeAggregation"/>: Sum and MostRecent share one value; LiveSum, Max,
@@ -142,7 +142,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <summary>The store file used when the configuration names none: <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere.</summary>
     public static string DefaultPath => StoreOptions.DefaultPath;
 
-    /// <summary>Opens (creating if needed) and maps the store, and validates the settings against it.</summary>
+    /// <summary>
+    /// Opens (creating if needed) and maps the store, and validates the settings against it. After
+    /// <see cref="ShutdownAsync"/> it opens the store afresh (creating the file again if it was deleted).
+    /// </summary>
     /// <param name="config">The backend's configuration section.</param>
     /// <exception cref="BackendConfigException">A setting is malformed, out of range, or disagrees with the existing store.</exception>
     public static void Initialize(BackendConfig config)

@@ -341,6 +341,12 @@ internal sealed unsafe class SharedMemoryStore
     /// </summary>
     public void RecordDefinition(MetricDescriptor metric)
     {
+        if (OperatingSystem.IsMacOS())
+        {
+            // No record locks there, so no slot can prove its process alive: values stay apart by definition, unrecorded.
+            return;
+        }
+
         if (!_definitions.TryAdd((metric.Name, metric.DefinitionId), metric))
         {
             return;
