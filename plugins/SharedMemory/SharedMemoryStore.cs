@@ -137,8 +137,16 @@ internal sealed unsafe class SharedMemoryStore
         }
         catch
         {
+            // Nothing points into a store that failed to open, so its mapping can go at once.
             _file.Dispose();
             _mapping?.Dispose();
+            if (_view is not null)
+            {
+                _view.SafeMemoryMappedViewHandle.ReleasePointer();
+                _view.Dispose();
+                _mappedFile!.Dispose();
+            }
+
             throw;
         }
 
@@ -149,9 +157,6 @@ internal sealed unsafe class SharedMemoryStore
 
     /// <summary>Counters and log state of this store file in this process; they outlive a shutdown and reopening.</summary>
     public StoreDiagnostics Diagnostics { get; }
-
-    /// <summary>Whether <see cref="Shutdown"/> released this instance: updates still land in the mapping, but nothing here claims or probes slots.</summary>
-    public bool IsReleased => _released;
 
     /// <summary>Series refused by this process because the store was full.</summary>
     public long Refused => Interlocked.Read(ref _refused);
