@@ -12,6 +12,10 @@ internal static partial class Native
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     public static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
 
+    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    public static partial int Munmap(nint address, nuint length);
+
     /// <summary>Returns 0 or an errno value (it does not set errno).</summary>
     [LibraryImport("libc", EntryPoint = "posix_fallocate")]
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]

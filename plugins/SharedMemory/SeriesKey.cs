@@ -17,21 +17,40 @@ internal enum EntryRole : byte
 
     /// <summary>A series that belongs to one process (PerProcess gauges, whose pid label the host adds).</summary>
     Owned = 3,
+
+    /// <summary>
+    /// A record that one process slot uses one definition of a family name: v0 is the owner's epoch, the key's only
+    /// "label value" is the definition's text (for the conflict message).
+    /// </summary>
+    Schema = 4,
 }
 
 /// <summary>
-/// Binary key of an entry: a fixed prefix (role, slot, part, bound) followed by the name and label values, each
-/// length-prefixed and stored as raw UTF-16 code units. Length prefixes make the encoding unambiguous for any
-/// content, and raw code units keep even unpaired surrogates distinct (UTF-8 would fold them into U+FFFD).
+/// Binary key of an entry: a fixed prefix (role, slot, part, bound, family definition) followed by the name and label
+/// values, each length-prefixed and stored as raw UTF-16 code units. Length prefixes make the encoding unambiguous for
+/// any content, and raw code units keep even unpaired surrogates distinct (UTF-8 would fold them into U+FFFD).
 /// </summary>
+/// <remarks>
+/// The definition (<see cref="MetricDescriptor.DefinitionId"/>) is part of every key, so processes that declare one
+/// name differently (other buckets, labels, type or gauge mode) never share a value: each definition has its own.
+/// </remarks>
 internal static class SeriesKey
 {
-    /// <summary>Bytes before the name: role (1), part (1), padding (2), slot (4), bound bits (8).</summary>
-    public const int PrefixLength = 16;
+    /// <summary>Bytes before the name: role (1), part (1), padding (2), slot (4), bound bits (8), definition id (8).</summary>
+    public const int PrefixLength = 24;
 
     private const int SlotOffset = 4;
+    private const int DefinitionOffset = 16;
 
-    public static byte[] Encode(string name, IReadOnlyList<string> labelValues, HistogramBucket? bucket, EntryRole role, int slot)
+    /// <summary>The 64-bit number <see cref="MetricDescriptor.DefinitionId"/> spells in hex.</summary>
+    public static ulong DefinitionOf(MetricDescriptor metric) =>
+        ulong.Parse(metric.DefinitionId, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The key recording that <paramref name="slot"/> uses <paramref name="metric"/>'s definition of its name.</summary>
+    public static byte[] Schema(MetricDescriptor metric, int slot) =>
+        Encode(metric.Name, [metric.Definition], null, EntryRole.Schema, slot, DefinitionOf(metric));
+
+    public static byte[] Encode(string name, IReadOnlyList<string> labelValues, HistogramBucket? bucket, EntryRole role, int slot, ulong definition)
     {
         var length = PrefixLength + 4 + (name.Length * 2) + 4;
         for (var i = 0; i < labelValues.Count; i++)
@@ -46,6 +65,7 @@ internal static class SeriesKey
         span[1] = part;
         BinaryPrimitives.WriteInt32LittleEndian(span[SlotOffset..], slot);
         BinaryPrimitives.WriteInt64LittleEndian(span[8..], boundBits);
+        BinaryPrimitives.WriteUInt64LittleEndian(span[DefinitionOffset..], definition);
         var offset = PrefixLength;
         offset = WriteString(span, offset, name);
         BinaryPrimitives.WriteInt32LittleEndian(span[offset..], labelValues.Count);
@@ -71,6 +91,8 @@ internal static class SeriesKey
 
     public static int SlotOf(ReadOnlySpan<byte> key) => BinaryPrimitives.ReadInt32LittleEndian(key[SlotOffset..]);
 
+    public static ulong DefinitionOf(ReadOnlySpan<byte> key) => BinaryPrimitives.ReadUInt64LittleEndian(key[DefinitionOffset..]);
+
     /// <summary>Reads the metric name without decoding the label values, so a scrape skips foreign families cheaply.</summary>
     public static ReadOnlySpan<char> NameOf(ReadOnlySpan<byte> key)
     {
@@ -88,7 +110,7 @@ internal static class SeriesKey
         return MemoryMarshal.Cast<byte, char>(key.Slice(PrefixLength + 4, chars * 2));
     }
 
-    /// <summary>The series identity without role and slot, as text: equal for a gauge's cells and archive.</summary>
+    /// <summary>The series identity (definition included) without role and slot, as text: equal for a gauge's cells and archive.</summary>
     public static string GroupKey(ReadOnlySpan<byte> key)
     {
         // Past the slot, the key is 4-byte integers and UTF-16 text: an even length, so it reads as chars.

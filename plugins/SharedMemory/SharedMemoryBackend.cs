@@ -13,8 +13,8 @@ namespace Metrics.Backends.SharedMemory;
 /// <para>
 /// Settings (all optional, under the backend's configuration section): <c>Path</c> (the store file; default
 /// <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere), <c>InitialSize</c> (bytes,
-/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, default 64 MiB), <c>MaxProcesses</c> (concurrent processes
-/// using aggregated gauges, default 256) and <c>IndexBuckets</c> (power of two, default 16384).
+/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, default 64 MiB), <c>MaxProcesses</c> (process slots:
+/// processes using the store at once, default 256) and <c>IndexBuckets</c> (power of two, default 16384).
 /// </para>
 /// <para>
 /// Gauges honour <see cref="MetricDescriptor.GaugeAggregation"/>: Sum and MostRecent share one value; LiveSum, Max,
@@ -22,9 +22,22 @@ namespace Metrics.Backends.SharedMemory;
 /// owner's identity so LivePerProcess can drop exited processes. A process is alive while it holds the record lock
 /// of its slot, which the kernel releases when the process dies, SIGKILL included, so pid reuse cannot fool it.
 /// </para>
+/// <para>
+/// Every value is keyed by its family's definition (<see cref="MetricDescriptor.DefinitionId"/>) as well as its name,
+/// labels and part, and each process records which definitions its slot uses: processes that declare a metric
+/// differently (a rolling deploy that changed a histogram's buckets) keep apart values, each scrape serves only its own
+/// definition, and a live process using another one is counted in <c>metrics_backend_schema_conflicts_total</c> and
+/// named once on stderr.
+/// </para>
+/// <para>
+/// Values whose increment is one compare-and-swap of one word expose it as <see cref="ValueCell"/>, so the metrics API
+/// adds to the mapped file directly. One process's registries share a value exactly as two processes do.
+/// </para>
 /// </remarks>
 public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBackend>
 {
+    private const string SchemaConflictsName = "metrics_backend_schema_conflicts_total";
+
     private static long s_refusedSeries;
 
     private readonly long* _value;
@@ -45,12 +58,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         _store = SharedMemoryStore.For(config);
         _mode = metric.Type == MetricType.Gauge ? metric.GaugeAggregation : GaugeAggregation.Sum;
         var describe = metric.ToString;
+        var definition = SeriesKey.DefinitionOf(metric);
         try
         {
+            _store.RecordDefinition(metric);
             if (GaugeAggregator.UsesCells(_mode))
             {
                 var (slot, epoch) = _store.ProcessSlot();
-                _cellKey = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Cell, slot);
+                _cellKey = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Cell, slot, definition);
                 var entry = _store.FindOrCreate(_cellKey, epoch, describe);
                 var foldsDead = _mode is GaugeAggregation.Max or GaugeAggregation.Min;
                 if (foldsDead)
@@ -66,14 +81,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             else if (_mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess)
             {
                 var (_, epoch) = _store.ProcessSlot();
-                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1);
+                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1, definition);
                 var entry = _store.FindOrCreate(key, epoch, describe);
                 TakeOwnership(entry, epoch, ownerMayBeAlive: true, describe: null);
                 _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
             }
             else
             {
-                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1);
+                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
                 _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(_store.FindOrCreate(key, 0, describe), 0));
             }
         }
@@ -84,24 +99,53 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         }
     }
 
-    /// <summary>Declares that values are shared by every process that opens the same store.</summary>
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
+    /// <summary>
+    /// Declares that values are shared by every process that opens the same store
+    /// (<see cref="BackendCapabilities.SharedAcrossProcesses"/>) and that the store records each family's definition
+    /// (<see cref="BackendCapabilities.RecordsSchema"/>). Updates are immediate, so not
+    /// <see cref="BackendCapabilities.BatchesUpdates"/>.
+    /// </summary>
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema;
 
     /// <summary>How many series this process was refused because the store was full (<see cref="SharedMemoryStoreFullException"/>).</summary>
     public static long RefusedSeries => Interlocked.Read(ref s_refusedSeries);
 
-    /// <summary>Reports <see cref="RefusedSeries"/> as <c>metrics_backend_refused_series_total</c> in every scrape.</summary>
-    /// <param name="config">The configuration (the count covers every store of the process).</param>
-    /// <returns>The statistic.</returns>
-    public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) =>
-    [
-        new("metrics_backend_refused_series_total", "Series the SharedMemory backend refused because its store was full. Raise Metrics:BackendConfig:MaxSize.", MetricType.Counter, RefusedSeries),
-    ];
+    /// <summary>
+    /// The word of the mapped file holding this value's bits, when one compare-and-swap there is a complete increment:
+    /// the shared value of counters, histogram and summary parts, Sum and MostRecent gauges, and this process's cell of
+    /// LiveSum, Max, Min, LiveMax, LiveMin and per-process gauges. 0 for LiveMostRecent, whose writes also take a
+    /// store-wide sequence number. The mapping stays in place for as long as this object is reachable, shutdown included.
+    /// </summary>
+    public nint ValueCell => _sequence == null ? (nint)_value : 0;
+
+    /// <summary>
+    /// Reports, in every scrape, <c>metrics_backend_refused_series_total</c> (<see cref="RefusedSeries"/>, for every store of
+    /// the process) and <c>metrics_backend_schema_conflicts_total</c> (for the store <paramref name="config"/> names: one per
+    /// family per collection that found the family declared differently by a live process).
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <returns>The statistics.</returns>
+    public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return
+        [
+            new("metrics_backend_refused_series_total", "Series the SharedMemory backend refused because its store was full. Raise Metrics:BackendConfig:MaxSize.", MetricType.Counter, RefusedSeries),
+            new(
+                SchemaConflictsName,
+                "Scrapes that found a metric family declared differently (type, labels, buckets or gauge mode) by another live process on the same SharedMemory store; each definition's values are kept apart and only this process's are served. Stderr names the family; align the declarations or finish the deploy.",
+                MetricType.Counter,
+                SharedMemoryStore.DiagnosticsFor(config).SchemaConflicts),
+        ];
+    }
 
     /// <summary>The store file used when the configuration names none: <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere.</summary>
     public static string DefaultPath => StoreOptions.DefaultPath;
 
-    /// <summary>Opens (creating if needed) and maps the store, and validates the settings against it.</summary>
+    /// <summary>
+    /// Opens (creating if needed) and maps the store, and validates the settings against it. After
+    /// <see cref="ShutdownAsync"/> it opens the store afresh (creating the file again if it was deleted).
+    /// </summary>
     /// <param name="config">The backend's configuration section.</param>
     /// <exception cref="BackendConfigException">A setting is malformed, out of range, or disagrees with the existing store.</exception>
     public static void Initialize(BackendConfig config)
@@ -110,24 +154,53 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         _ = SharedMemoryStore.For(config);
     }
 
+    /// <summary>Releases the store <paramref name="config"/> opened: see <see cref="ShutdownAsync"/>.</summary>
+    /// <param name="config">The configuration to release.</param>
+    /// <param name="cancellationToken">Unused: releasing takes no time worth bounding.</param>
+    /// <returns>A completed task.</returns>
+    public static ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        // Updates are written through, so there is nothing to flush. Closing the file drops this process's record locks:
+        // its slot (and with it its Live gauge contributions and schema records) reads as dead to every process at once.
+        // The mapping itself stays until no value points into it; values kept by the application keep working on it, but
+        // their aggregated-gauge reads no longer count this process as alive.
+        SharedMemoryStore.Shutdown(config);
+        return ValueTask.CompletedTask;
+    }
+
     /// <summary>
-    /// Reads every value the store holds for <paramref name="families"/>, written by any process, applying each gauge's
-    /// aggregation mode and leaving out exited processes' contributions for the Live modes.
+    /// Reads every value the store holds for <paramref name="families"/> under each family's definition, written by any
+    /// process, applying each gauge's aggregation mode and leaving out exited processes' contributions for the Live modes.
+    /// Completes synchronously: the store is memory.
     /// </summary>
+    /// <remarks>
+    /// Values written under another definition of a family's name are never returned. When a live process records such
+    /// a definition, the family counts once in <c>metrics_backend_schema_conflicts_total</c> and, the first time in this
+    /// process, one line on stderr names the family and both definitions. A conflict affects no other family.
+    /// </remarks>
     /// <param name="config">The configuration naming the store.</param>
     /// <param name="families">The families to read.</param>
+    /// <param name="cancellationToken">Checked before the store is read.</param>
     /// <returns>One list per family, in order.</returns>
-    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families)
+    public static ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(families);
-        var store = SharedMemoryStore.For(config);
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.For(config), families));
+    }
+
+    private static List<CollectedValue>[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
+    {
         var results = new List<CollectedValue>[families.Count];
+        var definitions = new ulong[families.Count];
         var byName = new Dictionary<string, int>(StringComparer.Ordinal);
         var needsLiveness = false;
         for (var i = 0; i < families.Count; i++)
         {
             results[i] = [];
+            definitions[i] = SeriesKey.DefinitionOf(families[i]);
             byName.TryAdd(families[i].Name, i);
             needsLiveness |= families[i].Type == MetricType.Gauge && GaugeAggregator.LiveOnly(families[i].GaugeAggregation);
         }
@@ -135,11 +208,15 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         var live = needsLiveness ? store.LiveEpochs() : null;
         var lookup = byName.GetAlternateLookup<ReadOnlySpan<char>>();
         var groups = new Dictionary<string, (int Family, string[] Labels, HistogramBucket? Bucket, GaugeAggregator Aggregator)>(StringComparer.Ordinal);
-        foreach (var address in store.Entries())
+        var series = new List<nint>();
+        var schema = new List<nint>();
+        store.Walk(series, schema);
+        ReportConflicts(store, families, definitions, lookup, schema, ref live);
+        foreach (var address in series)
         {
             var entry = (byte*)address;
             var key = SharedMemoryStore.KeyOf(entry);
-            if (!lookup.TryGetValue(SeriesKey.NameOf(key), out var familyIndex))
+            if (!lookup.TryGetValue(SeriesKey.NameOf(key), out var familyIndex) || SeriesKey.DefinitionOf(key) != definitions[familyIndex])
             {
                 continue;
             }
@@ -147,7 +224,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             var family = families[familyIndex];
             var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
             var role = SeriesKey.RoleOf(key);
-            // A role that does not match the family's mode was written by a process that declared the metric differently.
+            // The definition already pins the mode; a role that does not match it can only come from a damaged entry.
             switch (role)
             {
                 case EntryRole.Value when mode is GaugeAggregation.Sum or GaugeAggregation.MostRecent:
@@ -194,7 +271,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         void Add(int familyIndex, ReadOnlySpan<byte> key, long bits)
         {
             var labels = SeriesKey.DecodeLabels(key, out var bucket);
-            // Label values from a process that declared other label names cannot be rendered under this family's names.
+            // The definition pins the label names; a count that disagrees means a 64-bit definition hash collided.
             if (labels.Length == families[familyIndex].LabelNames.Count)
             {
                 results[familyIndex].Add(new CollectedValue(labels, bucket, BitConverter.Int64BitsToDouble(bits)));
@@ -207,19 +284,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
     {
-        ref var word = ref Unsafe.AsRef<long>(_value);
-        var current = Volatile.Read(ref word);
-        while (true)
-        {
-            var seen = Interlocked.CompareExchange(ref word, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current);
-            if (seen == current)
-            {
-                break;
-            }
-
-            current = seen;
-        }
-
+        AtomicDouble.Add(ref Unsafe.AsRef<long>(_value), value);
         if (_sequence != null)
         {
             Stamp();
@@ -244,7 +309,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
     /// <summary>
     /// Reads the value as every process sees it: the shared value, or for aggregated gauges the aggregate over
-    /// the processes the mode counts (which costs a look-up per process slot; scrapes use <see cref="Collect"/>).
+    /// the processes the mode counts (which costs a look-up per process slot; scrapes use <see cref="CollectAsync"/>).
     /// </summary>
     /// <returns>The value.</returns>
     public double Get()
@@ -348,20 +413,58 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         }
 
         var archive = _store.FindOrCreate(SeriesKey.WithRole(_cellKey!, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
-        ref var word = ref SharedMemoryStore.Word(archive, 0);
-        var current = Volatile.Read(ref word);
-        while (true)
+        var mode = _mode;
+        var folded = BitConverter.Int64BitsToDouble(bits);
+        // The empty marker is a signalling NaN that only moves between registers here, never through arithmetic, so its bits survive.
+        AtomicDouble.Update(
+            ref SharedMemoryStore.Word(archive, 0),
+            current => BitConverter.DoubleToInt64Bits(current) == SharedMemoryStore.EmptyArchive ? folded : GaugeAggregator.Combine(mode, current, folded));
+    }
+
+    private static void ReportConflicts(
+        SharedMemoryStore store,
+        IReadOnlyList<MetricDescriptor> families,
+        ulong[] definitions,
+        Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> lookup,
+        List<nint> schema,
+        ref HashSet<long>? live)
+    {
+        Dictionary<int, string>? conflicts = null;
+        foreach (var address in schema)
         {
-            var next = current == SharedMemoryStore.EmptyArchive
-                ? bits
-                : BitConverter.DoubleToInt64Bits(GaugeAggregator.Combine(_mode, BitConverter.Int64BitsToDouble(current), BitConverter.Int64BitsToDouble(bits)));
-            var seen = Interlocked.CompareExchange(ref word, next, current);
-            if (seen == current)
+            var entry = (byte*)address;
+            var key = SharedMemoryStore.KeyOf(entry);
+            if (!lookup.TryGetValue(SeriesKey.NameOf(key), out var familyIndex)
+                || SeriesKey.DefinitionOf(key) == definitions[familyIndex]
+                || conflicts?.ContainsKey(familyIndex) == true)
             {
-                return;
+                continue;
             }
 
-            current = seen;
+            // A record whose owner's slot lock is free belongs to a dead process: its definition has expired.
+            live ??= store.LiveEpochs();
+            if (live.Contains(Volatile.Read(ref SharedMemoryStore.Word(entry, 0))))
+            {
+                conflicts ??= [];
+                conflicts[familyIndex] = SeriesKey.DecodeLabels(key, out _) is [var text] ? text : "(unreadable)";
+            }
+        }
+
+        if (conflicts is null)
+        {
+            return;
+        }
+
+        foreach (var (familyIndex, other) in conflicts)
+        {
+            var family = families[familyIndex];
+            store.Diagnostics.CountSchemaConflict();
+            if (store.Diagnostics.LoggedFamilies.TryAdd(family.Name, 0))
+            {
+                // The contract has no logger; stderr is the one channel every host has (logged once per family per process).
+                Console.Error.WriteLine(
+                    $"Metrics: SharedMemory store '{store.Options.Path}': metric family '{family.Name}' is declared here as '{family.Definition}' but as '{other}' by another live process. Each definition keeps its own values and this process serves only its own; counted in {SchemaConflictsName} until those processes exit.");
+            }
         }
     }
 }

@@ -10,10 +10,17 @@ namespace Metrics.Backends.SharedMemory;
 /// append-only region of 64-byte-aligned entries. See README.md for the layout and the crash-safety argument.
 /// </summary>
 /// <remarks>
-/// The whole configured maximum size is mapped once and never unmapped, so pointers into the mapping held by
-/// backend instances stay valid for the life of the process; only the file under the mapping grows.
-/// One instance per file per process: POSIX record locks belong to the process, and closing any descriptor
-/// of the file would drop them, so the file is opened exactly once and never closed.
+/// <para>
+/// The whole configured maximum size is mapped once and never remapped, so pointers into the mapping held by backend
+/// instances stay valid; only the file under the mapping grows. The mapping is released by its handle's finalizer once
+/// this object is unreachable, and every backend instance keeps a reference to its store: a value (and the raw
+/// pointer a metric took from its value cell) can never outlive the memory it points into, even after a shutdown.
+/// </para>
+/// <para>
+/// One open instance per file per process: POSIX record locks belong to the process, and closing any descriptor of
+/// the file drops all of them, so the file is opened once and closed only by <see cref="Shutdown"/>, which releases
+/// the process's slot on purpose; a later <see cref="For"/> opens a new instance.
+/// </para>
 /// </remarks>
 internal sealed unsafe class SharedMemoryStore
 {
@@ -34,7 +41,8 @@ internal sealed unsafe class SharedMemoryStore
     public const long EmptyArchive = 0x7FF0_0000_0000_0001;
 
     private const ulong Magic = 0x3130_4D48_5353_544D; // "MTSSHM01"
-    private const int Version = 1;
+    // 2: the family definition joined every key, and schema records appeared.
+    private const int Version = 2;
 
     // Header layout: hot words each on their own cache line.
     private const int HeaderMagic = 0;
@@ -59,8 +67,10 @@ internal sealed unsafe class SharedMemoryStore
 
     private static readonly ConcurrentDictionary<BackendConfig, SharedMemoryStore> ByConfig = new();
     private static readonly Dictionary<string, SharedMemoryStore> ByPath = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, StoreDiagnostics> DiagnosticsByPath = new(StringComparer.Ordinal);
 
     private readonly FileStream _file;
+    private readonly MappingHandle? _mapping;
     private readonly byte* _base;
     private readonly int _bucketCount;
     private readonly int _slotCount;
@@ -71,6 +81,10 @@ internal sealed unsafe class SharedMemoryStore
     private long _myEpoch;
     private long _refused;
     private FileStream? _initLockFile;
+    private volatile bool _released;
+
+    // Every definition this process has created a value with, recorded again under a slot claimed later.
+    private readonly ConcurrentDictionary<(string Name, string DefinitionId), MetricDescriptor> _definitions = new();
 
     // Kept so the mapping is never collected on platforms that use MemoryMappedFile.
     private readonly MemoryMappedFile? _mappedFile;
@@ -104,6 +118,7 @@ internal sealed unsafe class SharedMemoryStore
                 throw new IOException($"Mapping {options.MaxSize} bytes of '{options.Path}' failed (errno {Marshal.GetLastPInvokeError()}). Lower '{options.Key(StoreOptions.MaxSizeKey)}' if the address space is limited.");
             }
 
+            _mapping = new MappingHandle(address, (nuint)options.MaxSize);
             _base = (byte*)address;
         }
         else
@@ -116,10 +131,32 @@ internal sealed unsafe class SharedMemoryStore
             _base = pointer;
         }
 
-        InitializeHeader();
+        try
+        {
+            InitializeHeader();
+        }
+        catch
+        {
+            // Nothing points into a store that failed to open, so its mapping can go at once.
+            _file.Dispose();
+            _mapping?.Dispose();
+            if (_view is not null)
+            {
+                _view.SafeMemoryMappedViewHandle.ReleasePointer();
+                _view.Dispose();
+                _mappedFile!.Dispose();
+            }
+
+            throw;
+        }
+
+        Diagnostics = DiagnosticsByPath.GetOrAdd(options.Path, static _ => new StoreDiagnostics());
     }
 
     public StoreOptions Options { get; }
+
+    /// <summary>Counters and log state of this store file in this process; they outlive a shutdown and reopening.</summary>
+    public StoreDiagnostics Diagnostics { get; }
 
     /// <summary>Series refused by this process because the store was full.</summary>
     public long Refused => Interlocked.Read(ref _refused);
@@ -160,10 +197,43 @@ internal sealed unsafe class SharedMemoryStore
                     options.Key(StoreOptions.PathKey),
                     $"The store '{options.Path}' is already open in this process with other settings ({store.Options}); two configurations naming one store file must agree on its sizes.");
             }
+
+            // Under the lock, so a concurrent Shutdown never sees the store half registered.
+            ByConfig[config] = store;
         }
 
-        ByConfig.TryAdd(config, store);
         return store;
+    }
+
+    /// <summary>The store open for <paramref name="config"/>, or null when it is not open (never opens one).</summary>
+    public static SharedMemoryStore? Opened(BackendConfig config) => ByConfig.TryGetValue(config, out var store) ? store : null;
+
+    /// <summary>The diagnostics of the store file <paramref name="config"/> names, whether or not it is open now.</summary>
+    public static StoreDiagnostics DiagnosticsFor(BackendConfig config) =>
+        Opened(config)?.Diagnostics ?? DiagnosticsByPath.GetOrAdd(StoreOptions.Read(config).Path, static _ => new StoreDiagnostics());
+
+    /// <summary>
+    /// Forgets <paramref name="config"/>; when no other open configuration names the same file, releases this process's
+    /// slot and closes the file, so that the next <see cref="For"/> opens the store afresh. Does nothing for a
+    /// configuration that is not open.
+    /// </summary>
+    public static void Shutdown(BackendConfig config)
+    {
+        lock (ByPath)
+        {
+            if (!ByConfig.TryRemove(config, out var store))
+            {
+                return;
+            }
+
+            if (ByConfig.Values.Any(s => ReferenceEquals(s, store)))
+            {
+                return;
+            }
+
+            ByPath.Remove(store.Options.Path);
+            store.Release();
+        }
     }
 
     public static ref long Word(byte* entry, int index) => ref Unsafe.AsRef<long>(entry + EntryValues + (index * sizeof(long)));
@@ -231,10 +301,18 @@ internal sealed unsafe class SharedMemoryStore
         }
     }
 
-    /// <summary>Every published entry, walked through the index so a reserved but unpublished region is never read.</summary>
+    /// <summary>Every published series entry (schema records left out), walked through the index so a reserved but unpublished region is never read.</summary>
     public List<nint> Entries()
     {
-        var entries = new List<nint>();
+        var series = new List<nint>();
+        Walk(series, null);
+        return series;
+    }
+
+    /// <summary>Every published entry, series into <paramref name="series"/> and schema records into <paramref name="schema"/> (skipped when null).</summary>
+    public void Walk(List<nint> series, List<nint>? schema)
+    {
+        var seen = 0L;
         var limit = UsedBytes / EntryAlignment;
         for (var b = 0; b < _bucketCount; b++)
         {
@@ -242,8 +320,16 @@ internal sealed unsafe class SharedMemoryStore
             while (index != 0)
             {
                 var entry = EntryAt(index);
-                entries.Add((nint)entry);
-                if (entries.Count > limit)
+                if (SeriesKey.RoleOf(KeyOf(entry)) != SharedMemory.EntryRole.Schema)
+                {
+                    series.Add((nint)entry);
+                }
+                else
+                {
+                    schema?.Add((nint)entry);
+                }
+
+                if (++seen > limit)
                 {
                     throw Corrupt("the index has a cycle");
                 }
@@ -251,23 +337,65 @@ internal sealed unsafe class SharedMemoryStore
                 index = Volatile.Read(ref *(int*)(entry + EntryNext));
             }
         }
+    }
 
-        return entries;
+    /// <summary>
+    /// Records that this process creates values with <paramref name="metric"/>'s definition of its name, as an entry
+    /// owned by this process's slot, so other processes scraping another definition can tell that a live process
+    /// disagrees. A process that finds no free slot records nothing until a slot frees up (its values still stay apart).
+    /// </summary>
+    public void RecordDefinition(MetricDescriptor metric)
+    {
+        if (OperatingSystem.IsMacOS())
+        {
+            // No record locks there, so no slot can prove its process alive: values stay apart by definition, unrecorded.
+            return;
+        }
+
+        if (!_definitions.TryAdd((metric.Name, metric.DefinitionId), metric))
+        {
+            return;
+        }
+
+        // Pairs with the fence in TryClaimSlot: either this thread sees the slot, or the claiming thread sees this definition.
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _mySlot) >= 0 || TryClaimSlot(out _, out _))
+        {
+            WriteDefinition(metric);
+        }
     }
 
     /// <summary>This process's slot and epoch, claiming a free or dead slot on first use.</summary>
+    /// <exception cref="SharedMemoryStoreFullException">Every slot is held by a live process.</exception>
     public (int Slot, long Epoch) ProcessSlot()
+    {
+        if (TryClaimSlot(out var slot, out var epoch))
+        {
+            return (slot, epoch);
+        }
+
+        Interlocked.Increment(ref _refused);
+        throw new SharedMemoryStoreFullException(
+            $"The shared-memory metrics store '{Options.Path}' has no free process slot: {_slotCount} live processes already hold one. Raise '{Options.Key(StoreOptions.MaxProcessesKey)}' (it only takes effect for a new store file).",
+            Options.Key(StoreOptions.MaxProcessesKey));
+    }
+
+    /// <summary>This process's slot and epoch, claiming a free or dead slot on first use; false when every slot is held by a live process.</summary>
+    public bool TryClaimSlot(out int slotIndex, out long slotEpoch)
     {
         if (Volatile.Read(ref _mySlot) >= 0)
         {
-            return (_mySlot, _myEpoch);
+            (slotIndex, slotEpoch) = (_mySlot, _myEpoch);
+            return true;
         }
 
         lock (_gate)
         {
+            ThrowIfReleased();
             if (_mySlot >= 0)
             {
-                return (_mySlot, _myEpoch);
+                (slotIndex, slotEpoch) = (_mySlot, _myEpoch);
+                return true;
             }
 
             for (var i = 0; i < _slotCount; i++)
@@ -287,14 +415,19 @@ internal sealed unsafe class SharedMemoryStore
                 Volatile.Write(ref *(long*)(slot + SlotEpoch), epoch);
                 _myEpoch = epoch;
                 Volatile.Write(ref _mySlot, i);
-                return (i, epoch);
+                Interlocked.MemoryBarrier();
+                foreach (var metric in _definitions.Values)
+                {
+                    WriteDefinition(metric);
+                }
+
+                (slotIndex, slotEpoch) = (i, epoch);
+                return true;
             }
         }
 
-        Interlocked.Increment(ref _refused);
-        throw new SharedMemoryStoreFullException(
-            $"The shared-memory metrics store '{Options.Path}' has no free process slot: {_slotCount} live processes already use aggregated or per-process gauges. Raise '{Options.Key(StoreOptions.MaxProcessesKey)}' (it only takes effect for a new store file).",
-            Options.Key(StoreOptions.MaxProcessesKey));
+        (slotIndex, slotEpoch) = (-1, 0);
+        return false;
     }
 
     /// <summary>The epochs of the processes alive now: those whose slot lock is held.</summary>
@@ -303,6 +436,13 @@ internal sealed unsafe class SharedMemoryStore
         var live = new HashSet<long>();
         lock (_gate)
         {
+            if (_released)
+            {
+                // The file is closed, and probing locks through another descriptor would drop the new instance's locks:
+                // this instance no longer knows who is alive, so it counts nobody (not even this process, whose slot it gave up).
+                return live;
+            }
+
             for (var i = 0; i < _slotCount; i++)
             {
                 var slot = _base + HeaderSlots + ((long)i * SlotSize);
@@ -350,6 +490,36 @@ internal sealed unsafe class SharedMemoryStore
 
     /// <summary>Overwrites the pid recorded in a slot: lets tests stand a recycled pid next to a dead slot.</summary>
     public void OverwriteSlotPid(int slot, int pid) => *(int*)(_base + HeaderSlots + ((long)slot * SlotSize) + SlotPid) = pid;
+
+    private void WriteDefinition(MetricDescriptor metric)
+    {
+        var slot = _mySlot;
+        var entry = FindOrCreate(SeriesKey.Schema(metric, slot), _myEpoch, metric.ToString);
+        // The slot is ours, so an older epoch here belonged to a dead process: overwriting it is the whole take-over.
+        Interlocked.Exchange(ref Word(entry, 0), _myEpoch);
+    }
+
+    /// <summary>Closes the file, which drops this process's record locks and so frees its slot; the mapping stays until unreachable.</summary>
+    private void Release()
+    {
+        lock (_gate)
+        {
+            lock (_growGate)
+            {
+                _released = true;
+                _file.Dispose();
+                _initLockFile?.Dispose();
+            }
+        }
+    }
+
+    private void ThrowIfReleased()
+    {
+        if (_released)
+        {
+            throw new ObjectDisposedException(nameof(SharedMemoryStore), $"The shared-memory metrics store '{Options.Path}' was shut down while a value was being created with it; create the value again.");
+        }
+    }
 
     private static long AlignUp(long value, long alignment) => (value + alignment - 1) & ~(alignment - 1);
 
@@ -441,6 +611,7 @@ internal sealed unsafe class SharedMemoryStore
 
         lock (_growGate)
         {
+            ThrowIfReleased();
             var length = RandomAccess.GetLength(_file.SafeFileHandle);
             if (length < end)
             {
@@ -575,4 +746,38 @@ internal sealed unsafe class SharedMemoryStore
             return false;
         }
     }
+}
+
+/// <summary>What one store file reports in this process: schema conflicts counted and the families already logged.</summary>
+internal sealed class StoreDiagnostics
+{
+    private long _schemaConflicts;
+
+    /// <summary>Families a scrape found declared differently by a live process, one per family per collection.</summary>
+    public long SchemaConflicts => Interlocked.Read(ref _schemaConflicts);
+
+    /// <summary>Family names whose conflict this process has written to stderr: one line per family per process.</summary>
+    public ConcurrentDictionary<string, byte> LoggedFamilies { get; } = new(StringComparer.Ordinal);
+
+    public void CountSchemaConflict() => Interlocked.Increment(ref _schemaConflicts);
+}
+
+/// <summary>
+/// Owns a Linux mapping: unmapped by the finalizer once the store and every value that points into it are unreachable,
+/// so a shut-down store's memory is returned without a value ever touching unmapped memory.
+/// </summary>
+internal sealed class MappingHandle : SafeHandle
+{
+    private readonly nuint _length;
+
+    public MappingHandle(nint address, nuint length)
+        : base(0, ownsHandle: true)
+    {
+        SetHandle(address);
+        _length = length;
+    }
+
+    public override bool IsInvalid => handle is 0 or -1;
+
+    protected override bool ReleaseHandle() => Native.Munmap(handle, _length) == 0;
 }

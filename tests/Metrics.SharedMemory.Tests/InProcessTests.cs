@@ -193,9 +193,10 @@ public sealed class InProcessTests
     }
 
     [Fact]
-    public void Declares_itself_shared_and_uses_tmpfs_by_default_on_Linux()
+    public void Declares_itself_shared_with_a_schema_and_uses_tmpfs_by_default_on_Linux()
     {
-        Assert.Equal(BackendCapabilities.SharedAcrossProcesses, SharedMemoryBackend.Capabilities);
+        // Updates are written through at once: nothing is batched.
+        Assert.Equal(BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema, SharedMemoryBackend.Capabilities);
         if (OperatingSystem.IsLinux() && Directory.Exists("/dev/shm"))
         {
             Assert.StartsWith("/dev/shm/", SharedMemoryBackend.DefaultPath, StringComparison.Ordinal);

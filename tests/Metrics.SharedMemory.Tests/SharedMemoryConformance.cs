@@ -9,15 +9,31 @@ namespace Metrics.SharedMemory.Tests;
 /// </summary>
 public sealed class SharedMemoryConformance(SharedMemoryConformance.StoreDirectory stores) : BackendConformanceTests<SharedMemoryBackend>, IClassFixture<SharedMemoryConformance.StoreDirectory>
 {
-    protected override BackendConfig CreateConfig() =>
-        new([new("Path", Path.Combine(stores.Path, Guid.NewGuid().ToString("N") + ".store"))]);
+    protected override BackendConfig CreateConfig() => stores.Create();
 
-    /// <summary>One directory for the store files of every check, deleted after the last one.</summary>
+    /// <summary>One directory for the store files of every check, released and deleted after the last one.</summary>
     public sealed class StoreDirectory : IDisposable
     {
+        private readonly System.Collections.Concurrent.ConcurrentBag<BackendConfig> _created = [];
+
         public string Path { get; } = Directory.CreateTempSubdirectory("metrics-shm-conformance-").FullName;
 
-        // The stores stay mapped until the process exits; on Linux and macOS removing a mapped file only unlinks its name.
-        public void Dispose() => Directory.Delete(Path, recursive: true);
+        public BackendConfig Create()
+        {
+            var config = new BackendConfig([new("Path", System.IO.Path.Combine(Path, Guid.NewGuid().ToString("N") + ".store"))]);
+            _created.Add(config);
+            return config;
+        }
+
+        public void Dispose()
+        {
+            // Releasing closes each file and frees its slot; what values still point into is unmapped once they are collected.
+            foreach (var config in _created)
+            {
+                Assert.True(SharedMemoryBackend.ShutdownAsync(config, CancellationToken.None).IsCompletedSuccessfully);
+            }
+
+            Directory.Delete(Path, recursive: true);
+        }
     }
 }

@@ -2,7 +2,7 @@ using Metrics.Backends.SharedMemory;
 
 namespace Metrics.SharedMemory.Tests;
 
-/// <summary>A fresh store file per test, and the families the worker writes.</summary>
+/// <summary>A fresh store file per test, shut down and deleted afterwards, and the families the worker writes.</summary>
 internal sealed class Store : IDisposable
 {
     public static readonly MetricDescriptor Counter = new("shm_requests_total", "Requests.", MetricType.Counter, ["method", "path"]);
@@ -31,10 +31,31 @@ internal sealed class Store : IDisposable
 
     public SharedMemoryBackend Create(MetricDescriptor metric, HistogramBucket? bucket = null) => new(Config, metric, bucket);
 
-    public IReadOnlyList<CollectedValue> Collect(MetricDescriptor family) => SharedMemoryBackend.Collect(Config, [family])![0];
+    public IReadOnlyList<CollectedValue> Collect(MetricDescriptor family) => CollectAll(family)[0];
+
+    // The store is memory, so the collection completes synchronously.
+    public IReadOnlyList<CollectedValue>[] CollectAll(params MetricDescriptor[] families)
+    {
+        var collected = SharedMemoryBackend.CollectAsync(Config, families, CancellationToken.None);
+        Assert.True(collected.IsCompletedSuccessfully);
+        return collected.Result!;
+    }
 
     public double Single(MetricDescriptor family, HistogramBucket? bucket = null) =>
         Assert.Single(Collect(family), v => v.Bucket == bucket).Value;
 
-    public void Dispose() => File.Delete(FilePath);
+    /// <summary>Releases the store as the host does: this process's slot is freed and the next use opens it afresh.</summary>
+    public void Shutdown()
+    {
+        // SharedMemory's shutdown completes synchronously.
+        var done = SharedMemoryBackend.ShutdownAsync(Config, CancellationToken.None);
+        Assert.True(done.IsCompletedSuccessfully);
+    }
+
+    /// <summary>Releases the store (so the stores of many tests do not pile up in this process), then deletes its file.</summary>
+    public void Dispose()
+    {
+        Shutdown();
+        File.Delete(FilePath);
+    }
 }

@@ -80,6 +80,21 @@ switch (command)
         break;
     }
 
+    case "schema":
+    {
+        // schema <path> <bounds>: a process of another release declaring the tests' histogram with other buckets
+        // (comma-separated, +Inf added), while still agreeing on the counter. Observes into both, then stays alive until
+        // stdin closes or it is killed.
+        var bounds = args[2].Split(',').Select(b => double.Parse(b, CultureInfo.InvariantCulture)).Append(double.PositiveInfinity).ToArray();
+        var histogram = new MetricDescriptor(Shared.Histogram.Name, "Latency, re-bucketed.", MetricType.Histogram, Shared.Histogram.LabelNames, Shared.Histogram.LabelValues, bounds);
+        Shared.Backend(config, histogram, HistogramBucket.ForUpperBound(bounds[0])).Inc(3);
+        Shared.Backend(config, histogram, HistogramBucket.Sum).Inc(1.5);
+        Shared.Backend(config, Shared.Counter, null).Inc(5);
+        Console.WriteLine("ready");
+        Console.In.ReadLine();
+        break;
+    }
+
     case "spin":
     {
         // spin <path>: increments until killed; "ready" once counting. Each "more N" line on stdin is answered with
