@@ -206,20 +206,23 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
                 throw new InvalidOperationException($"The same registry is served twice in one response (positions {registries.Take(i).ToList().FindIndex(r => ReferenceEquals(r, registries[i])) + 1} and {i + 1}); list each registry once.");
             }
 
-            string[] names;
+            (string Name, string Metric)[] names;
             lock (registries[i]._lock)
             {
-                names = [.. registries[i]._byName.Keys];
+                names = [.. registries[i]._byName.Select(pair => (pair.Key, pair.Value is MetricFamily family ? family.Name : pair.Key))];
             }
 
-            foreach (var name in names)
+            foreach (var (name, metric) in names)
             {
                 if (owners.TryGetValue(name, out var other))
                 {
                     throw new InvalidOperationException(
-                        $"The metric name '{name}' is in two of the registries served together ({Describe(registries[other], other)} and {Describe(registries[i], i)}), so one response would hold two families of that name. Rename one of the metrics, give one registry a prefix (new MetricRegistry(prefix: \"...\")), or serve the registries on separate endpoints.");
+                        $"The metric name '{metric}' is in two of the registries served together ({Describe(registries[other], other)} and {Describe(registries[i], i)}), so one response would hold two families of that name. Rename one of the metrics, give one registry a prefix (new MetricRegistry(prefix: \"...\")), or serve the registries on separate endpoints.");
                 }
+            }
 
+            foreach (var (name, _) in names)
+            {
                 owners[name] = i;
             }
         }

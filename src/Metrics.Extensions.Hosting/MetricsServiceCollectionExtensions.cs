@@ -8,7 +8,15 @@ using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Adds metrics to a .NET host: <c>builder.Services.AddMetrics()</c>.</summary>
+/// <summary>
+/// Adds metrics to a host's services. Applications call <c>builder.AddMetrics()</c> on the host builder
+/// (<see cref="MetricsHostApplicationBuilderExtensions"/>); these are for code that only has the service collection.
+/// </summary>
+/// <remarks>
+/// The service-collection method is not called <c>AddMetrics</c>: Microsoft.Extensions.Diagnostics already defines
+/// <c>IServiceCollection.AddMetrics()</c> (it registers <c>IMeterFactory</c>) in this namespace, and every ASP.NET Core
+/// application sees it, so a second one would make every call ambiguous.
+/// </remarks>
 public static class MetricsServiceCollectionExtensions
 {
     /// <summary>
@@ -23,7 +31,7 @@ public static class MetricsServiceCollectionExtensions
     /// The backend is loaded when the host starts: a bad backend name or setting fails <c>StartAsync</c> with a
     /// <see cref="MetricsConfigurationException"/> saying what to fix, so the process exits with an error.
     /// </remarks>
-    public static IServiceCollection AddMetrics(this IServiceCollection services)
+    public static IServiceCollection AddMetricsHosting(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
         if (services.Any(d => d.ServiceType == typeof(MetricsHost)))
@@ -42,23 +50,23 @@ public static class MetricsServiceCollectionExtensions
     }
 
     /// <summary>
-    /// Adds metrics as <see cref="AddMetrics(IServiceCollection)"/>, then applies <paramref name="configure"/> over what the
+    /// Adds metrics as <see cref="AddMetricsHosting(IServiceCollection)"/>, then applies <paramref name="configure"/> over what the
     /// configuration says.
     /// </summary>
     /// <param name="services">The host's services.</param>
     /// <param name="configure">Sets options in code, for example <c>o =&gt; o.Backend = "SharedMemory"</c>.</param>
     /// <returns>The services, for chaining.</returns>
-    public static IServiceCollection AddMetrics(this IServiceCollection services, Action<MetricsOptions> configure)
+    public static IServiceCollection AddMetricsHosting(this IServiceCollection services, Action<MetricsOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(configure);
-        services.AddMetrics();
+        services.AddMetricsHosting();
         services.Configure(configure);
         return services;
     }
 
     /// <summary>
     /// Serves the metrics on a standalone HTTP server (<c>http://127.0.0.1:9464/metrics</c> by default) for as long as the
-    /// host runs, for applications without ASP.NET Core; adds metrics (<see cref="AddMetrics(IServiceCollection)"/>) when
+    /// host runs, for applications without ASP.NET Core; adds metrics (<see cref="AddMetricsHosting(IServiceCollection)"/>) when
     /// not added yet.
     /// </summary>
     /// <param name="services">The host's services.</param>
@@ -67,7 +75,7 @@ public static class MetricsServiceCollectionExtensions
     public static IServiceCollection AddMetricServer(this IServiceCollection services, Action<MetricServerOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddMetrics();
+        services.AddMetricsHosting();
         if (configure is not null)
         {
             services.Configure(configure);
