@@ -5,8 +5,10 @@ using Metrics.AspNetCore;
 using Metrics.Configuration;
 using Metrics.Demo;
 
-// Modes: the server (default), serving /metrics and, with --workers N, supervising N workers; or a worker
-// (--worker ID, started by the server) that only generates traffic into the shared backend.
+// Modes: the server (default), serving /metrics and, with --workers N, supervising N workers; or a worker (--worker ID,
+// started by the server). Every process is the same ASP.NET Core app with builder.AddMetrics(): it serves a few API
+// endpoints on loopback and its traffic generator calls them over real HTTP, so ASP.NET Core's, HttpClient's, the
+// runtime's and the process's own metrics flow into the configured backend next to the demo's four metrics.
 var workerId = DemoArgs.Value(args, "--worker");
 try
 {
@@ -22,14 +24,7 @@ static async Task<int> RunServerAsync(string[] args)
 {
     var workers = int.TryParse(DemoArgs.Value(args, "--workers") ?? "0", out var n) && n >= 0 ? n
         : throw new MetricsConfigurationException("--workers takes a number of worker processes, for example --workers 4.");
-    var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-    {
-        Args = DemoArgs.Without(args, "--workers"),
-
-        // appsettings.json and the plugins folder sit beside the application, wherever it is started from.
-        ContentRootPath = AppContext.BaseDirectory,
-    });
-
+    var builder = DemoApp.CreateBuilder(DemoArgs.Without(args, "--workers"));
     var urls = builder.Configuration["urls"] ?? "http://127.0.0.1:5000";
     foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
     {
@@ -41,9 +36,11 @@ static async Task<int> RunServerAsync(string[] args)
     }
 
     builder.WebHost.UseUrls(urls);
-    var backend = MetricsConfiguration.Apply(builder.Configuration);
-    var shared = backend.Capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses);
-    if (workers > 0 && !shared)
+
+    // Loaded here only to refuse --workers with a per-process backend before anything starts; AddMetrics loads the same
+    // backend and configuration again (one initialization) when the host starts.
+    var backend = MetricsConfiguration.Load(builder.Configuration);
+    if (workers > 0 && !backend.Capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses))
     {
         Console.Error.WriteLine(
             $"error: --workers {workers} needs a backend shared across processes, but '{backend.Name}' keeps values in each process, so /metrics would show only this process's values. " +
@@ -51,43 +48,23 @@ static async Task<int> RunServerAsync(string[] args)
         return 3;
     }
 
-    var demoMetrics = new DemoMetrics();
-    var app = builder.Build();
-    app.Use(async (context, next) =>
-    {
-        if (context.Request.Path == "/metrics")
-        {
-            await next(context);
-            return;
-        }
-
-        var watch = Stopwatch.StartNew();
-        using (demoMetrics.InProgress.TrackInProgress())
-        {
-            await next(context);
-        }
-
-        demoMetrics.Record(context.Request.Method, context.Request.Path, context.Response.StatusCode, watch.Elapsed.TotalSeconds, context.Response.ContentLength ?? 0);
-    });
-    app.MapGet("/", () => $"Metrics demo: backend {backend.Name}, {workers} worker(s). Scrape /metrics.\n");
-    app.MapMetrics("/metrics");
-
-    var stopping = app.Lifetime.ApplicationStopping;
+    var app = DemoApp.Build(builder, $"Metrics demo: backend {backend.Name}, {workers} worker(s). Scrape /metrics.\n");
     var processes = new List<Process>();
-    Task traffic;
-    if (workers == 0)
+    Task traffic = Task.CompletedTask;
+    app.Lifetime.ApplicationStarted.Register(() =>
     {
-        traffic = TrafficGenerator.RunAsync(demoMetrics, builder.Configuration.GetValue("Demo:RequestsPerSecond", 50), stopping);
-    }
-    else
-    {
-        for (var i = 1; i <= workers; i++)
+        if (workers == 0)
         {
-            processes.Add(Workers.Start(args, i));
+            traffic = TrafficGenerator.RunAsync(DemoApp.ListeningUrl(app), app.Configuration.GetValue("Demo:RequestsPerSecond", 50), app.Lifetime.ApplicationStopping);
         }
-
-        traffic = Task.CompletedTask;
-    }
+        else
+        {
+            for (var i = 1; i <= workers; i++)
+            {
+                processes.Add(Workers.Start(args, i));
+            }
+        }
+    });
 
     app.Logger.LogInformation("Metrics backend: {Backend} ({Type} from {Location}); {Workers} worker process(es); metrics at {Urls}/metrics", backend.Name, backend.Type.FullName, backend.Type.Assembly.Location, workers, urls);
     try
@@ -98,7 +75,6 @@ static async Task<int> RunServerAsync(string[] args)
     {
         Workers.Stop(processes);
         await traffic;
-        backend.Flush();
     }
 
     return 0;
@@ -106,33 +82,75 @@ static async Task<int> RunServerAsync(string[] args)
 
 static async Task<int> RunWorkerAsync(string[] args, string workerId)
 {
-    var configuration = MetricsConfiguration.BuildConfiguration(DemoArgs.Without(DemoArgs.Without(args, "--worker"), "--parent"), AppContext.BaseDirectory);
-    var backend = MetricsConfiguration.Apply(configuration);
-    using var stop = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) =>
-    {
-        e.Cancel = true;
-        stop.Cancel();
-    };
-    Workers.StopWhenParentExits(DemoArgs.Value(args, "--parent"), stop);
-    var metrics = new DemoMetrics();
-    var traffic = TrafficGenerator.RunAsync(metrics, configuration.GetValue("Demo:RequestsPerSecond", 50), stop.Token);
-
-    // Shared backends may batch writes; flushing every second keeps the server's view current.
-    while (!stop.IsCancellationRequested)
-    {
-        await Task.WhenAny(Task.Delay(1000, CancellationToken.None), traffic);
-        backend.Flush();
-        if (traffic.IsCompleted)
-        {
-            break;
-        }
-    }
-
+    // A worker serves the same endpoints on a loopback port of its own and generates its traffic against itself; its
+    // metrics reach the shared backend, which the server's /metrics reads.
+    var builder = DemoApp.CreateBuilder([.. DemoArgs.Without(DemoArgs.Without(args, "--worker"), "--parent")]);
+    builder.WebHost.UseUrls("http://127.0.0.1:0");
+    var app = DemoApp.Build(builder, $"Metrics demo worker {workerId}.\n");
+    using var parentGone = new CancellationTokenSource();
+    Workers.StopWhenParentExits(DemoArgs.Value(args, "--parent"), parentGone);
+    parentGone.Token.Register(() => app.Lifetime.StopApplication());
+    Task traffic = Task.CompletedTask;
+    app.Lifetime.ApplicationStarted.Register(() =>
+        traffic = TrafficGenerator.RunAsync(DemoApp.ListeningUrl(app), app.Configuration.GetValue("Demo:RequestsPerSecond", 50), app.Lifetime.ApplicationStopping));
+    await app.RunAsync();
     await traffic;
-    backend.Flush();
     Console.WriteLine($"worker {workerId}: stopped");
     return 0;
+}
+
+internal static class DemoApp
+{
+    public static WebApplicationBuilder CreateBuilder(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+
+            // appsettings.json and the plugins folder sit beside the application, wherever it is started from.
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.AddMetrics();
+        return builder;
+    }
+
+    public static WebApplication Build(WebApplicationBuilder builder, string home)
+    {
+        var app = builder.Build();
+
+        // Created once the host exists, so they use the backend AddMetrics selected.
+        var demoMetrics = new DemoMetrics(app.Services.GetRequiredService<MetricRegistry>());
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.Path == "/metrics")
+            {
+                await next(context);
+                return;
+            }
+
+            var watch = Stopwatch.StartNew();
+            using (demoMetrics.InProgress.TrackInProgress())
+            {
+                await next(context);
+            }
+
+            var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
+            demoMetrics.Record(context.Request.Method, route, context.Response.StatusCode, watch.Elapsed.TotalSeconds, context.Response.ContentLength ?? 0);
+        });
+        app.MapGet("/", () => home);
+        app.MapGet("/api/items", async () => { await Simulate(); return Results.Ok(Enumerable.Range(1, 20)); });
+        app.MapPost("/api/items", async () => { await Simulate(); return Results.Created("/api/items/21", 21); });
+        app.MapGet("/api/items/{id:int}", async (int id) => { await Simulate(); return id % 20 == 0 ? Results.NotFound() : Results.Ok(id); });
+        app.MapDelete("/api/items/{id:int}", async (int id) => { await Simulate(); return id % 50 == 0 ? Results.StatusCode(500) : Results.NoContent(); });
+        app.MapMetrics("/metrics");
+        return app;
+    }
+
+    /// <summary>The first address Kestrel listens on (the real port when 0 was asked for).</summary>
+    public static Uri ListeningUrl(WebApplication app) => new(app.Urls.First().Replace("://localhost:", "://127.0.0.1:", StringComparison.Ordinal));
+
+    // Log-normal-ish latency: most requests are quick, a few are slow.
+    private static Task Simulate() => Task.Delay(TimeSpan.FromSeconds(Math.Min(0.5, 0.001 * Math.Exp(Random.Shared.NextDouble() * 5))));
 }
 
 internal static class DemoArgs

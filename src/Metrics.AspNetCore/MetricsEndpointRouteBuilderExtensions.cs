@@ -21,13 +21,36 @@ public static class MetricsEndpointRouteBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(pattern);
-        return endpoints.MapMethods(pattern, ["GET", "HEAD"], (HttpContext context) => WriteAsync(context, registry ?? MetricRegistry.Default));
+        return endpoints.MapMethods(pattern, ["GET", "HEAD"], (HttpContext context) => WriteAsync(context, registry is null ? [MetricRegistry.Default] : [registry]));
     }
 
-    private static async Task WriteAsync(HttpContext context, MetricRegistry registry)
+    /// <summary>
+    /// Serves several registries in one response on <c>GET</c>/<c>HEAD</c> <paramref name="pattern"/>, negotiated as
+    /// <see cref="MapMetrics(IEndpointRouteBuilder, string, MetricRegistry?)"/>. A metric name in two of them fails the
+    /// scrape with a 500 naming it and both registries.
+    /// </summary>
+    /// <param name="endpoints">The application or route builder.</param>
+    /// <param name="pattern">The route.</param>
+    /// <param name="registries">The registries, in the order their families appear; at least one.</param>
+    /// <returns>The endpoint builder.</returns>
+    public static IEndpointConventionBuilder MapMetrics(this IEndpointRouteBuilder endpoints, string pattern, IReadOnlyList<MetricRegistry> registries)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(pattern);
+        ArgumentNullException.ThrowIfNull(registries);
+        if (registries.Count == 0 || registries.Any(r => r is null))
+        {
+            throw new ArgumentException("Give at least one registry, and no null entries.", nameof(registries));
+        }
+
+        MetricRegistry[] served = [.. registries];
+        return endpoints.MapMethods(pattern, ["GET", "HEAD"], (HttpContext context) => WriteAsync(context, served));
+    }
+
+    private static async Task WriteAsync(HttpContext context, IReadOnlyList<MetricRegistry> registries)
     {
         var request = context.Request;
-        using var response = await ScrapeResponse.RenderAsync(registry, request.Headers.Accept.ToString(), request.Headers.AcceptEncoding.ToString(), context.RequestAborted).ConfigureAwait(false);
+        using var response = await ScrapeResponse.RenderAsync(registries, request.Headers.Accept.ToString(), request.Headers.AcceptEncoding.ToString(), context.RequestAborted).ConfigureAwait(false);
         var http = context.Response;
         http.StatusCode = response.StatusCode;
         http.ContentType = response.ContentType;

@@ -34,6 +34,8 @@ internal sealed class BackendLifetime
     {
         if (Interlocked.Exchange(ref s_exitHooked, 1) == 0)
         {
+            // Backend messages go to the Metrics EventSource unless a host (AddMetrics) routes them to ILogger.
+            MetricsEventSource.InstallDefault();
             AppDomain.CurrentDomain.ProcessExit += static (_, _) => ShutdownAll(ProcessExitTimeout);
         }
 
@@ -93,8 +95,27 @@ internal sealed class BackendLifetime
     internal static void ShutdownAll(TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);
-        var pending = All.Values.Where(l => l.IsInitialized).Select(l => ShutdownQuietly(l, cancel.Token)).ToArray();
-        Task.WaitAll(pending);
+        ShutdownAllAsync(cancel.Token).GetAwaiter().GetResult();
+    }
+
+    /// <summary>Shuts down every initialized backend of the process at once; failures are reported through <see cref="BackendLog"/>.</summary>
+    internal static Task ShutdownAllAsync(CancellationToken cancellationToken) =>
+        Task.WhenAll(All.Values.Where(l => l.IsInitialized).Select(l => ShutdownQuietly(l, cancellationToken)));
+
+    /// <summary>Flushes every initialized backend of the process at once; failures are reported through <see cref="BackendLog"/>.</summary>
+    internal static Task FlushAllAsync(CancellationToken cancellationToken) =>
+        Task.WhenAll(All.Values.Where(l => l.IsInitialized).Select(l => FlushQuietly(l, cancellationToken)));
+
+    private static async Task FlushQuietly(BackendLifetime lifetime, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await lifetime._adapter.FlushAsync(lifetime._config, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            BackendLog.Write(lifetime._adapter.Type.Name, BackendLogLevel.Error, $"The backend did not flush: {e.GetType().Name}: {e.Message}", e);
+        }
     }
 
     private static async Task ShutdownQuietly(BackendLifetime lifetime, CancellationToken cancellationToken)
@@ -105,8 +126,8 @@ internal sealed class BackendLifetime
         }
         catch (Exception e)
         {
-            // The process is exiting and nobody can catch this any more: say what was lost on the one channel left.
-            Console.Error.WriteLine($"Metrics: backend {lifetime._adapter.Type.Name} did not shut down cleanly at process exit: {e.GetType().Name}: {e.Message}");
+            // The process is exiting and nobody can catch this any more: report what was lost on the backend log channel.
+            BackendLog.Write(lifetime._adapter.Type.Name, BackendLogLevel.Error, $"The backend did not shut down cleanly at process exit; updates not yet stored may be lost: {e.GetType().Name}: {e.Message}", e);
         }
     }
 }

@@ -42,9 +42,12 @@ public sealed class ConfiguredBackend
 
     /// <summary>
     /// The backend that metrics use when their registry names none: <see cref="Memory"/> unless configured.
-    /// Set it once at startup, before the first metric is created.
+    /// Set it once at startup, before the first metric is created. When nothing set it before its first use, the
+    /// <c>Metrics__Backend</c>, <c>Metrics__PluginsPath</c> and <c>Metrics__BackendConfig__*</c> environment variables select
+    /// it (reported once through <see cref="BackendLog"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">Set after a metric was created with the previous default.</exception>
+    /// <exception cref="MetricsConfigurationException">Read first while the environment selects a backend that cannot be loaded.</exception>
     public static ConfiguredBackend Default
     {
         get
@@ -55,8 +58,13 @@ public sealed class ConfiguredBackend
                 return current;
             }
 
-            Interlocked.CompareExchange(ref _default, Memory, null);
-            return _default!;
+            lock (DefaultLock)
+            {
+                // Nothing applied before the first use: the environment (Metrics__Backend=...) still selects the backend, so a
+                // deployment's setting is never silently ignored; a bad setting fails here with the loader's message.
+                Volatile.Write(ref _default, Volatile.Read(ref _default) ?? FromEnvironment() ?? Memory);
+                return _default!;
+            }
         }
 
         set
@@ -64,8 +72,10 @@ public sealed class ConfiguredBackend
             ArgumentNullException.ThrowIfNull(value);
             lock (DefaultLock)
             {
-                if (ReferenceEquals(Volatile.Read(ref _default), value))
+                var current = Volatile.Read(ref _default);
+                if (ReferenceEquals(current, value) || (current is not null && current.Type == value.Type && current.Config.Equals(value.Config)))
                 {
+                    // The same backend type and configuration (a second host in one process loads it again): nothing changes.
                     return;
                 }
 
@@ -184,8 +194,42 @@ public sealed class ConfiguredBackend
     /// <returns>A task completing when the backend is released.</returns>
     public ValueTask ShutdownAsync(CancellationToken cancellationToken = default) => _lifetime.ShutdownAsync(cancellationToken);
 
+    /// <summary>
+    /// Flushes every backend configuration initialized in this process, all at once. A backend that fails or does not finish
+    /// before <paramref name="cancellationToken"/> is signalled is reported through <see cref="BackendLog"/>; this never throws.
+    /// </summary>
+    /// <param name="cancellationToken">Bounds the wait.</param>
+    /// <returns>A task completing when every flush has finished or given up.</returns>
+    public static Task FlushAllAsync(CancellationToken cancellationToken = default) => BackendLifetime.FlushAllAsync(cancellationToken);
+
+    /// <summary>
+    /// Flushes and releases every backend configuration initialized in this process (each one's <c>ShutdownAsync</c>), all
+    /// at once, as the process-exit hook does; a hosted application calls it when the host stops. A backend used again
+    /// afterwards initializes anew. Failures are reported through <see cref="BackendLog"/>; this never throws.
+    /// </summary>
+    /// <param name="cancellationToken">Bounds the wait.</param>
+    /// <returns>A task completing when every backend is released or has given up.</returns>
+    public static Task ShutdownAllAsync(CancellationToken cancellationToken = default) => BackendLifetime.ShutdownAllAsync(cancellationToken);
+
     /// <inheritdoc/>
     public override string ToString() => $"{Name} ({Type.FullName})";
+
+    private static ConfiguredBackend? FromEnvironment()
+    {
+        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
+        var options = MetricsOptions.FromConfiguration(configuration);
+        if (options.Backend is null)
+        {
+            return null;
+        }
+
+        var backend = MetricsConfiguration.Load(options);
+        BackendLog.Write(
+            "Metrics",
+            BackendLogLevel.Information,
+            $"The default metrics backend is '{backend.Name}', selected by the environment variable Metrics__Backend because MetricsConfiguration.Apply (or AddMetrics) was not called before the first metric was created.");
+        return backend;
+    }
 
     /// <summary>The default backend, marked as used so that it can no longer change under existing metrics.</summary>
     internal static ConfiguredBackend UseDefault()

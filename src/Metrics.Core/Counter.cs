@@ -30,7 +30,14 @@ public sealed class Counter : Metric<Counter>
     private unsafe Counter(MetricFamily family)
         : base(family, new string?[family.LabelNames.Length], MetricRegistry.RootValues(family))
     {
-        if (FullValues is not null)
+        if (FullValues is not null && family.TryGetChild(FullValues, out var existing))
+        {
+            // The same metric created again: this object shares the registered series.
+            var shared = (Counter)existing;
+            _value = shared._value;
+            _cell = shared._cell;
+        }
+        else if (FullValues is not null)
         {
             _value = CreateRootValues(CreateValue);
             _cell = (long*)_value.ValueCell;

@@ -26,7 +26,12 @@ public sealed class Gauge : Metric<Gauge>, IDurationSink
     private Gauge(MetricFamily family)
         : base(family, new string?[family.LabelNames.Length], MetricRegistry.RootValues(family))
     {
-        if (FullValues is not null)
+        if (FullValues is not null && family.TryGetChild(FullValues, out var existing))
+        {
+            // The same metric created again: this object shares the registered series.
+            _value = ((Gauge)existing)._value;
+        }
+        else if (FullValues is not null)
         {
             _value = CreateRootValues(CreateValue);
 

@@ -35,7 +35,17 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         : base(family, new string?[family.LabelNames.Length], MetricRegistry.RootValues(family))
     {
         _bounds = family.Buckets;
-        if (FullValues is not null)
+        if (FullValues is not null && family.TryGetChild(FullValues, out var existing))
+        {
+            // The same metric created again: this object shares the registered series.
+            var shared = (Histogram)existing;
+            _buckets = shared._buckets;
+            _sum = shared._sum;
+            _bucketCells = shared._bucketCells;
+            _sumCell = shared._sumCell;
+            _atomicObserve = shared._atomicObserve;
+        }
+        else if (FullValues is not null)
         {
             (_buckets, _sum) = CreateRootValues(CreateValues);
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);

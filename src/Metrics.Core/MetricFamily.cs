@@ -160,6 +160,53 @@ internal sealed class MetricFamily
         return _leLabels[index] ??= Buckets.Select(b => ExpositionWriter.FormatBound(b, openMetrics)).ToArray();
     }
 
+    /// <summary>Whether <paramref name="other"/> declares exactly this metric: type, name, help, labels, defaults, buckets, aggregation.</summary>
+    public bool SameDefinition(MetricFamily other) =>
+        Type == other.Type
+        && Name == other.Name
+        && Help == other.Help
+        && Aggregation == other.Aggregation
+        && LabelNames.AsSpan().SequenceEqual(other.LabelNames)
+        && Defaults.AsSpan().SequenceEqual(other.Defaults)
+        && Buckets.AsSpan().SequenceEqual(other.Buckets);
+
+    /// <summary>What differs between this definition and <paramref name="other"/>'s, for an error message.</summary>
+    public string DescribeDifference(MetricFamily other)
+    {
+        static string List(IEnumerable<string?> items) => "[" + string.Join(", ", items.Select(i => i ?? "-")) + "]";
+        var differences = new List<string>();
+        if (Type != other.Type)
+        {
+            differences.Add($"type {Type} vs {other.Type}");
+        }
+
+        if (Help != other.Help)
+        {
+            differences.Add($"help \"{Help}\" vs \"{other.Help}\"");
+        }
+
+        if (!LabelNames.AsSpan().SequenceEqual(other.LabelNames))
+        {
+            differences.Add($"labels {List(LabelNames)} vs {List(other.LabelNames)}");
+        }
+        else if (!Defaults.AsSpan().SequenceEqual(other.Defaults))
+        {
+            differences.Add($"default labels {List(Defaults)} vs {List(other.Defaults)}");
+        }
+
+        if (!Buckets.AsSpan().SequenceEqual(other.Buckets))
+        {
+            differences.Add($"buckets {List(Buckets.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture)))} vs {List(other.Buckets.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture)))}");
+        }
+
+        if (Aggregation != other.Aggregation)
+        {
+            differences.Add($"aggregation {Aggregation} vs {other.Aggregation}");
+        }
+
+        return differences.Count == 0 ? "another name rule" : string.Join("; ", differences);
+    }
+
     public static double UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
     /// <summary>

@@ -21,6 +21,7 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     private readonly Dictionary<string, object> _byName = new(StringComparer.Ordinal);
     private readonly ScrapeCollector _collector;
     private object[] _entries = [];
+    private Action[] _collectCallbacks = [];
     private long _skippedValues;
     private int _disposed;
 
@@ -91,6 +92,24 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Registers <paramref name="callback"/> to run at the start of every read of this registry's values for a scrape,
+    /// before the backends are read: for code that records into metrics on demand (observable instruments, process
+    /// statistics). Concurrent scrapes sharing one read run it once. An exception from it fails the scrape.
+    /// </summary>
+    /// <param name="callback">The callback; keep it short, scrapes wait for it.</param>
+    /// <returns>Dispose it to remove the callback.</returns>
+    public IDisposable AddCollectCallback(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        lock (_lock)
+        {
+            Volatile.Write(ref _collectCallbacks, [.. _collectCallbacks, callback]);
+        }
+
+        return new CallbackRegistration(this, callback);
+    }
+
     /// <summary>Removes a metric (with all its children) from the registry; it is no longer exposed.</summary>
     /// <param name="metric">The metric or any of its children.</param>
     /// <returns>Whether it was registered.</returns>
@@ -159,8 +178,69 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         return ExpositionWriter.Render(this, scrape, format);
     }
 
+    /// <summary>
+    /// Reads several registries at once and renders them as one exposition (the caller disposes the buffer); a family name
+    /// in two of them is an error rather than a response Prometheus would reject or merge wrongly.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Two registries expose the same name.</exception>
+    internal static async Task<ExpositionBuffer> RenderAsync(IReadOnlyList<MetricRegistry> registries, ExpositionFormat format, CancellationToken cancellationToken)
+    {
+        if (registries.Count == 1)
+        {
+            return await registries[0].RenderAsync(format, cancellationToken).ConfigureAwait(false);
+        }
+
+        ThrowIfSharedNames(registries);
+        var scrapes = await Task.WhenAll(registries.Select(r => r._collector.CollectAsync(cancellationToken))).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        return ExpositionWriter.Render(registries.Select((r, i) => (r, scrapes[i])).ToArray(), format);
+    }
+
+    private static void ThrowIfSharedNames(IReadOnlyList<MetricRegistry> registries)
+    {
+        var owners = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < registries.Count; i++)
+        {
+            if (registries.Take(i).Any(r => ReferenceEquals(r, registries[i])))
+            {
+                throw new InvalidOperationException($"The same registry is served twice in one response (positions {registries.Take(i).ToList().FindIndex(r => ReferenceEquals(r, registries[i])) + 1} and {i + 1}); list each registry once.");
+            }
+
+            (string Name, string Metric)[] names;
+            lock (registries[i]._lock)
+            {
+                names = [.. registries[i]._byName.Select(pair => (pair.Key, pair.Value is MetricFamily family ? family.Name : pair.Key))];
+            }
+
+            foreach (var (name, metric) in names)
+            {
+                if (owners.TryGetValue(name, out var other))
+                {
+                    throw new InvalidOperationException(
+                        $"The metric name '{metric}' is in two of the registries served together ({Describe(registries[other], other)} and {Describe(registries[i], i)}), so one response would hold two families of that name. Rename one of the metrics, give one registry a prefix (new MetricRegistry(prefix: \"...\")), or serve the registries on separate endpoints.");
+                }
+            }
+
+            foreach (var (name, _) in names)
+            {
+                owners[name] = i;
+            }
+        }
+
+        static string Describe(MetricRegistry registry, int index) =>
+            registry.Prefix is null ? $"registry #{index + 1}{(ReferenceEquals(registry, Default) ? " (the default registry)" : string.Empty)}" : $"registry #{index + 1} with prefix '{registry.Prefix}'";
+    }
+
     /// <summary>How many backend reads scrapes of this registry have started (concurrent scrapes share one).</summary>
     internal long BackendReads => _collector.Reads;
+
+    internal void RunCollectCallbacks()
+    {
+        foreach (var callback in Volatile.Read(ref _collectCallbacks))
+        {
+            callback();
+        }
+    }
 
     internal long SkippedValues => Interlocked.Read(ref _skippedValues);
 
@@ -176,8 +256,7 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     {
         registry ??= Default;
         var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation);
-        registry.Add(family);
-        return family;
+        return registry.Add(family);
     }
 
     /// <summary>The root instance's full values when every label has a default (or there are none), else null.</summary>
@@ -198,13 +277,21 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         return values;
     }
 
-    private void Add(MetricFamily family)
+    /// <summary>Registers <paramref name="family"/>, or returns the registered family with the same definition.</summary>
+    private MetricFamily Add(MetricFamily family)
     {
         lock (_lock)
         {
+            // The same definition again (a DI service constructed twice, a second Meter instance with the same instrument)
+            // shares the registered family and its series instead of failing.
+            if (_byName.TryGetValue(family.ExposedNames[0], out var registered) && registered is MetricFamily existing && existing.SameDefinition(family))
+            {
+                return existing;
+            }
+
             foreach (var name in family.ExposedNames)
             {
-                ThrowIfTaken(name);
+                ThrowIfTaken(name, family);
             }
 
             family.Backend = _backend ?? ConfiguredBackend.UseDefault();
@@ -213,6 +300,7 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
                 _byName[name] = family;
             }
             Volatile.Write(ref _entries, [.. _entries, family]);
+            return family;
         }
     }
 
@@ -243,14 +331,35 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         }
     }
 
-    private void ThrowIfTaken(string name)
+    private void ThrowIfTaken(string name, MetricFamily? candidate = null)
     {
         if (_byName.TryGetValue(name, out var existing))
         {
             var what = existing is MetricFamily f ? $"a {f.Type.ToString().ToLowerInvariant()}" : "a custom collector";
             var owner = existing is MetricFamily of ? $" '{of.Name}'" : string.Empty;
+            var difference = candidate is not null && existing is MetricFamily ef && ef.Name == candidate.Name ? $" with another definition ({ef.DescribeDifference(candidate)})" : string.Empty;
             throw new ArgumentException(
-                $"The name '{name}' is already used by {what}{owner} in this registry (a counter also exposes <name>_total and <name>_created, a histogram <name>_bucket, _count, _sum and _created). Reuse the existing metric object, choose another name, or Unregister the old one first.");
+                $"The name '{name}' is already used by {what}{owner}{difference} in this registry (a counter also exposes <name>_total and <name>_created, a histogram <name>_bucket, _count, _sum and _created). Creating a metric again with exactly the same type, name, help, labels, defaults and buckets shares it; otherwise reuse the existing metric object, choose another name, or Unregister the old one first.");
+        }
+    }
+
+    private sealed class CallbackRegistration(MetricRegistry registry, Action callback) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            {
+                return;
+            }
+
+            lock (registry._lock)
+            {
+                var callbacks = registry._collectCallbacks.ToList();
+                callbacks.Remove(callback);
+                Volatile.Write(ref registry._collectCallbacks, callbacks.ToArray());
+            }
         }
     }
 

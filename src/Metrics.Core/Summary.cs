@@ -28,7 +28,16 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
     private Summary(MetricFamily family)
         : base(family, new string?[family.LabelNames.Length], MetricRegistry.RootValues(family))
     {
-        if (FullValues is not null)
+        if (FullValues is not null && family.TryGetChild(FullValues, out var existing))
+        {
+            // The same metric created again: this object shares the registered series.
+            var shared = (Summary)existing;
+            _count = shared._count;
+            _sum = shared._sum;
+            _countCell = shared._countCell;
+            _sumCell = shared._sumCell;
+        }
+        else if (FullValues is not null)
         {
             (_count, _sum) = CreateRootValues(CreateValues);
             var (countCell, sumCell) = CellsOf(_count, _sum);

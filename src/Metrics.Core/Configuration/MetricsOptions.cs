@@ -43,6 +43,40 @@ public sealed class MetricsOptions
     /// <summary>The backend's settings, keys nested with <c>:</c> (<c>Pool:Size</c>), compared case-insensitively.</summary>
     public IDictionary<string, string?> BackendConfig { get; } = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Hosting (<c>AddMetrics</c>): how long stopping the host waits, in all, for the backends to flush and release
+    /// (<c>Metrics:ShutdownTimeout</c>, a duration such as <c>5s</c>). Five seconds by default.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Hosting (<c>AddMetrics</c>): how often each process records its observable .NET instruments and its process metrics
+    /// into the backend (<c>Metrics:CollectionInterval</c>). A scrape also records them in the scraping process first.
+    /// Five seconds by default.
+    /// </summary>
+    public TimeSpan CollectionInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Hosting (<c>AddMetrics</c>): whether System.Diagnostics.Metrics instruments (runtime, ASP.NET Core, HttpClient, the
+    /// application's own meters) are published into the registry (<c>Metrics:Meters:Enabled</c>). True by default.
+    /// </summary>
+    public bool MetersEnabled { get; set; } = true;
+
+    /// <summary>
+    /// Hosting (<c>AddMetrics</c>): meter-name prefixes to publish (<c>Metrics:Meters:Include:0</c>, ...); every meter when
+    /// empty. <c>Microsoft.AspNetCore</c> matches <c>Microsoft.AspNetCore.Hosting</c> and the meter itself.
+    /// </summary>
+    public IList<string> IncludeMeters { get; } = [];
+
+    /// <summary>Hosting (<c>AddMetrics</c>): meter-name prefixes never published (<c>Metrics:Meters:Exclude:0</c>, ...); they win over <see cref="IncludeMeters"/>.</summary>
+    public IList<string> ExcludeMeters { get; } = [];
+
+    /// <summary>
+    /// Hosting (<c>AddMetrics</c>): whether the standard <c>process_*</c> metrics are published (<c>Metrics:ProcessMetrics</c>).
+    /// True by default.
+    /// </summary>
+    public bool ProcessMetrics { get; set; } = true;
+
     /// <summary>The plugins folder as an absolute path.</summary>
     public string ResolvedPluginsPath => BackendLoader.ResolvePluginsPath(PluginsPath);
 
@@ -60,6 +94,22 @@ public sealed class MetricsOptions
             PluginsPath = NullIfBlank(section["PluginsPath"]),
             AllowUnsafePluginPermissions = ReadBoolean(section, "AllowUnsafePluginPermissions"),
         };
+        // The typed reads of BackendConfig give the same messages, naming the key, as a backend's own settings.
+        var settings = new BackendConfig(section.AsEnumerable(makePathsRelative: true), SectionName);
+        try
+        {
+            options.ShutdownTimeout = settings.GetTimeSpan("ShutdownTimeout", options.ShutdownTimeout);
+            options.CollectionInterval = settings.GetTimeSpan("CollectionInterval", options.CollectionInterval);
+            options.MetersEnabled = settings.GetBoolean("Meters:Enabled", options.MetersEnabled);
+            options.ProcessMetrics = settings.GetBoolean("ProcessMetrics", options.ProcessMetrics);
+        }
+        catch (BackendConfigException e)
+        {
+            throw new MetricsConfigurationException($"The metrics configuration is not valid: {e.Message}", e);
+        }
+
+        AddList(section.GetSection("Meters:Include"), options.IncludeMeters);
+        AddList(section.GetSection("Meters:Exclude"), options.ExcludeMeters);
         foreach (var (key, value) in section.GetSection("BackendConfig").AsEnumerable(makePathsRelative: true))
         {
             // Intermediate sections have null values; only leaves are settings.
@@ -87,6 +137,38 @@ public sealed class MetricsOptions
         return bool.TryParse(raw.Trim(), out var value)
             ? value
             : throw new MetricsConfigurationException($"The setting '{SectionName}:{key}' is '{raw}', which is not a boolean. Use true or false.");
+    }
+
+    /// <summary>
+    /// Checks the hosting settings that configuration cannot check by type: durations in range. The backend itself is
+    /// checked by loading it.
+    /// </summary>
+    /// <exception cref="MetricsConfigurationException">A setting is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        if (CollectionInterval < TimeSpan.FromMilliseconds(10))
+        {
+            throw new MetricsConfigurationException($"The setting 'Metrics:CollectionInterval' is {CollectionInterval}, which is too short: use at least 10ms, for example '5s'.");
+        }
+
+        if (ShutdownTimeout < TimeSpan.Zero)
+        {
+            throw new MetricsConfigurationException($"The setting 'Metrics:ShutdownTimeout' is {ShutdownTimeout}, which is negative: use a duration such as '5s'.");
+        }
+    }
+
+    private static void AddList(IConfigurationSection section, IList<string> list)
+    {
+        // A list is either indexed children (JSON arrays, Meters__Include__0) or one comma-separated value.
+        var single = section.Value;
+        var items = string.IsNullOrWhiteSpace(single) ? section.GetChildren().Select(c => c.Value) : single.Split(',');
+        foreach (var item in items)
+        {
+            if (!string.IsNullOrWhiteSpace(item))
+            {
+                list.Add(item.Trim());
+            }
+        }
     }
 
     private static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();

@@ -12,6 +12,9 @@ internal sealed class ExpositionWriter
     private readonly ExpositionBuffer _out;
     private double[] _scratch = new double[32];
 
+    // Statistics written so far: registries served together may share a backend, whose statistics appear once.
+    private HashSet<string>? _statistics;
+
     private ExpositionWriter(ExpositionFormat format, ExpositionBuffer output)
     {
         _openMetrics = format == ExpositionFormat.OpenMetrics;
@@ -19,32 +22,47 @@ internal sealed class ExpositionWriter
     }
 
     /// <summary>Renders <paramref name="scrape"/> of <paramref name="registry"/>; the caller owns (and disposes) the buffer returned.</summary>
-    public static ExpositionBuffer Render(MetricRegistry registry, CollectedScrape scrape, ExpositionFormat format)
+    public static ExpositionBuffer Render(MetricRegistry registry, CollectedScrape scrape, ExpositionFormat format) =>
+        Render([(registry, scrape)], format);
+
+    /// <summary>
+    /// Renders several registries' scrapes as one exposition: their families in order, each backend's statistics once, one
+    /// <c># EOF</c>. The caller has checked that no family name is in two of them.
+    /// </summary>
+    public static ExpositionBuffer Render(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes, ExpositionFormat format)
     {
         var output = new ExpositionBuffer();
         try
         {
             var writer = new ExpositionWriter(format, output);
-            var collected = scrape.Collected;
-            var skipped = 0L;
-            foreach (var entry in scrape.Entries)
+            foreach (var (registry, scrape) in scrapes)
             {
-                switch (entry)
+                var collected = scrape.Collected;
+                var skipped = 0L;
+                foreach (var entry in scrape.Entries)
                 {
-                    case MetricFamily family when collected is not null && collected.TryGetValue(family, out var values):
-                        skipped += writer.WriteCollected(family, values);
-                        break;
-                    case MetricFamily family:
-                        writer.WriteLocal(family);
-                        break;
-                    case ICollector collector:
-                        writer.WriteCollector(registry, collector);
-                        break;
+                    switch (entry)
+                    {
+                        case MetricFamily family when collected is not null && collected.TryGetValue(family, out var values):
+                            skipped += writer.WriteCollected(family, values);
+                            break;
+                        case MetricFamily family:
+                            writer.WriteLocal(family);
+                            break;
+                        case ICollector collector:
+                            writer.WriteCollector(registry, collector);
+                            break;
+                    }
                 }
+
+                registry.AddSkippedValues(skipped);
             }
 
-            registry.AddSkippedValues(skipped);
-            writer.WriteStatistics(registry, scrape.Entries);
+            foreach (var (registry, scrape) in scrapes)
+            {
+                writer.WriteStatistics(registry, scrape.Entries);
+            }
+
             if (writer._openMetrics)
             {
                 output.WriteRaw("# EOF\n"u8);
@@ -302,7 +320,7 @@ internal sealed class ExpositionWriter
 
     private void WriteStatistic(MetricRegistry registry, BackendStatistic statistic)
     {
-        if (registry.IsRegistered(statistic.Name) || statistic.Type is not (MetricType.Counter or MetricType.Gauge))
+        if (registry.IsRegistered(statistic.Name) || statistic.Type is not (MetricType.Counter or MetricType.Gauge) || !(_statistics ??= new(StringComparer.Ordinal)).Add(statistic.Name))
         {
             return;
         }

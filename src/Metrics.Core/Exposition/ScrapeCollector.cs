@@ -46,7 +46,7 @@ internal sealed class ScrapeCollector(MetricRegistry registry)
         if (start)
         {
             Interlocked.Increment(ref _reads);
-            flight.Run(ReadAsync(registry.Entries, flight.Token), this);
+            flight.Run(ReadWithCallbacksAsync(flight.Token), this);
         }
 
         try
@@ -60,7 +60,22 @@ internal sealed class ScrapeCollector(MetricRegistry registry)
     }
 
     /// <summary>Reads one scrape synchronously, outside the single flight (for <see cref="MetricRegistry.Render"/>).</summary>
-    public CollectedScrape Collect() => ReadAsync(registry.Entries, CancellationToken.None).GetAwaiter().GetResult();
+    public CollectedScrape Collect() => ReadWithCallbacksAsync(CancellationToken.None).GetAwaiter().GetResult();
+
+    private Task<CollectedScrape> ReadWithCallbacksAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Before the entries are taken: a callback may record values into metrics it creates on first use.
+            registry.RunCollectCallbacks();
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<CollectedScrape>(e);
+        }
+
+        return ReadAsync(registry.Entries, cancellationToken);
+    }
 
     private static async Task<CollectedScrape> ReadAsync(IReadOnlyList<object> entries, CancellationToken cancellationToken)
     {

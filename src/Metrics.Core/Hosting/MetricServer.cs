@@ -23,7 +23,7 @@ public sealed class MetricServer : IDisposable, IAsyncDisposable
     private static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(30);
     private readonly IPAddress _address;
     private readonly int _requestedPort;
-    private readonly MetricRegistry? _registry;
+    private readonly IReadOnlyList<MetricRegistry>? _registries;
     private readonly Lock _lock = new();
     private readonly HashSet<Task> _connections = [];
     private Socket? _listener;
@@ -37,7 +37,26 @@ public sealed class MetricServer : IDisposable, IAsyncDisposable
     /// <param name="registry">The registry exposed; <see cref="MetricRegistry.Default"/> when null.</param>
     /// <exception cref="ArgumentException">The host is not an IP address, the port is out of range, or the path does not start with '/'.</exception>
     public MetricServer(int port, string host = "127.0.0.1", string path = "/metrics", MetricRegistry? registry = null)
+        : this(port, host, path, registry is null ? null : [registry])
     {
+    }
+
+    /// <summary>Creates a server exposing several registries in one response; call <see cref="Start"/> to listen.</summary>
+    /// <param name="port">The TCP port; 0 picks a free one.</param>
+    /// <param name="host">The IP address to listen on.</param>
+    /// <param name="path">The path served.</param>
+    /// <param name="registries">
+    /// The registries, in the order their families appear; <see cref="MetricRegistry.Default"/> alone when null. A metric
+    /// name in two of them fails the scrape with a 500 naming it.
+    /// </param>
+    /// <exception cref="ArgumentException">The host, port or path is invalid, or <paramref name="registries"/> is empty.</exception>
+    public MetricServer(int port, string host, string path, IReadOnlyList<MetricRegistry>? registries)
+    {
+        if (registries is { Count: 0 })
+        {
+            throw new ArgumentException("Give at least one registry to serve, or null for the default registry.", nameof(registries));
+        }
+
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         ArgumentNullException.ThrowIfNull(host);
@@ -52,7 +71,7 @@ public sealed class MetricServer : IDisposable, IAsyncDisposable
             : throw new ArgumentException($"The host '{host}' is not an IP address; use 127.0.0.1 (loopback, the default) or the address of the interface to listen on.", nameof(host));
         _requestedPort = port;
         Path = path;
-        _registry = registry;
+        _registries = registries is null ? null : [.. registries];
     }
 
     /// <summary>The path served.</summary>
@@ -64,7 +83,7 @@ public sealed class MetricServer : IDisposable, IAsyncDisposable
     /// <summary>The URL of the metrics endpoint; valid once started.</summary>
     public Uri Url => new($"http://{(_address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{_address}]" : _address.ToString())}:{Port}{Path}");
 
-    private MetricRegistry Registry => _registry ?? MetricRegistry.Default;
+    private IReadOnlyList<MetricRegistry> Registries => _registries ?? [MetricRegistry.Default];
 
     /// <summary>Starts listening.</summary>
     /// <returns>This server.</returns>
@@ -236,7 +255,7 @@ public sealed class MetricServer : IDisposable, IAsyncDisposable
             return true;
         }
 
-        var response = await ScrapeResponse.RenderAsync(Registry, request.Accept, request.AcceptEncoding, stopping).ConfigureAwait(false);
+        var response = await ScrapeResponse.RenderAsync(Registries, request.Accept, request.AcceptEncoding, stopping).ConfigureAwait(false);
         var headers = new StringBuilder(256)
             .Append("HTTP/1.1 ").Append(response.StatusCode).Append(response.StatusCode == 200 ? " OK" : " Internal Server Error").Append("\r\n")
             .Append("Content-Type: ").Append(response.ContentType).Append("\r\n")

@@ -45,15 +45,35 @@ public sealed class ScrapeResponse : IDisposable
     /// <param name="acceptEncoding">The request's <c>Accept-Encoding</c> header.</param>
     /// <param name="cancellationToken">Cancels the rendering.</param>
     /// <returns>The response to send.</returns>
-    public static async Task<ScrapeResponse> RenderAsync(MetricRegistry registry, string? accept, string? acceptEncoding, CancellationToken cancellationToken = default)
+    public static Task<ScrapeResponse> RenderAsync(MetricRegistry registry, string? accept, string? acceptEncoding, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        return RenderAsync([registry], accept, acceptEncoding, cancellationToken);
+    }
+
+    /// <summary>
+    /// Renders several registries in one response, as <see cref="RenderAsync(MetricRegistry, string?, string?, CancellationToken)"/>
+    /// does one. A metric name in two of them gives a 500 whose reason names it and the two registries.
+    /// </summary>
+    /// <param name="registries">The registries, in the order their families appear; at least one.</param>
+    /// <param name="accept">The request's <c>Accept</c> header.</param>
+    /// <param name="acceptEncoding">The request's <c>Accept-Encoding</c> header.</param>
+    /// <param name="cancellationToken">Cancels the rendering.</param>
+    /// <returns>The response to send.</returns>
+    public static async Task<ScrapeResponse> RenderAsync(IReadOnlyList<MetricRegistry> registries, string? accept, string? acceptEncoding, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(registries);
+        if (registries.Count == 0 || registries.Any(r => r is null))
+        {
+            throw new ArgumentException("Give at least one registry, and no null entries.", nameof(registries));
+        }
+
         var format = Exposition.Negotiate(accept);
         var gzip = Exposition.AcceptsGzip(acceptEncoding);
         ExpositionBuffer rendered;
         try
         {
-            rendered = await registry.RenderAsync(format, cancellationToken).ConfigureAwait(false);
+            rendered = await MetricRegistry.RenderAsync(registries, format, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
