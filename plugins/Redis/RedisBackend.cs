@@ -18,7 +18,7 @@ namespace Metrics.Backends.Redis;
 /// </para>
 /// <para>
 /// If Redis is unreachable no update throws: pending updates stay coalesced per series and are sent when Redis is back.
-/// What has to be discarded is counted in <see cref="DroppedUpdates"/> and written to standard error.
+/// What has to be discarded is counted in <see cref="DroppedUpdates"/> and reported through the backend log (BackendLog).
 /// </para>
 /// <para>
 /// Each family's values are stored under its definition (<see cref="MetricDescriptor.DefinitionId"/>): processes that
@@ -116,7 +116,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
 
     /// <summary>
     /// Sends every update made before the call and completes when Redis stored them, or after <c>OperationTimeout</c>
-    /// when Redis is unreachable (the updates then stay pending and the failure is written to standard error).
+    /// when Redis is unreachable (the updates then stay pending and the failure is reported through the backend log (BackendLog)).
     /// </summary>
     /// <param name="config">The configuration whose values to flush.</param>
     /// <param name="cancellationToken">Stops waiting; pending updates stay pending.</param>
@@ -165,7 +165,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// Reads the stored value from Redis (one round trip, at most <c>OperationTimeout</c>) and adds this process's
     /// updates that Redis has not applied yet, so it sees other instances and processes as well as its own writes. When
     /// Redis cannot be read it returns the last stored value this process saw plus its own unapplied updates, and writes
-    /// the failure to standard error once; it never throws for a transport fault.
+    /// the failure once through the backend log; it never throws for a transport fault.
     /// </remarks>
     public double Get() => _cell.Get();
 

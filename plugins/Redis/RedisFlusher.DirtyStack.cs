@@ -85,7 +85,7 @@ internal sealed partial class RedisFlusher
         if (discarded > 0)
         {
             CountDropped(discarded);
-            _store.Log($"Redis at {Settings.Endpoints} is unreachable and more than MaxPendingSeries={Settings.MaxPendingSeries} series hold unsent updates; discarded the updates of {discarded} series.");
+            _store.Log($"Redis at {Settings.Endpoints} is unreachable and more than MaxPendingSeries={Settings.MaxPendingSeries} series hold unsent updates; discarded the updates of {discarded} series.", BackendLogLevel.Error);
         }
     }
 

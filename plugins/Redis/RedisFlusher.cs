@@ -228,7 +228,7 @@ internal sealed partial class RedisFlusher
             if (_unreachableLogged)
             {
                 _unreachableLogged = false;
-                _store.Log($"Redis at {Settings.Endpoints} is reachable again; pending updates were sent.");
+                _store.Log($"Redis at {Settings.Endpoints} is reachable again; pending updates were sent.", BackendLogLevel.Information);
             }
 
             return new RoundOutcome(true, false, fresh, truncated, null);

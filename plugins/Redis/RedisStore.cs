@@ -22,7 +22,7 @@ internal sealed class RedisStore
     {
         Config = config;
         Settings = RedisSettings.Read(config);
-        Connection = new RedisConnection(Settings, Log);
+        Connection = new RedisConnection(Settings, message => Log(message));
         Collector = new RedisCollector(this);
         Flusher = new RedisFlusher(this);
     }
@@ -98,7 +98,7 @@ internal sealed class RedisStore
 
     /// <summary>
     /// Reads the stored value of <paramref name="cell"/> and this writer's applied-batch marker of its family in one
-    /// atomic script, answering by <paramref name="deadline"/>. <see langword="false"/> (written to standard error once
+    /// atomic script, answering by <paramref name="deadline"/>. <see langword="false"/> (reported through the backend log (BackendLog) once
     /// until a read succeeds again) when Redis is not connected, fails or is late, or the store was shut down.
     /// </summary>
     /// <remarks>Synchronous because <c>Get</c> is: the contract's one blocking read, bounded by OperationTimeout.</remarks>
@@ -167,8 +167,8 @@ internal sealed class RedisStore
 
     internal void ExitExclusive() => Flusher.Lock.Release();
 
-    /// <summary>Writes one line to standard error, without secrets.</summary>
-    public void Log(string message) => Console.Error.WriteLine("Metrics Redis backend: " + Settings.Scrub(message));
+    /// <summary>Reports a fault through the host's backend log channel, without secrets.</summary>
+    public void Log(string message, BackendLogLevel level = BackendLogLevel.Warning) => BackendLog.Write("Redis", level, Settings.Scrub(message));
 
     private async Task StopAsync(CancellationToken cancellationToken)
     {

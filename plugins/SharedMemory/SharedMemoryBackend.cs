@@ -27,7 +27,7 @@ namespace Metrics.Backends.SharedMemory;
 /// labels and part, and each process records which definitions its slot uses: processes that declare a metric
 /// differently (a rolling deploy that changed a histogram's buckets) keep apart values, each scrape serves only its own
 /// definition, and a live process using another one is counted in <c>metrics_backend_schema_conflicts_total</c> and
-/// named once on stderr.
+/// named once in the backend log (<see cref="BackendLog"/>).
 /// </para>
 /// <para>
 /// Values whose increment is one compare-and-swap of one word expose it as <see cref="ValueCell"/>, so the metrics API
@@ -177,7 +177,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <remarks>
     /// Values written under another definition of a family's name are never returned. When a live process records such
     /// a definition, the family counts once in <c>metrics_backend_schema_conflicts_total</c> and, the first time in this
-    /// process, one line on stderr names the family and both definitions. A conflict affects no other family.
+    /// process, one line in the backend log names the family and both definitions. A conflict affects no other family.
     /// </remarks>
     /// <param name="config">The configuration naming the store.</param>
     /// <param name="families">The families to read.</param>
@@ -461,8 +461,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             store.Diagnostics.CountSchemaConflict();
             if (store.Diagnostics.LoggedFamilies.TryAdd(family.Name, 0))
             {
-                // The contract has no logger; stderr is the one channel every host has (logged once per family per process).
-                Console.Error.WriteLine(
+                // Once per family per process: the conflict lasts as long as the other processes, a line per scrape would flood.
+                BackendLog.Write(
+                    "SharedMemory",
+                    BackendLogLevel.Warning,
                     $"Metrics: SharedMemory store '{store.Options.Path}': metric family '{family.Name}' is declared here as '{family.Definition}' but as '{other}' by another live process. Each definition keeps its own values and this process serves only its own; counted in {SchemaConflictsName} until those processes exit.");
             }
         }

@@ -756,7 +756,7 @@ internal sealed class StoreDiagnostics
     /// <summary>Families a scrape found declared differently by a live process, one per family per collection.</summary>
     public long SchemaConflicts => Interlocked.Read(ref _schemaConflicts);
 
-    /// <summary>Family names whose conflict this process has written to stderr: one line per family per process.</summary>
+    /// <summary>Family names whose conflict this process has logged: one line per family per process.</summary>
     public ConcurrentDictionary<string, byte> LoggedFamilies { get; } = new(StringComparer.Ordinal);
 
     public void CountSchemaConflict() => Interlocked.Increment(ref _schemaConflicts);

@@ -26,8 +26,14 @@ public sealed class SchemaTests
         gauge.Set(4);
 
         var errors = new StringWriter();
-        var previousError = Console.Error;
-        Console.SetError(errors);
+        var previousRoute = BackendLog.Handler;
+        BackendLog.Handler = (backend, _, message, _) =>
+        {
+            lock (errors)
+            {
+                errors.WriteLine($"{backend}: {message}");
+            }
+        };
         try
         {
             using var other = Worker.Start(store.FilePath, "schema", "1,2");
@@ -61,7 +67,7 @@ public sealed class SchemaTests
         }
         finally
         {
-            Console.SetError(previousError);
+            BackendLog.Handler = previousRoute;
         }
 
         var line = Assert.Single(errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.Contains(Store.Histogram.Name, StringComparison.Ordinal));
@@ -82,8 +88,14 @@ public sealed class SchemaTests
         store.Create(asGauge.WithLabelValues(["a"])).Set(400);
 
         var errors = new StringWriter();
-        var previousError = Console.Error;
-        Console.SetError(errors);
+        var previousRoute = BackendLog.Handler;
+        BackendLog.Handler = (backend, _, message, _) =>
+        {
+            lock (errors)
+            {
+                errors.WriteLine($"{backend}: {message}");
+            }
+        };
         long conflicts;
         try
         {
@@ -97,7 +109,7 @@ public sealed class SchemaTests
         }
         finally
         {
-            Console.SetError(previousError);
+            BackendLog.Handler = previousRoute;
         }
 
         Assert.Single(errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
