@@ -75,9 +75,15 @@ internal static class Runner
 
         var checks = options.Checks.Count == 0 ? target.ApplicableChecks : [.. options.Checks.Select(ConformanceSuite.Find)];
         stdout.WriteLine($"Conformance of {target.Description} (capabilities: {target.Capabilities}), {checks.Count} checks");
-        if (!target.Capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses) && options.Checks.Count == 0)
+        if (options.Checks.Count == 0)
         {
-            stdout.WriteLine("The multi-process checks apply only to backends declaring SharedAcrossProcesses and are not run.");
+            var skipped = ConformanceSuite.Checks.Where(c => !c.AppliesTo(target.Capabilities)).ToArray();
+            if (skipped.Length > 0)
+            {
+                // Named with the reason, so a backend author sees which capability would bring each rule in.
+                stdout.WriteLine("Not run, as they apply to other capabilities: " + string.Join("; ", skipped.Select(c =>
+                    c.Requires != BackendCapabilities.None && (target.Capabilities & c.Requires) != c.Requires ? $"{c.Name} (needs {c.Requires})" : $"{c.Name} (not with {c.Excludes})")) + ".");
+            }
         }
 
         var passed = 0;

@@ -5,12 +5,14 @@ public sealed class ConformanceCheck
 {
     private readonly Action<CheckContext> _body;
 
-    internal ConformanceCheck(string name, string description, Action<CheckContext> body, bool sharedOnly = false)
+    internal ConformanceCheck(string name, string description, Action<CheckContext> body, bool sharedOnly = false, BackendCapabilities requires = BackendCapabilities.None, BackendCapabilities excludes = BackendCapabilities.None)
     {
         Name = name;
         Description = description;
         _body = body;
         RequiresSharedBackend = sharedOnly;
+        Requires = requires | (sharedOnly ? BackendCapabilities.SharedAcrossProcesses : BackendCapabilities.None);
+        Excludes = excludes;
     }
 
     /// <summary>The check's stable name, for example <c>ConcurrentIncrementsAreExact</c>.</summary>
@@ -25,11 +27,16 @@ public sealed class ConformanceCheck
     /// </summary>
     public bool RequiresSharedBackend { get; }
 
+    /// <summary>The capabilities a backend must declare for the check to apply (the rule it checks comes with them).</summary>
+    public BackendCapabilities Requires { get; }
+
+    /// <summary>The capabilities that make the check not apply (they relax the rule it checks).</summary>
+    public BackendCapabilities Excludes { get; }
+
     /// <summary>Whether the check applies to a backend with <paramref name="capabilities"/>.</summary>
     /// <param name="capabilities">The backend's capabilities.</param>
-    /// <returns><see langword="false"/> for a multi-process check on an in-process backend.</returns>
-    public bool AppliesTo(BackendCapabilities capabilities) =>
-        !RequiresSharedBackend || capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses);
+    /// <returns><see langword="false"/> when the backend lacks a capability the check needs or declares one it excludes.</returns>
+    public bool AppliesTo(BackendCapabilities capabilities) => (capabilities & Requires) == Requires && (capabilities & Excludes) == 0;
 
     /// <summary>Runs the check against <paramref name="target"/>.</summary>
     /// <param name="target">The backend under test.</param>

@@ -127,6 +127,19 @@ internal static class IsolationChecks
         ExpectIsolated(ctx, values, "Unusual but valid descriptors", "The backend must accept any valid descriptor and key it by name, label values and part.");
     }
 
+    public static void InProcessValuesAreSeparate(CheckContext ctx)
+    {
+        var metric = Counter(ctx.Name("separate_total"), ["l"], ["a"]);
+        var one = ctx.Create(metric);
+        var two = ctx.Create(metric);
+        one.Inc(3);
+        ctx.ExpectExact(0, ctx.Get(two, "a second value of the same series"), "After Inc(3) on one value, a second value created for the same series by an in-process backend",
+            "Two registries of one process each create their own value: a backend that does not declare BackendCapabilities.SharedAcrossProcesses must not key values by series. " +
+            "If the store is meant to be shared, declare SharedAcrossProcesses (and pass the multi-process checks).");
+        two.Inc(4);
+        ctx.ExpectExact(3, ctx.Get(one, "the first value"), "After Inc(4) on the second value, the first value", "Each created value must keep its own state.");
+    }
+
     public static void InitializeKeepsStoreForSameConfiguration(CheckContext ctx)
     {
         var config = ctx.NewConfig();

@@ -225,6 +225,37 @@ internal static class ValueChecks
         }
     }
 
+    public static void ConcurrentFractionalSumsMatchSequentialAddition(CheckContext ctx)
+    {
+        var value = ctx.Create(Counter(ctx.Name("fraction_total")));
+        var threads = Math.Max(2, ctx.Options.Threads);
+        var perThread = ctx.Options.IncrementsPerThread;
+        ctx.Step = $"{threads} threads x {perThread} Inc(0.1)";
+        RunThreads(threads, _ =>
+        {
+            for (var i = 0; i < perThread; i++)
+            {
+                value.Inc(0.1);
+            }
+        });
+        ctx.Backend.Flush();
+        var expected = 0.0;
+        for (var i = 0; i < threads * perThread; i++)
+        {
+            expected += 0.1;
+        }
+
+        var read = ctx.Get(value, "the counter");
+        if (read != expected)
+        {
+            throw ctx.Fail(
+                $"{threads} threads x {perThread} Inc(0.1) on one value: expected {F(expected)} (the same additions one at a time, in any order), read {F(read)}. " +
+                (Math.Abs(read - expected) < 1e-6 * expected
+                    ? "The total rounds differently from sequential addition: the backend adds partial sums (per-thread or per-core cells, or coalesced batches). Add fractional increments one at a time to the stored value, or declare BackendCapabilities.BatchesUpdates if updates are coalesced by design."
+                    : "Increments were lost or duplicated: Inc must be an atomic read-modify-write of the stored double."));
+        }
+    }
+
     public static void ConcurrentIncAndDecAreExact(CheckContext ctx)
     {
         var value = ctx.Create(Gauge(ctx.Name("concurrent_mixed")));

@@ -16,7 +16,7 @@ public class BrokenBackendTests
         Assert.Contains("Inc is not atomic", failures["ConcurrentIncrementsAreExact"]);
         Assert.Contains("atomic", failures["ConcurrentIncAndDecAreExact"]);
         // Single-threaded behaviour is right, so nothing else may fail (the histogram check observes on two threads).
-        Assert.Subset(new HashSet<string> { "ConcurrentIncrementsAreExact", "ConcurrentIncAndDecAreExact", "HistogramExpositionIsConsistent" }, failures.Keys.ToHashSet());
+        Assert.Subset(new HashSet<string> { "ConcurrentIncrementsAreExact", "ConcurrentIncAndDecAreExact", "ConcurrentFractionalSumsMatchSequentialAddition", "HistogramExpositionIsConsistent" }, failures.Keys.ToHashSet());
     }
 
     [Fact]
@@ -62,7 +62,8 @@ public class BrokenBackendTests
         Assert.Contains("""["a", "b,c"]""", message);
         Assert.Contains("share one stored value", message);
         Assert.Contains("joined with a separator without escaping", message);
-        Assert.Equal(["DistinctLabelSetsDoNotShareValues", "MetricApiMatchesMemoryBackend"], failures.Keys.Order(StringComparer.Ordinal));
+        // Its store is keyed by series in one process, so it also fails the in-process separation rules.
+        Assert.Equal(["DistinctLabelSetsDoNotShareValues", "InProcessValuesAreSeparate", "MetricApiMatchesMemoryBackend", "ShutdownThenInitializeGivesAWorkingStore"], failures.Keys.Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -112,6 +113,29 @@ public class BrokenBackendTests
     {
         var failures = Failures(ConformanceTarget.ForType<FileBackend>(() => new BackendConfig([new("Directory", SharedDirectory)]), Quick));
         Assert.Contains("CreateConfig returned equal configurations", failures["DistinctConfigurationsDoNotShareValues"]);
+    }
+
+    [Fact]
+    public void Striped_fractional_sums_fail_the_sequential_addition_check_only()
+    {
+        var failures = Failures(ConformanceTarget.ForType<StripedSumsBackend>(options: Quick));
+        Assert.Contains("rounds differently from sequential addition", failures["ConcurrentFractionalSumsMatchSequentialAddition"]);
+        Assert.Equal(["ConcurrentFractionalSumsMatchSequentialAddition"], failures.Keys);
+    }
+
+    [Fact]
+    public void An_in_process_backend_keying_values_by_series_fails_the_separation_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<KeyedInProcessBackend>(options: Quick));
+        Assert.Contains("must not key values by series", failures["InProcessValuesAreSeparate"]);
+    }
+
+    [Fact]
+    public void A_backend_dead_after_shutdown_fails_the_lifecycle_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<ShutdownForeverBackend>(options: Quick));
+        Assert.Contains("was shut down", failures["ShutdownThenInitializeGivesAWorkingStore"]);
+        Assert.DoesNotContain("NewValueReadsZero", failures.Keys);
     }
 
     private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));

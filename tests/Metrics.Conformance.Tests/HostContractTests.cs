@@ -29,7 +29,9 @@ public class HostContractTests
     {
         var results = ConformanceTarget.ForType<CountingBackend>(() => new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]), new ConformanceOptions { IncrementsPerThread = 20_000 }).RunAll();
         Assert.All(results, r => Assert.True(r.Passed, r.Failure?.Message));
-        Assert.All(CountingBackend.Initialized.Values, count => Assert.Equal(1, count));
+        // Once per configuration, and once more after each ShutdownAsync of it (the lifecycle check shuts one down).
+        Assert.All(CountingBackend.Initialized, pair => Assert.Equal(1 + CountingBackend.ShutDown.GetValueOrDefault(pair.Key), pair.Value));
+        Assert.Contains(CountingBackend.ShutDown.Values, count => count == 1);
     }
 
     [Fact]
@@ -88,6 +90,14 @@ public class HostContractTests
         }
 
         public static ConcurrentDictionary<BackendConfig, int> Initialized { get; } = new();
+
+        public static ConcurrentDictionary<BackendConfig, int> ShutDown { get; } = new();
+
+        public static ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken)
+        {
+            ShutDown.AddOrUpdate(config, 1, (_, n) => n + 1);
+            return ValueTask.CompletedTask;
+        }
 
         public static int CreatedBeforeInitialize => Volatile.Read(ref _createdBeforeInitialize);
 
