@@ -111,7 +111,7 @@ public sealed class HttpTests
     }
 
     [Fact]
-    public async Task A_scrape_of_11000_series_is_quick()
+    public async Task A_scrape_of_11000_series_is_complete_and_repeatable_over_one_connection()
     {
         var registry = new MetricRegistry(backend: ConfiguredBackend.Memory);
         var counter = new Counter("many_total", "Many series.", ["a", "b"], registry: registry);
@@ -121,13 +121,14 @@ public sealed class HttpTests
         }
 
         await using var server = new MetricServer(0, registry: registry).Start();
-        await GetAsync(server.Url, openMetrics: false, gzip: false);
-        var watch = Stopwatch.StartNew();
+        // How fast it is belongs to the benchmarks (ExpositionBenchmarks); here, that the pooled buffer returned after the
+        // first response never corrupts the second.
+        var (_, first) = await GetAsync(server.Url, openMetrics: false, gzip: false);
         var (response, body) = await GetAsync(server.Url, openMetrics: false, gzip: false);
-        watch.Stop();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(11_002, body.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"A scrape of 11,000 series took {watch.Elapsed.TotalMilliseconds:F0} ms.");
+        Assert.Equal(first, body);
+        Assert.Contains("many_total{a=\"99\",b=\"10999\"} 10999\n", body, StringComparison.Ordinal);
     }
 
     [Fact]
