@@ -95,7 +95,9 @@ internal sealed class BackendLifetime
     internal static void ShutdownAll(TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);
-        ShutdownAllAsync(cancel.Token).GetAwaiter().GetResult();
+
+        // A backend that ignores its token must not hold the process open past the timeout; what it did not store is its to report.
+        ShutdownAllAsync(cancel.Token).Wait(timeout + TimeSpan.FromMilliseconds(100));
     }
 
     /// <summary>Shuts down every initialized backend of the process at once; failures are reported through <see cref="BackendLog"/>.</summary>

@@ -15,22 +15,11 @@ public sealed class BrokenDecBackend : IMetricBackend<BrokenDecBackend>
     {
     }
 
-    public void Inc(double value)
-    {
-        while (true)
-        {
-            var current = Volatile.Read(ref _bits);
-            var next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value);
-            if (Interlocked.CompareExchange(ref _bits, next, current) == current)
-            {
-                return;
-            }
-        }
-    }
+    public void Inc(double value) => AtomicDouble.Add(ref _bits, value);
 
     public void Dec(double value) => Inc(value);
 
     public void Set(double value) => Interlocked.Exchange(ref _bits, BitConverter.DoubleToInt64Bits(value));
 
-    public double Get() => BitConverter.Int64BitsToDouble(Volatile.Read(ref _bits));
+    public double Get() => AtomicDouble.Read(ref _bits);
 }
