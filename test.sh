@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test project of the solution and prints one summary line: "N passed, N failed".
-# Installs what the tests need when it is missing: redis-server and promtool (Debian packages).
+# Installs what the tests need when it is missing: redis-server, promtool and the pushgateway (Debian packages).
 set -uo pipefail
 cd "$(dirname "$0")"
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} ..."
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
