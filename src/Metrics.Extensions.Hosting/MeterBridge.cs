@@ -193,6 +193,9 @@ public sealed class MeterBridge : IDisposable
         return false;
     }
 
+    // Filled on first use; a race formats the same text twice, harmlessly.
+    private static readonly string?[] SmallIntegers = new string?[1024];
+
     /// <summary>A tag value as label text; numbers and booleans are formatted once per distinct value and cached.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal string LabelText(object? value)
@@ -205,6 +208,12 @@ public sealed class MeterBridge : IDisposable
         if (value is null)
         {
             return string.Empty;
+        }
+
+        // Small integers (HTTP status codes, counts of things) skip the dictionary: a boxed key costs two virtual calls.
+        if (value is int number && (uint)number < SmallIntegers.Length)
+        {
+            return SmallIntegers[number] ??= number.ToString(CultureInfo.InvariantCulture);
         }
 
         return _labelTexts.TryGetValue(value, out var cached) ? cached : AddLabelText(value);
@@ -298,6 +307,10 @@ public sealed class MeterBridge : IDisposable
     /// <summary>One bridged instrument: its metric (made at the first measurement, when the tag names are known) and its series.</summary>
     internal abstract class InstrumentSink
     {
+        // Per thread, so it needs no synchronization and is allocated once per thread, not per measurement.
+        [ThreadStatic]
+        private static LastHit? t_lastHit;
+
         private readonly Lock _createLock = new();
         private string[] _keys = [];
         private string?[] _constants = [];
@@ -355,6 +368,26 @@ public sealed class MeterBridge : IDisposable
                 return root;
             }
 
+            // The same tag objects as this thread's previous measurement of this instrument mean the same series:
+            // instrumented code usually passes constant strings and cached boxes, so most lookups end here.
+            var last = t_lastHit;
+            if (last is not null && ReferenceEquals(last.Sink, this) && last.Matches(tags))
+            {
+                return Unsafe.As<TMetric>(last.Series);
+            }
+
+            var series = Resolve(root, keys, tags);
+            if (tags.Length <= LastHit.Capacity)
+            {
+                (t_lastHit ??= new LastHit()).Remember(this, tags, series);
+            }
+
+            return series;
+        }
+
+        private TMetric Resolve<TMetric>(TMetric root, string[] keys, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+            where TMetric : Metric<TMetric>
+        {
             var buffer = default(LabelValues);
             var values = keys.Length <= LabelValues.Size ? ((Span<string>)buffer)[..keys.Length] : new string[keys.Length];
             var constants = _constants;
@@ -593,5 +626,53 @@ public sealed class MeterBridge : IDisposable
     {
         public const int Size = 16;
         private string _element;
+    }
+
+    /// <summary>A thread's last resolved measurement: the sink, the tag objects it came with and the series they gave.</summary>
+    private sealed class LastHit
+    {
+        public const int Capacity = 8;
+        private readonly string?[] _keys = new string?[Capacity];
+        private readonly object?[] _values = new object?[Capacity];
+        private int _count;
+
+        public InstrumentSink? Sink { get; private set; }
+
+        public Metric? Series { get; private set; }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Matches(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            if (tags.Length != _count)
+            {
+                return false;
+            }
+
+            for (var i = 0; i < tags.Length; i++)
+            {
+                if (!ReferenceEquals(tags[i].Key, _keys[i]) || !ReferenceEquals(tags[i].Value, _values[i]))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public void Remember(InstrumentSink sink, ReadOnlySpan<KeyValuePair<string, object?>> tags, Metric series)
+        {
+            Sink = sink;
+            Series = series;
+            _count = tags.Length;
+            for (var i = 0; i < tags.Length; i++)
+            {
+                _keys[i] = tags[i].Key;
+                _values[i] = tags[i].Value;
+            }
+
+            // Stale references beyond the count would keep old tag objects alive.
+            Array.Clear(_keys, tags.Length, Capacity - tags.Length);
+            Array.Clear(_values, tags.Length, Capacity - tags.Length);
+        }
     }
 }

@@ -170,6 +170,36 @@ public sealed class AddMetricsTests
     }
 
     [Fact]
+    public void Repeated_tag_objects_reach_the_right_series_when_series_and_instruments_alternate_on_one_thread()
+    {
+        var registry = new MetricRegistry(backend: ConfiguredBackend.Memory);
+        var options = new MeterBridgeOptions();
+        options.IncludeMeters.Add("Alternate.Test");
+        using var bridge = new MeterBridge(registry, options).Start();
+        using var meter = new Meter("Alternate.Test");
+        var first = meter.CreateCounter<long>("alternate.first");
+        var second = meter.CreateCounter<long>("alternate.second");
+        var get = new KeyValuePair<string, object?>("method", "GET");
+        var post = new KeyValuePair<string, object?>("method", "POST");
+        object ok = 200;
+        var status = new KeyValuePair<string, object?>("code", ok);
+        var otherStatus = new KeyValuePair<string, object?>("code", (object)200);
+
+        for (var i = 0; i < 3; i++)
+        {
+            first.Add(1, get, status);
+            first.Add(10, post, status);
+            second.Add(100, get, status);
+            first.Add(1000, get, otherStatus);
+        }
+
+        var text = registry.Render();
+        Assert.Contains("alternate_first_total{code=\"200\",method=\"GET\"} 3003\n", text, StringComparison.Ordinal);
+        Assert.Contains("alternate_first_total{code=\"200\",method=\"POST\"} 30\n", text, StringComparison.Ordinal);
+        Assert.Contains("alternate_second_total{code=\"200\",method=\"GET\"} 300\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Instruments_map_to_counters_gauges_and_histograms_and_observable_counters_add_exactly_their_increase()
     {
         var registry = new MetricRegistry(backend: ConfiguredBackend.Memory);
