@@ -181,7 +181,7 @@ internal sealed partial class RedisFlusher
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     // The flusher must outlive any single failure; the batch stays in flight and is retried next tick.
-                    _store.Log($"flush failed: {ex.GetType().Name}: {ex.Message}");
+                    _store.Log($"flush failed: {RedisDiagnosis.Describe(Settings, ex)}.");
                 }
                 finally
                 {
@@ -211,13 +211,8 @@ internal sealed partial class RedisFlusher
             fresh = true;
         }
 
-        var connection = await _store.Connection.GetAsync(cancellationToken).ConfigureAwait(false);
-        string? error;
-        if (connection is null || !connection.IsConnected)
-        {
-            error = _store.Connection.NotConnected();
-        }
-        else
+        var (connection, error) = await _store.Connection.GetOrDiagnoseAsync(cancellationToken).ConfigureAwait(false);
+        if (connection is not null)
         {
             error = await SendAsync(connection, _inFlight).ConfigureAwait(false);
         }
@@ -237,7 +232,7 @@ internal sealed partial class RedisFlusher
         if (!_unreachableLogged)
         {
             _unreachableLogged = true;
-            _store.Log($"cannot write to Redis at {Settings.Endpoints} ({error}); updates are kept and re-sent when it is reachable.");
+            _store.Log($"cannot write to Redis at {Settings.Endpoints}: {error}. Updates are kept and re-sent when it is reachable.");
         }
 
         EnforceBound();
@@ -339,7 +334,7 @@ internal sealed partial class RedisFlusher
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {
-                error ??= Settings.Scrub($"{ex.GetType().Name}: {ex.Message}");
+                error ??= RedisDiagnosis.Describe(Settings, ex);
                 continue;
             }
 

@@ -87,6 +87,8 @@ public abstract class RedisTestBase : IDisposable
 /// <summary>One server shared by the tests that do not stop it; each test isolates itself with its own key prefix.</summary>
 public sealed class SharedRedis : IDisposable
 {
+    public SharedRedis() => LogCapture.Install();
+
     internal RedisServer Server { get; } = RedisServer.Start();
 
     public void Dispose() => Server.Dispose();
