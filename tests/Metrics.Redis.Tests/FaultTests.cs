@@ -208,6 +208,51 @@ public sealed class FaultTests : RedisTestBase
         Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Data_lost_by_FLUSHALL_or_a_restart_without_persistence_is_counted_and_logged_as_a_reset()
+    {
+        using var server = RedisServer.Start(durable: false);
+        var config = Config(server.ConnectionString, extra: ("FlushInterval", "1h"));
+        var counter = new RedisBackend(config, Counter.WithLabelValues(["reset"]), null);
+        static double Resets(BackendConfig c) => RedisBackend.Statistics(c).Single(s => s.Name == "metrics_backend_store_resets_total").Value;
+        counter.Inc(5);
+        FlushOrFail(config);
+        counter.Inc(1);
+        FlushOrFail(config);
+        Assert.Equal(0, Resets(config));
+
+        server.Command("FLUSHALL");
+        counter.Inc(1);
+        FlushOrFail(config);
+        Assert.Equal(1, Resets(config));
+        Assert.Equal(1, Read(config, Counter, ["reset"]));
+        var logged = LogCapture.WaitFor($"Redis at 127.0.0.1:{server.Port} lost data it had stored", "'fault_total'");
+        Assert.Contains("unless Redis persists them (appendonly yes)", logged, StringComparison.Ordinal);
+
+        server.Restart();
+        counter.Inc(2);
+        FlushAfterRestart(config);
+        Assert.Equal(2, Resets(config));
+        Assert.Equal(2, Read(config, Counter, ["reset"]));
+        // A reset is data loss, not a dropped update: the two counters say different things.
+        Assert.Equal(2, LogCapture.All($"Redis at 127.0.0.1:{server.Port} lost data it had stored").Length);
+    }
+
+    [Fact]
+    public void A_restart_with_persistence_is_not_a_reset()
+    {
+        using var server = RedisServer.Start();
+        var config = Config(server.ConnectionString, extra: ("FlushInterval", "1h"));
+        var counter = new RedisBackend(config, Counter.WithLabelValues(["durable"]), null);
+        counter.Inc(5);
+        FlushOrFail(config);
+        server.Restart();
+        counter.Inc(1);
+        FlushAfterRestart(config);
+        Assert.Equal(0, RedisBackend.Statistics(config).Single(s => s.Name == "metrics_backend_store_resets_total").Value);
+        Assert.Equal(6, Read(config, Counter, ["durable"]));
+    }
+
     /// <summary>
     /// Flushes once the backend has reconnected to a restarted server. The reconnection happens inside the plugin's
     /// client, on its retry schedule, with no signal a test can wait on, and a flush while disconnected fails at once
