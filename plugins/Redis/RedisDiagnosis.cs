@@ -50,6 +50,15 @@ internal static class RedisDiagnosis
             return AuthenticationRefused(settings, null, "the server refused the credentials");
         }
 
+        if (ex is RedisConnectionException connectionFailure)
+        {
+            // The client's text is a long state dump; the failure type and the node are what an operator needs.
+            var node = System.Text.RegularExpressions.Regex.Match(text, @" on (?<n>[^\s/]+)/");
+            var on = node.Success ? $" to {node.Groups["n"].Value}" : string.Empty;
+            return $"the connection{on} failed ({connectionFailure.FailureType}): the node stopped, restarted or is failing over; " +
+                "the client reconnects and follows a new master on its own, and updates are re-sent";
+        }
+
         if (ex is RedisTimeoutException or TimeoutException)
         {
             return $"no answer within OperationTimeout ({settings.OperationTimeout}): Redis is overloaded or blocked by a slow command, or the network is slow. " +

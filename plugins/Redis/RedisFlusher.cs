@@ -373,7 +373,7 @@ internal sealed partial class RedisFlusher
     private void ReportReset(List<string> families)
     {
         Interlocked.Increment(ref Resets.GetOrAdd(_store.Config, static _ => new System.Runtime.CompilerServices.StrongBox<long>()).Value);
-        var named = string.Join(", ", families.Take(5).Select(f => $"'{f}'")) + (families.Count > 5 ? $" and {families.Count - 5} more" : string.Empty);
+        var named = string.Join(", ", families.Take(20).Select(f => $"'{f}'")) + (families.Count > 20 ? $" and {families.Count - 20} more" : string.Empty);
         _store.Log(
             $"Redis at {Settings.Endpoints} lost data it had stored: this process's earlier writes to {named} are gone (a restart without persistence, FLUSHALL/FLUSHDB, " +
             "or a failover to a replica that had not received them). Values written before the reset are lost unless Redis persists them (appendonly yes); " +

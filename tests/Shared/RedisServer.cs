@@ -80,6 +80,9 @@ internal sealed class RedisServer : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Whether the server process runs (not killed).</summary>
+    public bool IsRunning => _process is { HasExited: false };
+
     /// <summary>Kills the server abruptly (SIGKILL), as a crash would.</summary>
     public void Kill()
     {
