@@ -79,13 +79,15 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// <summary>
     /// Reports <c>metrics_backend_dropped_updates_total</c> (<see cref="DroppedUpdates"/>, over every configuration) and
     /// <c>metrics_backend_schema_conflicts_total</c> (collections of a family, with <paramref name="config"/>, that found
-    /// it recorded under another definition too) in every scrape.
+    /// it recorded under another definition too) and <c>metrics_backend_store_resets_total</c> (times a flush with
+    /// <paramref name="config"/> found that Redis had lost what this process had stored) in every scrape.
     /// </summary>
     /// <param name="config">The configuration whose schema conflicts to report.</param>
     /// <returns>The statistics.</returns>
     public static IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) =>
     [
         new("metrics_backend_dropped_updates_total", "Series updates the Redis backend discarded because Redis was unreachable and MaxPendingSeries was reached, or a shutdown could not reach it. Raise Metrics:BackendConfig:MaxPendingSeries or restore Redis.", MetricType.Counter, DroppedUpdates),
+        new("metrics_backend_store_resets_total", "Times Redis was found to have lost data it had stored for this process (a restart without persistence, FLUSHALL, a failover to a replica that missed writes); values written before are gone. Enable appendonly on Redis.", MetricType.Counter, RedisFlusher.StoreResets(config)),
         new("metrics_backend_schema_conflicts_total", "Scrapes of a metric family that found another process declaring the same name with another definition (type, labels, buckets or aggregation); the other definition's values are left out. See the log for the family and both definitions.", MetricType.Counter, RedisCollector.SchemaConflicts(config)),
     ];
 

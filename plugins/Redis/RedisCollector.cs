@@ -40,17 +40,18 @@ internal sealed class RedisCollector(RedisStore store)
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new RedisBackendException(Settings.Scrub(
-                $"The Redis backend could not read metrics from Redis at {Settings.Endpoints}: no answer within OperationTimeout ({Settings.OperationTimeout}), including the wait for a flush in progress. Check that Redis is running and reachable."));
+            throw new RedisBackendException(
+                $"The Redis backend could not read metrics from Redis at {Settings.Endpoints}: no answer within OperationTimeout ({Settings.OperationTimeout}), including the wait for a flush in progress. " +
+                "Check that Redis is running and reachable, and its latency (redis-cli --latency).");
         }
     }
 
     private async Task<IReadOnlyList<CollectedValue>[]> CollectExclusiveAsync(IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken)
     {
-        var connection = await store.Connection.GetAsync(cancellationToken).ConfigureAwait(false);
-        if (connection is null || !connection.IsConnected)
+        var (connection, cause) = await store.Connection.GetOrDiagnoseAsync(cancellationToken).ConfigureAwait(false);
+        if (connection is null)
         {
-            throw Unreachable(store.Connection.NotConnected());
+            throw Unreachable(cause ?? store.Connection.NotConnected());
         }
 
         // The last round's outcome is unknown: settle it first, or its values would be counted twice or not at all.
@@ -79,7 +80,7 @@ internal sealed class RedisCollector(RedisStore store)
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
-            throw Unreachable($"{ex.GetType().Name}: {ex.Message}");
+            throw Unreachable(RedisDiagnosis.Describe(Settings, ex));
         }
 
         var result = new IReadOnlyList<CollectedValue>[families.Count];
@@ -180,8 +181,9 @@ internal sealed class RedisCollector(RedisStore store)
         }
     }
 
+    // The reason is built by RedisDiagnosis, which masks secrets in the text it takes from outside.
     private RedisBackendException Unreachable(string reason) =>
-        new(Settings.Scrub($"The Redis backend could not read metrics from Redis at {Settings.Endpoints}: {reason}. Check that Redis is running and reachable; updates are kept and re-sent when it is."));
+        new($"The Redis backend could not read metrics from Redis at {Settings.Endpoints}: {reason}.");
 
     private void WarnOnce(string family, string message)
     {

@@ -14,6 +14,9 @@ internal sealed class RedisConnection
     private Task<ConnectionMultiplexer>? _connecting;
     private volatile string? _lastFailure;
     private volatile bool _closed;
+    private Task<string?>? _probe;
+    private long _probeStarted;
+    private volatile string? _diagnosis;
 
     public RedisConnection(RedisSettings settings, Action<string> log)
     {
@@ -91,10 +94,76 @@ internal sealed class RedisConnection
         return connecting.IsCompletedSuccessfully && !_closed ? connecting.Result : null;
     }
 
-    /// <summary>Why there is no usable connection, for messages.</summary>
-    public string NotConnected() => _lastFailure is { } failure
-        ? $"not connected; last failure {failure}"
-        : $"not connected (no connection established within ConnectTimeout, {_settings.Options.ConnectTimeout} ms)";
+    /// <summary>
+    /// Why there is no usable connection, for messages: the cause the last probe of the endpoints found, else the
+    /// client's last failure, else that the first attempt is still under way.
+    /// </summary>
+    public string NotConnected() => _diagnosis ?? _lastFailure
+        ?? $"not connected yet: the first connection attempt is still under way (ConnectTimeout {_settings.Options.ConnectTimeout} ms)";
+
+    /// <summary>
+    /// A connected multiplexer, or null with the cause. A probe of the endpoints runs beside the wait for the client's
+    /// attempt, so a refused port or wrong password is named at once instead of after ConnectTimeout.
+    /// </summary>
+    public async Task<(ConnectionMultiplexer? Connection, string? Cause)> GetOrDiagnoseAsync(CancellationToken cancellationToken)
+    {
+        if (Current is { IsConnected: true } current)
+        {
+            _diagnosis = null;
+            return (current, null);
+        }
+
+        var probe = DiagnoseAsync();
+        var get = GetAsync(cancellationToken);
+        await Task.WhenAny(probe, get).ConfigureAwait(false);
+        if (get.IsCompletedSuccessfully && get.Result is { IsConnected: true } connected)
+        {
+            return (connected, null);
+        }
+
+        if (probe.IsCompletedSuccessfully && probe.Result is { } early)
+        {
+            return (null, early);
+        }
+
+        var connection = await get.ConfigureAwait(false);
+        if (connection is { IsConnected: true })
+        {
+            return (connection, null);
+        }
+
+        var cause = await probe.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return (null, cause ?? NotConnected());
+    }
+
+    /// <summary>Probes the endpoints, sharing a probe started within the last second; the result is kept for <see cref="NotConnected"/>.</summary>
+    private Task<string?> DiagnoseAsync()
+    {
+        var running = Volatile.Read(ref _probe);
+        if (running is not null && (!running.IsCompleted || Environment.TickCount64 - Interlocked.Read(ref _probeStarted) < 1000))
+        {
+            return running;
+        }
+
+        Interlocked.Exchange(ref _probeStarted, Environment.TickCount64);
+        var probe = ProbeAndKeepAsync();
+        Volatile.Write(ref _probe, probe);
+        return probe;
+    }
+
+    private async Task<string?> ProbeAndKeepAsync()
+    {
+        try
+        {
+            var cause = await RedisDiagnosis.ProbeAsync(_settings, CancellationToken.None).ConfigureAwait(false);
+            _diagnosis = cause;
+            return cause;
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Closes the connection, and one still being made as soon as it completes.</summary>
     public async ValueTask CloseAsync()
@@ -140,15 +209,19 @@ internal sealed class RedisConnection
             }
 
             // Kept so that "not connected" can say why (authentication, refused, timeout).
-            connection.ConnectionFailed += (_, e) => _lastFailure = $"{e.FailureType}: {e.Exception?.Message}";
-            connection.ConnectionRestored += (_, _) => _lastFailure = null;
+            connection.ConnectionFailed += (_, e) => _lastFailure = e.Exception is { } failure ? RedisDiagnosis.Describe(_settings, failure) : e.FailureType.ToString();
+            connection.ConnectionRestored += (_, _) =>
+            {
+                _lastFailure = null;
+                _diagnosis = null;
+            };
             return connection;
         }
 
         // Callers hold the store's flush lock, so one failed attempt starts exactly one new one.
         if (Volatile.Read(ref _connecting) == connecting)
         {
-            _log($"connecting to Redis at {_settings.Endpoints} failed: {connecting.Exception?.InnerException?.Message ?? "cancelled"}; retrying.");
+            _log($"connecting to Redis at {_settings.Endpoints} failed: {(connecting.Exception?.InnerException is { } failure ? RedisDiagnosis.Describe(_settings, failure) : "cancelled")}; retrying.");
             Volatile.Write(ref _connecting, ConnectionMultiplexer.ConnectAsync(_settings.Options));
             if (_closed)
             {

@@ -32,6 +32,12 @@ internal sealed class RedisFamily
 
     public string Name { get; }
 
+    /// <summary>
+    /// The last batch sequence Redis acknowledged for this family to this writer (flusher state, under its lock): a
+    /// marker found below it means Redis lost what it had stored.
+    /// </summary>
+    public long AcknowledgedSequence { get; set; }
+
     public string DefinitionId { get; }
 
     public string Definition { get; }

@@ -16,6 +16,9 @@ namespace Metrics.Backends.Redis;
 /// </remarks>
 internal sealed partial class RedisFlusher
 {
+    // Per configuration and kept across shutdowns, so the exposed counter never goes back while the process lives.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<BackendConfig, System.Runtime.CompilerServices.StrongBox<long>> Resets = new();
+
     private readonly RedisStore _store;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -181,7 +184,7 @@ internal sealed partial class RedisFlusher
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     // The flusher must outlive any single failure; the batch stays in flight and is retried next tick.
-                    _store.Log($"flush failed: {ex.GetType().Name}: {ex.Message}");
+                    _store.Log($"flush failed: {RedisDiagnosis.Describe(Settings, ex)}.");
                 }
                 finally
                 {
@@ -211,13 +214,8 @@ internal sealed partial class RedisFlusher
             fresh = true;
         }
 
-        var connection = await _store.Connection.GetAsync(cancellationToken).ConfigureAwait(false);
-        string? error;
-        if (connection is null || !connection.IsConnected)
-        {
-            error = _store.Connection.NotConnected();
-        }
-        else
+        var (connection, error) = await _store.Connection.GetOrDiagnoseAsync(cancellationToken).ConfigureAwait(false);
+        if (connection is not null)
         {
             error = await SendAsync(connection, _inFlight).ConfigureAwait(false);
         }
@@ -228,7 +226,7 @@ internal sealed partial class RedisFlusher
             if (_unreachableLogged)
             {
                 _unreachableLogged = false;
-                _store.Log($"Redis at {Settings.Endpoints} is reachable again; pending updates were sent.", BackendLogLevel.Information);
+                _store.Log($"Redis at {Settings.Endpoints} is reachable again; the updates kept meanwhile were sent (whether Redis kept what it had stored before is checked with every write, see metrics_backend_store_resets_total).", BackendLogLevel.Information);
             }
 
             return new RoundOutcome(true, false, fresh, truncated, null);
@@ -237,7 +235,7 @@ internal sealed partial class RedisFlusher
         if (!_unreachableLogged)
         {
             _unreachableLogged = true;
-            _store.Log($"cannot write to Redis at {Settings.Endpoints} ({error}); updates are kept and re-sent when it is reachable.");
+            _store.Log($"cannot write to Redis at {Settings.Endpoints}: {error}. Updates are kept and re-sent when it is reachable.");
         }
 
         EnforceBound();
@@ -330,6 +328,7 @@ internal sealed partial class RedisFlusher
         }
 
         string? error = null;
+        List<string>? lostFamilies = null;
         foreach (var (batch, task) in pending)
         {
             RedisResult result;
@@ -339,7 +338,7 @@ internal sealed partial class RedisFlusher
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {
-                error ??= Settings.Scrub($"{ex.GetType().Name}: {ex.Message}");
+                error ??= RedisDiagnosis.Describe(Settings, ex);
                 continue;
             }
 
@@ -349,10 +348,37 @@ internal sealed partial class RedisFlusher
                 batch.Values[i].Acknowledge(BinaryPrimitives.ReadDoubleLittleEndian((byte[])stored[i]!), round.Sequence);
             }
 
+            if ((long)stored[batch.Values.Length] < batch.Family.AcknowledgedSequence)
+            {
+                (lostFamilies ??= []).Add(batch.Family.Name);
+            }
+
+            batch.Family.AcknowledgedSequence = round.Sequence;
             batch.Done = true;
         }
 
+        if (lostFamilies is not null)
+        {
+            ReportReset(lostFamilies);
+        }
+
         return error;
+    }
+
+    /// <summary>Resets of the server's data found by <paramref name="config"/>'s writers, kept across shutdowns.</summary>
+    public static long StoreResets(BackendConfig config) =>
+        Resets.TryGetValue(config, out var count) ? Interlocked.Read(ref count.Value) : 0;
+
+    /// <summary>Counts one reset and says, once per reset, what was lost and why.</summary>
+    private void ReportReset(List<string> families)
+    {
+        Interlocked.Increment(ref Resets.GetOrAdd(_store.Config, static _ => new System.Runtime.CompilerServices.StrongBox<long>()).Value);
+        var named = string.Join(", ", families.Take(20).Select(f => $"'{f}'")) + (families.Count > 20 ? $" and {families.Count - 20} more" : string.Empty);
+        _store.Log(
+            $"Redis at {Settings.Endpoints} lost data it had stored: this process's earlier writes to {named} are gone (a restart without persistence, FLUSHALL/FLUSHDB, " +
+            "or a failover to a replica that had not received them). Values written before the reset are lost unless Redis persists them (appendonly yes); " +
+            "totals continue from what processes send now, which Prometheus reads as a counter reset. Counted in metrics_backend_store_resets_total.",
+            BackendLogLevel.Error);
     }
 
     /// <summary>
@@ -361,7 +387,9 @@ internal sealed partial class RedisFlusher
     /// </summary>
     private async Task TouchIfDueAsync()
     {
-        if (Settings.KeyExpiry <= TimeSpan.Zero || DateTime.UtcNow - _lastTouch < Settings.KeyExpiry / 4 || _store.Connection.Current is not { IsConnected: true } connection)
+        // Markers expire too (after MarkerExpiry): one of a writer that stays idle must not look like lost data later.
+        var every = (Settings.KeyExpiry > TimeSpan.Zero ? Settings.KeyExpiry : Settings.MarkerExpiry) / 4;
+        if (DateTime.UtcNow - _lastTouch < every || _store.Connection.Current is not { IsConnected: true } connection)
         {
             return;
         }
@@ -370,9 +398,17 @@ internal sealed partial class RedisFlusher
         var tasks = new List<Task>();
         foreach (var family in _store.Families)
         {
-            tasks.Add(db.KeyExpireAsync(family.Key, Settings.KeyExpiry));
-            tasks.Add(db.HashSetAsync(family.DefinitionsKey, family.DefinitionId, family.Definition));
-            tasks.Add(db.KeyExpireAsync(family.DefinitionsKey, Settings.KeyExpiry));
+            if (Settings.KeyExpiry > TimeSpan.Zero)
+            {
+                tasks.Add(db.KeyExpireAsync(family.Key, Settings.KeyExpiry));
+                tasks.Add(db.HashSetAsync(family.DefinitionsKey, family.DefinitionId, family.Definition));
+                tasks.Add(db.KeyExpireAsync(family.DefinitionsKey, Settings.KeyExpiry));
+            }
+
+            if (family.AcknowledgedSequence > 0)
+            {
+                tasks.Add(db.KeyExpireAsync(family.MarkerKey, Settings.MarkerExpiry));
+            }
         }
 
         await Task.WhenAll(tasks).ConfigureAwait(false);

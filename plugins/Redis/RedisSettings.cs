@@ -1,10 +1,9 @@
-using System.Text.RegularExpressions;
 using StackExchange.Redis;
 
 namespace Metrics.Backends.Redis;
 
 /// <summary>The Redis backend's settings, read once per configuration through the typed reads of <see cref="BackendConfig"/>.</summary>
-internal sealed partial class RedisSettings
+internal sealed class RedisSettings
 {
     internal const string ConnectionStringKey = "ConnectionString";
     internal const string KeyPrefixKey = "KeyPrefix";
@@ -13,6 +12,19 @@ internal sealed partial class RedisSettings
     internal const string MaxPendingSeriesKey = "MaxPendingSeries";
     internal const string ConnectTimeoutKey = "ConnectTimeout";
     internal const string OperationTimeoutKey = "OperationTimeout";
+    internal const string UserKey = "User";
+    internal const string PasswordKey = "Password";
+
+    // StackExchange.Redis option names: after "password=", text up to the next ",<one of these>=" belongs to the
+    // password, so a password may contain commas, '=' and spaces without being split into an endpoint or an option.
+    private static readonly HashSet<string> KnownOptions = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "abortConnect", "allowAdmin", "asyncTimeout", "channelPrefix", "checkCertificateRevocation", "configChannel",
+        "configCheckSeconds", "connectRetry", "connectTimeout", "defaultDatabase", "highPrioritySocketThreads", "keepAlive",
+        "name", "password", "protocol", "proxy", "resolveDns", "responseTimeout", "serviceName", "setlib", "ssl", "sslHost",
+        "sslProtocols", "syncTimeout", "tiebreaker", "tunnel", "user", "version", "writeBuffer", "heartbeatInterval",
+        "heartbeatConsistencyChecks", "includeDetailInExceptions", "includePerformanceCountersInExceptions",
+    };
 
     private RedisSettings(ConfigurationOptions options, string[] secrets, string keyPrefix, TimeSpan keyExpiry, TimeSpan flushInterval,
         int maxPendingSeries, TimeSpan operationTimeout)
@@ -54,17 +66,29 @@ internal sealed partial class RedisSettings
     public static RedisSettings Read(BackendConfig config)
     {
         var connectionString = config.GetString(ConnectionStringKey, "127.0.0.1:6379")!;
-        var secrets = FindSecrets(connectionString);
+        var (withoutPassword, embeddedPassword) = ExtractPassword(connectionString);
+        var password = config.GetString(PasswordKey) ?? embeddedPassword;
+        string[] secrets = [.. new[] { password, embeddedPassword }.Where(p => !string.IsNullOrEmpty(p)).Distinct(StringComparer.Ordinal).OrderByDescending(p => p!.Length).Select(p => p!)];
         ConfigurationOptions options;
         try
         {
-            options = ConfigurationOptions.Parse(connectionString);
+            options = ConfigurationOptions.Parse(withoutPassword);
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or NotSupportedException or KeyNotFoundException)
         {
             throw new BackendConfigException(FullKey(config, ConnectionStringKey),
                 $"The setting '{FullKey(config, ConnectionStringKey)}' is not a valid StackExchange.Redis connection string ({Scrub(ex.Message, secrets)}). " +
-                "Use 'host:port[,password=...][,ssl=true][,user=...]', for example '127.0.0.1:6379'.");
+                "Use 'host:port[,ssl=true][,user=...][,password=...]' (the password last), or the settings 'User' and 'Password', for example '127.0.0.1:6379'.");
+        }
+
+        if (password is not null)
+        {
+            options.Password = password;
+        }
+
+        if (config.GetString(UserKey) is { } user)
+        {
+            options.User = user;
         }
 
         if (options.EndPoints.Count == 0)
@@ -108,38 +132,85 @@ internal sealed partial class RedisSettings
         return new RedisSettings(options, secrets, prefix, keyExpiry, flushInterval, maxPending, operationTimeout);
     }
 
-    /// <summary>Removes every secret from <paramref name="message"/>.</summary>
+    /// <summary>
+    /// Masks every secret in <paramref name="message"/>, text that came from outside the backend (an exception of the
+    /// client, a server reply). Only whole values are replaced, where they stand as a token, never part of a longer
+    /// word: a one-letter password or one equal to a common word neither garbles a message nor reveals itself by the
+    /// gaps it leaves. The backend's own text never contains a secret and is not passed through here.
+    /// </summary>
     public string Scrub(string message) => Scrub(message, Secrets);
 
-    private static string Scrub(string message, string[] secrets)
+    internal static string Scrub(string message, string[] secrets)
     {
         foreach (var secret in secrets)
         {
-            message = message.Replace(secret, "***", StringComparison.Ordinal);
+            message = ReplaceToken(message, secret);
         }
 
         return message;
     }
 
-    private static string[] FindSecrets(string connectionString)
+    /// <summary>
+    /// Splits the password out of a connection string: the value of <c>password=</c> runs to the next
+    /// <c>,option=</c> naming a StackExchange.Redis option, or to the end, so commas, '=' and spaces stay in it.
+    /// Returns the connection string without it, and the password (null when there is none).
+    /// </summary>
+    internal static (string WithoutPassword, string? Password) ExtractPassword(string connectionString)
     {
-        var secrets = new List<string>();
-        foreach (Match m in SecretOption().Matches(connectionString))
+        var parts = connectionString.Split(',');
+        var kept = new List<string>(parts.Length);
+        string? password = null;
+        for (var i = 0; i < parts.Length; i++)
         {
-            var value = m.Groups["v"].Value.Trim();
-            if (value.Length > 0)
+            var part = parts[i];
+            var trimmed = part.TrimStart();
+            if (!trimmed.StartsWith("password=", StringComparison.OrdinalIgnoreCase))
             {
-                secrets.Add(value);
-                if (value.Length > 2 && (value[0] == '"' || value[0] == '\''))
-                {
-                    secrets.Add(value[1..^1]);
-                }
+                kept.Add(part);
+                continue;
             }
+
+            var value = new System.Text.StringBuilder(trimmed["password=".Length..]);
+            while (i + 1 < parts.Length && !IsOption(parts[i + 1]))
+            {
+                value.Append(',').Append(parts[++i]);
+            }
+
+            password = value.ToString();
         }
 
-        // Longest first, so that a secret containing another is masked whole.
-        return [.. secrets.Distinct(StringComparer.Ordinal).OrderByDescending(s => s.Length)];
+        return (string.Join(",", kept), password);
     }
+
+    private static bool IsOption(string part)
+    {
+        var equals = part.IndexOf('=', StringComparison.Ordinal);
+        return equals > 0 && (KnownOptions.Contains(part[..equals].Trim()) || part.TrimStart().StartsWith('$'));
+    }
+
+    private static string ReplaceToken(string text, string secret)
+    {
+        var builder = new System.Text.StringBuilder(text.Length);
+        var start = 0;
+        while (true)
+        {
+            var at = text.IndexOf(secret, start, StringComparison.Ordinal);
+            if (at < 0)
+            {
+                break;
+            }
+
+            var end = at + secret.Length;
+            var standsAlone = (at == 0 || !IsWordChar(text[at - 1]) || !IsWordChar(secret[0]))
+                && (end == text.Length || !IsWordChar(text[end]) || !IsWordChar(secret[^1]));
+            builder.Append(text, start, at - start).Append(standsAlone ? "***" : secret);
+            start = end;
+        }
+
+        return builder.Append(text, start, text.Length - start).ToString();
+    }
+
+    private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
 
     private static void RequirePositive(BackendConfig config, string key, TimeSpan value, string example)
     {
@@ -153,7 +224,4 @@ internal sealed partial class RedisSettings
     private static int ToMilliseconds(TimeSpan value) => (int)Math.Clamp(value.TotalMilliseconds, 1, int.MaxValue);
 
     private static string FullKey(BackendConfig config, string key) => config.Path.Length == 0 ? key : $"{config.Path}:{key}";
-
-    [GeneratedRegex(@"(?:^|,)\s*(?:password|sslpassword|pwd)\s*=(?<v>[^,]*)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
-    private static partial Regex SecretOption();
 }

@@ -147,16 +147,16 @@ internal sealed class RedisStore
         }
         catch (AggregateException ex) when (ex.InnerException is RedisException or TimeoutException or ObjectDisposedException)
         {
-            error = $"{ex.InnerException.GetType().Name}: {ex.InnerException.Message}";
+            error = RedisDiagnosis.Describe(Settings, ex.InnerException);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
-            error = $"{ex.GetType().Name}: {ex.Message}";
+            error = RedisDiagnosis.Describe(Settings, ex);
         }
 
         if (Interlocked.Exchange(ref _readFailureLogged, 1) == 0)
         {
-            Log($"Get could not read Redis at {Settings.Endpoints} ({error}); values read this process's last known stored value plus its own unsent updates until Redis answers again.");
+            Log($"Get could not read Redis at {Settings.Endpoints}: {error}. Values read this process's last known stored value plus its own unsent updates until Redis answers again.");
         }
 
         return false;
@@ -167,8 +167,12 @@ internal sealed class RedisStore
 
     internal void ExitExclusive() => Flusher.Lock.Release();
 
-    /// <summary>Reports a fault through the host's backend log channel, without secrets.</summary>
-    public void Log(string message, BackendLogLevel level = BackendLogLevel.Warning) => BackendLog.Write("Redis", level, Settings.Scrub(message));
+    /// <summary>
+    /// Reports a fault through the host's backend log channel. Messages are built from the backend's own text, which
+    /// holds no secret, and causes from <see cref="RedisDiagnosis"/>, which masks the text it takes from outside; the
+    /// whole line is not masked again, so a password equal to a word of the message cannot garble it.
+    /// </summary>
+    public void Log(string message, BackendLogLevel level = BackendLogLevel.Warning) => BackendLog.Write("Redis", level, message);
 
     private async Task StopAsync(CancellationToken cancellationToken)
     {

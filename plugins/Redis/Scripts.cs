@@ -10,7 +10,8 @@ internal static class Scripts
     /// ARGV[1] the batch sequence, ARGV[2] the hash expiry in ms (0: none), ARGV[3] the marker expiry in ms,
     /// ARGV[4] the definition id, ARGV[5] the definition text,
     /// then per entry: field, mode ('a': add d; 's': set s then add d), payload (d, or s followed by d, as
-    /// little-endian IEEE 754 doubles). Returns the stored value of every entry's field after the batch, in order.
+    /// little-endian IEEE 754 doubles). Returns the stored value of every entry's field after the batch, in order,
+    /// then the marker as it was before the batch ('0' when missing).
     /// </summary>
     /// <remarks>
     /// Arithmetic happens on Lua numbers, which are IEEE doubles, and values are stored as the 8 bytes of the double,
@@ -19,6 +20,8 @@ internal static class Scripts
     /// returned unchanged, so a re-sent batch is never counted twice. An add of exactly zero leaves the stored value
     /// alone, which keeps a stored negative zero and only creates the field (as 0) when it is missing.
     /// All parts of a histogram series that one observation touched are entries of one batch, so they land together.
+    /// A marker below the last sequence Redis acknowledged to this writer means the server lost data it had stored
+    /// (a restart without persistence, FLUSHALL, a failover to a replica that missed writes): the writer reports it.
     /// </remarks>
     public const string ApplyBatch = """
         local seq = tonumber(ARGV[1])
@@ -60,6 +63,7 @@ internal static class Scripts
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
           redis.call('PEXPIRE', KEYS[3], ARGV[2])
         end
+        out[n + 1] = last or '0'
         return out
         """;
 

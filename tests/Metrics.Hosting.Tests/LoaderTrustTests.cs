@@ -428,6 +428,8 @@ public sealed class LoaderTrustTests : IDisposable
     [InlineData("ConnectionString", "h:6379,password=pa55,ssl=true", "bad 'h:6379,password=pa55,ssl=true'", "bad '***'")]
     [InlineData("ConnectionString", "h:6379,password=pa55", "AUTH pa55 failed", "AUTH *** failed")]
     [InlineData("Servers", "h:6379,password=pa55", "AUTH pa55 failed", "AUTH *** failed")]
+    [InlineData("ConnectionString", "h:6379,password=abc,def,ssl=true", "AUTH abc,def failed; endpoint def", "AUTH *** failed; endpoint def")]
+    [InlineData("Password", "Redis", "Redis refused Redisson's password Redis", "*** refused Redisson's password ***")]
     [InlineData("Host", "example", "user token=abc123&x=1 refused", "user token=***&x=1 refused")]
     [InlineData("Host", "example", "nothing to hide at example", "nothing to hide at example")]
     public void Scrubbing_replaces_whole_secret_values_only(string key, string value, string text, string expected)

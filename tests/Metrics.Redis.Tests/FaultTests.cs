@@ -4,6 +4,8 @@ using Metrics.Tests;
 
 namespace Metrics.Redis.Tests;
 
+// Shares a collection with the other tests that count dropped updates, a process-wide number.
+[Collection(DroppedUpdatesCollection.Name)]
 public sealed class FaultTests : RedisTestBase
 {
     private const string Secret = "Pa55-w0rd-Never-Shown";
@@ -186,7 +188,7 @@ public sealed class FaultTests : RedisTestBase
         Assert.Equal("Metrics:BackendConfig:KeyPrefix", prefix.Key);
 
         var connection = Assert.Throws<BackendConfigException>(() =>
-            RedisBackend.Initialize(Make(("ConnectionString", $"127.0.0.1:6379,password={Secret},notAnOption={Secret}"))));
+            RedisBackend.Initialize(Make(("ConnectionString", $"127.0.0.1:6379,notAnOption={Secret},password={Secret}"))));
         Assert.Equal("Metrics:BackendConfig:ConnectionString", connection.Key);
         Assert.DoesNotContain(Secret, connection.ToString(), StringComparison.Ordinal);
 
@@ -204,6 +206,51 @@ public sealed class FaultTests : RedisTestBase
         series.Inc(1);
         var error = Assert.Throws<RedisBackendException>(() => Collect(config, [Counter]));
         Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Data_lost_by_FLUSHALL_or_a_restart_without_persistence_is_counted_and_logged_as_a_reset()
+    {
+        using var server = RedisServer.Start(durable: false);
+        var config = Config(server.ConnectionString, extra: ("FlushInterval", "1h"));
+        var counter = new RedisBackend(config, Counter.WithLabelValues(["reset"]), null);
+        static double Resets(BackendConfig c) => RedisBackend.Statistics(c).Single(s => s.Name == "metrics_backend_store_resets_total").Value;
+        counter.Inc(5);
+        FlushOrFail(config);
+        counter.Inc(1);
+        FlushOrFail(config);
+        Assert.Equal(0, Resets(config));
+
+        server.Command("FLUSHALL");
+        counter.Inc(1);
+        FlushOrFail(config);
+        Assert.Equal(1, Resets(config));
+        Assert.Equal(1, Read(config, Counter, ["reset"]));
+        var logged = LogCapture.WaitFor($"Redis at 127.0.0.1:{server.Port} lost data it had stored", "'fault_total'");
+        Assert.Contains("unless Redis persists them (appendonly yes)", logged, StringComparison.Ordinal);
+
+        server.Restart();
+        counter.Inc(2);
+        FlushAfterRestart(config);
+        Assert.Equal(2, Resets(config));
+        Assert.Equal(2, Read(config, Counter, ["reset"]));
+        // A reset is data loss, not a dropped update: the two counters say different things.
+        Assert.Equal(2, LogCapture.All($"Redis at 127.0.0.1:{server.Port} lost data it had stored").Length);
+    }
+
+    [Fact]
+    public void A_restart_with_persistence_is_not_a_reset()
+    {
+        using var server = RedisServer.Start();
+        var config = Config(server.ConnectionString, extra: ("FlushInterval", "1h"));
+        var counter = new RedisBackend(config, Counter.WithLabelValues(["durable"]), null);
+        counter.Inc(5);
+        FlushOrFail(config);
+        server.Restart();
+        counter.Inc(1);
+        FlushAfterRestart(config);
+        Assert.Equal(0, RedisBackend.Statistics(config).Single(s => s.Name == "metrics_backend_store_resets_total").Value);
+        Assert.Equal(6, Read(config, Counter, ["durable"]));
     }
 
     /// <summary>

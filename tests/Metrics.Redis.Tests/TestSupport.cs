@@ -49,6 +49,41 @@ public abstract class RedisTestBase : IDisposable
         Assert.True(ok, $"flush failed: {error}");
     }
 
+    /// <summary>
+    /// Flushes once the backend can reach every node again (after a restart or a failover, which happens inside the
+    /// client on its own schedule, with no signal to wait on): retries until <paramref name="timeout"/>.
+    /// </summary>
+    protected static void FlushUntilOk(BackendConfig config, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        using var tick = new ManualResetEventSlim();
+        string? error;
+        while ((error = TryFlush(config, TimeSpan.FromSeconds(5)).Error) is not null && DateTime.UtcNow < deadline)
+        {
+            tick.Wait(100);
+        }
+
+        Assert.True(error is null, $"no flush succeeded within {timeout}: {error}");
+    }
+
+    /// <summary>Collects, retrying until <paramref name="timeout"/> while the backend cannot read every node yet.</summary>
+    protected static IReadOnlyList<CollectedValue>[] CollectUntilOk(BackendConfig config, IReadOnlyList<MetricDescriptor> families, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        using var tick = new ManualResetEventSlim();
+        while (true)
+        {
+            try
+            {
+                return Collect(config, families);
+            }
+            catch (RedisBackendException) when (DateTime.UtcNow < deadline)
+            {
+                tick.Wait(100);
+            }
+        }
+    }
+
     protected static (bool Ok, string? Error) TryFlush(BackendConfig config, TimeSpan timeout) =>
         RedisStore.Get(config).Flusher.TryFlushAsync(timeout, CancellationToken.None).GetAwaiter().GetResult();
 
@@ -87,6 +122,8 @@ public abstract class RedisTestBase : IDisposable
 /// <summary>One server shared by the tests that do not stop it; each test isolates itself with its own key prefix.</summary>
 public sealed class SharedRedis : IDisposable
 {
+    public SharedRedis() => LogCapture.Install();
+
     internal RedisServer Server { get; } = RedisServer.Start();
 
     public void Dispose() => Server.Dispose();

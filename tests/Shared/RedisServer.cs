@@ -16,10 +16,13 @@ internal sealed class RedisServer : IDisposable
 
     private ChildProcess? _process;
 
-    private RedisServer(string? password, bool durable)
+    private readonly IReadOnlyList<string> _extraArgs;
+
+    private RedisServer(string? password, bool durable, IReadOnlyList<string>? extraArgs)
     {
         Password = password;
         Durable = durable;
+        _extraArgs = extraArgs ?? [];
         Directory = Path.Combine(Path.GetTempPath(), "metrics-redis-" + Guid.NewGuid().ToString("N"));
         System.IO.Directory.CreateDirectory(Directory);
         Port = FreeLoopbackPort();
@@ -46,9 +49,10 @@ internal sealed class RedisServer : IDisposable
     /// <summary>Starts a server and returns once it accepts connections.</summary>
     /// <param name="password">Set as <c>requirepass</c> when given.</param>
     /// <param name="durable">See <see cref="Durable"/>.</param>
-    public static RedisServer Start(string? password = null, bool durable = true)
+    /// <param name="extraArgs">More redis-server arguments, such as <c>--replicaof 127.0.0.1 6379</c> or <c>--cluster-enabled yes</c>.</param>
+    public static RedisServer Start(string? password = null, bool durable = true, IReadOnlyList<string>? extraArgs = null)
     {
-        var server = new RedisServer(password, durable);
+        var server = new RedisServer(password, durable, extraArgs);
         try
         {
             server.Launch();
@@ -75,6 +79,9 @@ internal sealed class RedisServer : IDisposable
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
+
+    /// <summary>Whether the server process runs (not killed).</summary>
+    public bool IsRunning => _process is { HasExited: false };
 
     /// <summary>Kills the server abruptly (SIGKILL), as a crash would.</summary>
     public void Kill()
@@ -238,6 +245,7 @@ internal sealed class RedisServer : IDisposable
             args.AddRange(["--requirepass", Password]);
         }
 
+        args.AddRange(_extraArgs);
         _process = ChildProcess.Start(executable, args);
         try
         {

@@ -14,6 +14,9 @@ internal static partial class SecretScrubber
     [GeneratedRegex(@"(?<![A-Za-z0-9])(?!publickeytoken)(?<k>[A-Za-z_]*(?:password|passwd|pwd|secret|token|apikey|api_key|accesskey))(?<s>\s*=\s*)(?<v>""[^""]*""|'[^']*'|[^\s,;&""']+)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex SecretAssignment();
 
+    [GeneratedRegex(@"(?<![A-Za-z0-9])(?:password|pwd)\s*=(?<v>.*?)(?=,\s*\$?[A-Za-z][A-Za-z0-9_-]*\s*=|$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline)]
+    private static partial Regex DelimitedPassword();
+
     /// <summary>
     /// Replaces with <c>***</c> the secret values of <paramref name="config"/> (the values of its secret keys, see
     /// <see cref="BackendConfig.IsSecretKey"/>, and the secret options inside any of its values), then every value
@@ -54,6 +57,12 @@ internal static partial class SecretScrubber
             if (BackendConfig.IsSecretKey(key))
             {
                 secrets.Add(value);
+            }
+
+            // A connection string's password may hold commas ("password=abc,def"): it runs to the next ",option=".
+            foreach (Match m in DelimitedPassword().Matches(value))
+            {
+                secrets.Add(m.Groups["v"].Value);
             }
 
             foreach (Match m in SecretAssignment().Matches(value))
