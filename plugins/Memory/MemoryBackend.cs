@@ -49,6 +49,9 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
     {
     }
 
+    /// <summary>Native histogram buckets are values like any other here (<see cref="BackendCapabilities.NativeHistogramBuckets"/>).</summary>
+    public static BackendCapabilities Capabilities => BackendCapabilities.NativeHistogramBuckets;
+
     /// <summary>The pinned word holding the value's bits; a metric adds to it directly and calls <see cref="Inc"/> only when that races.</summary>
     public nint ValueCell => (nint)_bits;
 

@@ -154,6 +154,7 @@ internal static class SeriesKey
             // HistogramBucket equality treats 0.0 and -0.0 as one bound, so the key must too.
             HistogramPart.Bucket => (1, BitConverter.DoubleToInt64Bits(b.UpperBound == 0 ? 0.0 : b.UpperBound)),
             HistogramPart.Sum => (2, 0),
+            _ when b.IsNative => (4, b.NativeKey),
             _ => (3, 0),
         };
     }
@@ -164,6 +165,7 @@ internal static class SeriesKey
         1 => HistogramBucket.ForUpperBound(BitConverter.Int64BitsToDouble(boundBits)),
         2 => HistogramBucket.Sum,
         3 => HistogramBucket.Count,
+        4 => HistogramBucket.FromNativeKey(boundBits),
         _ => throw Corrupt(),
     };
 

@@ -29,4 +29,11 @@ public enum BackendCapabilities
     /// processes that declare a metric differently never mix values or fail each other's scrapes.
     /// </summary>
     RecordsSchema = 8,
+
+    /// <summary>
+    /// Contract 1.1: the backend stores native histogram buckets (<see cref="HistogramBucket.IsNative"/> parts, created on
+    /// first use, any number per series) and returns them from collection like any other part. Without it, a histogram
+    /// configured as native keeps its classic buckets only.
+    /// </summary>
+    NativeHistogramBuckets = 16,
 }

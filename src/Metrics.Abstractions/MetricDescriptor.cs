@@ -74,6 +74,14 @@ public sealed class MetricDescriptor
     public GaugeAggregation GaugeAggregation { get; }
 
     /// <summary>
+    /// Contract 1.1: for a native histogram, the zero bucket's threshold (observations of at most this magnitude are
+    /// counted in <see cref="HistogramBucket.NativeZero"/>); <see langword="null"/> for every other metric. Part of
+    /// <see cref="Definition"/>: processes with different thresholds do not merge. The schema is not: buckets of
+    /// different schemas merge exactly at a scrape.
+    /// </summary>
+    public double? NativeZeroThreshold { get; init; }
+
+    /// <summary>
     /// Contract 1.1: the family's definition as canonical text: type, label names, bucket bounds and gauge aggregation,
     /// for example <c>histogram;labels=route;buckets=0.1,1,+Inf;aggregation=Sum</c>. Processes that give a metric the
     /// same name but another definition must not share its values; a shared store records it (see
@@ -91,7 +99,7 @@ public sealed class MetricDescriptor
     /// <param name="labelValues">The full label values, one per label name.</param>
     /// <returns>A new descriptor sharing everything but the label values.</returns>
     public MetricDescriptor WithLabelValues(IReadOnlyList<string> labelValues) =>
-        new(Name, Help, Type, LabelNames, labelValues, Buckets, GaugeAggregation);
+        new(Name, Help, Type, LabelNames, labelValues, Buckets, GaugeAggregation) { NativeZeroThreshold = NativeZeroThreshold };
 
     private string BuildDefinition()
     {
@@ -100,6 +108,11 @@ public sealed class MetricDescriptor
         if (Buckets.Count > 0)
         {
             text.Append(";buckets=").AppendJoin(',', Buckets.Select(b => HistogramBucket.ForUpperBound(b).ToString()));
+        }
+
+        if (NativeZeroThreshold is { } zero)
+        {
+            text.Append(";native;zero=").Append(zero.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
         }
 
         if (Type == MetricType.Gauge)

@@ -19,15 +19,27 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private readonly long* _sumCell;
     private readonly bool _atomicObserve;
 
+    // Native buckets when the histogram is native and the backend stores them; observations then take the out-of-line
+    // path, so a classic histogram's inlined observe is unchanged.
+    private readonly NativeSeries? _native;
+    private readonly nint[]? _nativeClassicCells;
+
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>
     /// <param name="labelNames">The label names every observation must have values for; <c>le</c> is reserved.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    /// <param name="buckets">Upper bounds, strictly increasing; +Inf is added when missing. <see cref="DefaultBuckets"/> when null.</param>
-    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? DefaultBuckets), GaugeAggregation.Sum))
+    /// <param name="buckets">
+    /// Upper bounds, strictly increasing; +Inf is added when missing. When null: <see cref="DefaultBuckets"/>, or only +Inf
+    /// for a native histogram (give buckets to keep classic ones beside the native ones for text-format scrapers).
+    /// </param>
+    /// <param name="native">
+    /// Makes this a native histogram (see <see cref="NativeHistogramOptions"/>); classic only when null, or when the
+    /// backend does not store native buckets.
+    /// </param>
+    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null, NativeHistogramOptions? native = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? (native is null ? DefaultBuckets : [double.PositiveInfinity])), GaugeAggregation.Sum, native))
     {
     }
 
@@ -44,12 +56,15 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             _bucketCells = shared._bucketCells;
             _sumCell = shared._sumCell;
             _atomicObserve = shared._atomicObserve;
+            _native = shared._native;
+            _nativeClassicCells = shared._nativeClassicCells;
         }
         else if (FullValues is not null)
         {
             (_buckets, _sum) = CreateRootValues(CreateValues);
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
+            (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, FullValues, _bucketCells);
 
             family.AddChild(this, FullValues);
         }
@@ -64,6 +79,7 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             (_buckets, _sum) = CreateValues();
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
+            (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, fullValues, _bucketCells);
         }
     }
 
@@ -73,6 +89,15 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     internal IMetricBackend[]? BucketValues => _buckets;
 
     internal IMetricBackend? SumValue => _sum;
+
+    /// <summary>The native buckets of this series, or null when it keeps classic buckets only.</summary>
+    internal NativeSeries? NativeValues => _native;
+
+    /// <summary>
+    /// The schema this series counts new observations at, or null when it is not native (not declared so, or its backend
+    /// does not store native buckets). Lower than configured after the bucket limit halved the resolution.
+    /// </summary>
+    public int? NativeSchema => _native?.Schema;
 
     /// <summary><paramref name="count"/> buckets starting at <paramref name="start"/>, each <paramref name="width"/> above the previous.</summary>
     /// <param name="start">The first upper bound.</param>
@@ -243,9 +268,55 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         return (cells, sumCell, false);
     }
 
+    private static (NativeSeries? Native, nint[]? ClassicCells, nint[]? FastCells) NativeOf(MetricFamily family, string[] fullValues, nint[]? cells) =>
+        family.NativeEnabled ? (new NativeSeries(family, fullValues, family.Native!), cells, null) : (null, null, cells);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ObserveNative(double value)
+    {
+        var entry = _native!.Find(value);
+        var index = BucketIndex(_bounds, value);
+        if (_atomicObserve)
+        {
+            // The native bucket goes with the sum: the protobuf count is the native buckets' total, so that pair must agree.
+            _sum!.ObserveHistogram(entry.Value, value);
+            _buckets![index].Inc(1);
+            return;
+        }
+
+        if (entry.Cell == 0 || !AtomicDouble.TryAdd(ref *(long*)entry.Cell, 1))
+        {
+            entry.Value.Inc(1);
+        }
+
+        var cells = _nativeClassicCells;
+        if (cells is null)
+        {
+            _buckets![index].Inc(1);
+            _sum!.Inc(value);
+            return;
+        }
+
+        if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+        {
+            _buckets![index].Inc(1);
+        }
+
+        if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+        {
+            _sum!.Inc(value);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ObserveThroughBackend(double value)
     {
+        if (_native is not null && !double.IsNaN(value))
+        {
+            ObserveNative(value);
+            return;
+        }
+
         var buckets = _buckets;
         if (buckets is null || double.IsNaN(value))
         {

@@ -25,7 +25,8 @@ internal sealed class MetricFamily
         IReadOnlyDictionary<string, string>? defaultLabels,
         MetricRegistry registry,
         double[]? buckets,
-        GaugeAggregation aggregation)
+        GaugeAggregation aggregation,
+        NativeHistogramOptions? native = null)
     {
         NameRules.ValidateMetricName(name, nameof(name));
         ArgumentNullException.ThrowIfNull(help);
@@ -88,7 +89,8 @@ internal sealed class MetricFamily
         Registry = registry;
         Buckets = buckets ?? [];
         Aggregation = type == MetricType.Gauge ? aggregation : GaugeAggregation.Sum;
-        Descriptor = new MetricDescriptor(Name, help, type, labelNames, null, Buckets, Aggregation);
+        Native = type == MetricType.Histogram ? native : null;
+        Descriptor = new MetricDescriptor(Name, help, type, labelNames, null, Buckets, Aggregation) { NativeZeroThreshold = Native?.ZeroThreshold };
         CreatedUnixSeconds = UnixNow();
         _lookup = _children.GetAlternateLookup<ReadOnlySpan<string>>();
         if (type == MetricType.Counter)
@@ -137,6 +139,12 @@ internal sealed class MetricFamily
 
     public GaugeAggregation Aggregation { get; }
 
+    /// <summary>The native histogram settings as declared, or null.</summary>
+    public NativeHistogramOptions? Native { get; }
+
+    /// <summary>Whether series keep native buckets: declared native, and the backend stores them (never faked).</summary>
+    public bool NativeEnabled => Native is not null && (Backend.Capabilities & BackendCapabilities.NativeHistogramBuckets) != 0;
+
     public MetricDescriptor Descriptor { get; }
 
     public double CreatedUnixSeconds { get; }
@@ -168,7 +176,8 @@ internal sealed class MetricFamily
         && Aggregation == other.Aggregation
         && LabelNames.AsSpan().SequenceEqual(other.LabelNames)
         && Defaults.AsSpan().SequenceEqual(other.Defaults)
-        && Buckets.AsSpan().SequenceEqual(other.Buckets);
+        && Buckets.AsSpan().SequenceEqual(other.Buckets)
+        && Equals(Native, other.Native);
 
     /// <summary>What differs between this definition and <paramref name="other"/>'s, for an error message.</summary>
     public string DescribeDifference(MetricFamily other)
@@ -197,6 +206,11 @@ internal sealed class MetricFamily
         if (!Buckets.AsSpan().SequenceEqual(other.Buckets))
         {
             differences.Add($"buckets {List(Buckets.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture)))} vs {List(other.Buckets.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture)))}");
+        }
+
+        if (!Equals(Native, other.Native))
+        {
+            differences.Add($"native histogram {Native?.ToString() ?? "off"} vs {other.Native?.ToString() ?? "off"}");
         }
 
         if (Aggregation != other.Aggregation)

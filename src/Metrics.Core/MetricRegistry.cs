@@ -132,8 +132,14 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     /// <param name="format">The exposition format.</param>
     /// <returns>The exposition text.</returns>
     /// <remarks>Blocks while shared backends are read.</remarks>
+    /// <exception cref="ArgumentException"><paramref name="format"/> is the binary protobuf format, which is no text; use <see cref="WriteAsync"/>.</exception>
     public string Render(ExpositionFormat format = ExpositionFormat.PrometheusText)
     {
+        if (format == ExpositionFormat.Protobuf)
+        {
+            throw new ArgumentException("The protobuf format is binary and cannot be rendered as a string; use WriteAsync to a stream.", nameof(format));
+        }
+
         using var output = ExpositionWriter.Render(this, _collector.Collect(), format);
         return System.Text.Encoding.UTF8.GetString(output.Written);
     }
@@ -252,10 +258,10 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         }
     }
 
-    internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation)
+    internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation, NativeHistogramOptions? native = null)
     {
         registry ??= Default;
-        var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation);
+        var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation, native);
         return registry.Add(family);
     }
 

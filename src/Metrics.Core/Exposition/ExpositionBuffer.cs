@@ -11,6 +11,8 @@ namespace Metrics;
 /// </summary>
 internal sealed class ExpositionBuffer : IDisposable
 {
+    // A 5-byte varint holds any length below 32 GiB, beyond any buffer.
+    private const int MaxLengthBytes = 5;
     private byte[] _buffer;
     private int _pos;
 
@@ -127,6 +129,79 @@ internal sealed class ExpositionBuffer : IDisposable
                     break;
             }
         }
+    }
+
+    /// <summary>Writes a protobuf base-128 varint.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteVarint(ulong value)
+    {
+        Ensure(10);
+        var buffer = _buffer;
+        var pos = _pos;
+        while (value >= 0x80)
+        {
+            buffer[pos++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+
+        buffer[pos++] = (byte)value;
+        _pos = pos;
+    }
+
+    /// <summary>Writes a double as protobuf's fixed64: the IEEE bits, little-endian.</summary>
+    public void WriteFixed64(double value)
+    {
+        Ensure(8);
+        System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(_buffer.AsSpan(_pos), value);
+        _pos += 8;
+    }
+
+    /// <summary>
+    /// Reserves room for the varint length of a protobuf message about to be written; <see cref="EndLength"/> fills it in.
+    /// Returns where the reservation starts.
+    /// </summary>
+    public int BeginLength()
+    {
+        Ensure(MaxLengthBytes);
+        var start = _pos;
+        _pos += MaxLengthBytes;
+        return start;
+    }
+
+    /// <summary>Writes the length of everything after the reservation at <paramref name="start"/> and closes the gap.</summary>
+    public void EndLength(int start)
+    {
+        var bodyStart = start + MaxLengthBytes;
+        var length = (uint)(_pos - bodyStart);
+        var size = 1;
+        for (var v = length; v >= 0x80; v >>= 7)
+        {
+            size++;
+        }
+
+        // Minimal varints only: some decoders refuse padded ones. The body moves back once per message; messages nest a
+        // few levels deep, so each byte moves a few times at most.
+        if (size < MaxLengthBytes)
+        {
+            _buffer.AsSpan(bodyStart, (int)length).CopyTo(_buffer.AsSpan(start + size));
+            _pos -= MaxLengthBytes - size;
+        }
+
+        var pos = start;
+        while (length >= 0x80)
+        {
+            _buffer[pos++] = (byte)(length | 0x80);
+            length >>= 7;
+        }
+
+        _buffer[pos] = (byte)length;
+    }
+
+    /// <summary>Writes <paramref name="text"/> as UTF-8 without allocating.</summary>
+    public void WriteUtf8(string text)
+    {
+        Ensure(System.Text.Encoding.UTF8.GetMaxByteCount(text.Length));
+        _pos += System.Text.Encoding.UTF8.GetBytes(text, _buffer.AsSpan(_pos));
     }
 
     /// <summary>The bytes written since <paramref name="start"/>, for small in-place fix-ups.</summary>

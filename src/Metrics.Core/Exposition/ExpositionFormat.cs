@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Metrics;
 
-/// <summary>The text formats a registry can be exposed in.</summary>
+/// <summary>The formats a registry can be exposed in.</summary>
 public enum ExpositionFormat
 {
     /// <summary>Prometheus text format 0.0.4 (<c>text/plain; version=0.0.4</c>), understood by every Prometheus.</summary>
@@ -10,6 +10,12 @@ public enum ExpositionFormat
 
     /// <summary>OpenMetrics 1.0.0 (<c>application/openmetrics-text; version=1.0.0</c>), with <c>_created</c> samples and <c># EOF</c>.</summary>
     OpenMetrics,
+
+    /// <summary>
+    /// The Prometheus protobuf format: length-delimited <c>io.prometheus.client.MetricFamily</c> messages, the only format
+    /// that carries native histograms.
+    /// </summary>
+    Protobuf,
 }
 
 /// <summary>Content negotiation for a <c>/metrics</c> endpoint: the format from <c>Accept</c>, gzip from <c>Accept-Encoding</c>.</summary>
@@ -21,15 +27,25 @@ public static class Exposition
     /// <summary>The <c>Content-Type</c> of OpenMetrics 1.0.0.</summary>
     public const string OpenMetricsContentType = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+    /// <summary>The <c>Content-Type</c> of the protobuf format.</summary>
+    public const string ProtobufContentType = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
     /// <summary>The <c>Content-Type</c> for <paramref name="format"/>.</summary>
     /// <param name="format">The format.</param>
     /// <returns>The header value.</returns>
-    public static string ContentType(ExpositionFormat format) =>
-        format == ExpositionFormat.OpenMetrics ? OpenMetricsContentType : PrometheusTextContentType;
+    public static string ContentType(ExpositionFormat format) => format switch
+    {
+        ExpositionFormat.OpenMetrics => OpenMetricsContentType,
+        ExpositionFormat.Protobuf => ProtobufContentType,
+        _ => PrometheusTextContentType,
+    };
 
     /// <summary>
-    /// Picks the format an <c>Accept</c> header asks for: OpenMetrics when it lists <c>application/openmetrics-text</c>
-    /// (version 1.0.0, 0.0.1 or none) with a quality at least that of the text format; Prometheus text otherwise.
+    /// Picks the format an <c>Accept</c> header asks for: protobuf when it lists
+    /// <c>application/vnd.google.protobuf</c> with <c>proto=io.prometheus.client.MetricFamily</c> and
+    /// <c>encoding=delimited</c> at a quality no lower than either text format's; else OpenMetrics when it lists
+    /// <c>application/openmetrics-text</c> (version 1.0.0, 0.0.1 or none) with a quality at least that of the text format;
+    /// Prometheus text otherwise.
     /// </summary>
     /// <param name="accept">The header value; null or empty means Prometheus text.</param>
     /// <returns>The format to send.</returns>
@@ -40,13 +56,13 @@ public static class Exposition
             return ExpositionFormat.PrometheusText;
         }
 
-        double openMetrics = -1, text = -1;
+        double openMetrics = -1, text = -1, protobuf = -1;
         foreach (var range in accept.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var parts = range.Split(';', StringSplitOptions.TrimEntries);
             var mediaType = parts[0];
             var quality = 1.0;
-            string? version = null;
+            string? version = null, proto = null, encoding = null;
             foreach (var parameter in parts.AsSpan(1))
             {
                 var eq = parameter.IndexOf('=', StringComparison.Ordinal);
@@ -65,9 +81,25 @@ public static class Exposition
                 {
                     version = value;
                 }
+                else if (key.Equals("proto", StringComparison.OrdinalIgnoreCase))
+                {
+                    proto = value;
+                }
+                else if (key.Equals("encoding", StringComparison.OrdinalIgnoreCase))
+                {
+                    encoding = value;
+                }
             }
 
-            if (mediaType.Equals("application/openmetrics-text", StringComparison.OrdinalIgnoreCase))
+            if (mediaType.Equals("application/vnd.google.protobuf", StringComparison.OrdinalIgnoreCase))
+            {
+                // Only the delimited MetricFamily stream is written; other encodings (text, compact-text) are not offered.
+                if (proto == "io.prometheus.client.MetricFamily" && encoding == "delimited")
+                {
+                    protobuf = Math.Max(protobuf, quality);
+                }
+            }
+            else if (mediaType.Equals("application/openmetrics-text", StringComparison.OrdinalIgnoreCase))
             {
                 // 0.0.1 is the pre-1.0 name of the same format; Prometheus still sends it.
                 if (version is null || version.StartsWith("1.0", StringComparison.Ordinal) || version == "0.0.1")
@@ -79,6 +111,11 @@ public static class Exposition
             {
                 text = Math.Max(text, quality);
             }
+        }
+
+        if (protobuf > 0 && protobuf >= openMetrics && protobuf >= text)
+        {
+            return ExpositionFormat.Protobuf;
         }
 
         return openMetrics > 0 && openMetrics >= text ? ExpositionFormat.OpenMetrics : ExpositionFormat.PrometheusText;

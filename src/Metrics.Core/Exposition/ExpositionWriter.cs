@@ -31,6 +31,11 @@ internal sealed class ExpositionWriter
     /// </summary>
     public static ExpositionBuffer Render(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes, ExpositionFormat format)
     {
+        if (format == ExpositionFormat.Protobuf)
+        {
+            return ProtobufWriter.Render(scrapes);
+        }
+
         var output = new ExpositionBuffer();
         try
         {
@@ -198,6 +203,12 @@ internal sealed class ExpositionWriter
         var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
         foreach (var value in values)
         {
+            // Native buckets are for the protobuf format; text formats show the classic buckets kept beside them.
+            if (value.Bucket is { IsNative: true } && family.Native is not null)
+            {
+                continue;
+            }
+
             var index = value.Bucket is not { } bucket ? -1 : bucket.Part switch
             {
                 HistogramPart.Sum => width - 1,
@@ -294,6 +305,17 @@ internal sealed class ExpositionWriter
     /// <summary>Backends' reports about themselves, once per backend, and the host's own, skipping names the application uses.</summary>
     private void WriteStatistics(MetricRegistry registry, IReadOnlyList<object> entries)
     {
+        foreach (var statistic in StatisticsToWrite(registry, entries, _statistics ??= new(StringComparer.Ordinal)))
+        {
+            var nameBytes = Encoding.UTF8.GetBytes(ExposedName(statistic.Name, statistic.Type));
+            WriteHeader(nameBytes, statistic.Help, statistic.Type);
+            WriteSeries(nameBytes, _openMetrics && statistic.Type == MetricType.Counter ? "_total"u8 : default, default, statistic.Value);
+        }
+    }
+
+    /// <summary>The statistics a scrape shows for <paramref name="registry"/>, leaving out names in <paramref name="written"/> (and adding them).</summary>
+    internal static IEnumerable<BackendStatistic> StatisticsToWrite(MetricRegistry registry, IReadOnlyList<object> entries, HashSet<string> written)
+    {
         HashSet<ConfiguredBackend>? seen = null;
         foreach (var entry in entries)
         {
@@ -304,33 +326,31 @@ internal sealed class ExpositionWriter
 
             foreach (var statistic in family.Backend.Statistics())
             {
-                WriteStatistic(registry, statistic);
+                if (Writable(registry, statistic, written))
+                {
+                    yield return statistic;
+                }
             }
         }
 
         if (registry.SkippedValues > 0)
         {
-            WriteStatistic(registry, new BackendStatistic(
+            var skipped = new BackendStatistic(
                 "metrics_scrape_skipped_values_total",
                 "Values a backend returned that do not fit the metric's definition in this process (other buckets or labels, written by a process that declared the metric differently), left out of scrapes.",
                 MetricType.Counter,
-                registry.SkippedValues));
+                registry.SkippedValues);
+            if (Writable(registry, skipped, written))
+            {
+                yield return skipped;
+            }
         }
     }
 
-    private void WriteStatistic(MetricRegistry registry, BackendStatistic statistic)
-    {
-        if (registry.IsRegistered(statistic.Name) || statistic.Type is not (MetricType.Counter or MetricType.Gauge) || !(_statistics ??= new(StringComparer.Ordinal)).Add(statistic.Name))
-        {
-            return;
-        }
+    private static bool Writable(MetricRegistry registry, BackendStatistic statistic, HashSet<string> written) =>
+        !registry.IsRegistered(statistic.Name) && statistic.Type is MetricType.Counter or MetricType.Gauge && written.Add(statistic.Name);
 
-        var nameBytes = Encoding.UTF8.GetBytes(ExposedName(statistic.Name, statistic.Type));
-        WriteHeader(nameBytes, statistic.Help, statistic.Type);
-        WriteSeries(nameBytes, _openMetrics && statistic.Type == MetricType.Counter ? "_total"u8 : default, default, statistic.Value);
-    }
-
-    private static (byte[] Labels, double Created) SeriesLabels(MetricFamily family, IReadOnlyList<string> labelValues)
+    internal static (byte[] Labels, double Created) SeriesLabels(MetricFamily family, IReadOnlyList<string> labelValues)
     {
         var span = labelValues is string[] array ? array : [.. labelValues];
         if (family.TryGetChild(span, out var child))

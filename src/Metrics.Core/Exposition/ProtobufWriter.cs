@@ -1,0 +1,530 @@
+namespace Metrics;
+
+/// <summary>
+/// Renders a collected scrape in the Prometheus protobuf format: a stream of <c>io.prometheus.client.MetricFamily</c>
+/// messages, each preceded by its varint length, encoded by hand into the pooled <see cref="ExpositionBuffer"/>.
+/// </summary>
+/// <remarks>
+/// Field numbers follow client_model's <c>metrics.proto</c> (proto2, so repeated scalars are written unpacked). A counter
+/// keeps the <c>_total</c> name the text format shows, so switching formats never renames a series. Native histograms
+/// carry schema, zero bucket, spans and deltas, with their buckets merged into the coarsest schema stored.
+/// </remarks>
+internal sealed class ProtobufWriter
+{
+    private const int Varint = 0;
+    private const int Fixed64 = 1;
+    private const int Delimited = 2;
+
+    // io.prometheus.client.MetricType values.
+    private const ulong CounterType = 0;
+    private const ulong GaugeType = 1;
+    private const ulong SummaryType = 2;
+    private const ulong HistogramType = 4;
+
+    private readonly ExpositionBuffer _out;
+    private double[] _scratch = new double[32];
+
+    private ProtobufWriter(ExpositionBuffer output) => _out = output;
+
+    public static ExpositionBuffer Render(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
+    {
+        var output = new ExpositionBuffer();
+        try
+        {
+            var writer = new ProtobufWriter(output);
+            foreach (var (registry, scrape) in scrapes)
+            {
+                var skipped = 0L;
+                foreach (var entry in scrape.Entries)
+                {
+                    switch (entry)
+                    {
+                        case MetricFamily family when scrape.Collected is { } collected && collected.TryGetValue(family, out var values):
+                            skipped += writer.WriteCollected(family, values);
+                            break;
+                        case MetricFamily family:
+                            writer.WriteLocal(family);
+                            break;
+                        case ICollector collector:
+                            writer.WriteCollector(registry, collector);
+                            break;
+                    }
+                }
+
+                registry.AddSkippedValues(skipped);
+            }
+
+            var written = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (registry, scrape) in scrapes)
+            {
+                foreach (var statistic in ExpositionWriter.StatisticsToWrite(registry, scrape.Entries, written))
+                {
+                    var name = statistic.Type == MetricType.Counter ? NameRules.CounterBase(statistic.Name) + "_total" : statistic.Name;
+                    var family = writer.BeginFamily(name, statistic.Help, statistic.Type);
+                    var metric = writer.BeginMetric([], []);
+                    writer.WriteScalar(statistic.Type, statistic.Value, null);
+                    writer.End(metric);
+                    writer.End(family);
+                }
+            }
+
+            return output;
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
+    }
+
+    private void WriteLocal(MetricFamily family)
+    {
+        var children = family.Children();
+        if (children.Length == 0)
+        {
+            return;
+        }
+
+        var start = BeginFamily(family);
+        foreach (var child in children)
+        {
+            var metric = BeginMetric(family.LabelNames, child.FullValues!);
+            switch (child)
+            {
+                case Counter counter:
+                    WriteScalar(MetricType.Counter, counter.Backing!.Get(), counter.CreatedUnixSeconds);
+                    break;
+                case Gauge gauge:
+                    WriteScalar(MetricType.Gauge, gauge.BackingValue!.Get(), null);
+                    break;
+                case Summary summary:
+                    WriteSummary(summary.CountValue!.Get(), summary.SumValue!.Get(), summary.CreatedUnixSeconds);
+                    break;
+                case Histogram histogram:
+                    var bounds = family.Buckets.Length;
+                    var scratch = Scratch(bounds);
+                    var values = histogram.BucketValues!;
+                    for (var i = 0; i < bounds; i++)
+                    {
+                        scratch[i] = values[i].Get();
+                    }
+
+                    NativeHistogramData? native = null;
+                    if (histogram.NativeValues is { } series)
+                    {
+                        native = new NativeHistogramData(series.Schema, series.ZeroThreshold);
+                        foreach (var entry in series.Entries)
+                        {
+                            native.Add(entry.Bucket, entry.Value.Get());
+                        }
+                    }
+
+                    WriteHistogram(family, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), native?.Complete(), histogram.CreatedUnixSeconds);
+                    break;
+            }
+
+            End(metric);
+        }
+
+        End(start);
+    }
+
+    /// <summary>Writes the values a backend collected; returns how many did not fit the family's definition.</summary>
+    private long WriteCollected(MetricFamily family, IReadOnlyList<CollectedValue> values)
+    {
+        if (values.Count == 0)
+        {
+            return 0;
+        }
+
+        var skipped = 0L;
+        if (family.Type is MetricType.Counter or MetricType.Gauge)
+        {
+            var start = -1;
+            foreach (var value in values)
+            {
+                if (!Fits(family, value.LabelValues))
+                {
+                    skipped++;
+                    continue;
+                }
+
+                if (start < 0)
+                {
+                    start = BeginFamily(family);
+                }
+
+                var metric = BeginMetric(family.LabelNames, value.LabelValues);
+                var (_, created) = ExpositionWriter.SeriesLabels(family, value.LabelValues);
+                WriteScalar(family.Type, value.Value, family.Type == MetricType.Counter ? created : null);
+                End(metric);
+            }
+
+            if (start >= 0)
+            {
+                End(start);
+            }
+
+            return skipped;
+        }
+
+        // Parts arrive one value each: group them into series, in order of first appearance.
+        var groups = new Dictionary<string[], (double[] Parts, NativeHistogramData? Native)>(LabelValuesComparer.Instance);
+        var order = new List<string[]>();
+        var bounds = family.Buckets;
+        var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
+        var nativeFamily = family.Type == MetricType.Histogram && family.NativeEnabled;
+        foreach (var value in values)
+        {
+            if (!Fits(family, value.LabelValues))
+            {
+                skipped++;
+                continue;
+            }
+
+            var bucket = value.Bucket;
+            var index = bucket is not { } b ? -1 : b.Part switch
+            {
+                HistogramPart.Sum => width - 1,
+                HistogramPart.Count when family.Type == MetricType.Summary => 0,
+                HistogramPart.Bucket when family.Type == MetricType.Histogram => Array.IndexOf(bounds, b.UpperBound),
+                _ when b.IsNative && nativeFamily => -2,
+                _ => -1,
+            };
+
+            if (index == -1)
+            {
+                // A histogram's stored count is redundant; anything else is a part of another definition.
+                if (bucket is not { Part: HistogramPart.Count } || family.Type != MetricType.Histogram)
+                {
+                    skipped++;
+                }
+
+                continue;
+            }
+
+            var key = value.LabelValues as string[] ?? [.. value.LabelValues];
+            if (!groups.TryGetValue(key, out var group))
+            {
+                group = (new double[width], nativeFamily ? new NativeHistogramData(family.Native!.Schema, family.Native.ZeroThreshold) : null);
+                groups[key] = group;
+                order.Add(key);
+            }
+
+            if (index == -2)
+            {
+                group.Native!.Add(bucket!.Value, value.Value);
+            }
+            else
+            {
+                group.Parts[index] += value.Value;
+            }
+        }
+
+        if (order.Count == 0)
+        {
+            return skipped;
+        }
+
+        var familyStart = BeginFamily(family);
+        foreach (var key in order)
+        {
+            var (parts, native) = groups[key];
+            var (_, created) = ExpositionWriter.SeriesLabels(family, key);
+            var metric = BeginMetric(family.LabelNames, key);
+            if (family.Type == MetricType.Histogram)
+            {
+                WriteHistogram(family, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created);
+            }
+            else
+            {
+                WriteSummary(parts[0], parts[1], created);
+            }
+
+            End(metric);
+        }
+
+        End(familyStart);
+        return skipped;
+    }
+
+    private static bool Fits(MetricFamily family, IReadOnlyList<string> labelValues)
+    {
+        if (labelValues.Count != family.LabelNames.Length)
+        {
+            return false;
+        }
+
+        foreach (var value in labelValues)
+        {
+            if (value is null)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void WriteCollector(MetricRegistry registry, ICollector collector)
+    {
+        var declared = collector.MetricNames;
+        foreach (var snapshot in collector.Collect())
+        {
+            if (!declared.Contains(snapshot.Name))
+            {
+                throw new InvalidOperationException($"Collector {collector.GetType().Name} yielded metric '{snapshot.Name}', which it does not declare in MetricNames.");
+            }
+
+            var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
+            if (snapshot.Type == MetricType.Counter)
+            {
+                name = NameRules.CounterBase(name) + "_total";
+            }
+
+            var family = BeginFamily(name, snapshot.Help, snapshot.Type);
+            foreach (var sample in snapshot.Samples)
+            {
+                var metric = BeginMetric(snapshot.LabelNames, sample.LabelValues);
+                WriteScalar(snapshot.Type, sample.Value, null);
+                End(metric);
+            }
+
+            End(family);
+        }
+    }
+
+    private int BeginFamily(MetricFamily family)
+    {
+        // A family message is only preceded by its length: the stream is "delimited", not a repeated field.
+        var start = _out.BeginLength();
+        Tag(1, Delimited);
+        _out.WriteVarint((ulong)family.NameBytes.Length);
+        _out.WriteRaw(family.NameBytes);
+        String(2, family.Help);
+        Tag(3, Varint);
+        _out.WriteVarint(TypeOf(family.Type));
+        return start;
+    }
+
+    private int BeginFamily(string name, string help, MetricType type)
+    {
+        var start = _out.BeginLength();
+        String(1, name);
+        String(2, help);
+        Tag(3, Varint);
+        _out.WriteVarint(TypeOf(type));
+        return start;
+    }
+
+    private static ulong TypeOf(MetricType type) => type switch
+    {
+        MetricType.Counter => CounterType,
+        MetricType.Gauge => GaugeType,
+        MetricType.Summary => SummaryType,
+        _ => HistogramType,
+    };
+
+    /// <summary>Starts a <c>Metric</c> (field 4 of <c>MetricFamily</c>) with its label pairs.</summary>
+    private int BeginMetric(IReadOnlyList<string> names, IReadOnlyList<string> values)
+    {
+        var metric = BeginMessage(4);
+        for (var i = 0; i < names.Count; i++)
+        {
+            var pair = BeginMessage(1);
+            String(1, names[i]);
+            String(2, values[i]);
+            End(pair);
+        }
+
+        return metric;
+    }
+
+    private void WriteScalar(MetricType type, double value, double? created)
+    {
+        // Counter is field 3 of Metric, Gauge field 2; each holds its value in field 1.
+        var message = BeginMessage(type == MetricType.Counter ? 3 : 2);
+        Double(1, value);
+        if (created is { } seconds)
+        {
+            Timestamp(3, seconds);
+        }
+
+        End(message);
+    }
+
+    private void WriteSummary(double count, double sum, double created)
+    {
+        var summary = BeginMessage(4);
+        Tag(1, Varint);
+        _out.WriteVarint(Count(count));
+        Double(2, sum);
+        Timestamp(4, created);
+        End(summary);
+    }
+
+    private void WriteHistogram(MetricFamily family, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created)
+    {
+        var histogram = BeginMessage(7);
+        var cumulative = 0.0;
+        foreach (var bucket in buckets)
+        {
+            cumulative += bucket;
+        }
+
+        // With native buckets the count is theirs: Prometheus requires it to equal the zero bucket plus every bucket.
+        Tag(1, Varint);
+        _out.WriteVarint(Count(native?.Count ?? cumulative));
+        Double(2, sum);
+
+        // The +Inf bucket is implied by the count; a native histogram declared without classic buckets has no others.
+        cumulative = 0;
+        for (var i = 0; i < buckets.Length - 1; i++)
+        {
+            cumulative += buckets[i];
+            var bucket = BeginMessage(3);
+            Tag(1, Varint);
+            _out.WriteVarint(Count(cumulative));
+            Double(2, family.Buckets[i]);
+            End(bucket);
+        }
+
+        Timestamp(15, created);
+        if (native is not null)
+        {
+            Tag(5, Varint);
+            _out.WriteVarint(ZigZag(native.Schema));
+            Double(6, native.ZeroThreshold);
+            Tag(7, Varint);
+            _out.WriteVarint(Count(native.ZeroCount));
+            WriteSpans(9, 10, native.Negative);
+            if (native.Positive.Length == 0 && native.Negative.Length == 0 && native.ZeroThreshold == 0)
+            {
+                // A no-op span: without any native field set, Prometheus would read a classic histogram.
+                var span = BeginMessage(12);
+                End(span);
+            }
+            else
+            {
+                WriteSpans(12, 13, native.Positive);
+            }
+        }
+
+        End(histogram);
+    }
+
+    /// <summary>
+    /// Writes buckets as spans of consecutive indices and count deltas. As in client_golang, a gap of one or two empty
+    /// buckets is written as zero counts inside the span: cheaper than starting another one.
+    /// </summary>
+    private void WriteSpans(int spanField, int deltaField, (int Index, double Count)[] buckets)
+    {
+        if (buckets.Length == 0)
+        {
+            return;
+        }
+
+        // First the spans, then the deltas: proto fields may come in any order, and these are two repeated fields.
+        var spanStart = 0;
+        var next = 0;
+        for (var i = 0; i <= buckets.Length; i++)
+        {
+            var ends = i == buckets.Length || (i > 0 && buckets[i].Index - buckets[i - 1].Index > 3);
+            if (i > 0 && ends)
+            {
+                var first = buckets[spanStart].Index;
+                var length = buckets[i - 1].Index - first + 1;
+                var span = BeginMessage(spanField);
+                Tag(1, Varint);
+                _out.WriteVarint(ZigZag(first - next));
+                Tag(2, Varint);
+                _out.WriteVarint((ulong)length);
+                End(span);
+                next = first + length;
+                spanStart = i;
+            }
+        }
+
+        var previous = 0L;
+        for (var i = 0; i < buckets.Length; i++)
+        {
+            if (i > 0)
+            {
+                var gap = buckets[i].Index - buckets[i - 1].Index - 1;
+                if (gap is > 0 and <= 2)
+                {
+                    for (var j = 0; j < gap; j++)
+                    {
+                        Tag(deltaField, Varint);
+                        _out.WriteVarint(ZigZag(-previous));
+                        previous = 0;
+                    }
+                }
+            }
+
+            var count = (long)Count(buckets[i].Count);
+            Tag(deltaField, Varint);
+            _out.WriteVarint(ZigZag(count - previous));
+            previous = count;
+        }
+    }
+
+    private void Timestamp(int field, double unixSeconds)
+    {
+        if (!(unixSeconds > 0))
+        {
+            return;
+        }
+
+        var ms = (long)Math.Round(unixSeconds * 1000);
+        var timestamp = BeginMessage(field);
+        Tag(1, Varint);
+        _out.WriteVarint((ulong)(ms / 1000));
+        var nanos = ms % 1000 * 1_000_000;
+        if (nanos != 0)
+        {
+            Tag(2, Varint);
+            _out.WriteVarint((ulong)nanos);
+        }
+
+        End(timestamp);
+    }
+
+    /// <summary>A count for a uint64 field: counts are whole numbers stored as doubles; anything else is clamped.</summary>
+    private static ulong Count(double value) => value > 0 ? value < 1.8446744073709552E+19 ? (ulong)Math.Round(value) : ulong.MaxValue : 0;
+
+    private static ulong ZigZag(long value) => (ulong)((value << 1) ^ (value >> 63));
+
+    private void Tag(int field, int wireType) => _out.WriteVarint((ulong)((field << 3) | wireType));
+
+    private void Double(int field, double value)
+    {
+        Tag(field, Fixed64);
+        _out.WriteFixed64(value);
+    }
+
+    private void String(int field, string value)
+    {
+        var message = BeginMessage(field);
+        _out.WriteUtf8(value);
+        End(message);
+    }
+
+    private int BeginMessage(int field)
+    {
+        Tag(field, Delimited);
+        return _out.BeginLength();
+    }
+
+    private void End(int start) => _out.EndLength(start);
+
+    private double[] Scratch(int length)
+    {
+        if (_scratch.Length < length)
+        {
+            _scratch = new double[length];
+        }
+
+        return _scratch;
+    }
+}

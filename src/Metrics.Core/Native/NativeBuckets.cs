@@ -1,0 +1,151 @@
+using System.Runtime.CompilerServices;
+
+namespace Metrics;
+
+/// <summary>The arithmetic of native histogram buckets: which bucket a value falls into, and how schemas nest.</summary>
+internal static class NativeBuckets
+{
+    /// <summary>The coarsest schema whose bucket factor 2^(2^-schema) is at most <paramref name="bucketFactor"/>, as client_golang picks it.</summary>
+    public static int PickSchema(double bucketFactor)
+    {
+        var floor = Math.Floor(Math.Log2(Math.Log2(bucketFactor)));
+        return floor <= -8 ? HistogramBucket.MaxNativeSchema : floor >= 4 ? HistogramBucket.MinNativeSchema : -(int)floor;
+    }
+
+    /// <summary>
+    /// The index of the bucket holding <paramref name="magnitude"/> (positive, above the zero threshold) at
+    /// <paramref name="schema"/>: the bucket whose range (2^((i-1)·2^-schema), 2^(i·2^-schema)] contains it. Infinity goes
+    /// one past the bucket of <see cref="double.MaxValue"/>, as in client_golang.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Index(double magnitude, int schema)
+    {
+        var infinite = 0;
+        if (double.IsPositiveInfinity(magnitude))
+        {
+            magnitude = double.MaxValue;
+            infinite = 1;
+        }
+
+        var fraction = Frexp(magnitude, out var exponent);
+        int index;
+        if (schema > 0)
+        {
+            var bounds = NativeBucketBounds.BySchema[schema];
+            // The first bound at or above the fraction; bounds are distinct, so an exact hit is that bound.
+            var found = Array.BinarySearch(bounds, fraction);
+            index = (found >= 0 ? found : ~found) + ((exponent - 1) * bounds.Length);
+        }
+        else
+        {
+            index = exponent;
+            if (fraction == 0.5)
+            {
+                // A power of two is the upper bound of the bucket below.
+                index--;
+            }
+
+            var shift = -schema;
+            index = (index + (1 << shift) - 1) >> shift;
+        }
+
+        return index + infinite;
+    }
+
+    /// <summary>
+    /// The index at <paramref name="coarser"/> of the bucket that wholly contains bucket <paramref name="index"/> of
+    /// <paramref name="schema"/>: ceil(index / 2^(schema - coarser)). Exact, because each coarser bucket is the union of
+    /// 2^(schema - coarser) finer ones.
+    /// </summary>
+    public static int Reduce(int index, int schema, int coarser) =>
+        schema == coarser ? index : (int)(((long)index + (1L << (schema - coarser)) - 1) >> (schema - coarser));
+
+    /// <summary>Splits a positive finite double into a fraction in [0.5, 1) and a power of two, as C's frexp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Frexp(double value, out int exponent)
+    {
+        var bits = BitConverter.DoubleToInt64Bits(value);
+        var biased = (int)((bits >> 52) & 0x7FF);
+        var adjust = 0;
+        if (biased == 0)
+        {
+            // Subnormal: scale into the normal range first.
+            value *= 18446744073709551616.0; // 2^64
+            bits = BitConverter.DoubleToInt64Bits(value);
+            biased = (int)((bits >> 52) & 0x7FF);
+            adjust = 64;
+        }
+
+        exponent = biased - 1022 - adjust;
+        return BitConverter.Int64BitsToDouble((bits & ~(0x7FFL << 52)) | (1022L << 52));
+    }
+}
+
+/// <summary>
+/// One native histogram series merged from its stored buckets, possibly written at several schemas by several processes:
+/// everything is reduced to the coarsest schema seen, then laid out as Prometheus spans and deltas.
+/// </summary>
+internal sealed class NativeHistogramData
+{
+    private readonly List<(HistogramBucket Bucket, double Count)> _buckets = [];
+
+    public NativeHistogramData(int schema, double zeroThreshold)
+    {
+        Schema = schema;
+        ZeroThreshold = zeroThreshold;
+    }
+
+    /// <summary>The schema of the merged buckets: the coarsest added, or the configured one when none was.</summary>
+    public int Schema { get; private set; }
+
+    public double ZeroThreshold { get; }
+
+    public double ZeroCount { get; private set; }
+
+    /// <summary>The zero bucket plus every positive and negative bucket: the series' observation count.</summary>
+    public double Count { get; private set; }
+
+    public (int Index, double Count)[] Positive { get; private set; } = [];
+
+    public (int Index, double Count)[] Negative { get; private set; } = [];
+
+    public void Add(HistogramBucket bucket, double count)
+    {
+        Count += count;
+        if (bucket.Part == HistogramPart.NativeZero)
+        {
+            ZeroCount += count;
+            return;
+        }
+
+        _buckets.Add((bucket, count));
+    }
+
+    /// <summary>Merges what was added into <see cref="Positive"/> and <see cref="Negative"/>, sorted by index.</summary>
+    public NativeHistogramData Complete()
+    {
+        if (_buckets.Count == 0)
+        {
+            return this;
+        }
+
+        var schema = int.MaxValue;
+        foreach (var (bucket, _) in _buckets)
+        {
+            schema = Math.Min(schema, bucket.Schema);
+        }
+
+        Schema = schema;
+        SortedDictionary<int, double>? positive = null, negative = null;
+        foreach (var (bucket, count) in _buckets)
+        {
+            var side = bucket.Part == HistogramPart.NativePositive ? positive ??= [] : negative ??= [];
+            var index = NativeBuckets.Reduce(bucket.Index, bucket.Schema, schema);
+            side[index] = side.GetValueOrDefault(index) + count;
+        }
+
+        Positive = positive is null ? [] : [.. positive.Select(p => (p.Key, p.Value))];
+        Negative = negative is null ? [] : [.. negative.Select(p => (p.Key, p.Value))];
+        return this;
+    }
+}

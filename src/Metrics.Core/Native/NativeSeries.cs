@@ -1,0 +1,216 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Metrics;
+
+/// <summary>One native bucket's backend value, with its value cell when the backend has one.</summary>
+internal sealed class NativeEntry(HistogramBucket bucket, IMetricBackend value)
+{
+    public HistogramBucket Bucket { get; } = bucket;
+
+    public IMetricBackend Value { get; } = value;
+
+    public nint Cell { get; } = value.ValueCell;
+}
+
+/// <summary>
+/// The native buckets of one histogram series: finds the backend value of an observation's bucket without locking or
+/// allocating once that bucket exists, and creates it on first use, halving the resolution when the series would exceed
+/// its bucket limit.
+/// </summary>
+internal sealed class NativeSeries
+{
+    private readonly MetricFamily _family;
+    private readonly string[] _fullValues;
+    private readonly double _zeroThreshold;
+    private readonly int _maxBuckets;
+    private readonly Lock _lock = new();
+    private MetricDescriptor? _descriptor;
+    private Table _table;
+    private NativeEntry? _zero;
+
+    // Every value created, at every schema, for scrapes of backends that do not collect in batch.
+    private NativeEntry[] _all = [];
+
+    // Buckets in use at the current schema, values created or not: what the limit counts.
+    private HashSet<long> _occupied = [];
+
+    public NativeSeries(MetricFamily family, string[] fullValues, NativeHistogramOptions options)
+    {
+        _family = family;
+        _fullValues = fullValues;
+        _zeroThreshold = options.ZeroThreshold;
+        _maxBuckets = options.MaxBucketNumber;
+        _table = new Table(options.Schema, 8);
+    }
+
+    /// <summary>The schema new observations are counted at.</summary>
+    public int Schema => Volatile.Read(ref _table).Schema;
+
+    public double ZeroThreshold => _zeroThreshold;
+
+    /// <summary>Every native value created so far (zero bucket included), for a scrape.</summary>
+    public NativeEntry[] Entries => Volatile.Read(ref _all);
+
+    /// <summary>The entry of the bucket <paramref name="value"/> (not NaN) falls into, created on first use.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public NativeEntry Find(double value)
+    {
+        var table = Volatile.Read(ref _table);
+        long key;
+        if (value > _zeroThreshold)
+        {
+            key = (long)NativeBuckets.Index(value, table.Schema) << 1;
+        }
+        else if (value < -_zeroThreshold)
+        {
+            key = ((long)NativeBuckets.Index(-value, table.Schema) << 1) | 1;
+        }
+        else
+        {
+            return _zero ?? CreateZero();
+        }
+
+        return table.Find(key) ?? Add(value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private NativeEntry CreateZero()
+    {
+        lock (_lock)
+        {
+            if (_zero is null)
+            {
+                var entry = Create(HistogramBucket.NativeZero);
+                Volatile.Write(ref _zero, entry);
+            }
+
+            return _zero!;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private NativeEntry Add(double value)
+    {
+        lock (_lock)
+        {
+            var table = _table;
+            var negative = value < 0;
+            var magnitude = Math.Abs(value);
+            var key = Key(magnitude, negative, table.Schema);
+            while (_maxBuckets > 0 && !_occupied.Contains(key) && _occupied.Count >= _maxBuckets && table.Schema > HistogramBucket.MinNativeSchema)
+            {
+                // Halve the resolution. Values already written stay at their schema: every scrape merges them into the
+                // coarsest schema present, exactly, so nothing needs moving (and in a shared store nothing could be).
+                var coarser = table.Schema - 1;
+                var occupied = new HashSet<long>();
+                foreach (var old in _occupied)
+                {
+                    occupied.Add(((long)NativeBuckets.Reduce((int)(old >> 1), table.Schema, coarser) << 1) | (old & 1));
+                }
+
+                _occupied = occupied;
+                table = new Table(coarser, 8);
+                key = Key(magnitude, negative, coarser);
+            }
+
+            if (table.Find(key) is { } existing)
+            {
+                Volatile.Write(ref _table, table);
+                return existing;
+            }
+
+            var index = (int)(key >> 1);
+            var entry = Create(negative ? HistogramBucket.NativeNegative(table.Schema, index) : HistogramBucket.NativePositive(table.Schema, index));
+            _occupied.Add(key);
+            Volatile.Write(ref _table, table.With(key, entry));
+            return entry;
+        }
+    }
+
+    private static long Key(double magnitude, bool negative, int schema) =>
+        ((long)NativeBuckets.Index(magnitude, schema) << 1) | (negative ? 1L : 0L);
+
+    private NativeEntry Create(HistogramBucket bucket)
+    {
+        var entry = new NativeEntry(bucket, _family.CreateValue(_fullValues, bucket, ref _descriptor));
+        Volatile.Write(ref _all, [.. _all, entry]);
+        return entry;
+    }
+
+    /// <summary>An immutable open-addressing map from bucket key to entry, replaced whole on every insert (inserts are rare).</summary>
+    private sealed class Table
+    {
+        private readonly long[] _keys;
+        private readonly NativeEntry?[] _entries;
+        private readonly int _mask;
+        private readonly int _count;
+
+        public Table(int schema, int capacity)
+        {
+            Schema = schema;
+            _keys = new long[capacity];
+            _entries = new NativeEntry?[capacity];
+            _mask = capacity - 1;
+        }
+
+        private Table(int schema, long[] keys, NativeEntry?[] entries, int count)
+        {
+            Schema = schema;
+            _keys = keys;
+            _entries = entries;
+            _mask = keys.Length - 1;
+            _count = count;
+        }
+
+        public int Schema { get; }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public NativeEntry? Find(long key)
+        {
+            var entries = _entries;
+            for (var i = Slot(key, _mask); ; i = (i + 1) & _mask)
+            {
+                var entry = entries[i];
+                if (entry is null || _keys[i] == key)
+                {
+                    return entry;
+                }
+            }
+        }
+
+        public Table With(long key, NativeEntry entry)
+        {
+            // At most half full, so probes stay short and an empty slot always ends a search.
+            var capacity = (_count + 1) * 2 > _keys.Length ? _keys.Length * 2 : _keys.Length;
+            var keys = new long[capacity];
+            var entries = new NativeEntry?[capacity];
+            var mask = capacity - 1;
+            for (var i = 0; i < _entries.Length; i++)
+            {
+                if (_entries[i] is { } existing)
+                {
+                    Insert(keys, entries, mask, _keys[i], existing);
+                }
+            }
+
+            Insert(keys, entries, mask, key, entry);
+            return new Table(Schema, keys, entries, _count + 1);
+        }
+
+        private static void Insert(long[] keys, NativeEntry?[] entries, int mask, long key, NativeEntry entry)
+        {
+            var i = Slot(key, mask);
+            while (entries[i] is not null)
+            {
+                i = (i + 1) & mask;
+            }
+
+            keys[i] = key;
+            entries[i] = entry;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static int Slot(long key, int mask) => (int)(BitOperations.RotateLeft((ulong)key * 0x9E3779B97F4A7C15UL, 32) & (uint)mask);
+    }
+}
