@@ -21,6 +21,8 @@ public sealed class RedisConformance(SharedRedis redis, RedisConformance.Stores 
         ["OperationTimeout"] = "10s",
     }));
 
+    protected override IEnumerable<BackendConfig> InvalidConfigs => [new([new("FlushInterval", "soon")]), new([new("MaxPendingSeries", "lots")])];
+
     /// <summary>The configurations the checks created, whose flushers and connections are stopped after the last check.</summary>
     public sealed class Stores : IDisposable
     {
