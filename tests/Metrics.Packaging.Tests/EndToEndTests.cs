@@ -124,6 +124,10 @@ public sealed class EndToEndTests : IDisposable
             if (Directory.Exists(folder))
             {
                 Directory.Delete(folder, recursive: true);
+                if (!Directory.EnumerateFileSystemEntries(Path.GetDirectoryName(folder)!).Any())
+                {
+                    Directory.Delete(Path.GetDirectoryName(folder)!);
+                }
             }
         }
     }
