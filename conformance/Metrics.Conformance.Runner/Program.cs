@@ -9,20 +9,34 @@ return Runner.Run(args, Console.Out, Console.Error);
 internal static class Runner
 {
     private const string Usage = """
+        metrics-conformance: runs the Metrics conformance suite against a built backend.
+
         Usage:
-          Metrics.Conformance.Runner --plugins <folder> --backend <Name> [--config <file.json>] [--unique-key <Key>] [--check <Name>]...
-          Metrics.Conformance.Runner --assembly <backend.dll> --type <Full.Type.Name> [same options]
+          metrics-conformance --plugins <folder> --backend <Name> [options]
+          metrics-conformance --assembly <backend.dll> --type <Full.Type.Name> [options]
+          metrics-conformance --list | --help
 
         Loads the backend from <folder>/<Name>/<Name>.dll through the host's loader (or the type from an assembly file),
         runs every conformance check that applies to it and prints one line per check, then "N passed, N failed".
-        Exit code: 0 when every check passed, 1 when one failed or the backend could not be loaded, 2 for bad arguments.
 
-          --config <file.json>  The backend's configuration: an object of settings, or an appsettings.json with
-                                Metrics:BackendConfig. Nested objects become Key:SubKey.
-          --unique-key <Key>    Gives every check its own store by appending a unique suffix to this setting
-                                (for example a key prefix or a file path); needed for shared backends.
-          --check <Name>        Runs only the named check (repeatable).
-          --list                Lists the checks and exits.
+        Options:
+          --config <file.json>          The backend's configuration: an object of settings, or an appsettings.json with
+                                        Metrics:BackendConfig. Nested objects become Key:SubKey.
+          --invalid-config <file.json>  Settings the backend must refuse (repeatable): each file's settings are applied over
+                                        --config, and selecting the backend must fail with an error naming one of its keys.
+                                        A backend with settings must be given at least one.
+          --unique-key <Key>            Gives every check its own store by appending a unique suffix to this setting
+                                        (for example a key prefix or a file path); needed for shared backends.
+          --check <Name>                Runs only the named check (repeatable).
+          --timeout <seconds>           How long one check may run before it fails as hung (default 300).
+          --report <file.xml>           Also writes the results as a JUnit XML report.
+          --list                        Lists the checks and exits.
+          -h, --help                    Shows this help and exits.
+
+        Exit codes:
+          0  every check passed
+          1  a check failed
+          2  bad arguments, or the backend or a configuration file could not be loaded
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -40,6 +54,12 @@ internal static class Runner
             return 2;
         }
 
+        if (options.Help)
+        {
+            stdout.WriteLine(Usage);
+            return 0;
+        }
+
         if (options.List)
         {
             foreach (var check in ConformanceSuite.Checks)
@@ -51,14 +71,15 @@ internal static class Runner
         }
 
         ConformanceTarget target;
-        BackendConfig baseConfig;
         try
         {
-            baseConfig = options.ConfigFile is null ? BackendConfig.Empty : ConfigFile.Read(options.ConfigFile);
+            var baseConfig = options.ConfigFile is null ? BackendConfig.Empty : ConfigFile.Read(options.ConfigFile);
             Func<BackendConfig> createConfig = options.UniqueKey is null ? () => baseConfig : () => Isolate(baseConfig, options.UniqueKey);
+            var conformanceOptions = options.TimeoutSeconds is { } seconds ? new ConformanceOptions { CheckTimeout = TimeSpan.FromSeconds(seconds) } : null;
             target = options.Assembly is not null
-                ? ConformanceTarget.ForAssembly(options.Assembly, options.Type!, createConfig)
-                : ConformanceTarget.ForPluginFolder(options.Plugins!, options.Backend!, createConfig);
+                ? ConformanceTarget.ForAssembly(options.Assembly, options.Type!, createConfig, conformanceOptions)
+                : ConformanceTarget.ForPluginFolder(options.Plugins!, options.Backend!, createConfig, conformanceOptions);
+            target = target.WithInvalidConfigs([.. options.InvalidConfigFiles.Select(ConfigFile.Read)]);
             if (options.ChildJob is not null)
             {
                 return ConformanceSuite.RunChild(target, options.ChildJob, stdout);
@@ -69,8 +90,8 @@ internal static class Runner
         catch (Exception ex) when (options.ChildJob is null)
         {
             stderr.WriteLine($"Could not load the backend: {ex.Message}");
-            stdout.WriteLine("0 passed, 1 failed");
-            return 1;
+            stdout.WriteLine("0 passed, 0 failed (the backend could not be loaded)");
+            return 2;
         }
 
         var checks = options.Checks.Count == 0 ? target.ApplicableChecks : [.. options.Checks.Select(ConformanceSuite.Find)];
@@ -86,21 +107,19 @@ internal static class Runner
             }
         }
 
-        var passed = 0;
-        var failed = 0;
+        var results = new List<ConformanceResult>();
         var width = checks.Max(c => c.Name.Length);
         foreach (var check in checks)
         {
             var result = ConformanceSuite.Run(check, target);
+            results.Add(result);
             var ms = result.Elapsed.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture);
             if (result.Passed)
             {
-                passed++;
                 stdout.WriteLine($"{check.Name.PadRight(width)}  PASS  ({ms} ms)");
             }
             else
             {
-                failed++;
                 var message = result.Failure!.Message.Replace("\r", string.Empty, StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
                 stdout.WriteLine($"{check.Name.PadRight(width)}  FAIL  {message}");
             }
@@ -108,7 +127,14 @@ internal static class Runner
             stdout.Flush();
         }
 
-        stdout.WriteLine($"{passed} passed, {failed} failed");
+        var failed = results.Count(r => !r.Passed);
+        stdout.WriteLine($"{results.Count - failed} passed, {failed} failed");
+        if (options.Report is not null)
+        {
+            JUnitReport.Write(options.Report, target.Description, results);
+            stdout.WriteLine($"JUnit report: {Path.GetFullPath(options.Report)}");
+        }
+
         return failed == 0 ? 0 : 1;
     }
 
@@ -139,6 +165,14 @@ internal static class Runner
 
         public bool List { get; private set; }
 
+        public bool Help { get; private set; }
+
+        public string? Report { get; private set; }
+
+        public double? TimeoutSeconds { get; private set; }
+
+        public List<string> InvalidConfigFiles { get; } = [];
+
         public List<string> Checks { get; } = [];
 
         public static Options Parse(string[] args)
@@ -153,9 +187,10 @@ internal static class Runner
                     continue;
                 }
 
-                if (arg is "-h" or "--help")
+                if (arg is "-h" or "--help" or "-?")
                 {
-                    throw new ArgumentException("Help requested.");
+                    options.Help = true;
+                    return options;
                 }
 
                 if (i + 1 >= args.Length || string.IsNullOrWhiteSpace(args[i + 1]))
@@ -172,6 +207,13 @@ internal static class Runner
                     case "--type": options.Type = value; break;
                     case "--config": options.ConfigFile = value; break;
                     case "--unique-key": options.UniqueKey = value; break;
+                    case "--invalid-config": options.InvalidConfigFiles.Add(value); break;
+                    case "--report": options.Report = value; break;
+                    case "--timeout":
+                        options.TimeoutSeconds = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0
+                            ? seconds
+                            : throw new ArgumentException($"--timeout needs a positive number of seconds, not '{value}'.");
+                        break;
                     case "--child": options.ChildJob = value; break;
                     case "--check":
                         _ = ConformanceSuite.Find(value);
@@ -203,9 +245,12 @@ internal static class Runner
                 throw new ArgumentException("--assembly and --type go together.");
             }
 
-            if (options.ConfigFile is not null && !File.Exists(options.ConfigFile))
+            foreach (var file in options.InvalidConfigFiles.Prepend(options.ConfigFile))
             {
-                throw new ArgumentException($"The configuration file '{Path.GetFullPath(options.ConfigFile)}' does not exist.");
+                if (file is not null && !File.Exists(file))
+                {
+                    throw new ArgumentException($"The configuration file '{Path.GetFullPath(file)}' does not exist.");
+                }
             }
 
             return options;

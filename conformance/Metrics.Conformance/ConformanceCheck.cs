@@ -38,24 +38,50 @@ public sealed class ConformanceCheck
     /// <returns><see langword="false"/> when the backend lacks a capability the check needs or declares one it excludes.</returns>
     public bool AppliesTo(BackendCapabilities capabilities) => (capabilities & Requires) == Requires && (capabilities & Excludes) == 0;
 
-    /// <summary>Runs the check against <paramref name="target"/>.</summary>
+    /// <summary>Runs the check against <paramref name="target"/>, within <see cref="ConformanceOptions.CheckTimeout"/>.</summary>
     /// <param name="target">The backend under test.</param>
-    /// <exception cref="ConformanceException">The backend breaks the rule; the message says what was expected, what was read and the likely bug.</exception>
+    /// <exception cref="ConformanceException">
+    /// The backend breaks the rule, or the check did not finish in time; the message says what was expected, what was
+    /// read (or where it hung) and the likely bug.
+    /// </exception>
     public void Run(ConformanceTarget target)
     {
         ArgumentNullException.ThrowIfNull(target);
         var context = new CheckContext(this, target);
+        Exception? failure = null;
+        // A dedicated background thread: a check that hangs in the backend can be abandoned, and the process can still exit.
+        var thread = new Thread(() => failure = RunBody(context)) { IsBackground = true, Name = "conformance " + Name };
+        thread.Start();
+        var timeout = target.Options.CheckTimeout;
+        if (!thread.Join(timeout))
+        {
+            throw new ConformanceException(Name,
+                $"The check did not finish within {timeout.TotalSeconds:0.###} s; it hung during {context.Step}. A backend call must never block without bound: " +
+                "the likely bug is a wait without a timeout (a network call, a flush or shutdown waiting for a background loop that never runs or ignoring its " +
+                "CancellationToken), a lock that is never released, or a retry loop that never succeeds (a compare-and-swap comparing doubles with == never matches NaN). " +
+                "The check was abandoned and the run went on (raise ConformanceOptions.CheckTimeout for a backend that is just slow).");
+        }
+
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+    }
+
+    private Exception? RunBody(CheckContext context)
+    {
         try
         {
             _body(context);
+            return null;
         }
-        catch (ConformanceException)
+        catch (ConformanceException ex)
         {
-            throw;
+            return ex;
         }
         catch (Exception ex)
         {
-            throw new ConformanceException(Name,
+            return new ConformanceException(Name,
                 $"The backend threw {ex.GetType().FullName}: {ex.Message} (during {context.Step}). Creating values, updates and reads must not throw for valid input; " +
                 "an exception when values are created often means state that Initialize should prepare for this configuration is missing.", ex);
         }

@@ -19,6 +19,13 @@ public sealed record ConformanceOptions
     public TimeSpan ChildTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
+    /// How long one check may run. A check still running then fails, naming the step it was in (a hang is a bug: an
+    /// unbounded wait on the network, a lock never released, a flush waiting for a loop that never runs), and the run goes
+    /// on with the next check; the hung thread is abandoned.
+    /// </summary>
+    public TimeSpan CheckTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// The path of <c>Metrics.Conformance.Runner.dll</c>, which the multi-process checks start as child processes.
     /// When null it is found through the <c>METRICS_CONFORMANCE_RUNNER</c> environment variable, the running
     /// runner itself, or the <c>metrics-conformance-runner</c> folder the package copies next to the test assembly.

@@ -17,9 +17,11 @@ public static class ConformanceSuite
         new("IncDecSetGet", "Inc adds, Dec subtracts, Set replaces, Get reads.", ValueChecks.IncDecSetGet),
         new("DoubleSumsAreExact", "Sums follow double arithmetic exactly: ten Inc(0.1), 1e-300, 1e300, a walk over 40 orders of magnitude.", ValueChecks.DoubleSumsAreExact),
         new("SetRoundTripsSpecialValues", "Set round-trips 1e-300, 1e300, subnormals, -0 (sign bit), NaN and infinities.", ValueChecks.SetRoundTripsSpecialValues),
+        new("ArithmeticFollowsIeee754", "Inc and Dec on gauges, counters and sums follow IEEE 754 for signed zeros, NaN and infinities (-0 + 0 = +0, Inf - Inf = NaN).", ArithmeticChecks.ArithmeticFollowsIeee754),
         new("LargeIntegersStayDoubles", "Integers beyond 2^53 round-trip and Inc on them follows double rounding.", ValueChecks.LargeIntegersStayDoubles),
         new("ConcurrentIncrementsAreExact", "Many threads incrementing one value lose nothing.", ValueChecks.ConcurrentIncrementsAreExact),
         new("ConcurrentIncAndDecAreExact", "Threads racing Inc and Dec on one value lose nothing.", ValueChecks.ConcurrentIncAndDecAreExact),
+        new("SetIsLinearizableWithConcurrentInc", "A Set racing increments is never lost and never has earlier increments added on top of it.", ArithmeticChecks.SetIsLinearizableWithConcurrentInc),
         new("ReadYourWrites", "Get sees every update of this process that has returned.", ValueChecks.ReadYourWrites),
         new("ConcurrentFractionalSumsMatchSequentialAddition", "Threads adding 0.1 read exactly what the same additions in sequence give (backends that batch updates are exempt).", ValueChecks.ConcurrentFractionalSumsMatchSequentialAddition, excludes: BackendCapabilities.BatchesUpdates),
         new("InProcessValuesAreSeparate", "An in-process backend keeps two values created for the same series apart, as two registries expect.", IsolationChecks.InProcessValuesAreSeparate, excludes: BackendCapabilities.SharedAcrossProcesses),
@@ -30,6 +32,7 @@ public static class ConformanceSuite
         new("DistinctBucketsDoNotShareValues", "Every bucket, sum and count of histogram and summary series keeps a separate value.", IsolationChecks.DistinctBucketsDoNotShareValues),
         new("DescriptorEdgeCasesAreAccepted", "Long names, many labels, long values, odd help texts and bucket layouts are accepted and kept apart.", IsolationChecks.DescriptorEdgeCasesAreAccepted),
         new("InitializeKeepsStoreForSameConfiguration", "Selecting the backend again with an equal configuration keeps the stored values.", IsolationChecks.InitializeKeepsStoreForSameConfiguration),
+        new("InvalidSettingsFailAtLoad", "Every invalid configuration the backend's author declares fails when the backend is selected, with an error naming the key.", SettingsChecks.InvalidSettingsFailAtLoad),
         new("HistogramExpositionIsConsistent", "While threads observe, every scrape has cumulative buckets and +Inf equal to _count; totals are exact.", ApiChecks.HistogramExpositionIsConsistent),
         new("MetricApiMatchesMemoryBackend", "Counters, gauges, histograms and summaries with labels give the same exposition (both formats) as on the Memory backend.", ApiChecks.MetricApiMatchesMemoryBackend),
         new("SameSeriesSharesOneValue", "Two values created for the same series share one stored value.", SharedChecks.SameSeriesSharesOneValue, sharedOnly: true),
@@ -51,6 +54,7 @@ public static class ConformanceSuite
     /// <param name="check">The check.</param>
     /// <param name="target">The backend under test.</param>
     /// <returns>The result.</returns>
+    /// <remarks>A check that does not finish within <see cref="ConformanceOptions.CheckTimeout"/> is a failure naming where it hung.</remarks>
     public static ConformanceResult Run(ConformanceCheck check, ConformanceTarget target)
     {
         ArgumentNullException.ThrowIfNull(check);

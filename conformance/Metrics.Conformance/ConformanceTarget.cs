@@ -106,6 +106,25 @@ public sealed partial class ConformanceTarget
             null);
     }
 
+    /// <summary>
+    /// Settings the backend must refuse, each applied over a fresh <see cref="CreateConfig"/>: selecting the backend with
+    /// one of them must fail with an error naming one of its keys (the <c>InvalidSettingsFailAtLoad</c> check). Empty
+    /// unless given through <see cref="WithInvalidConfigs"/>.
+    /// </summary>
+    public IReadOnlyList<BackendConfig> InvalidConfigs { get; private init; } = [];
+
+    /// <summary>
+    /// The same target with settings the backend must refuse at load. Give each invalid setting on its own (one wrong key
+    /// per configuration), so the check can tell which key the error must name.
+    /// </summary>
+    /// <param name="invalidConfigs">Each holds one or more settings that override a fresh configuration and make it invalid.</param>
+    /// <returns>A new target.</returns>
+    public ConformanceTarget WithInvalidConfigs(IEnumerable<BackendConfig> invalidConfigs)
+    {
+        ArgumentNullException.ThrowIfNull(invalidConfigs);
+        return new ConformanceTarget(Description, _open, ChildArguments, _createConfig, Options, _capabilities) { InvalidConfigs = [.. invalidConfigs] };
+    }
+
     /// <summary>A fresh configuration from the factory given at construction.</summary>
     /// <returns>The configuration.</returns>
     public BackendConfig CreateConfig() => _createConfig() ?? throw new InvalidOperationException("The configuration factory returned null; return BackendConfig.Empty for a backend without settings.");

@@ -16,7 +16,7 @@ public class BrokenBackendTests
         Assert.Contains("Inc is not atomic", failures["ConcurrentIncrementsAreExact"]);
         Assert.Contains("atomic", failures["ConcurrentIncAndDecAreExact"]);
         // Single-threaded behaviour is right, so nothing else may fail (the histogram check observes on two threads).
-        Assert.Subset(new HashSet<string> { "ConcurrentIncrementsAreExact", "ConcurrentIncAndDecAreExact", "ConcurrentFractionalSumsMatchSequentialAddition", "HistogramExpositionIsConsistent" }, failures.Keys.ToHashSet());
+        Assert.Subset(new HashSet<string> { "ConcurrentIncrementsAreExact", "ConcurrentIncAndDecAreExact", "ConcurrentFractionalSumsMatchSequentialAddition", "SetIsLinearizableWithConcurrentInc", "HistogramExpositionIsConsistent" }, failures.Keys.ToHashSet());
     }
 
     [Fact]
@@ -71,7 +71,8 @@ public class BrokenBackendTests
     {
         var target = ConformanceTarget.ForType<InitializeIgnoredBackend>(options: Quick);
         var failures = Failures(target);
-        Assert.Equal(target.ApplicableChecks.Count, failures.Count);
+        // Every check that selects the backend fails; the settings check has nothing to select without declared settings.
+        Assert.Equal(target.ApplicableChecks.Select(c => c.Name).Where(n => n != "InvalidSettingsFailAtLoad").Order(StringComparer.Ordinal), failures.Keys.Order(StringComparer.Ordinal));
         Assert.All(failures.Values, message => Assert.Contains("Initialize", message));
         Assert.Contains("state that Initialize should have prepared", failures["NewValueReadsZero"]);
     }
@@ -100,7 +101,7 @@ public class BrokenBackendTests
     [Fact]
     public void Backend_claiming_to_share_values_but_keeping_them_in_process_fails_the_multi_process_checks()
     {
-        var target = ConformanceTarget.ForType<ProcessLocalSharedBackend>(UniqueConfig, Quick);
+        var target = ConformanceTarget.ForType<ProcessLocalSharedBackend>(UniqueConfig, Quick).WithInvalidConfigs([new([new("Store", "")])]);
         var failures = Failures(target);
         Assert.Equal(["ConcurrentProcessesLoseNothing", "OtherProcessesSeeFlushedValues"], failures.Keys.Order(StringComparer.Ordinal));
         Assert.Contains("A child process that selected the backend with the same configuration read a labelled counter through Get as 0, expected 1000", failures["OtherProcessesSeeFlushedValues"]);
@@ -136,6 +137,62 @@ public class BrokenBackendTests
         var failures = Failures(ConformanceTarget.ForType<ShutdownForeverBackend>(options: Quick));
         Assert.Contains("was shut down", failures["ShutdownThenInitializeGivesAWorkingStore"]);
         Assert.DoesNotContain("NewValueReadsZero", failures.Keys);
+    }
+
+    [Fact]
+    public void Settings_read_with_a_silent_fallback_fail_the_settings_check_only()
+    {
+        var target = ConformanceTarget.ForType<UnvalidatedSettingsBackend>(() => new BackendConfig([new("Capacity", "10")]), Quick)
+            .WithInvalidConfigs([new([new("Capacity", "lots")])]);
+        var failures = Failures(target);
+        Assert.Equal(["InvalidSettingsFailAtLoad"], failures.Keys);
+        Assert.Contains("succeeded", failures["InvalidSettingsFailAtLoad"]);
+        Assert.Contains("does not validate Capacity", failures["InvalidSettingsFailAtLoad"]);
+    }
+
+    [Fact]
+    public void A_settings_error_that_does_not_name_the_key_fails_the_settings_check_only()
+    {
+        var target = ConformanceTarget.ForType<UnnamedSettingErrorBackend>(() => new BackendConfig([new("Capacity", "10")]), Quick)
+            .WithInvalidConfigs([new([new("Capacity", "lots")])]);
+        var failures = Failures(target);
+        Assert.Equal(["InvalidSettingsFailAtLoad"], failures.Keys);
+        Assert.Contains("does not name the wrong key (Capacity)", failures["InvalidSettingsFailAtLoad"]);
+    }
+
+    [Fact]
+    public void A_backend_with_settings_but_no_declared_invalid_configuration_is_told_to_declare_one()
+    {
+        var failures = Failures(ConformanceTarget.ForType<UnvalidatedSettingsBackend>(() => new BackendConfig([new("Capacity", "10")]), Quick));
+        Assert.Equal(["InvalidSettingsFailAtLoad"], failures.Keys);
+        Assert.Contains("declares no invalid configuration", failures["InvalidSettingsFailAtLoad"]);
+    }
+
+    [Fact]
+    public void Skipping_zero_increments_fails_the_IEEE_check_only()
+    {
+        var failures = Failures(ConformanceTarget.ForType<SkipZeroIncBackend>(options: Quick));
+        Assert.Equal(["ArithmeticFollowsIeee754"], failures.Keys);
+        Assert.Contains("Set(-0 (negative zero)) then Inc(0) on a gauge: expected 0 (IEEE 754 double arithmetic), read -0 (negative zero)", failures["ArithmeticFollowsIeee754"]);
+        Assert.Contains("skipped for a zero amount", failures["ArithmeticFollowsIeee754"]);
+    }
+
+    [Fact]
+    public void A_Set_that_skips_the_lock_of_Inc_fails_the_linearizability_check_only()
+    {
+        var failures = Failures(ConformanceTarget.ForType<UnlockedSetBackend>(options: Quick));
+        Assert.Equal(["SetIsLinearizableWithConcurrentInc"], failures.Keys);
+        Assert.Contains("Set was lost", failures["SetIsLinearizableWithConcurrentInc"]);
+    }
+
+    [Fact]
+    public void A_hanging_collection_is_a_named_failure_and_the_run_goes_on()
+    {
+        var target = ConformanceTarget.ForType<HangingCollectBackend>(options: Quick with { CheckTimeout = TimeSpan.FromSeconds(3) });
+        var failures = Failures(target);
+        // Only the checks that scrape collect; every later check still ran and passed.
+        Assert.Equal(["HistogramExpositionIsConsistent", "MetricApiMatchesMemoryBackend"], failures.Keys.Order(StringComparer.Ordinal));
+        Assert.All(failures.Values, message => Assert.Contains("did not finish within 3 s; it hung during", message));
     }
 
     private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));

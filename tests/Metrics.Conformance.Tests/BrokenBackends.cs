@@ -236,7 +236,11 @@ public sealed class ProcessLocalSharedBackend(BackendConfig config, MetricDescri
 
     public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
 
-    public static void Initialize(BackendConfig config) => Stores.TryAdd(config, new());
+    public static void Initialize(BackendConfig config)
+    {
+        _ = config.GetRequiredString("Store");
+        Stores.TryAdd(config, new());
+    }
 
     public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
         [.. families.Select(f => (IReadOnlyList<CollectedValue>)[.. Stores.GetOrAdd(config, _ => new()).Values
@@ -255,7 +259,9 @@ public sealed class ProcessLocalSharedBackend(BackendConfig config, MetricDescri
 /// <summary>Sums increments in per-thread cells, as a contention-avoiding adder does: exact for counts, not for fractions.</summary>
 public sealed class StripedSumsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<StripedSumsBackend>
 {
-    private readonly ThreadLocal<Cell> _stripes = new(() => new Cell(), trackAllValues: true);
+    // Stripes start at -0, the additive identity of doubles, so a single stripe's sum adds to the base exactly as one
+    // addition would (signed zeros included): the only bug left is the grouping of concurrent fractional increments.
+    private readonly ThreadLocal<Cell> _stripes = new(NegativeZero, trackAllValues: true);
     private readonly Cell _base = new();
 
     public static void Initialize(BackendConfig config)
@@ -270,7 +276,7 @@ public sealed class StripedSumsBackend(BackendConfig config, MetricDescriptor me
     {
         foreach (var stripe in _stripes.Values)
         {
-            stripe.Set(0);
+            stripe.Set(-0.0);
         }
 
         _base.Set(value);
@@ -281,14 +287,17 @@ public sealed class StripedSumsBackend(BackendConfig config, MetricDescriptor me
         var total = _base.Value;
         foreach (var stripe in _stripes.Values)
         {
-            // Skipping untouched stripes keeps a stored -0.0 reading as -0.0.
-            if (BitConverter.DoubleToInt64Bits(stripe.Value) != 0)
-            {
-                total += stripe.Value;
-            }
+            total += stripe.Value;
         }
 
         return total;
+    }
+
+    private static Cell NegativeZero()
+    {
+        var cell = new Cell();
+        cell.Set(-0.0);
+        return cell;
     }
 }
 
@@ -334,6 +343,117 @@ public sealed class ShutdownForeverBackend : IMetricBackend<ShutdownForeverBacke
         Closed[config] = true;
         return ValueTask.CompletedTask;
     }
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Reads its "Capacity" setting with a silent fallback: a wrong value is never reported.</summary>
+public sealed class UnvalidatedSettingsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<UnvalidatedSettingsBackend>
+{
+    private readonly Cell _cell = new();
+
+    public static int Capacity { get; private set; }
+
+    public static void Initialize(BackendConfig config) =>
+        Capacity = int.TryParse(config["Capacity"], System.Globalization.CultureInfo.InvariantCulture, out var capacity) ? capacity : 1000;
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Refuses a wrong "Capacity" with int.Parse's own exception, which does not say which setting is wrong.</summary>
+public sealed class UnnamedSettingErrorBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<UnnamedSettingErrorBackend>
+{
+    private readonly Cell _cell = new();
+
+    public static int Capacity { get; private set; }
+
+    public static void Initialize(BackendConfig config) => Capacity = int.Parse(config["Capacity"] ?? "1000", System.Globalization.CultureInfo.InvariantCulture);
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Skips zero increments as an optimization: a stored -0 stays -0 where IEEE addition gives +0.</summary>
+public sealed class SkipZeroIncBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<SkipZeroIncBackend>
+{
+    private readonly Cell _cell = new();
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value)
+    {
+        if (value != 0)
+        {
+            _cell.Add(value);
+        }
+    }
+
+    public void Dec(double value) => Inc(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+}
+
+/// <summary>Inc is a locked read-modify-write, but Set writes without the lock: a Set racing an Inc is overwritten.</summary>
+public sealed class UnlockedSetBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<UnlockedSetBackend>
+{
+    private readonly Lock _lock = new();
+    private double _value;
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value)
+    {
+        lock (_lock)
+        {
+            var current = Volatile.Read(ref _value);
+            // Stands for the work a real store does between its read and its write (encoding, a round trip).
+            Thread.Yield();
+            Volatile.Write(ref _value, current + value);
+        }
+    }
+
+    public void Dec(double value) => Inc(-value);
+
+    public void Set(double value) => Volatile.Write(ref _value, value);
+
+    public double Get() => Volatile.Read(ref _value);
+}
+
+/// <summary>CollectAsync awaits a reply from a reader loop that was never started, and ignores its cancellation token.</summary>
+public sealed class HangingCollectBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<HangingCollectBackend>
+{
+    private static readonly TaskCompletionSource<IReadOnlyList<CollectedValue>[]?> Reply = new();
+    private readonly Cell _cell = new();
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public static ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken) =>
+        new(Reply.Task);
 
     public void Inc(double value) => _cell.Add(value);
 

@@ -13,6 +13,8 @@ public class FileBackendConformance : BackendConformanceTests<FileBackend>
     protected override BackendConfig CreateConfig() =>
         new([new("Directory", Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N")))]);
 
+    protected override IEnumerable<BackendConfig> InvalidConfigs => [new([new("Directory", "")])];
+
     // Every update is a locked file write: fewer of them keep the run short.
     protected override ConformanceOptions Options => new() { IncrementsPerThread = 2_000, ChildProcesses = 3, ChildIncrements = 300 };
 }

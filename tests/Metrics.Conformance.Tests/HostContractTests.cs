@@ -27,7 +27,8 @@ public class HostContractTests
     [Fact]
     public void The_suite_passes_a_backend_that_counts_Initialize()
     {
-        var results = ConformanceTarget.ForType<CountingBackend>(() => new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]), new ConformanceOptions { IncrementsPerThread = 20_000 }).RunAll();
+        var results = ConformanceTarget.ForType<CountingBackend>(() => new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]), new ConformanceOptions { IncrementsPerThread = 20_000 })
+            .WithInvalidConfigs([new([new("Store", "")])]).RunAll();
         Assert.All(results, r => Assert.True(r.Passed, r.Failure?.Message));
         // Once per configuration, and once more after each ShutdownAsync of it (the lifecycle check shuts one down).
         Assert.All(CountingBackend.Initialized, pair => Assert.Equal(1 + CountingBackend.ShutDown.GetValueOrDefault(pair.Key), pair.Value));
@@ -107,6 +108,7 @@ public class HostContractTests
         {
             // Slow enough that racing selections would overlap if the host did not serialize them.
             Thread.Sleep(20);
+            _ = config.GetRequiredString("Store");
             Initialized.AddOrUpdate(config, 1, (_, n) => n + 1);
         }
 

@@ -44,13 +44,59 @@ public class RunnerTests
     }
 
     [Fact]
-    public void Unknown_backend_reports_the_loader_message_and_exits_1()
+    public void Unknown_backend_reports_the_loader_message_and_exits_2()
     {
         var (exit, stdout, stderr) = Run("--plugins", PluginsPath, "--backend", "Nope");
         Assert.Contains("Could not load the backend", stderr);
         Assert.Contains("Nope", stderr);
-        Assert.Contains("0 passed, 1 failed", stdout);
-        Assert.Equal(1, exit);
+        Assert.Contains("could not be loaded", stdout);
+        Assert.Equal(2, exit);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("--plugins", "x", "--help")]
+    public void Help_goes_to_stdout_with_the_exit_codes_and_exits_0(params string[] args)
+    {
+        var (exit, stdout, stderr) = Run(args);
+        Assert.Contains("Usage:", stdout);
+        Assert.Contains("--invalid-config <file.json>", stdout);
+        Assert.Contains("2  bad arguments, or the backend or a configuration file could not be loaded", stdout);
+        Assert.Equal(string.Empty, stderr.Trim());
+        Assert.Equal(0, exit);
+    }
+
+    [Fact]
+    public void Invalid_configurations_are_checked_and_the_results_written_as_a_JUnit_report()
+    {
+        var directory = Directory.CreateTempSubdirectory("conformance-runner-").FullName;
+        try
+        {
+            var config = Path.Combine(directory, "config.json");
+            var invalid = Path.Combine(directory, "invalid.json");
+            var report = Path.Combine(directory, "report", "junit.xml");
+            File.WriteAllText(config, """{ "Capacity": 10 }""");
+            File.WriteAllText(invalid, """{ "Capacity": "lots" }""");
+            var (exit, stdout, _) = Run(
+                "--assembly", typeof(UnvalidatedSettingsBackend).Assembly.Location, "--type", typeof(UnvalidatedSettingsBackend).FullName!,
+                "--config", config, "--invalid-config", invalid, "--check", "InvalidSettingsFailAtLoad", "--check", "ReadYourWrites", "--report", report);
+            Assert.Contains("InvalidSettingsFailAtLoad  FAIL  ", stdout);
+            Assert.Contains("does not validate Capacity", stdout);
+            Assert.Contains("1 passed, 1 failed", stdout);
+            Assert.Equal(1, exit);
+
+            var xml = System.Xml.Linq.XDocument.Load(report);
+            var cases = xml.Descendants("testcase").ToList();
+            Assert.Equal(["InvalidSettingsFailAtLoad", "ReadYourWrites"], cases.Select(c => (string)c.Attribute("name")!));
+            Assert.Contains("does not validate Capacity", (string)cases[0].Element("failure")!);
+            Assert.Null(cases[1].Element("failure"));
+            Assert.Equal("1", (string)xml.Descendants("testsuite").Single().Attribute("failures")!);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Theory]
@@ -61,6 +107,8 @@ public class RunnerTests
     [InlineData("--plugins", "x", "--backend", "Memory", "--bogus", "1")]
     [InlineData("--plugins", "x", "--backend", "Memory", "--check", "NoSuchCheck")]
     [InlineData("--plugins", "x", "--backend")]
+    [InlineData("--plugins", "x", "--backend", "Memory", "--invalid-config", "/nonexistent/invalid.json")]
+    [InlineData("--plugins", "x", "--backend", "Memory", "--timeout", "soon")]
     public void Bad_arguments_print_usage_and_exit_2(params string[] args)
     {
         var (exit, _, stderr) = Run(args);

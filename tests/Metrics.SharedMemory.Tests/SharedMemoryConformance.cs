@@ -11,6 +11,8 @@ public sealed class SharedMemoryConformance(SharedMemoryConformance.StoreDirecto
 {
     protected override BackendConfig CreateConfig() => stores.Create();
 
+    protected override IEnumerable<BackendConfig> InvalidConfigs => [new([new("MaxProcesses", "many")]), new([new("InitialSize", "-1x")])];
+
     /// <summary>One directory for the store files of every check, released and deleted after the last one.</summary>
     public sealed class StoreDirectory : IDisposable
     {

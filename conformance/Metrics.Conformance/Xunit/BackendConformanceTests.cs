@@ -33,5 +33,5 @@ public abstract class BackendConformanceTests<TBackend> : ConformanceTestsBase
     [MemberData(nameof(Checks))]
     public virtual void Check(string check) => RunCheck(check);
 
-    private protected sealed override ConformanceTarget CreateTarget() => ConformanceTarget.ForType<TBackend>(CreateConfig, Options);
+    private protected sealed override ConformanceTarget CreateTarget() => ConformanceTarget.ForType<TBackend>(CreateConfig, Options).WithInvalidConfigs(InvalidConfigs);
 }

@@ -23,6 +23,14 @@ public abstract class ConformanceTestsBase
     /// <returns>The configuration.</returns>
     protected virtual BackendConfig CreateConfig() => BackendConfig.Empty;
 
+    /// <summary>
+    /// Settings the backend must refuse when it is selected, each applied over a fresh <see cref="CreateConfig"/>: one
+    /// wrong setting per configuration (for example <c>new([new("FlushInterval", "soon")])</c>). The
+    /// <c>InvalidSettingsFailAtLoad</c> check asserts each fails with an error naming its key. A backend with settings must
+    /// declare at least one.
+    /// </summary>
+    protected virtual IEnumerable<BackendConfig> InvalidConfigs => [];
+
     /// <summary>Sizes and limits of the checks (threads, increments, child processes, timeouts, the runner path).</summary>
     protected virtual ConformanceOptions Options => new();
 
@@ -44,7 +52,11 @@ public abstract class ConformanceTestsBase
             Assert.Fail($"{check} applies only to backends that declare SharedAcrossProcesses; this backend declares {Target.Capabilities}. Run only the checks listed for it.");
         }
 
-        found.Run(Target);
+        var result = ConformanceSuite.Run(found, Target);
+        if (result.Failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(result.Failure).Throw();
+        }
     }
 
     private protected static TheoryData<string> Data(BackendCapabilities capabilities)

@@ -34,5 +34,5 @@ public abstract class PluginFolderConformanceTests<TSelf> : ConformanceTestsBase
     [MemberData(nameof(Checks))]
     public virtual void Check(string check) => RunCheck(check);
 
-    private protected sealed override ConformanceTarget CreateTarget() => ConformanceTarget.ForPluginFolder(PluginsPath, Name, CreateConfig, Options);
+    private protected sealed override ConformanceTarget CreateTarget() => ConformanceTarget.ForPluginFolder(PluginsPath, Name, CreateConfig, Options).WithInvalidConfigs(InvalidConfigs);
 }
