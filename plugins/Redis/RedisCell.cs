@@ -12,8 +12,12 @@ internal sealed class RedisCell
     private readonly RedisStore _store;
     private readonly Lock _gate = new();
 
+    // An empty delta is -0.0, the identity of IEEE addition (x + -0 is x for every x, -0 included), so a delta that is
+    // +0 after Inc(0) still turns a stored -0 into +0, as one-at-a-time addition would.
+    private const long EmptyDelta = unchecked((long)0x8000_0000_0000_0000);
+
     // Pending delta as the double's bits, added with compare-and-swap so Inc never takes a lock.
-    private long _deltaBits;
+    private long _deltaBits = EmptyDelta;
     private int _dirty;
 
     // Changed by every acknowledgement, so a read of Redis can tell whether an acknowledgement raced it.
@@ -49,7 +53,7 @@ internal sealed class RedisCell
     public long TakenSequence { get; private set; }
 
     /// <summary>Whether an update waits to be taken (read under the group's gate by the flusher).</summary>
-    public bool HasPending => Volatile.Read(ref _deltaBits) != 0 || Volatile.Read(ref _pendingSet);
+    public bool HasPending => Volatile.Read(ref _deltaBits) != EmptyDelta || Volatile.Read(ref _pendingSet);
 
     // Intrusive link of the dirty stack; written only by the thread that set _dirty from 0 to 1, read by the flusher.
     public RedisCell? NextDirty { get; set; }
@@ -73,7 +77,7 @@ internal sealed class RedisCell
             _pendingSetValue = value;
             // An Inc that lands in the delta before this exchange happened before the Set and is overwritten by it;
             // one that lands after is added on top: both are valid orders for racing calls.
-            Interlocked.Exchange(ref _deltaBits, 0);
+            Interlocked.Exchange(ref _deltaBits, EmptyDelta);
         }
 
         MarkDirty();
@@ -134,16 +138,8 @@ internal sealed class RedisCell
         }
     }
 
-    /// <summary>Same rule as the flush script: a zero delta leaves the value alone, so a set -0.0 stays -0.0.</summary>
-    internal static double Apply(double value, bool set, double setValue, double delta)
-    {
-        if (set)
-        {
-            value = setValue;
-        }
-
-        return delta != 0 ? value + delta : value;
-    }
+    /// <summary>Same rule as the flush script: the delta is always added; an empty one is -0.0, which changes nothing.</summary>
+    internal static double Apply(double value, bool set, double setValue, double delta) => (set ? setValue : value) + delta;
 
     /// <summary>Moves the pending update into the in-flight batch <paramref name="sequence"/>. Called by the flusher after clearing the dirty flag.</summary>
     public (bool Set, double SetValue, double Delta) TakePending(long sequence)
@@ -155,7 +151,7 @@ internal sealed class RedisCell
             _inFlightSequence = sequence;
             _inFlightSet = _pendingSet;
             _inFlightSetValue = _pendingSetValue;
-            _inFlightDelta = BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, 0));
+            _inFlightDelta = BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta));
             _pendingSet = false;
             return (_inFlightSet, _inFlightSetValue, _inFlightDelta);
         }
@@ -187,9 +183,9 @@ internal sealed class RedisCell
     {
         lock (_gate)
         {
-            var had = _pendingSet || Volatile.Read(ref _deltaBits) != 0;
+            var had = _pendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta;
             _pendingSet = false;
-            Interlocked.Exchange(ref _deltaBits, 0);
+            Interlocked.Exchange(ref _deltaBits, EmptyDelta);
             return had;
         }
     }

@@ -17,8 +17,9 @@ internal static class Scripts
     /// Arithmetic happens on Lua numbers, which are IEEE doubles, and values are stored as the 8 bytes of the double,
     /// so nothing is rounded through text (INCRBYFLOAT keeps 17 significant digits and refuses NaN and infinities).
     /// A sequence at or below the marker means the batch was applied before and its reply was lost: the values are
-    /// returned unchanged, so a re-sent batch is never counted twice. An add of exactly zero leaves the stored value
-    /// alone, which keeps a stored negative zero and only creates the field (as 0) when it is missing.
+    /// returned unchanged, so a re-sent batch is never counted twice. The add is always made, as IEEE addition: a writer
+    /// with nothing to add sends -0.0, which leaves every value (a stored -0.0 included) as it is and creates a missing
+    /// field as 0, while an Inc(0) sends +0.0, which turns a stored -0.0 into +0.0.
     /// All parts of a histogram series that one observation touched are entries of one batch, so they land together.
     /// A marker below the last sequence Redis acknowledged to this writer means the server lost data it had stored
     /// (a restart without persistence, FLUSHALL, a failover to a replica that missed writes): the writer reports it.
@@ -45,7 +46,7 @@ internal static class Scripts
               d = struct.unpack('<d', ARGV[i + 2])
               if cur then v = struct.unpack('<d', cur) else v = 0 end
             end
-            if d ~= 0 then v = v + d end
+            v = v + d
             local packed = struct.pack('<d', v)
             if packed ~= cur then
               redis.call('HSET', KEYS[1], field, packed)
