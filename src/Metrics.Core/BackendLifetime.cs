@@ -42,6 +42,17 @@ internal sealed class BackendLifetime
         return All.GetOrAdd((adapter.Type, config), static (key, adapter) => new BackendLifetime(adapter, key.Config), adapter);
     }
 
+    /// <summary>Masks the secret setting values of every configuration used in this process in <paramref name="text"/>.</summary>
+    public static string ScrubSecrets(string text)
+    {
+        foreach (var lifetime in All.Values)
+        {
+            text = Configuration.SecretScrubber.Scrub(text, lifetime._config);
+        }
+
+        return text;
+    }
+
     public void EnsureInitialized()
     {
         if (_initialized)

@@ -162,11 +162,33 @@ public sealed class ConfiguredBackend
     /// <param name="families">The metric families.</param>
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <returns>One list per family, or null.</returns>
-    public ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken = default)
+    /// <exception cref="MetricsBackendException">The backend failed; its message, with the configuration's secret values masked.</exception>
+    public async ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(families);
         _lifetime.EnsureInitialized();
-        return Adapter.CollectAsync(Config, families, cancellationToken);
+        try
+        {
+            return await Adapter.CollectAsync(Config, families, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // A plugin's message may quote a secret setting; the scrape's HTTP 500 body and the logs must not.
+            var message = Configuration.SecretScrubber.Scrub(e.Message, Config);
+            throw new MetricsBackendException(Name, e.GetType().Name, message, ReferenceEquals(message, e.Message) || message == e.Message ? e : null);
+        }
+    }
+
+    /// <summary>
+    /// Masks, in <paramref name="text"/>, the secret setting values (passwords, tokens, connection-string secrets) of every
+    /// backend configuration used in this process: for hosts that route <see cref="BackendLog"/> messages themselves.
+    /// </summary>
+    /// <param name="text">A message from a backend.</param>
+    /// <returns>The text with each secret value replaced by <c>***</c>.</returns>
+    public static string ScrubSecrets(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return BackendLifetime.ScrubSecrets(text);
     }
 
     /// <summary>Reads all stored values of <paramref name="families"/>, blocking; servers use <see cref="CollectAsync"/>.</summary>

@@ -28,7 +28,9 @@ internal sealed class MetricsEventSource : EventSource
             return;
         }
 
-        var detail = exception is null ? string.Empty : $"{exception.GetType().FullName}: {exception.Message}";
+        // A backend's text may quote a secret setting (a client library's exception, say): masked before it is written.
+        message = BackendLifetime.ScrubSecrets(message);
+        var detail = exception is null ? string.Empty : BackendLifetime.ScrubSecrets($"{exception.GetType().FullName}: {exception.Message}");
         switch (level)
         {
             case BackendLogLevel.Error: log.BackendError(backendName, message, detail); break;

@@ -135,7 +135,10 @@ public sealed class MetricsHost
             _ => LogLevel.Debug,
         };
 #pragma warning disable CA2254 // The message is the backend's own text, already complete; there is nothing to template.
-        logger.Log(logLevel, exception, message);
+        // A backend's text may quote a secret setting; masked here, and the exception (logged whole) dropped when its text held one.
+        var masked = ConfiguredBackend.ScrubSecrets(message);
+        var exceptionText = exception?.ToString();
+        logger.Log(logLevel, exceptionText is not null && ConfiguredBackend.ScrubSecrets(exceptionText) != exceptionText ? null : exception, masked);
 #pragma warning restore CA2254
     }
 }

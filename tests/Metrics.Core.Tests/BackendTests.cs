@@ -93,8 +93,8 @@ public class BackendTests
         var registry = new MetricRegistry(backend: backend);
         new Counter("x_total", "X.", registry: registry).Inc();
         using var stream = new MemoryStream();
-        var ex = Assert.Throws<InvalidOperationException>(() => registry.WriteAsync(stream, cancellationToken: TestContext.Current.CancellationToken).GetAwaiter().GetResult());
-        Assert.Contains("store unreachable", ex.Message, StringComparison.Ordinal);
+        var ex = Assert.Throws<MetricsBackendException>(() => registry.WriteAsync(stream, cancellationToken: TestContext.Current.CancellationToken).GetAwaiter().GetResult());
+        Assert.Contains("failed (InvalidOperationException): store unreachable", ex.Message, StringComparison.Ordinal);
         Assert.Equal(0, stream.Length);
     }
 

@@ -115,6 +115,21 @@ public class ContractTests
     }
 
     [Fact]
+    public async Task A_backend_failure_quoting_a_secret_setting_reaches_the_scrape_masked_with_the_backend_named()
+    {
+        var config = new BackendConfig([new("Password", "hunter2-correct-horse"), new("Test", "secret-quote")]);
+        var registry = new MetricRegistry(backend: ConfiguredBackend.Create<LeakyBackend>(config, "Leaky"));
+        new Counter("leaky_total", "Leaky.", registry: registry).Inc();
+
+        using var response = await ScrapeResponse.RenderAsync(registry, "text/plain", null, Token);
+        var body = System.Text.Encoding.UTF8.GetString(response.Body.Span);
+        Assert.Equal(500, response.StatusCode);
+        Assert.Contains("The metrics backend 'Leaky' failed (IOException): login as metrics with hunter2-correct-horse refused", body.Replace("***", "hunter2-correct-horse", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2-correct-horse", body, StringComparison.Ordinal);
+        Assert.Contains("with *** refused", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Counter_histogram_and_summary_update_the_memory_value_cell_in_place()
     {
         var registry = new MetricRegistry();
@@ -206,6 +221,39 @@ public class ContractTests
         Assert.True(AtomicDouble.TryAdd(ref bits, 1));
         Assert.Equal(1.1, AtomicDouble.Read(ref bits));
         Assert.Equal(2.2, AtomicDouble.Update(ref bits, v => v * 2));
+    }
+
+    /// <summary>A shared backend whose collection fails with a message quoting its password, as client libraries' errors can.</summary>
+    public sealed class LeakyBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<LeakyBackend>
+    {
+        public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
+
+        public BackendConfig Config { get; } = config;
+
+        public MetricDescriptor Metric { get; } = metric;
+
+        public HistogramBucket? Bucket { get; } = histogramBucket;
+
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public static ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken) =>
+            throw new IOException($"login as metrics with {config["Password"]} refused");
+
+        public void Inc(double value)
+        {
+        }
+
+        public void Dec(double value)
+        {
+        }
+
+        public void Set(double value)
+        {
+        }
+
+        public double Get() => 0;
     }
 
     /// <summary>Counts Initialize and ShutdownAsync per configuration.</summary>
