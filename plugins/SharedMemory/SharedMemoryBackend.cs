@@ -133,14 +133,40 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             new("metrics_backend_refused_series_total", "Series the SharedMemory backend refused because its store was full. Raise Metrics:BackendConfig:MaxSize.", MetricType.Counter, RefusedSeries),
             new(
                 SchemaConflictsName,
-                "Scrapes that found a metric family declared differently (type, labels, buckets or gauge mode) by another live process on the same SharedMemory store; each definition's values are kept apart and only this process's are served. Stderr names the family; align the declarations or finish the deploy.",
+                "Scrapes that found a metric family declared differently (type, labels, buckets or gauge mode) by another live process on the same SharedMemory store; each definition's values are kept apart and only this process's are served. The backend log names the family; align the declarations or finish the deploy.",
                 MetricType.Counter,
                 SharedMemoryStore.DiagnosticsFor(config).SchemaConflicts),
+            new(
+                "metrics_backend_store_resets_total",
+                "Times this process found its SharedMemory store file truncated, replaced, overwritten or deleted by something else and moved to a valid store at the same path; values created before are no longer shared. The backend log names the file and what happened.",
+                MetricType.Counter,
+                SharedMemoryStore.DiagnosticsFor(config).Resets),
         ];
     }
 
-    /// <summary>The store file used when the configuration names none: <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere.</summary>
+    /// <summary>
+    /// The store file used when the configuration names none, for this application:
+    /// <c>/dev/shm/metrics-&lt;uid&gt;/&lt;application&gt;.store</c> on Linux (<c>&lt;temp&gt;/metrics-&lt;user&gt;/...</c> elsewhere),
+    /// where the application is the entry assembly's name unless the <c>ApplicationName</c> setting names it.
+    /// </summary>
     public static string DefaultPath => StoreOptions.DefaultPath;
+
+    /// <summary>
+    /// The Reset operation: deletes the store file <paramref name="config"/> names, so that the next process to use it
+    /// starts an empty store. This process first releases the configuration (as <see cref="ShutdownAsync"/> does). It
+    /// refuses while a live process holds a slot in the store (every process that created a value does); processes that
+    /// only read it notice the deletion at their next check and move to the new store.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <returns><see langword="true"/> when a file was deleted, <see langword="false"/> when there was none.</returns>
+    /// <exception cref="InvalidOperationException">A live process still uses the store, or another configuration of this process has it open.</exception>
+    /// <exception cref="BackendConfigException">The path is a symbolic link or a file of another user, which is left alone.</exception>
+    public static bool ResetStore(BackendConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        SharedMemoryStore.Shutdown(config);
+        return SharedMemoryStore.Delete(StoreOptions.Read(config));
+    }
 
     /// <summary>
     /// Opens (creating if needed) and maps the store, and validates the settings against it. After
@@ -188,7 +214,9 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(families);
         cancellationToken.ThrowIfCancellationRequested();
-        return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.For(config), families));
+        // Every scrape first checks that the file is still the one mapped, whole: a truncated, replaced or deleted store is
+        // left for a valid one before anything is read.
+        return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.CheckedOrReplaced(SharedMemoryStore.For(config)), families));
     }
 
     private static List<CollectedValue>[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
