@@ -521,14 +521,14 @@ internal sealed unsafe partial class SharedMemoryStore
         }
 
         var atPathError = Native.StatPath(Options.Path, out var atPath);
-        if (current.Links == 0 || atPathError == Native.ENoEnt)
-        {
-            return "was deleted";
-        }
-
         if (atPathError == 0 && !atPath.SameFileAs(_identity))
         {
             return "was replaced by another file";
+        }
+
+        if (current.Links == 0 || atPathError == Native.ENoEnt)
+        {
+            return "was deleted";
         }
 
         damaged = true;
