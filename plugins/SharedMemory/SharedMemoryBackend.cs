@@ -12,9 +12,19 @@ namespace Metrics.Backends.SharedMemory;
 /// <remarks>
 /// <para>
 /// Settings (all optional, under the backend's configuration section): <c>Path</c> (the store file; default
-/// <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere), <c>InitialSize</c> (bytes,
-/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, default 64 MiB), <c>MaxProcesses</c> (process slots:
-/// processes using the store at once, default 256) and <c>IndexBuckets</c> (power of two, default 16384).
+/// <c>/dev/shm/metrics-&lt;uid&gt;/&lt;application&gt;.store</c> on Linux, the temp directory elsewhere),
+/// <c>ApplicationName</c> (names the default store; default the entry assembly's name), <c>InitialSize</c> (bytes,
+/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, up to which the file grows; default 1 GiB on Linux, 64 MiB
+/// elsewhere), <c>MaxProcesses</c> (process slots: processes using the store at once, default 256),
+/// <c>IndexBuckets</c> (power of two, default 16384) and <c>CheckInterval</c> (how often the file is checked besides
+/// every scrape, default 1 s).
+/// </para>
+/// <para>
+/// The store file is never trusted: a link at the path, a file of another user or writable by others, and a damaged
+/// or truncated store are refused with a message naming the file. A file truncated, replaced or deleted under a running
+/// process is noticed at the next scrape or check; the process moves to a valid store at the same path, counts it in
+/// <c>metrics_backend_store_resets_total</c> and logs one line. Values created before keep pointing into memory that
+/// stays mapped, but are no longer shared.
 /// </para>
 /// <para>
 /// Gauges honour <see cref="MetricDescriptor.GaugeAggregation"/>: Sum and MostRecent share one value; LiveSum, Max,
