@@ -401,6 +401,13 @@ internal sealed unsafe partial class SharedMemoryStore
             throw Corrupt($"its used size is {used}, outside {dataStart}..{Capacity}", refused: true);
         }
 
+        // The length again, after `used` was read: other processes grow the file before they advance `used`, so only a
+        // length taken after `used` is certain to cover it when nothing cut the file.
+        if (OperatingSystem.IsLinux() && Native.StatFd(Fd, out var now) == 0)
+        {
+            length = now.Size;
+        }
+
         if (used > length)
         {
             throw Corrupt($"the file is {length} bytes long but its header says {used} bytes are in use: it was truncated", refused: true);
@@ -538,8 +545,14 @@ internal sealed unsafe partial class SharedMemoryStore
             return $"was truncated to {current.Size} bytes";
         }
 
-        // The header lies inside the file now, so reading it cannot fault.
+        // The header lies inside the file now, so reading it cannot fault. The length is asked again after `used` is
+        // read: the file is grown before `used` advances, so a length from before could be behind a growing store.
         var used = UsedBytes;
+        if (Native.StatFd(Fd, out current) != 0)
+        {
+            return null;
+        }
+
         if (current.Size < used)
         {
             return $"was truncated to {current.Size} bytes (it held {used})";

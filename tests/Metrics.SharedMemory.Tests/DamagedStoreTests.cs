@@ -168,18 +168,34 @@ public sealed class DamagedStoreTests
     }
 
     [Fact]
-    public void Without_damage_no_reset_is_counted_or_logged()
+    public void A_store_growing_fast_in_other_processes_is_never_taken_for_a_damaged_one()
     {
         using var store = new Store();
-        using var worker = Worker.Start(store.FilePath, Environment("00:00:00.050"), "hold", "10");
+        using var worker = Worker.Start(store.FilePath, Environment("00:00:00.010"), "hold", "10");
         worker.WaitForLine("ready");
-        for (var i = 0; i < 20; i++)
+        // Two processes grow the file while the holder checks it every 10 ms and scrapes; a third opens it mid-growth.
+        var growers = new[] { "g0", "g1" }.Select(g => Worker.Start(store.FilePath, Environment("00:00:00.010"), "series", g, "200000")).ToList();
+        try
         {
-            // Each round trip spans several timer checks and a scrape; growth by other processes is not damage.
-            worker.WriteLine("new n" + i.ToString(CultureInfo.InvariantCulture));
-            worker.WaitForLine("created");
-            worker.WriteLine("collect");
-            worker.WaitForLine("collected");
+            for (var i = 0; i < 20; i++)
+            {
+                worker.WriteLine("new n" + i.ToString(CultureInfo.InvariantCulture));
+                worker.WaitForLine("created");
+                worker.WriteLine("collect");
+                worker.WaitForLine("collected");
+            }
+
+            Worker.Run(store.FilePath, "count", "1");
+            foreach (var grower in growers)
+            {
+                Assert.Equal("200000", grower.WaitForLine("created"));
+                Assert.True(grower.WaitForExit() == 0, grower.Output);
+                Assert.DoesNotContain("log ", grower.Stdout, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            growers.ForEach(g => g.Dispose());
         }
 
         worker.WriteLine("stats");
