@@ -250,49 +250,49 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         var schema = new List<nint>();
         store.Walk(series, schema);
         ReportConflicts(store, families, definitions, lookup, schema, ref live);
-        foreach (var address in series)
+        lock (store.DecodeGate)
         {
-            var entry = (byte*)address;
-            var key = SharedMemoryStore.KeyOf(entry);
-            if (!lookup.TryGetValue(SeriesKey.NameOf(key), out var familyIndex) || SeriesKey.DefinitionOf(key) != definitions[familyIndex])
+            foreach (var address in series)
             {
-                continue;
-            }
+                var entry = (byte*)address;
+                var key = store.Decode(entry);
+                if (!byName.TryGetValue(key.Name, out var familyIndex) || key.Definition != definitions[familyIndex])
+                {
+                    continue;
+                }
 
-            var family = families[familyIndex];
-            var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
-            var role = SeriesKey.RoleOf(key);
-            // The definition already pins the mode; a role that does not match it can only come from a damaged entry.
-            switch (role)
-            {
-                case EntryRole.Value when mode is GaugeAggregation.Sum or GaugeAggregation.MostRecent:
-                    Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
-                    break;
-                case EntryRole.Owned when mode == GaugeAggregation.PerProcess
-                                          || (mode == GaugeAggregation.LivePerProcess && live!.Contains(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)))):
-                    Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
-                    break;
-                case EntryRole.Cell or EntryRole.Archive when GaugeAggregator.UsesCells(mode):
-                    var groupKey = SeriesKey.GroupKey(key);
-                    if (!groups.TryGetValue(groupKey, out var group))
-                    {
-                        var labels = SeriesKey.DecodeLabels(key, out var bucket);
-                        group = (familyIndex, labels, bucket, new GaugeAggregator(mode, live));
-                        groups.Add(groupKey, group);
-                    }
+                var family = families[familyIndex];
+                var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
+                // The definition already pins the mode; a role that does not match it can only come from a damaged entry.
+                switch (key.Role)
+                {
+                    case EntryRole.Value when mode is GaugeAggregation.Sum or GaugeAggregation.MostRecent:
+                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
+                        break;
+                    case EntryRole.Owned when mode == GaugeAggregation.PerProcess
+                                              || (mode == GaugeAggregation.LivePerProcess && live!.Contains(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)))):
+                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
+                        break;
+                    case EntryRole.Cell or EntryRole.Archive when GaugeAggregator.UsesCells(mode):
+                        if (!groups.TryGetValue(key.GroupKey!, out var group))
+                        {
+                            group = (familyIndex, key.Labels, key.Bucket, new GaugeAggregator(mode, live));
+                            groups.Add(key.GroupKey!, group);
+                        }
 
-                    if (role == EntryRole.Archive)
-                    {
-                        group.Aggregator.AddArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
-                    }
-                    else
-                    {
-                        var sequence = Volatile.Read(ref SharedMemoryStore.Word(entry, 2));
-                        var value = BitConverter.Int64BitsToDouble(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
-                        group.Aggregator.AddCell(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), value, sequence);
-                    }
+                        if (key.Role == EntryRole.Archive)
+                        {
+                            group.Aggregator.AddArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
+                        }
+                        else
+                        {
+                            var sequence = Volatile.Read(ref SharedMemoryStore.Word(entry, 2));
+                            var value = BitConverter.Int64BitsToDouble(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
+                            group.Aggregator.AddCell(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), value, sequence);
+                        }
 
-                    break;
+                        break;
+                }
             }
         }
 
@@ -306,13 +306,12 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
         return results;
 
-        void Add(int familyIndex, ReadOnlySpan<byte> key, long bits)
+        void Add(int familyIndex, DecodedKey key, long bits)
         {
-            var labels = SeriesKey.DecodeLabels(key, out var bucket);
             // The definition pins the label names; a count that disagrees means a 64-bit definition hash collided.
-            if (labels.Length == families[familyIndex].LabelNames.Count)
+            if (key.Labels.Length == families[familyIndex].LabelNames.Count)
             {
-                results[familyIndex].Add(new CollectedValue(labels, bucket, BitConverter.Int64BitsToDouble(bits)));
+                results[familyIndex].Add(new CollectedValue(key.Labels, key.Bucket, BitConverter.Int64BitsToDouble(bits)));
             }
         }
     }

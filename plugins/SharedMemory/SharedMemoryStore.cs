@@ -91,6 +91,9 @@ internal sealed unsafe partial class SharedMemoryStore
     private FileIdentity _identity;
     private Timer? _checkTimer;
 
+    // Keys never change once published, so each entry's key is decoded once per mapping and reused by every scrape.
+    private readonly Dictionary<nint, DecodedKey> _decoded = [];
+
     // Every definition this process has created a value with, recorded again under a slot claimed later.
     private readonly ConcurrentDictionary<(string Name, string DefinitionId), MetricDescriptor> _definitions = new();
 
@@ -230,6 +233,30 @@ internal sealed unsafe partial class SharedMemoryStore
     public static ref long Word(byte* entry, int index) => ref Unsafe.AsRef<long>(entry + EntryValues + (index * sizeof(long)));
 
     public static ReadOnlySpan<byte> KeyOf(byte* entry) => new(entry + EntryKey, *(int*)(entry + EntryKeyLength));
+
+    /// <summary>Serializes scrapes' use of <see cref="Decode"/>, whose cache is not thread-safe.</summary>
+    public object DecodeGate { get; } = new();
+
+    /// <summary>What the key of the published entry <paramref name="entry"/> says; decoded on first use. Call under <see cref="DecodeGate"/>.</summary>
+    public DecodedKey Decode(byte* entry)
+    {
+        if (!_decoded.TryGetValue((nint)entry, out var decoded))
+        {
+            var key = KeyOf(entry);
+            var role = SeriesKey.RoleOf(key);
+            var labels = SeriesKey.DecodeLabels(key, out var bucket);
+            decoded = new DecodedKey(
+                SeriesKey.NameOf(key).ToString(),
+                SeriesKey.DefinitionOf(key),
+                role,
+                labels,
+                bucket,
+                role is SharedMemory.EntryRole.Cell or SharedMemory.EntryRole.Archive ? SeriesKey.GroupKey(key) : null);
+            _decoded.Add((nint)entry, decoded);
+        }
+
+        return decoded;
+    }
 
     /// <summary>A store-wide increasing number: orders writes of most-recent gauges across processes.</summary>
     public long NextSequence() => Interlocked.Increment(ref Header<long>(HeaderSequence));
@@ -700,6 +727,9 @@ internal sealed unsafe partial class SharedMemoryStore
         }
     }
 }
+
+/// <summary>An entry's key, decoded: the family name and definition, role, label values, bucket, and for gauge cells the group they aggregate into.</summary>
+internal sealed record DecodedKey(string Name, ulong Definition, EntryRole Role, string[] Labels, HistogramBucket? Bucket, string? GroupKey);
 
 /// <summary>What one store file reports in this process: schema conflicts counted and the families already logged.</summary>
 internal sealed class StoreDiagnostics
