@@ -12,9 +12,19 @@ namespace Metrics.Backends.SharedMemory;
 /// <remarks>
 /// <para>
 /// Settings (all optional, under the backend's configuration section): <c>Path</c> (the store file; default
-/// <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere), <c>InitialSize</c> (bytes,
-/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, default 64 MiB), <c>MaxProcesses</c> (process slots:
-/// processes using the store at once, default 256) and <c>IndexBuckets</c> (power of two, default 16384).
+/// <c>/dev/shm/metrics-&lt;uid&gt;/&lt;application&gt;.store</c> on Linux, the temp directory elsewhere),
+/// <c>ApplicationName</c> (names the default store; default the entry assembly's name), <c>InitialSize</c> (bytes,
+/// default 1 MiB), <c>MaxSize</c> (bytes mapped once, up to which the file grows; default 1 GiB on Linux, 64 MiB
+/// elsewhere), <c>MaxProcesses</c> (process slots: processes using the store at once, default 256),
+/// <c>IndexBuckets</c> (power of two, default 16384) and <c>CheckInterval</c> (how often the file is checked besides
+/// every scrape, default 1 s).
+/// </para>
+/// <para>
+/// The store file is never trusted: a link at the path, a file of another user or writable by others, and a damaged
+/// or truncated store are refused with a message naming the file. A file truncated, replaced or deleted under a running
+/// process is noticed at the next scrape or check; the process moves to a valid store at the same path, counts it in
+/// <c>metrics_backend_store_resets_total</c> and logs one line. Values created before keep pointing into memory that
+/// stays mapped, but are no longer shared.
 /// </para>
 /// <para>
 /// Gauges honour <see cref="MetricDescriptor.GaugeAggregation"/>: Sum and MostRecent share one value; LiveSum, Max,
@@ -133,14 +143,40 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             new("metrics_backend_refused_series_total", "Series the SharedMemory backend refused because its store was full. Raise Metrics:BackendConfig:MaxSize.", MetricType.Counter, RefusedSeries),
             new(
                 SchemaConflictsName,
-                "Scrapes that found a metric family declared differently (type, labels, buckets or gauge mode) by another live process on the same SharedMemory store; each definition's values are kept apart and only this process's are served. Stderr names the family; align the declarations or finish the deploy.",
+                "Scrapes that found a metric family declared differently (type, labels, buckets or gauge mode) by another live process on the same SharedMemory store; each definition's values are kept apart and only this process's are served. The backend log names the family; align the declarations or finish the deploy.",
                 MetricType.Counter,
                 SharedMemoryStore.DiagnosticsFor(config).SchemaConflicts),
+            new(
+                "metrics_backend_store_resets_total",
+                "Times this process found its SharedMemory store file truncated, replaced, overwritten or deleted by something else and moved to a valid store at the same path; values created before are no longer shared. The backend log names the file and what happened.",
+                MetricType.Counter,
+                SharedMemoryStore.DiagnosticsFor(config).Resets),
         ];
     }
 
-    /// <summary>The store file used when the configuration names none: <c>/dev/shm/metrics-&lt;user&gt;.store</c> on Linux, the temp directory elsewhere.</summary>
+    /// <summary>
+    /// The store file used when the configuration names none, for this application:
+    /// <c>/dev/shm/metrics-&lt;uid&gt;/&lt;application&gt;.store</c> on Linux (<c>&lt;temp&gt;/metrics-&lt;user&gt;/...</c> elsewhere),
+    /// where the application is the entry assembly's name unless the <c>ApplicationName</c> setting names it.
+    /// </summary>
     public static string DefaultPath => StoreOptions.DefaultPath;
+
+    /// <summary>
+    /// The Reset operation: deletes the store file <paramref name="config"/> names, so that the next process to use it
+    /// starts an empty store. This process first releases the configuration (as <see cref="ShutdownAsync"/> does). It
+    /// refuses while a live process holds a slot in the store (every process that created a value does); processes that
+    /// only read it notice the deletion at their next check and move to the new store.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <returns><see langword="true"/> when a file was deleted, <see langword="false"/> when there was none.</returns>
+    /// <exception cref="InvalidOperationException">A live process still uses the store, or another configuration of this process has it open.</exception>
+    /// <exception cref="BackendConfigException">The path is a symbolic link or a file of another user, which is left alone.</exception>
+    public static bool ResetStore(BackendConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        SharedMemoryStore.Shutdown(config);
+        return SharedMemoryStore.Delete(StoreOptions.Read(config));
+    }
 
     /// <summary>
     /// Opens (creating if needed) and maps the store, and validates the settings against it. After
@@ -188,7 +224,9 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(families);
         cancellationToken.ThrowIfCancellationRequested();
-        return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.For(config), families));
+        // Every scrape first checks that the file is still the one mapped, whole: a truncated, replaced or deleted store is
+        // left for a valid one before anything is read.
+        return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.CheckedOrReplaced(SharedMemoryStore.For(config)), families));
     }
 
     private static List<CollectedValue>[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
@@ -212,49 +250,49 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         var schema = new List<nint>();
         store.Walk(series, schema);
         ReportConflicts(store, families, definitions, lookup, schema, ref live);
-        foreach (var address in series)
+        lock (store.DecodeGate)
         {
-            var entry = (byte*)address;
-            var key = SharedMemoryStore.KeyOf(entry);
-            if (!lookup.TryGetValue(SeriesKey.NameOf(key), out var familyIndex) || SeriesKey.DefinitionOf(key) != definitions[familyIndex])
+            foreach (var address in series)
             {
-                continue;
-            }
+                var entry = (byte*)address;
+                var key = store.Decode(entry);
+                if (!byName.TryGetValue(key.Name, out var familyIndex) || key.Definition != definitions[familyIndex])
+                {
+                    continue;
+                }
 
-            var family = families[familyIndex];
-            var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
-            var role = SeriesKey.RoleOf(key);
-            // The definition already pins the mode; a role that does not match it can only come from a damaged entry.
-            switch (role)
-            {
-                case EntryRole.Value when mode is GaugeAggregation.Sum or GaugeAggregation.MostRecent:
-                    Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
-                    break;
-                case EntryRole.Owned when mode == GaugeAggregation.PerProcess
-                                          || (mode == GaugeAggregation.LivePerProcess && live!.Contains(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)))):
-                    Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
-                    break;
-                case EntryRole.Cell or EntryRole.Archive when GaugeAggregator.UsesCells(mode):
-                    var groupKey = SeriesKey.GroupKey(key);
-                    if (!groups.TryGetValue(groupKey, out var group))
-                    {
-                        var labels = SeriesKey.DecodeLabels(key, out var bucket);
-                        group = (familyIndex, labels, bucket, new GaugeAggregator(mode, live));
-                        groups.Add(groupKey, group);
-                    }
+                var family = families[familyIndex];
+                var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
+                // The definition already pins the mode; a role that does not match it can only come from a damaged entry.
+                switch (key.Role)
+                {
+                    case EntryRole.Value when mode is GaugeAggregation.Sum or GaugeAggregation.MostRecent:
+                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
+                        break;
+                    case EntryRole.Owned when mode == GaugeAggregation.PerProcess
+                                              || (mode == GaugeAggregation.LivePerProcess && live!.Contains(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)))):
+                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
+                        break;
+                    case EntryRole.Cell or EntryRole.Archive when GaugeAggregator.UsesCells(mode):
+                        if (!groups.TryGetValue(key.GroupKey!, out var group))
+                        {
+                            group = (familyIndex, key.Labels, key.Bucket, new GaugeAggregator(mode, live));
+                            groups.Add(key.GroupKey!, group);
+                        }
 
-                    if (role == EntryRole.Archive)
-                    {
-                        group.Aggregator.AddArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
-                    }
-                    else
-                    {
-                        var sequence = Volatile.Read(ref SharedMemoryStore.Word(entry, 2));
-                        var value = BitConverter.Int64BitsToDouble(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
-                        group.Aggregator.AddCell(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), value, sequence);
-                    }
+                        if (key.Role == EntryRole.Archive)
+                        {
+                            group.Aggregator.AddArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
+                        }
+                        else
+                        {
+                            var sequence = Volatile.Read(ref SharedMemoryStore.Word(entry, 2));
+                            var value = BitConverter.Int64BitsToDouble(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
+                            group.Aggregator.AddCell(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), value, sequence);
+                        }
 
-                    break;
+                        break;
+                }
             }
         }
 
@@ -268,13 +306,12 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
         return results;
 
-        void Add(int familyIndex, ReadOnlySpan<byte> key, long bits)
+        void Add(int familyIndex, DecodedKey key, long bits)
         {
-            var labels = SeriesKey.DecodeLabels(key, out var bucket);
             // The definition pins the label names; a count that disagrees means a 64-bit definition hash collided.
-            if (labels.Length == families[familyIndex].LabelNames.Count)
+            if (key.Labels.Length == families[familyIndex].LabelNames.Count)
             {
-                results[familyIndex].Add(new CollectedValue(labels, bucket, BitConverter.Int64BitsToDouble(bits)));
+                results[familyIndex].Add(new CollectedValue(key.Labels, key.Bucket, BitConverter.Int64BitsToDouble(bits)));
             }
         }
     }

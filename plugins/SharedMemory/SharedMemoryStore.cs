@@ -22,7 +22,7 @@ namespace Metrics.Backends.SharedMemory;
 /// the process's slot on purpose; a later <see cref="For"/> opens a new instance.
 /// </para>
 /// </remarks>
-internal sealed unsafe class SharedMemoryStore
+internal sealed unsafe partial class SharedMemoryStore
 {
     public const int EntryAlignment = 64;
     public const int EntryHeaderSize = 64;
@@ -42,7 +42,8 @@ internal sealed unsafe class SharedMemoryStore
 
     private const ulong Magic = 0x3130_4D48_5353_544D; // "MTSSHM01"
     // 2: the family definition joined every key, and schema records appeared.
-    private const int Version = 2;
+    // 3: a generation number identifies each store file, created whole and then renamed into place.
+    private const int Version = 3;
 
     // Header layout: hot words each on their own cache line.
     private const int HeaderMagic = 0;
@@ -52,6 +53,7 @@ internal sealed unsafe class SharedMemoryStore
     private const int HeaderBucketCount = 24;
     private const int HeaderDataStart = 28;
     private const int HeaderEpoch = 32;
+    private const int HeaderGeneration = 40;
     private const int HeaderUsed = 64;
     private const int HeaderSequence = 128;
     private const int HeaderSlots = 192;
@@ -83,6 +85,15 @@ internal sealed unsafe class SharedMemoryStore
     private FileStream? _initLockFile;
     private volatile bool _released;
 
+    // Set once this process stopped using the file (it was truncated, replaced or deleted): the mapping stays, the file is closed.
+    private volatile bool _detached;
+    private long _generation;
+    private FileIdentity _identity;
+    private Timer? _checkTimer;
+
+    // Keys never change once published, so each entry's key is decoded once per mapping and reused by every scrape.
+    private readonly Dictionary<nint, DecodedKey> _decoded = [];
+
     // Every definition this process has created a value with, recorded again under a slot claimed later.
     private readonly ConcurrentDictionary<(string Name, string DefinitionId), MetricDescriptor> _definitions = new();
 
@@ -90,32 +101,22 @@ internal sealed unsafe class SharedMemoryStore
     private readonly MemoryMappedFile? _mappedFile;
     private readonly MemoryMappedViewAccessor? _view;
 
-    private SharedMemoryStore(StoreOptions options)
+    /// <summary>Maps <paramref name="file"/> (already opened and checked); the caller validates or initializes the header.</summary>
+    private SharedMemoryStore(StoreOptions options, FileStream file)
     {
         Options = options;
         _bucketCount = options.IndexBuckets;
         _slotCount = options.MaxProcesses;
-        var directory = System.IO.Path.GetDirectoryName(options.Path);
-        if (!string.IsNullOrEmpty(directory))
-        {
-            Directory.CreateDirectory(directory);
-        }
-
-        try
-        {
-            _file = new FileStream(options.Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BackendConfigException(options.Key(StoreOptions.PathKey), $"The shared-memory metrics store '{options.Path}' cannot be opened for reading and writing ({e.Message}). Set '{options.Key(StoreOptions.PathKey)}' to a file in a writable directory shared by the processes.", e);
-        }
-
+        _file = file;
         if (OperatingSystem.IsLinux())
         {
+            // The whole MaxSize is address space reserved once: the file grows under it, so growing never moves a value.
             var address = Native.Mmap(0, (nuint)options.MaxSize, Native.ProtReadWrite, Native.MapShared, Fd, 0);
             if (address == -1)
             {
-                throw new IOException($"Mapping {options.MaxSize} bytes of '{options.Path}' failed (errno {Marshal.GetLastPInvokeError()}). Lower '{options.Key(StoreOptions.MaxSizeKey)}' if the address space is limited.");
+                var errno = Marshal.GetLastPInvokeError();
+                _file.Dispose();
+                throw new IOException($"Mapping {options.MaxSize} bytes of '{options.Path}' failed (errno {errno}). Lower '{options.Key(StoreOptions.MaxSizeKey)}' if the address space is limited.");
             }
 
             _mapping = new MappingHandle(address, (nuint)options.MaxSize);
@@ -131,27 +132,9 @@ internal sealed unsafe class SharedMemoryStore
             _base = pointer;
         }
 
-        try
-        {
-            InitializeHeader();
-        }
-        catch
-        {
-            // Nothing points into a store that failed to open, so its mapping can go at once.
-            _file.Dispose();
-            _mapping?.Dispose();
-            if (_view is not null)
-            {
-                _view.SafeMemoryMappedViewHandle.ReleasePointer();
-                _view.Dispose();
-                _mappedFile!.Dispose();
-            }
-
-            throw;
-        }
-
         Diagnostics = DiagnosticsByPath.GetOrAdd(options.Path, static _ => new StoreDiagnostics());
     }
+
 
     public StoreOptions Options { get; }
 
@@ -178,7 +161,7 @@ internal sealed unsafe class SharedMemoryStore
     /// <summary>The store for a configuration, opened on first use; one per file per process whatever the configuration object.</summary>
     public static SharedMemoryStore For(BackendConfig config)
     {
-        if (ByConfig.TryGetValue(config, out var store))
+        if (ByConfig.TryGetValue(config, out var store) && !store._detached)
         {
             return store;
         }
@@ -186,10 +169,17 @@ internal sealed unsafe class SharedMemoryStore
         var options = StoreOptions.Read(config);
         lock (ByPath)
         {
-            if (!ByPath.TryGetValue(options.Path, out store))
+            if (!ByPath.TryGetValue(options.Path, out store) || store._detached)
             {
-                store = new SharedMemoryStore(options);
-                ByPath.Add(options.Path, store);
+                // A detached store stays registered until a new one opens, so that a failed reopening is retried here.
+                var opened = Open(options);
+                if (store is not null)
+                {
+                    Replace(store, opened);
+                }
+
+                store = opened;
+                ByPath[options.Path] = store;
             }
             else if (store.Options with { ConfigPath = options.ConfigPath } != options)
             {
@@ -231,7 +221,11 @@ internal sealed unsafe class SharedMemoryStore
                 return;
             }
 
-            ByPath.Remove(store.Options.Path);
+            if (ByPath.TryGetValue(store.Options.Path, out var registered) && ReferenceEquals(registered, store))
+            {
+                ByPath.Remove(store.Options.Path);
+            }
+
             store.Release();
         }
     }
@@ -239,6 +233,30 @@ internal sealed unsafe class SharedMemoryStore
     public static ref long Word(byte* entry, int index) => ref Unsafe.AsRef<long>(entry + EntryValues + (index * sizeof(long)));
 
     public static ReadOnlySpan<byte> KeyOf(byte* entry) => new(entry + EntryKey, *(int*)(entry + EntryKeyLength));
+
+    /// <summary>Serializes scrapes' use of <see cref="Decode"/>, whose cache is not thread-safe.</summary>
+    public object DecodeGate { get; } = new();
+
+    /// <summary>What the key of the published entry <paramref name="entry"/> says; decoded on first use. Call under <see cref="DecodeGate"/>.</summary>
+    public DecodedKey Decode(byte* entry)
+    {
+        if (!_decoded.TryGetValue((nint)entry, out var decoded))
+        {
+            var key = KeyOf(entry);
+            var role = SeriesKey.RoleOf(key);
+            var labels = SeriesKey.DecodeLabels(key, out var bucket);
+            decoded = new DecodedKey(
+                SeriesKey.NameOf(key).ToString(),
+                SeriesKey.DefinitionOf(key),
+                role,
+                labels,
+                bucket,
+                role is SharedMemory.EntryRole.Cell or SharedMemory.EntryRole.Archive ? SeriesKey.GroupKey(key) : null);
+            _decoded.Add((nint)entry, decoded);
+        }
+
+        return decoded;
+    }
 
     /// <summary>A store-wide increasing number: orders writes of most-recent gauges across processes.</summary>
     public long NextSequence() => Interlocked.Increment(ref Header<long>(HeaderSequence));
@@ -507,6 +525,7 @@ internal sealed unsafe class SharedMemoryStore
             lock (_growGate)
             {
                 _released = true;
+                _checkTimer?.Dispose();
                 _file.Dispose();
                 _initLockFile?.Dispose();
             }
@@ -565,19 +584,40 @@ internal sealed unsafe class SharedMemoryStore
     {
         var offset = (long)index * EntryAlignment;
         var dataStart = DataStart(_slotCount, _bucketCount);
-        if (offset < dataStart || offset + EntryHeaderSize > UsedBytes)
+        if (offset < dataStart || offset + EntryHeaderSize > Bound(offset + EntryHeaderSize))
         {
-            throw Corrupt($"an index link points to offset {offset}, outside the entries");
+            throw Corrupt($"an index link points to offset {offset}, outside the entries (which end at {UsedBytes}, in a file of {Volatile.Read(ref _knownLength)} bytes)");
         }
 
         var entry = _base + offset;
         var keyLength = *(int*)(entry + EntryKeyLength);
-        if (keyLength < SeriesKey.PrefixLength || offset + EntryKey + keyLength > UsedBytes)
+        var size = (long)*(int*)(entry + EntryUnits) * EntryAlignment;
+        if (keyLength < SeriesKey.PrefixLength || size < EntryKey + keyLength || offset + size > Bound(offset + size))
         {
-            throw Corrupt($"the entry at offset {offset} has a key length of {keyLength}");
+            throw Corrupt($"the entry at offset {offset} has a key length of {keyLength} and a size of {size} bytes, which do not fit the entries");
         }
 
         return entry;
+    }
+
+    /// <summary>
+    /// The end of what may be read: the used region, never past the file's real length. The length is asked of the
+    /// kernel again only when <paramref name="end"/> lies past the length last seen (the file grew in another process).
+    /// </summary>
+    private long Bound(long end)
+    {
+        var used = UsedBytes;
+        var known = Volatile.Read(ref _knownLength);
+        if (end > known && end <= used && !_detached && OperatingSystem.IsLinux() && Native.StatFd(Fd, out var identity) == 0)
+        {
+            known = identity.Size;
+            if (known > Volatile.Read(ref _knownLength))
+            {
+                Volatile.Write(ref _knownLength, known);
+            }
+        }
+
+        return Math.Min(used, known);
     }
 
     private long Reserve(long size, Func<string> describe)
@@ -594,9 +634,11 @@ internal sealed unsafe class SharedMemoryStore
                     Options.Key(StoreOptions.MaxSizeKey));
             }
 
+            // The file covers the region before `used` can reach it: a published entry always lies inside the file, so
+            // a reader bounded by `used` never touches a page past its end (unless something else cut the file).
+            EnsureFileCovers(current + size);
             if (Interlocked.CompareExchange(ref used, current + size, current) == current)
             {
-                EnsureFileCovers(current + size);
                 return current;
             }
         }
@@ -611,6 +653,11 @@ internal sealed unsafe class SharedMemoryStore
 
         lock (_growGate)
         {
+            if (_detached)
+            {
+                throw new ObjectDisposedException(nameof(SharedMemoryStore), $"The shared-memory metrics store '{Options.Path}' was replaced while a value was being created with it; create the value again.");
+            }
+
             ThrowIfReleased();
             var length = RandomAccess.GetLength(_file.SafeFileHandle);
             if (length < end)
@@ -629,73 +676,6 @@ internal sealed unsafe class SharedMemoryStore
             Volatile.Write(ref _knownLength, length);
         }
     }
-
-    private void InitializeHeader()
-    {
-        var deadline = Environment.TickCount64 + 30_000;
-        while (!TryLock(InitLock))
-        {
-            if (Environment.TickCount64 > deadline)
-            {
-                throw new TimeoutException($"Another process has held the initialization lock of the shared-memory metrics store '{Options.Path}' for 30 s.");
-            }
-
-            Thread.Sleep(1);
-        }
-
-        try
-        {
-            EnsureFileCovers(Options.InitialSize);
-            var dataStart = DataStart(_slotCount, _bucketCount);
-            if (Volatile.Read(ref Header<ulong>(HeaderMagic)) == Magic)
-            {
-                Validate();
-                return;
-            }
-
-            // Nothing else reads a store whose magic is unset, and a crash here leaves it unset for the next process to redo.
-            new Span<byte>(_base, (int)dataStart).Clear();
-            Header<int>(HeaderVersion) = Version;
-            Header<int>(HeaderSlotCount) = _slotCount;
-            Header<long>(HeaderCapacity) = Capacity;
-            Header<int>(HeaderBucketCount) = _bucketCount;
-            Header<int>(HeaderDataStart) = (int)dataStart;
-            Header<long>(HeaderUsed) = dataStart;
-            Volatile.Write(ref Header<ulong>(HeaderMagic), Magic);
-        }
-        finally
-        {
-            Unlock(InitLock);
-        }
-    }
-
-    private void Validate()
-    {
-        if (Header<int>(HeaderVersion) != Version)
-        {
-            throw new InvalidDataException($"The shared-memory metrics store '{Options.Path}' has layout version {Header<int>(HeaderVersion)}, this backend writes version {Version}. Stop the processes using it and delete the file.");
-        }
-
-        Check(StoreOptions.MaxSizeKey, Header<long>(HeaderCapacity), Capacity);
-        Check(StoreOptions.MaxProcessesKey, Header<int>(HeaderSlotCount), _slotCount);
-        Check(StoreOptions.IndexBucketsKey, Header<int>(HeaderBucketCount), _bucketCount);
-        var used = UsedBytes;
-        if (used < DataStart(_slotCount, _bucketCount) || used > Capacity)
-        {
-            throw Corrupt($"its used size is {used}");
-        }
-
-        void Check(string key, long stored, long configured)
-        {
-            if (stored != configured)
-            {
-                throw new BackendConfigException(Options.Key(key), $"The shared-memory metrics store '{Options.Path}' was created with {key} = {stored}, but '{Options.Key(key)}' is {configured}. Use {stored}, or stop every process using the store and delete the file to apply the new size.");
-            }
-        }
-    }
-
-    private InvalidDataException Corrupt(string what) =>
-        new($"The shared-memory metrics store '{Options.Path}' is damaged ({what}); it was modified by something other than this backend. Stop the processes using it and delete the file.");
 
     private bool TryLock(long position)
     {
@@ -748,6 +728,9 @@ internal sealed unsafe class SharedMemoryStore
     }
 }
 
+/// <summary>An entry's key, decoded: the family name and definition, role, label values, bucket, and for gauge cells the group they aggregate into.</summary>
+internal sealed record DecodedKey(string Name, ulong Definition, EntryRole Role, string[] Labels, HistogramBucket? Bucket, string? GroupKey);
+
 /// <summary>What one store file reports in this process: schema conflicts counted and the families already logged.</summary>
 internal sealed class StoreDiagnostics
 {
@@ -760,6 +743,13 @@ internal sealed class StoreDiagnostics
     public ConcurrentDictionary<string, byte> LoggedFamilies { get; } = new(StringComparer.Ordinal);
 
     public void CountSchemaConflict() => Interlocked.Increment(ref _schemaConflicts);
+
+    private long _resets;
+
+    /// <summary>Times this process found its store file truncated, replaced, overwritten or deleted, and moved to a valid store.</summary>
+    public long Resets => Interlocked.Read(ref _resets);
+
+    public void CountReset() => Interlocked.Increment(ref _resets);
 }
 
 /// <summary>

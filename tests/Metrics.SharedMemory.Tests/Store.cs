@@ -9,15 +9,18 @@ internal sealed class Store : IDisposable
     public static readonly MetricDescriptor Histogram = new("shm_latency_seconds", "Latency.", MetricType.Histogram, ["method"], buckets: [0.5, double.PositiveInfinity]);
     public static readonly MetricDescriptor Summary = new("shm_size_bytes", "Sizes.", MetricType.Summary, ["method"]);
 
-    public Store(IDictionary<string, string?>? settings = null)
+    public Store(IDictionary<string, string?>? settings = null, string? filePath = null)
     {
         var directory = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
-        FilePath = Path.Combine(directory, $"metrics-test-{Guid.NewGuid():N}.store");
+        FilePath = filePath ?? Path.Combine(directory, $"metrics-test-{Guid.NewGuid():N}.store");
         var values = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>()) { ["Path"] = FilePath };
         Config = new BackendConfig(values);
     }
 
     public string FilePath { get; }
+
+    /// <summary>The store at <paramref name="filePath"/>, made by someone else; deleted afterwards all the same.</summary>
+    public static Store At(string filePath) => new(null, filePath);
 
     public BackendConfig Config { get; }
 

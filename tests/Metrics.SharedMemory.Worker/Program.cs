@@ -9,11 +9,28 @@ using Metrics.Backends.SharedMemory;
 var command = args[0];
 var config = new BackendConfig(new Dictionary<string, string?>
 {
-    ["Path"] = args[1],
+    // "default" leaves the path to the backend: the application's default store.
+    ["Path"] = args[1] == "default" ? null : args[1],
+    ["ApplicationName"] = Environment.GetEnvironmentVariable("SHM_APP"),
     ["MaxSize"] = Environment.GetEnvironmentVariable("SHM_MAX_SIZE"),
+    ["InitialSize"] = Environment.GetEnvironmentVariable("SHM_INITIAL_SIZE"),
     ["MaxProcesses"] = Environment.GetEnvironmentVariable("SHM_MAX_PROCESSES"),
+    ["CheckInterval"] = Environment.GetEnvironmentVariable("SHM_CHECK_INTERVAL"),
 });
-SharedMemoryBackend.Initialize(config);
+
+// The backend's log lines reach the test on stdout, one line each.
+BackendLog.MaxMessagesPerMinute = 0;
+BackendLog.Handler = (_, level, message, _) => Console.WriteLine($"log {level}: {message.ReplaceLineEndings(" ")}");
+try
+{
+    SharedMemoryBackend.Initialize(config);
+}
+catch (Exception e) when (e is BackendConfigException or InvalidDataException)
+{
+    // A refused store is an answer the tests check word for word, not a crash.
+    Console.WriteLine("refused: " + e.Message);
+    return 3;
+}
 
 switch (command)
 {
@@ -176,6 +193,73 @@ switch (command)
         break;
     }
 
+    case "hold":
+    {
+        // hold <path> <series>: creates that many counter series, then answers commands on stdin until it closes:
+        // "inc" adds 1 to every series created so far, "new <label>" creates and increments one more series,
+        // "collect" scrapes the store, "stats" prints the backend's statistics.
+        var held = new List<SharedMemoryBackend>();
+        var count = int.Parse(args[2], CultureInfo.InvariantCulture);
+        for (var i = 0; i < count; i++)
+        {
+            held.Add(Shared.Backend(config, Shared.Held.WithLabelValues([i.ToString(CultureInfo.InvariantCulture)]), null));
+        }
+
+        Console.WriteLine("ready");
+        while (Console.In.ReadLine() is { } line)
+        {
+            var parts = line.Split(' ');
+            switch (parts[0])
+            {
+                case "inc":
+                    held.ForEach(h => h.Inc(1));
+                    Console.WriteLine("incremented " + held[^1].Get().ToString("R", CultureInfo.InvariantCulture));
+                    break;
+                case "new":
+                    var created = Shared.Backend(config, Shared.Held.WithLabelValues([parts[1]]), null);
+                    created.Inc(1);
+                    held.Add(created);
+                    Console.WriteLine("created");
+                    break;
+                case "collect":
+                    var values = SharedMemoryBackend.CollectAsync(config, [Shared.Held], CancellationToken.None).AsTask().GetAwaiter().GetResult()!;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"collected {values[0].Count} sum {values[0].Sum(v => v.Value)}"));
+                    break;
+                case "stats":
+                    foreach (var statistic in SharedMemoryBackend.Statistics(config))
+                    {
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stat {statistic.Name} {statistic.Value}"));
+                    }
+
+                    break;
+            }
+        }
+
+        break;
+    }
+
+    case "series":
+    {
+        // series <path> <prefix> <count>: creates that many distinct counter series; stops at the first refusal and says so.
+        var prefix = args[2];
+        var count = int.Parse(args[3], CultureInfo.InvariantCulture);
+        for (var i = 0; i < count; i++)
+        {
+            try
+            {
+                Shared.Backend(config, Shared.Many.WithLabelValues([prefix, i.ToString(CultureInfo.InvariantCulture)]), null).Inc(1);
+            }
+            catch (SharedMemoryStoreFullException e)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"full after {i}: refused {SharedMemoryBackend.RefusedSeries}: {e.Message}"));
+                return 0;
+            }
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"created {count}"));
+        break;
+    }
+
     default:
         Console.Error.WriteLine($"unknown command {command}");
         return 2;
@@ -188,6 +272,9 @@ internal static class Shared
     public static readonly MetricDescriptor Counter = new("shm_requests_total", "Requests.", MetricType.Counter, ["method", "path"], ["GET", "a\"b\n,c=d ü"]);
     public static readonly MetricDescriptor Histogram = new("shm_latency_seconds", "Latency.", MetricType.Histogram, ["method"], ["GET"], [0.5, double.PositiveInfinity]);
     public static readonly MetricDescriptor Summary = new("shm_size_bytes", "Sizes.", MetricType.Summary, ["method"], ["GET"]);
+
+    public static readonly MetricDescriptor Held = new("shm_held_total", "Series a holding process keeps.", MetricType.Counter, ["i"]);
+    public static readonly MetricDescriptor Many = new("shm_many_total", "One of very many series.", MetricType.Counter, ["worker", "i"]);
 
     public static MetricDescriptor Gauge(GaugeAggregation mode) => new($"shm_gauge_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, gaugeAggregation: mode);
 
