@@ -71,10 +71,11 @@ internal static class Runner
         }
 
         ConformanceTarget target;
+        var isolated = new List<string>();
         try
         {
             var baseConfig = options.ConfigFile is null ? BackendConfig.Empty : ConfigFile.Read(options.ConfigFile);
-            Func<BackendConfig> createConfig = options.UniqueKey is null ? () => baseConfig : () => Isolate(baseConfig, options.UniqueKey);
+            Func<BackendConfig> createConfig = options.UniqueKey is null ? () => baseConfig : () => Isolate(baseConfig, options.UniqueKey, isolated);
             var conformanceOptions = options.TimeoutSeconds is { } seconds ? new ConformanceOptions { CheckTimeout = TimeSpan.FromSeconds(seconds) } : null;
             target = options.Assembly is not null
                 ? ConformanceTarget.ForAssembly(options.Assembly, options.Type!, createConfig, conformanceOptions)
@@ -127,6 +128,7 @@ internal static class Runner
             stdout.Flush();
         }
 
+        RemoveIsolatedStores(isolated, stderr);
         var failed = results.Count(r => !r.Passed);
         stdout.WriteLine($"{results.Count - failed} passed, {failed} failed");
         if (options.Report is not null)
@@ -138,13 +140,55 @@ internal static class Runner
         return failed == 0 ? 0 : 1;
     }
 
-    private static BackendConfig Isolate(BackendConfig config, string key)
+    private static BackendConfig Isolate(BackendConfig config, string key, List<string> isolated)
     {
         var suffix = Guid.NewGuid().ToString("N")[..12];
+        var value = string.IsNullOrEmpty(config[key]) ? "conformance-" + suffix : $"{config[key]}-{suffix}";
+        lock (isolated)
+        {
+            isolated.Add(value);
+        }
+
         var values = config.Keys.Where(k => !string.Equals(k, key, StringComparison.OrdinalIgnoreCase))
             .Select(k => new KeyValuePair<string, string?>(k, config[k]))
-            .Append(new KeyValuePair<string, string?>(key, string.IsNullOrEmpty(config[key]) ? "conformance-" + suffix : $"{config[key]}-{suffix}"));
+            .Append(new KeyValuePair<string, string?>(key, value));
         return new BackendConfig(values, config.Path);
+    }
+
+    /// <summary>
+    /// Deletes the files the run's unique values name (a file-based backend's stores, with files named after them such as
+    /// <c>store-1a2b.lock</c>), so a run leaves nothing behind. Values that name no file (a Redis key prefix) are left alone.
+    /// </summary>
+    private static void RemoveIsolatedStores(List<string> isolated, TextWriter stderr)
+    {
+        string[] values;
+        lock (isolated)
+        {
+            values = [.. isolated.Distinct(StringComparer.Ordinal)];
+        }
+
+        foreach (var value in values)
+        {
+            try
+            {
+                var full = Path.GetFullPath(value);
+                var directory = Path.GetDirectoryName(full);
+                if (directory is null || !Directory.Exists(directory))
+                {
+                    continue;
+                }
+
+                var name = Path.GetFileName(full);
+                foreach (var file in Directory.EnumerateFiles(directory, name + "*").Where(f => Path.GetFileName(f) == name || Path.GetFileName(f).StartsWith(name + ".", StringComparison.Ordinal)))
+                {
+                    File.Delete(file);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            {
+                stderr.WriteLine($"Could not remove the store '{value}' this run created: {e.Message}");
+            }
+        }
     }
 
     private sealed class Options

@@ -32,6 +32,27 @@ public class RunnerTests
     }
 
     [Fact]
+    public void A_SharedMemory_run_with_a_unique_path_passes_and_leaves_no_store_behind()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"metrics-runner-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            var config = Path.Combine(folder, "config.json");
+            File.WriteAllText(config, $$"""{ "Path": "{{Path.Combine(folder, "store")}}" }""");
+            var invalid = Path.Combine(folder, "invalid.json");
+            File.WriteAllText(invalid, """{ "MaxSize": "huge" }""");
+            var (exit, stdout, stderr) = Run("--plugins", PluginsPath, "--backend", "SharedMemory", "--config", config, "--unique-key", "Path", "--invalid-config", invalid);
+            Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+            Assert.Equal(["config.json", "invalid.json"], Directory.EnumerateFileSystemEntries(folder).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray());
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Broken_plugin_folder_fails_with_the_bug_named_and_exits_1()
     {
         var (exit, stdout, _) = Run("--plugins", PluginsPath, "--backend", "BrokenDec");
