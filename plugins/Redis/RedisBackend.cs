@@ -36,21 +36,10 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// <param name="metric">The metric and the series' full label values.</param>
     /// <param name="histogramBucket">The histogram or summary part, or <see langword="null"/> for a counter or gauge.</param>
     /// <exception cref="ArgumentException">A label value holds an unpaired UTF-16 surrogate, which has no UTF-8 form.</exception>
-    /// <exception cref="NotSupportedException">
-    /// A gauge asks for an aggregation other than <see cref="GaugeAggregation.Sum"/> or <see cref="GaugeAggregation.PerProcess"/>:
-    /// one shared value per series cannot give a maximum, minimum or live-processes-only view.
-    /// </exception>
     public RedisBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(metric);
-        if (metric.Type == MetricType.Gauge && metric.GaugeAggregation is not (GaugeAggregation.Sum or GaugeAggregation.PerProcess))
-        {
-            throw new NotSupportedException(
-                $"Gauge '{metric.Name}' asks for aggregation {metric.GaugeAggregation}, which the Redis backend does not support: it keeps one shared value per series " +
-                $"(Inc/Dec add up, Set is last writer wins). Use {nameof(GaugeAggregation.Sum)} or {nameof(GaugeAggregation.PerProcess)}, or the SharedMemory backend for per-process aggregation on one host.");
-        }
-
         _cell = RedisStore.Get(config).GetCell(metric, histogramBucket);
     }
 
