@@ -86,7 +86,7 @@ internal static class Scripts
         if #data > 0 and tonumber(ARGV[3]) > 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
         end
-        """ + OtherDefinitions + """
+        """ + "\n" + OtherDefinitions + "\n" + """
         return { data, others }
         """;
 
@@ -131,7 +131,7 @@ internal static class Scripts
     /// nothing and no sequence marker is needed. A 0 reply tells a writer that was declared dead (its fields may have been
     /// pruned by a scrape) or whose data Redis lost to send every value again.
     /// </remarks>
-    public const string ApplyOwned = Now + """
+    public const string ApplyOwned = Now + "\n" + """
         local old = redis.call('HGET', KEYS[2], ARGV[1])
         local wasAlive = old and tonumber(old) > nowMs
         redis.call('HSET', KEYS[2], ARGV[1], nowMs + tonumber(ARGV[2]))
@@ -155,7 +155,7 @@ internal static class Scripts
     /// hash; ARGV[1] the writer id, ARGV[2] the heartbeat timeout in ms, ARGV[3] the hash expiry in ms (0: none).
     /// Returns 1 when the writer was alive before, 0 when its deadline had passed or it was missing (then it re-sends its values).
     /// </summary>
-    public const string Heartbeat = Now + """
+    public const string Heartbeat = Now + "\n" + """
         local old = redis.call('HGET', KEYS[1], ARGV[1])
         redis.call('HSET', KEYS[1], ARGV[1], nowMs + tonumber(ARGV[2]))
         if tonumber(ARGV[3]) > 0 then
@@ -184,7 +184,7 @@ internal static class Scripts
     /// Max and Min follow .NET's Math.Max and Math.Min: NaN wins, +0 is above -0. 'recent' takes the latest write time,
     /// ties broken by writer id, so every reader picks the same one.
     /// </remarks>
-    public const string CollectOwned = Now + """
+    public const string CollectOwned = Now + "\n" + """
         local how = ARGV[4]
         local liveOnly = ARGV[5] == '1'
         local own = ARGV[6]
@@ -298,7 +298,7 @@ internal static class Scripts
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
           redis.call('PEXPIRE', KEYS[3], ARGV[3])
         end
-        """ + OtherDefinitions + """
+        """ + "\n" + OtherDefinitions + "\n" + """
         return { out, others }
         """;
 
