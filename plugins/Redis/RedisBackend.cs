@@ -14,7 +14,14 @@ namespace Metrics.Backends.Redis;
 /// Configuration keys (all optional): <c>ConnectionString</c> (StackExchange.Redis syntax, default
 /// <c>127.0.0.1:6379</c>; AUTH and TLS through <c>password=</c>, <c>user=</c>, <c>ssl=true</c>), <c>KeyPrefix</c>
 /// (<c>metrics:</c>), <c>KeyExpiry</c> (<c>24h</c>; <c>0s</c> keeps keys forever), <c>FlushInterval</c> (<c>1s</c>),
-/// <c>MaxPendingSeries</c> (100000), <c>ConnectTimeout</c> (<c>5s</c>), <c>OperationTimeout</c> (<c>5s</c>).
+/// <c>MaxPendingSeries</c> (100000), <c>ConnectTimeout</c> (<c>5s</c>), <c>OperationTimeout</c> (<c>5s</c>),
+/// <c>HeartbeatInterval</c> (<c>5s</c>) and <c>HeartbeatTimeout</c> (<c>30s</c>).
+/// </para>
+/// <para>
+/// Gauges support every <see cref="GaugeAggregation"/>. Sum, MostRecent and PerProcess keep one shared value per series;
+/// the other modes keep one value per process (identified by host, pid and start time), aggregated by the server at a
+/// scrape. A process is live while it renews its deadline (Redis server time) every <c>HeartbeatInterval</c>; one that
+/// has not for <c>HeartbeatTimeout</c>, or shut down, is dead: the Live modes leave it out, Max and Min keep its value.
 /// </para>
 /// <para>
 /// If Redis is unreachable no update throws: pending updates stay coalesced per series and are sent when Redis is back.
