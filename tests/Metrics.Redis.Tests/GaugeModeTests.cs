@@ -8,7 +8,7 @@ namespace Metrics.Redis.Tests;
 
 /// <summary>
 /// The ten gauge aggregation modes: real child processes write known values; the scrape of this process shows the
-/// aggregate; a killed writer leaves the Live modes once its heartbeat deadline passes (1 s in the workers), a writer that
+/// aggregate; a killed writer leaves the Live modes once its heartbeat deadline passes (2 s in the workers), a writer that
 /// exits gracefully leaves them at once, and the other modes keep what dead writers wrote.
 /// </summary>
 public sealed class GaugeModeTests(SharedRedis redis) : RedisTestBase

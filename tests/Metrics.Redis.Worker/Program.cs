@@ -144,14 +144,14 @@ public static class WorkerShapes
             ? new($"mode_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, ["pid"], pid is { } p ? [p.ToString(CultureInfo.InvariantCulture)] : null, gaugeAggregation: mode)
             : new($"mode_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, gaugeAggregation: mode);
 
-    /// <summary>A configuration with a short heartbeat, so a killed writer counts as dead within a second.</summary>
+    /// <summary>A configuration with a short heartbeat, so a killed writer counts as dead within two seconds, with room for a stall of the loaded test machine.</summary>
     public static BackendConfig GaugeConfig(string connectionString, string keyPrefix) => new(new Dictionary<string, string?>
     {
         ["ConnectionString"] = connectionString,
         ["KeyPrefix"] = keyPrefix,
         ["FlushInterval"] = "50ms",
         ["HeartbeatInterval"] = "100ms",
-        ["HeartbeatTimeout"] = "1s",
+        ["HeartbeatTimeout"] = "2s",
     });
 
     public static BackendConfig Config(string connectionString, string keyPrefix, string flushInterval = "100ms", string? keyExpiry = null)
