@@ -14,7 +14,14 @@ namespace Metrics.Backends.Redis;
 /// Configuration keys (all optional): <c>ConnectionString</c> (StackExchange.Redis syntax, default
 /// <c>127.0.0.1:6379</c>; AUTH and TLS through <c>password=</c>, <c>user=</c>, <c>ssl=true</c>), <c>KeyPrefix</c>
 /// (<c>metrics:</c>), <c>KeyExpiry</c> (<c>24h</c>; <c>0s</c> keeps keys forever), <c>FlushInterval</c> (<c>1s</c>),
-/// <c>MaxPendingSeries</c> (100000), <c>ConnectTimeout</c> (<c>5s</c>), <c>OperationTimeout</c> (<c>5s</c>).
+/// <c>MaxPendingSeries</c> (100000), <c>ConnectTimeout</c> (<c>5s</c>), <c>OperationTimeout</c> (<c>5s</c>),
+/// <c>HeartbeatInterval</c> (<c>5s</c>) and <c>HeartbeatTimeout</c> (<c>30s</c>).
+/// </para>
+/// <para>
+/// Gauges support every <see cref="GaugeAggregation"/>. Sum, MostRecent and PerProcess keep one shared value per series;
+/// the other modes keep one value per process (identified by host, pid and start time), aggregated by the server at a
+/// scrape. A process is live while it renews its deadline (Redis server time) every <c>HeartbeatInterval</c>; one that
+/// has not for <c>HeartbeatTimeout</c>, or shut down, is dead: the Live modes leave it out, Max and Min keep its value.
 /// </para>
 /// <para>
 /// If Redis is unreachable no update throws: pending updates stay coalesced per series and are sent when Redis is back.
@@ -36,21 +43,10 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// <param name="metric">The metric and the series' full label values.</param>
     /// <param name="histogramBucket">The histogram or summary part, or <see langword="null"/> for a counter or gauge.</param>
     /// <exception cref="ArgumentException">A label value holds an unpaired UTF-16 surrogate, which has no UTF-8 form.</exception>
-    /// <exception cref="NotSupportedException">
-    /// A gauge asks for an aggregation other than <see cref="GaugeAggregation.Sum"/> or <see cref="GaugeAggregation.PerProcess"/>:
-    /// one shared value per series cannot give a maximum, minimum or live-processes-only view.
-    /// </exception>
     public RedisBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(metric);
-        if (metric.Type == MetricType.Gauge && metric.GaugeAggregation is not (GaugeAggregation.Sum or GaugeAggregation.PerProcess))
-        {
-            throw new NotSupportedException(
-                $"Gauge '{metric.Name}' asks for aggregation {metric.GaugeAggregation}, which the Redis backend does not support: it keeps one shared value per series " +
-                $"(Inc/Dec add up, Set is last writer wins). Use {nameof(GaugeAggregation.Sum)} or {nameof(GaugeAggregation.PerProcess)}, or the SharedMemory backend for per-process aggregation on one host.");
-        }
-
         _cell = RedisStore.Get(config).GetCell(metric, histogramBucket);
     }
 

@@ -31,8 +31,14 @@ internal sealed class RedisCell
     private bool _inFlightSet;
     private double _inFlightSetValue;
     private double _inFlightDelta;
+    // A shared value's last stored value seen; for a per-process (owned) gauge, this process's own value as of the last
+    // take: the process is its field's only writer, so it holds the authoritative value and sends it whole.
     private double _stored;
     private long _storedSequence;
+
+    // The last aggregate an owned gauge's Get read, answered while Redis cannot be read.
+    private double _lastAggregate;
+    private bool _hasAggregate;
 
     public RedisCell(RedisStore store, RedisFamily family, byte[] field, RedisSeriesGroup? group)
     {
@@ -89,6 +95,11 @@ internal sealed class RedisCell
     /// </summary>
     public double Get()
     {
+        if (Family.Owned)
+        {
+            return GetOwned();
+        }
+
         var deadline = DateTime.UtcNow + _store.Settings.OperationTimeout;
         for (var attempt = 0; attempt < 2; attempt++)
         {
@@ -135,6 +146,70 @@ internal sealed class RedisCell
         lock (_gate)
         {
             return Combine(_stored, _storedSequence);
+        }
+    }
+
+    /// <summary>Whether the cell waits for the flusher (new, updated, or re-queued after its writer was found dead).</summary>
+    public bool IsDirty => Volatile.Read(ref _dirty) != 0;
+
+    /// <summary>
+    /// This process's own value of an owned gauge, with every update applied; <paramref name="changed"/> says whether it
+    /// holds updates Redis has not acknowledged (they then count as written now).
+    /// </summary>
+    public double OwnValue(out bool changed)
+    {
+        lock (_gate)
+        {
+            changed = _inFlight || _pendingSet || IsDirty || Volatile.Read(ref _deltaBits) != EmptyDelta;
+            return Apply(_stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+        }
+    }
+
+    /// <summary>Folds the pending update into this process's own value and returns it, to be sent whole in round <paramref name="sequence"/>.</summary>
+    public double TakeOwned(long sequence)
+    {
+        lock (_gate)
+        {
+            TakenSequence = sequence;
+            _inFlight = true;
+            _inFlightSequence = sequence;
+            _stored = Apply(_stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta)));
+            _pendingSet = false;
+            return _stored;
+        }
+    }
+
+    /// <summary>Redis stored the own value taken by the in-flight round.</summary>
+    public void AcknowledgeOwned()
+    {
+        lock (_gate)
+        {
+            _inFlight = false;
+            _acknowledgements++;
+        }
+    }
+
+    /// <summary>
+    /// The aggregate the scrape would show for this series: read on the server (the other writers' values, live or kept
+    /// per the mode) with this process's current own value in it. Falls back to the last aggregate read, else the own value.
+    /// </summary>
+    private double GetOwned()
+    {
+        var own = OwnValue(out var changed);
+        if (_store.TryReadOwned(this, own, changed, DateTime.UtcNow + _store.Settings.OperationTimeout, out var aggregate))
+        {
+            lock (_gate)
+            {
+                _lastAggregate = aggregate;
+                _hasAggregate = true;
+            }
+
+            return aggregate;
+        }
+
+        lock (_gate)
+        {
+            return _hasAggregate ? _lastAggregate : own;
         }
     }
 

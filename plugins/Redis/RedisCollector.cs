@@ -68,6 +68,27 @@ internal sealed class RedisCollector(RedisStore store)
         for (var i = 0; i < families.Count; i++)
         {
             var family = families[i];
+            var (owned, combine, liveOnly) = RedisFamily.ModeOf(family);
+            if (owned)
+            {
+                var dataKey = RedisFamily.DataKey(Settings, family.Name, family.DefinitionId);
+                var own = new List<(byte[] Field, double Value, bool Changed)>();
+                if (store.FindFamily(family) is { } local)
+                {
+                    foreach (var cell in local.Cells())
+                    {
+                        var value = cell.OwnValue(out var changed);
+                        own.Add((cell.Field, value, changed));
+                    }
+                }
+
+                reads[i] = db.ScriptEvaluateAsync(
+                    Scripts.CollectOwned,
+                    [dataKey, RedisFamily.DefinitionsKeyOf(Settings, family.Name), RedisFamily.LiveKeyOf(dataKey)],
+                    RedisStore.OwnedCollectArgs(Settings, family.DefinitionId, family.Name, combine, liveOnly, store.WriterId, null, own));
+                continue;
+            }
+
             reads[i] = db.ScriptEvaluateAsync(
                 Scripts.CollectFamily,
                 [RedisFamily.DataKey(Settings, family.Name, family.DefinitionId), RedisFamily.DefinitionsKeyOf(Settings, family.Name)],
@@ -88,7 +109,8 @@ internal sealed class RedisCollector(RedisStore store)
         {
             var reply = (RedisResult[])reads[i].Result!;
             CheckSchema(families[i], (RedisResult[])reply[1]!);
-            result[i] = Merge(families[i], (RedisResult[])reply[0]!);
+            // A per-process gauge's aggregate already holds this process's own values, unflushed ones included.
+            result[i] = Merge(families[i], (RedisResult[])reply[0]!, overlay: !RedisFamily.ModeOf(families[i]).Owned);
         }
 
         return result;
@@ -113,7 +135,7 @@ internal sealed class RedisCollector(RedisStore store)
         }
     }
 
-    private List<CollectedValue> Merge(MetricDescriptor family, RedisResult[] flat)
+    private List<CollectedValue> Merge(MetricDescriptor family, RedisResult[] flat, bool overlay)
     {
         var labelCount = family.LabelNames.Count;
         var byField = new Dictionary<string, (string[] Labels, HistogramBucket? Part, double Value)>(flat.Length / 2, StringComparer.Ordinal);
@@ -135,7 +157,7 @@ internal sealed class RedisCollector(RedisStore store)
             byField[Encoding.Latin1.GetString(field)] = (labels, part, BinaryPrimitives.ReadDoubleLittleEndian(raw));
         }
 
-        if (store.FindFamily(family) is { } local)
+        if (overlay && store.FindFamily(family) is { } local)
         {
             var cells = local.Cells();
             HashSet<RedisSeriesGroup>? overlaid = null;

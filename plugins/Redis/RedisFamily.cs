@@ -28,7 +28,28 @@ internal sealed class RedisFamily
         Key = key;
         MarkerKey = key + ":w:" + writerId;
         DefinitionsKey = DefinitionsKeyOf(settings, Name);
+        WriterId = writerId;
+        (Owned, Combine, LiveOnly) = ModeOf(metric);
+        LiveKey = LiveKeyOf(key);
     }
+
+    /// <summary>
+    /// Whether each process keeps its own value of every series (a per-process gauge: LiveSum, Max, LiveMax, Min, LiveMin,
+    /// LiveMostRecent, LivePerProcess), aggregated by the server at a scrape, rather than one shared value.
+    /// </summary>
+    public bool Owned { get; }
+
+    /// <summary>How the server combines the writers' values of a series: 'sum', 'max', 'min' or 'recent' (for <see cref="Owned"/> families).</summary>
+    public string Combine { get; }
+
+    /// <summary>Whether only live writers count (the Live modes); otherwise dead writers' last values stay (Max, Min).</summary>
+    public bool LiveOnly { get; }
+
+    /// <summary>This process's writer id (host, pid, start time and a random part), unique across hosts.</summary>
+    public string WriterId { get; }
+
+    /// <summary>The liveness hash of an <see cref="Owned"/> family: writer id to deadline (Redis TIME, ms).</summary>
+    public RedisKey LiveKey { get; }
 
     public string Name { get; }
 
@@ -59,6 +80,28 @@ internal sealed class RedisFamily
 
     /// <summary>What a data key of <paramref name="name"/> starts with, before the definition id.</summary>
     public static string DataKeyPrefix(RedisSettings settings, string name) => TagOf(settings, name) + ":";
+
+    /// <summary>The liveness hash beside the data hash <paramref name="dataKey"/> (same hash tag, so the same Cluster slot).</summary>
+    public static string LiveKeyOf(string dataKey) => dataKey + ":live";
+
+    /// <summary>
+    /// Whether <paramref name="metric"/> keeps a value per process, and how the server combines them. Sum, MostRecent and
+    /// PerProcess keep one shared value per series: Inc/Dec add up and Set is last writer wins, in the order Redis applies
+    /// the flushes (PerProcess series are distinct through the pid label the host adds).
+    /// </summary>
+    public static (bool Owned, string Combine, bool LiveOnly) ModeOf(MetricDescriptor metric) =>
+        metric.Type != MetricType.Gauge ? (false, "sum", false) : metric.GaugeAggregation switch
+        {
+            GaugeAggregation.LiveSum => (true, "sum", true),
+            GaugeAggregation.Max => (true, "max", false),
+            GaugeAggregation.LiveMax => (true, "max", true),
+            GaugeAggregation.Min => (true, "min", false),
+            GaugeAggregation.LiveMin => (true, "min", true),
+            // One writer per pid-labelled series normally; two hosts whose processes share a pid share the series, and the
+            // last write among the live ones shows, as Set on a shared value would.
+            GaugeAggregation.LiveMostRecent or GaugeAggregation.LivePerProcess => (true, "recent", true),
+            _ => (false, "sum", false),
+        };
 
     /// <summary>The cell of <paramref name="field"/>, created by <paramref name="create"/> the first time; <paramref name="created"/> says which.</summary>
     public RedisCell GetOrAdd(byte[] field, Func<byte[], RedisCell> create, out bool created)

@@ -64,7 +64,13 @@ internal sealed partial class RedisFlusher
         {
             var next = node.NextDirty;
             node.NextDirty = null;
-            if (kept < Settings.MaxPendingSeries)
+            if (node.Family.Owned)
+            {
+                // A per-process gauge's value lives in the cell whether or not it is queued: keeping it costs nothing,
+                // and discarding would leave Redis without the process's current value.
+                Push(node);
+            }
+            else if (kept < Settings.MaxPendingSeries)
             {
                 kept++;
                 Push(node);

@@ -22,6 +22,7 @@ internal sealed partial class RedisFlusher
     private readonly RedisStore _store;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
+    private readonly Task _heartbeats;
     private long _sequence;
     private Round? _inFlight;
     private bool _unreachableLogged;
@@ -31,6 +32,7 @@ internal sealed partial class RedisFlusher
     {
         _store = store;
         _loop = Task.Run(LoopAsync);
+        _heartbeats = Task.Run(HeartbeatLoopAsync);
     }
 
     /// <summary>Held by a flush round, a scrape and a retried <c>Get</c>: no batch is acknowledged while it is held.</summary>
@@ -132,7 +134,7 @@ internal sealed partial class RedisFlusher
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
-            await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(_loop, _heartbeats).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -251,6 +253,25 @@ internal sealed partial class RedisFlusher
 
         void Take(RedisCell value)
         {
+            if (value.Family.Owned)
+            {
+                // The process is the only writer of its own field, so it sends the whole value: re-sending is harmless.
+                var own = value.TakeOwned(sequence);
+                if (!byFamily.TryGetValue(value.Family, out var owned))
+                {
+                    var timeoutMs = (long)Settings.HeartbeatTimeout.TotalMilliseconds;
+                    owned = ([], [value.Family.WriterId, timeoutMs, expiryMs, value.Family.DefinitionId, value.Family.Definition]);
+                    byFamily.Add(value.Family, owned);
+                }
+
+                var whole = new byte[8];
+                BinaryPrimitives.WriteDoubleLittleEndian(whole, own);
+                owned.Values.Add(value);
+                owned.Args.Add(value.Field);
+                owned.Args.Add(whole);
+                return;
+            }
+
             var (set, setValue, delta) = value.TakePending(sequence);
             if (!byFamily.TryGetValue(value.Family, out var group))
             {
@@ -323,7 +344,9 @@ internal sealed partial class RedisFlusher
         {
             if (!batch.Done)
             {
-                pending.Add((batch, db.ScriptEvaluateAsync(Scripts.ApplyBatch, [batch.Family.Key, batch.Family.MarkerKey, batch.Family.DefinitionsKey], batch.Args)));
+                pending.Add((batch, batch.Family.Owned
+                    ? db.ScriptEvaluateAsync(Scripts.ApplyOwned, [batch.Family.Key, batch.Family.LiveKey, batch.Family.DefinitionsKey], batch.Args)
+                    : db.ScriptEvaluateAsync(Scripts.ApplyBatch, [batch.Family.Key, batch.Family.MarkerKey, batch.Family.DefinitionsKey], batch.Args)));
             }
         }
 
@@ -339,6 +362,24 @@ internal sealed partial class RedisFlusher
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {
                 error ??= RedisDiagnosis.Describe(Settings, ex);
+                continue;
+            }
+
+            if (batch.Family.Owned)
+            {
+                foreach (var value in batch.Values)
+                {
+                    value.AcknowledgeOwned();
+                }
+
+                // Found dead (or its data lost) after it had written: its other fields may be gone, so all are sent again.
+                if ((long)result == 0 && batch.Family.AcknowledgedSequence > 0)
+                {
+                    Resend(batch.Family);
+                }
+
+                batch.Family.AcknowledgedSequence = round.Sequence;
+                batch.Done = true;
                 continue;
             }
 
@@ -413,6 +454,66 @@ internal sealed partial class RedisFlusher
 
         await Task.WhenAll(tasks).ConfigureAwait(false);
         _lastTouch = DateTime.UtcNow;
+    }
+
+    /// <summary>Queues every value of an owned gauge family, so the next round sends them all again.</summary>
+    private static void Resend(RedisFamily family)
+    {
+        foreach (var cell in family.Cells())
+        {
+            cell.MarkDirty();
+        }
+    }
+
+    /// <summary>
+    /// Renews this writer's liveness deadline on every per-process gauge family it has written, every HeartbeatInterval,
+    /// independently of flushes (a writer with nothing to send stays alive). A writer that finds it had been declared dead
+    /// sends all its values again. Failures are left to the flush path, which reports an unreachable Redis.
+    /// </summary>
+    private async Task HeartbeatLoopAsync()
+    {
+        using var timer = new PeriodicTimer(Settings.HeartbeatInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                if (_store.Connection.Current is not { IsConnected: true } connection)
+                {
+                    continue;
+                }
+
+                var db = connection.GetDatabase();
+                var timeoutMs = (long)Settings.HeartbeatTimeout.TotalMilliseconds;
+                var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
+                var beats = new List<(RedisFamily Family, Task<RedisResult> Task)>();
+                foreach (var family in _store.Families)
+                {
+                    if (family.Owned && family.AcknowledgedSequence > 0)
+                    {
+                        beats.Add((family, db.ScriptEvaluateAsync(Scripts.Heartbeat, [family.LiveKey, family.Key], [family.WriterId, timeoutMs, expiryMs])));
+                    }
+                }
+
+                foreach (var (family, beat) in beats)
+                {
+                    try
+                    {
+                        if ((long)await beat.ConfigureAwait(false) == 0)
+                        {
+                            Resend(family);
+                        }
+                    }
+                    catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+                    {
+                        // Redis is unreachable: the flusher reports it; the next tick tries again.
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Stopped by shutdown.
+        }
     }
 
     private sealed class Round(long sequence, FamilyBatch[] families)

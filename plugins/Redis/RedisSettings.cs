@@ -14,6 +14,8 @@ internal sealed class RedisSettings
     internal const string OperationTimeoutKey = "OperationTimeout";
     internal const string UserKey = "User";
     internal const string PasswordKey = "Password";
+    internal const string HeartbeatIntervalKey = "HeartbeatInterval";
+    internal const string HeartbeatTimeoutKey = "HeartbeatTimeout";
 
     // StackExchange.Redis option names: after "password=", text up to the next ",<one of these>=" belongs to the
     // password, so a password may contain commas, '=' and spaces without being split into an endpoint or an option.
@@ -27,8 +29,10 @@ internal sealed class RedisSettings
     };
 
     private RedisSettings(ConfigurationOptions options, string[] secrets, string keyPrefix, TimeSpan keyExpiry, TimeSpan flushInterval,
-        int maxPendingSeries, TimeSpan operationTimeout)
+        int maxPendingSeries, TimeSpan operationTimeout, TimeSpan heartbeatInterval, TimeSpan heartbeatTimeout)
     {
+        HeartbeatInterval = heartbeatInterval;
+        HeartbeatTimeout = heartbeatTimeout;
         Options = options;
         Secrets = secrets;
         KeyPrefix = keyPrefix;
@@ -53,6 +57,12 @@ internal sealed class RedisSettings
     public int MaxPendingSeries { get; }
 
     public TimeSpan OperationTimeout { get; }
+
+    /// <summary>How often a writer of per-process gauges (the Live modes, Max, Min) renews its liveness deadline.</summary>
+    public TimeSpan HeartbeatInterval { get; }
+
+    /// <summary>How long after its last heartbeat (by the Redis server's clock) a writer counts as dead.</summary>
+    public TimeSpan HeartbeatTimeout { get; }
 
     /// <summary>The endpoints only, for messages: no password, no user, no other option.</summary>
     public string Endpoints { get; }
@@ -113,6 +123,17 @@ internal sealed class RedisSettings
         RequirePositive(config, ConnectTimeoutKey, connectTimeout, "'5s'");
         var operationTimeout = config.GetTimeSpan(OperationTimeoutKey, TimeSpan.FromSeconds(5));
         RequirePositive(config, OperationTimeoutKey, operationTimeout, "'5s'");
+        var heartbeatInterval = config.GetTimeSpan(HeartbeatIntervalKey, TimeSpan.FromSeconds(5));
+        RequirePositive(config, HeartbeatIntervalKey, heartbeatInterval, "'5s'");
+        var heartbeatTimeout = config.GetTimeSpan(HeartbeatTimeoutKey, TimeSpan.FromSeconds(30));
+        if (heartbeatTimeout <= heartbeatInterval)
+        {
+            // A timeout within one interval would declare every idle writer dead between two of its own heartbeats.
+            throw new BackendConfigException(FullKey(config, HeartbeatTimeoutKey),
+                $"The setting '{FullKey(config, HeartbeatTimeoutKey)}' is {heartbeatTimeout}, which is not longer than HeartbeatInterval ({heartbeatInterval}). " +
+                "Use a timeout of several intervals, for example '30s' with an interval of '5s'.");
+        }
+
         var maxPending = config.GetInt32(MaxPendingSeriesKey, 100_000);
         if (maxPending < 1)
         {
@@ -129,7 +150,7 @@ internal sealed class RedisSettings
         options.BacklogPolicy = BacklogPolicy.FailFast;
         options.ReconnectRetryPolicy = new ExponentialRetry(250, 2000);
         options.ClientName ??= "metrics";
-        return new RedisSettings(options, secrets, prefix, keyExpiry, flushInterval, maxPending, operationTimeout);
+        return new RedisSettings(options, secrets, prefix, keyExpiry, flushInterval, maxPending, operationTimeout, heartbeatInterval, heartbeatTimeout);
     }
 
     /// <summary>

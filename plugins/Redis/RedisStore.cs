@@ -14,7 +14,7 @@ internal sealed class RedisStore
     private static readonly ConcurrentDictionary<BackendConfig, Lazy<RedisStore>> Stores = new();
 
     private readonly ConcurrentDictionary<(string Name, string DefinitionId), RedisFamily> _families = new();
-    private readonly string _writerId = Guid.NewGuid().ToString("N");
+    private readonly string _writerId = NewWriterId();
     private int _readFailureLogged;
     private volatile bool _stopped;
 
@@ -28,6 +28,9 @@ internal sealed class RedisStore
     }
 
     public static long DroppedUpdates => RedisFlusher.DroppedUpdates;
+
+    /// <summary>This process's writer id in this configuration (see <see cref="NewWriterId"/>).</summary>
+    public string WriterId => _writerId;
 
     public BackendConfig Config { get; }
 
@@ -162,6 +165,89 @@ internal sealed class RedisStore
         return false;
     }
 
+    /// <summary>
+    /// Reads the aggregate of an owned gauge's series on the server, with this process's own value <paramref name="own"/>
+    /// in it (<paramref name="changed"/>: not yet acknowledged by Redis, so written now), answering by
+    /// <paramref name="deadline"/>. <see langword="false"/> (reported once until a read succeeds again) when Redis is not
+    /// connected, fails or is late, or the store was shut down.
+    /// </summary>
+    internal bool TryReadOwned(RedisCell cell, double own, bool changed, DateTime deadline, out double aggregate)
+    {
+        aggregate = 0;
+        if (_stopped)
+        {
+            return false;
+        }
+
+        string? error;
+        try
+        {
+            var connection = Connection.ForRead(deadline);
+            if (connection is null || !connection.IsConnected)
+            {
+                error = Connection.NotConnected();
+            }
+            else
+            {
+                var family = cell.Family;
+                var args = OwnedCollectArgs(Settings, family.DefinitionId, family.Name, family.Combine, family.LiveOnly, family.WriterId, cell.Field, [(cell.Field, own, changed)]);
+                var read = connection.GetDatabase().ScriptEvaluateAsync(Scripts.CollectOwned, [family.Key, family.DefinitionsKey, family.LiveKey], args);
+                var remaining = deadline - DateTime.UtcNow;
+                if (remaining > TimeSpan.Zero && read.Wait(remaining))
+                {
+                    var values = (RedisResult[])((RedisResult[])read.Result!)[0]!;
+                    // The reader's own value is always part of the aggregate, so its series is always there.
+                    aggregate = values.Length >= 2 ? BinaryPrimitives.ReadDoubleLittleEndian((byte[])values[1]!) : own;
+                    Interlocked.Exchange(ref _readFailureLogged, 0);
+                    return true;
+                }
+
+                _ = read.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                error = $"no answer within OperationTimeout ({Settings.OperationTimeout})";
+            }
+        }
+        catch (AggregateException ex) when (ex.InnerException is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            error = RedisDiagnosis.Describe(Settings, ex.InnerException);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            error = RedisDiagnosis.Describe(Settings, ex);
+        }
+
+        if (Interlocked.Exchange(ref _readFailureLogged, 1) == 0)
+        {
+            Log($"Get could not read Redis at {Settings.Endpoints}: {error}. Per-process gauges read the last aggregate this process read (or its own value) until Redis answers again.");
+        }
+
+        return false;
+    }
+
+    /// <summary>The arguments of <see cref="Scripts.CollectOwned"/>: the family's mode, the reader's id, the series to read (null: all) and the reader's own values.</summary>
+    internal static RedisValue[] OwnedCollectArgs(RedisSettings settings, string definitionId, string name, string combine, bool liveOnly, string writerId, byte[]? filter,
+        IReadOnlyList<(byte[] Field, double Value, bool Changed)> own)
+    {
+        var expiryMs = settings.KeyExpiry > TimeSpan.Zero ? (long)settings.KeyExpiry.TotalMilliseconds : 0;
+        var args = new RedisValue[7 + (3 * own.Count)];
+        args[0] = definitionId;
+        args[1] = RedisFamily.DataKeyPrefix(settings, name);
+        args[2] = expiryMs;
+        args[3] = combine;
+        args[4] = liveOnly ? "1" : "0";
+        args[5] = writerId;
+        args[6] = filter is null ? RedisValue.EmptyString : (RedisValue)filter;
+        for (var i = 0; i < own.Count; i++)
+        {
+            var payload = new byte[8];
+            BinaryPrimitives.WriteDoubleLittleEndian(payload, own[i].Value);
+            args[7 + (3 * i)] = own[i].Field;
+            args[8 + (3 * i)] = payload;
+            args[9 + (3 * i)] = own[i].Changed ? "1" : "0";
+        }
+
+        return args;
+    }
+
     /// <summary>Holds off flushes and scrapes, so no batch is acknowledged meanwhile; <see langword="false"/> after <paramref name="timeout"/>.</summary>
     internal bool TryEnterExclusive(TimeSpan timeout) => timeout > TimeSpan.Zero && Flusher.Lock.Wait(timeout);
 
@@ -193,6 +279,7 @@ internal sealed class RedisStore
 
         // From here on updates of values created before stay in this process: reads answer from what it knows.
         _stopped = true;
+        await RetireAsync(cancellationToken).ConfigureAwait(false);
         if (error is not null)
         {
             var lost = Flusher.Unsent();
@@ -201,5 +288,50 @@ internal sealed class RedisStore
         }
 
         await Connection.CloseAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Removes this writer from the liveness hash of every per-process gauge family it wrote, so the Live modes leave it
+    /// out at once instead of after HeartbeatTimeout. Best effort: when Redis cannot be reached, the deadline does it.
+    /// </summary>
+    private async Task RetireAsync(CancellationToken cancellationToken)
+    {
+        if (Connection.Current is not { IsConnected: true } connection)
+        {
+            return;
+        }
+
+        var db = connection.GetDatabase();
+        var retires = Families.Where(f => f.Owned && f.AcknowledgedSequence > 0).Select(f => (Task)db.HashDeleteAsync(f.LiveKey, _writerId)).ToArray();
+        try
+        {
+            await Task.WhenAll(retires).WaitAsync(Settings.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The heartbeat deadline passes on its own; nothing is lost, the writer only shows for up to HeartbeatTimeout.
+        }
+    }
+
+    /// <summary>
+    /// A writer id unique across hosts and over time: a pid alone repeats across hosts and is recycled, so it is combined
+    /// with the host name and the process start time, plus a random part that tells apart two configurations (or two
+    /// initializations) in one process. '|' separates the writer id from the series in a field, so it is replaced.
+    /// </summary>
+    private static string NewWriterId()
+    {
+        long started;
+        try
+        {
+            using var process = System.Diagnostics.Process.GetCurrentProcess();
+            started = new DateTimeOffset(process.StartTime.ToUniversalTime()).ToUnixTimeMilliseconds();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or NotSupportedException or System.ComponentModel.Win32Exception)
+        {
+            started = 0;
+        }
+
+        var host = new string([.. Environment.MachineName.Select(c => c == '|' || char.IsWhiteSpace(c) || char.IsControl(c) ? '_' : c)]);
+        return $"{host}/{Environment.ProcessId}/{started}/{Guid.NewGuid().ToString("N")[..8]}";
     }
 }

@@ -86,6 +86,13 @@ internal static class Scripts
         if #data > 0 and tonumber(ARGV[3]) > 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
         end
+        """ + "\n" + OtherDefinitions + "\n" + """
+        return { data, others }
+        """;
+
+    // The other definitions of the name that still hold data (KEYS[2] the definitions hash, ARGV[1] the reader's
+    // definition id, ARGV[2] the data key prefix); records of expired ones are removed. Leaves them in 'others'.
+    private const string OtherDefinitions = """
         local defs = redis.call('HGETALL', KEYS[2])
         local others = {}
         local n = 0
@@ -101,7 +108,198 @@ internal static class Scripts
             end
           end
         end
-        return { data, others }
+        """;
+
+    // Redis TIME as milliseconds and microseconds: one clock for every host, so deadlines and write times compare.
+    private const string Now = """
+        local t = redis.call('TIME')
+        local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        """;
+
+    /// <summary>
+    /// Stores one writer's own values of a per-process gauge family (LiveSum, Max, LiveMax, Min, LiveMin,
+    /// LiveMostRecent, LivePerProcess) and renews its liveness deadline.
+    /// KEYS[1] the family's data hash, KEYS[2] its liveness hash (writer id -> deadline in Redis ms), KEYS[3] the name's
+    /// definitions hash. ARGV[1] the writer id, ARGV[2] the heartbeat timeout in ms, ARGV[3] the hash expiry in ms (0: none),
+    /// ARGV[4] the definition id, ARGV[5] the definition text, then per entry: series field, value (8-byte little-endian double).
+    /// Each entry is stored as field '&lt;writer id&gt;|&lt;series field&gt;' = value and write time (Redis TIME, microseconds), 16 bytes.
+    /// Returns 1 when the writer was alive before (its deadline had not passed), 0 when it was missing or expired.
+    /// </summary>
+    /// <remarks>
+    /// Only this writer writes its fields and it sends absolute values, so a batch re-sent after a lost reply changes
+    /// nothing and no sequence marker is needed. A 0 reply tells a writer that was declared dead (its fields may have been
+    /// pruned by a scrape) or whose data Redis lost to send every value again.
+    /// </remarks>
+    public const string ApplyOwned = Now + "\n" + """
+        local old = redis.call('HGET', KEYS[2], ARGV[1])
+        local wasAlive = old and tonumber(old) > nowMs
+        redis.call('HSET', KEYS[2], ARGV[1], nowMs + tonumber(ARGV[2]))
+        local stamp = struct.pack('<d', nowUs)
+        local prefix = ARGV[1] .. '|'
+        for i = 6, #ARGV, 2 do
+          redis.call('HSET', KEYS[1], prefix .. ARGV[i], ARGV[i + 1] .. stamp)
+        end
+        redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+        if tonumber(ARGV[3]) > 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          redis.call('PEXPIRE', KEYS[3], ARGV[3])
+        end
+        if wasAlive then return 1 end
+        return 0
+        """;
+
+    /// <summary>
+    /// Renews one writer's liveness deadline on one per-process gauge family. KEYS[1] the liveness hash, KEYS[2] the data
+    /// hash; ARGV[1] the writer id, ARGV[2] the heartbeat timeout in ms, ARGV[3] the hash expiry in ms (0: none).
+    /// Returns 1 when the writer was alive before, 0 when its deadline had passed or it was missing (then it re-sends its values).
+    /// </summary>
+    public const string Heartbeat = Now + "\n" + """
+        local old = redis.call('HGET', KEYS[1], ARGV[1])
+        redis.call('HSET', KEYS[1], ARGV[1], nowMs + tonumber(ARGV[2]))
+        if tonumber(ARGV[3]) > 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          redis.call('PEXPIRE', KEYS[2], ARGV[3])
+        end
+        if old and tonumber(old) > nowMs then return 1 end
+        return 0
+        """;
+
+    /// <summary>
+    /// Aggregates a per-process gauge family on the server, for a scrape (every series) or a <c>Get</c> (one series).
+    /// KEYS[1] the data hash, KEYS[2] the name's definitions hash, KEYS[3] the liveness hash.
+    /// ARGV[1] the reader's definition id, ARGV[2] the prefix of the name's data keys, ARGV[3] the hash expiry in ms,
+    /// ARGV[4] how to combine ('sum', 'max', 'min' or 'recent'), ARGV[5] '1' to count live writers only, '0' to keep dead
+    /// writers' last values, ARGV[6] the reader's writer id, ARGV[7] the one series field to read ('' for all), then per
+    /// series of the reader: series field, its current value (8-byte double), '1' if it changed since its last flush else '0'.
+    /// Returns { series field, aggregate (8-byte double), ... ; id, text, ... of other definitions with data }.
+    /// </summary>
+    /// <remarks>
+    /// A writer is alive while its deadline (Redis TIME at its last heartbeat or flush plus the timeout) is in the future;
+    /// the reader itself is alive. Dead writers' fields are removed here: in the Live modes they no longer count, in Max
+    /// and Min their values are first folded into the series' archive field ('|' followed by the series field: an empty
+    /// writer id), which keeps their contribution while the hash stays bounded by the writers alive at once. The reader's
+    /// own values come from its arguments, so unflushed updates count; a changed one counts as written now.
+    /// Max and Min follow .NET's Math.Max and Math.Min: NaN wins, +0 is above -0. 'recent' takes the latest write time,
+    /// ties broken by writer id, so every reader picks the same one.
+    /// </remarks>
+    public const string CollectOwned = Now + "\n" + """
+        local how = ARGV[4]
+        local liveOnly = ARGV[5] == '1'
+        local own = ARGV[6]
+        local filter = ARGV[7]
+        local function maxOf(a, b)
+          if a ~= a then return a end
+          if b ~= b then return b end
+          if a == b then
+            if a == 0 and 1 / a < 0 then return b end
+            return a
+          end
+          if b > a then return b end
+          return a
+        end
+        local function minOf(a, b)
+          if a ~= a then return a end
+          if b ~= b then return b end
+          if a == b then
+            if a == 0 and 1 / a > 0 then return b end
+            return a
+          end
+          if b < a then return b end
+          return a
+        end
+        local function combine(a, b)
+          if how == 'max' then return maxOf(a, b) end
+          if how == 'min' then return minOf(a, b) end
+          return a + b
+        end
+        local agg = {}
+        local order = {}
+        local function add(series, v, ts, w)
+          local a = agg[series]
+          if not a then
+            agg[series] = { v = v, ts = ts, w = w }
+            order[#order + 1] = series
+          elseif how == 'recent' then
+            if ts > a.ts or (ts == a.ts and w > a.w) then
+              a.v = v
+              a.ts = ts
+              a.w = w
+            end
+          else
+            a.v = combine(a.v, v)
+          end
+        end
+        local alive = {}
+        local dead = {}
+        local beats = redis.call('HGETALL', KEYS[3])
+        for i = 1, #beats, 2 do
+          if tonumber(beats[i + 1]) > nowMs then
+            alive[beats[i]] = true
+          elseif beats[i] ~= own then
+            dead[#dead + 1] = beats[i]
+          end
+        end
+        local fold = (not liveOnly) and (how == 'max' or how == 'min')
+        local ownTs = {}
+        local data = redis.call('HGETALL', KEYS[1])
+        for i = 1, #data, 2 do
+          local field = data[i]
+          local bar = string.find(field, '|', 1, true)
+          if bar and #data[i + 1] == 16 then
+            local w = string.sub(field, 1, bar - 1)
+            local series = string.sub(field, bar + 1)
+            if filter == '' or series == filter then
+              local v, ts = struct.unpack('<dd', data[i + 1])
+              if w == own then
+                ownTs[series] = ts
+              elseif w == '' or alive[w] then
+                add(series, v, ts, w)
+              else
+                if not liveOnly then
+                  add(series, v, ts, w)
+                end
+                if fold then
+                  local arch = '|' .. series
+                  local old = redis.call('HGET', KEYS[1], arch)
+                  local folded = v
+                  if old then
+                    folded = combine(struct.unpack('<d', old), v)
+                  end
+                  redis.call('HSET', KEYS[1], arch, struct.pack('<dd', folded, ts))
+                end
+                if liveOnly or fold then
+                  redis.call('HDEL', KEYS[1], field)
+                end
+              end
+            end
+          end
+        end
+        if filter == '' then
+          for _, w in ipairs(dead) do
+            redis.call('HDEL', KEYS[3], w)
+          end
+        end
+        for i = 8, #ARGV, 3 do
+          local series = ARGV[i]
+          if filter == '' or series == filter then
+            local ts = ownTs[series]
+            if ARGV[i + 2] == '1' or not ts then ts = nowUs end
+            add(series, struct.unpack('<d', ARGV[i + 1]), ts, own)
+          end
+        end
+        local out = {}
+        for _, series in ipairs(order) do
+          out[#out + 1] = series
+          out[#out + 1] = struct.pack('<d', agg[series].v)
+        end
+        if #data > 0 and tonumber(ARGV[3]) > 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          redis.call('PEXPIRE', KEYS[3], ARGV[3])
+        end
+        """ + "\n" + OtherDefinitions + "\n" + """
+        return { out, others }
         """;
 
     /// <summary>

@@ -301,18 +301,6 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         Assert.True(connection.GetDatabase().KeyExists(family.MarkerKey));
     }
 
-    [Theory]
-    [InlineData(GaugeAggregation.LiveSum)]
-    [InlineData(GaugeAggregation.Max)]
-    [InlineData(GaugeAggregation.LivePerProcess)]
-    public void Gauge_aggregations_that_need_per_process_values_are_refused_clearly(GaugeAggregation aggregation)
-    {
-        var gauge = new MetricDescriptor("agg_gauge", "G.", MetricType.Gauge, ["k"], ["v"], gaugeAggregation: aggregation);
-        var error = Assert.Throws<NotSupportedException>(() => new RedisBackend(Config(Cs), gauge, null));
-        Assert.Contains(aggregation.ToString(), error.Message, StringComparison.Ordinal);
-        Assert.Contains("agg_gauge", error.Message, StringComparison.Ordinal);
-    }
-
     [Fact]
     public void Updates_allocate_nothing_on_the_callers_thread()
     {

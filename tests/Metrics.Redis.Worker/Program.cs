@@ -7,6 +7,9 @@ using Metrics.Backends.Redis;
 //   series   <connectionString> <keyPrefix> <label> <value> one gauge series set; flushed by Core's exit hook only
 //   conflict <connectionString> <keyPrefix> <keyExpiry>    declares WorkerShapes.ConflictName with other buckets and
 //            observes until a line (or end of input) arrives on stdin; prints "ready" once its values are in Redis
+//   gauge    <connectionString> <keyPrefix> <mode> <value> sets (or with a leading '+', increments) one gauge of that
+//            aggregation mode, prints "ready" once it is in Redis, then waits for a line on stdin: "exit" shuts the backend
+//            down (the writer retires at once) and exits; the test may kill it instead (its heartbeat then expires)
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: load|series|conflict <connectionString> <keyPrefix> ...");
@@ -76,6 +79,38 @@ switch (args[0])
             return 0;
         }
 
+    case "gauge":
+        {
+            var config = WorkerShapes.GaugeConfig(args[1], args[2]);
+            var mode = Enum.Parse<GaugeAggregation>(args[3]);
+            var gauge = new RedisBackend(config, WorkerShapes.ModeGauge(mode, Environment.ProcessId), null);
+            var value = double.Parse(args[4].TrimStart('+'), CultureInfo.InvariantCulture);
+            if (args[4].StartsWith('+'))
+            {
+                gauge.Inc(value);
+            }
+            else
+            {
+                gauge.Set(value);
+            }
+
+            var (ok, error) = await RedisStore.Get(config).Flusher.TryFlushAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+            if (!ok)
+            {
+                Console.Error.WriteLine($"flush failed: {error}");
+                return 2;
+            }
+
+            Console.WriteLine("ready");
+            if (await Console.In.ReadLineAsync() == "exit")
+            {
+                await RedisBackend.ShutdownAsync(config, CancellationToken.None);
+                Console.WriteLine("retired");
+            }
+
+            return 0;
+        }
+
     default:
         Console.Error.WriteLine($"unknown mode '{args[0]}'");
         return 64;
@@ -99,6 +134,25 @@ public static class WorkerShapes
 
     /// <summary>The conflict worker's family, as the host describes it (+Inf added).</summary>
     public static readonly MetricDescriptor ConflictChild = new(ConflictName, "", MetricType.Histogram, buckets: [5, 50, double.PositiveInfinity]);
+
+    /// <summary>
+    /// The gauge of one aggregation mode; PerProcess and LivePerProcess carry the pid label the host adds. The mode is in
+    /// the name too, so the ten modes never share a definition.
+    /// </summary>
+    public static MetricDescriptor ModeGauge(GaugeAggregation mode, int? pid = null) =>
+        mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess
+            ? new($"mode_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, ["pid"], pid is { } p ? [p.ToString(CultureInfo.InvariantCulture)] : null, gaugeAggregation: mode)
+            : new($"mode_{mode.ToString().ToLowerInvariant()}", "A gauge.", MetricType.Gauge, gaugeAggregation: mode);
+
+    /// <summary>A configuration with a short heartbeat, so a killed writer counts as dead within two seconds, with room for a stall of the loaded test machine.</summary>
+    public static BackendConfig GaugeConfig(string connectionString, string keyPrefix) => new(new Dictionary<string, string?>
+    {
+        ["ConnectionString"] = connectionString,
+        ["KeyPrefix"] = keyPrefix,
+        ["FlushInterval"] = "50ms",
+        ["HeartbeatInterval"] = "100ms",
+        ["HeartbeatTimeout"] = "2s",
+    });
 
     public static BackendConfig Config(string connectionString, string keyPrefix, string flushInterval = "100ms", string? keyExpiry = null)
     {
