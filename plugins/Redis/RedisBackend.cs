@@ -66,7 +66,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// recorded and values of other definitions are never mixed in (<see cref="BackendCapabilities.RecordsSchema"/>).
     /// </summary>
     public static BackendCapabilities Capabilities =>
-        BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.BatchesUpdates | BackendCapabilities.AtomicHistogramObserve | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets;
+        BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.BatchesUpdates | BackendCapabilities.AtomicHistogramObserve | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations;
 
     internal RedisFamily Family => _cell.Family;
 

@@ -36,4 +36,11 @@ public enum BackendCapabilities
     /// configured as native keeps its classic buckets only.
     /// </summary>
     NativeHistogramBuckets = 16,
+
+    /// <summary>
+    /// Contract 1.1: every <see cref="GaugeAggregation"/> mode is honoured across processes, the live-only ones included
+    /// (a dead process's contribution disappears). Without it, a shared backend may refuse a mode with a
+    /// <see cref="NotSupportedException"/> when a value is created, and hosts find out by asking.
+    /// </summary>
+    AllGaugeAggregations = 32,
 }

@@ -27,7 +27,13 @@ internal static class ProcessAggregation
 
     private static bool Supports(ConfiguredBackend backend, GaugeAggregation mode)
     {
-        // A backend refuses a mode it cannot honour when the first value is created (Redis has no liveness): ask once.
+        if (backend.Capabilities.HasFlag(BackendCapabilities.AllGaugeAggregations))
+        {
+            return true;
+        }
+
+        // A backend that does not declare every mode refuses one it cannot honour when the first value is created: ask
+        // once (this creates one probe value in its store).
         try
         {
             var labels = mode is GaugeAggregation.LivePerProcess or GaugeAggregation.PerProcess ? new[] { "pid" } : [];
