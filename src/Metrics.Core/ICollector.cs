@@ -96,3 +96,22 @@ public sealed class MetricSnapshot
 /// <param name="LabelValues">The label values, in the order of the snapshot's label names.</param>
 /// <param name="Value">The value.</param>
 public readonly record struct Sample(IReadOnlyList<string> LabelValues, double Value);
+
+/// <summary>What every exposition format does with a collector's output.</summary>
+internal static class CollectorExtensions
+{
+    /// <summary>The collector's snapshots, refusing a metric it did not declare (the registry checked only the declared names).</summary>
+    public static IEnumerable<MetricSnapshot> CollectDeclared(this ICollector collector)
+    {
+        var declared = collector.MetricNames;
+        foreach (var snapshot in collector.Collect())
+        {
+            if (!declared.Contains(snapshot.Name))
+            {
+                throw new InvalidOperationException($"Collector {collector.GetType().Name} yielded metric '{snapshot.Name}', which it does not declare in MetricNames.");
+            }
+
+            yield return snapshot;
+        }
+    }
+}

@@ -221,6 +221,28 @@ internal sealed class MetricFamily
         return differences.Count == 0 ? "another name rule" : string.Join("; ", differences);
     }
 
+    /// <summary>
+    /// Whether collected label values can be rendered under this family's label names: a backend may return values
+    /// written by a process that declared the metric with other labels.
+    /// </summary>
+    public bool Fits(IReadOnlyList<string> labelValues)
+    {
+        if (labelValues.Count != LabelNames.Length)
+        {
+            return false;
+        }
+
+        foreach (var value in labelValues)
+        {
+            if (value is null)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public static double UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
     /// <summary>

@@ -170,7 +170,7 @@ internal sealed class ExpositionWriter
         {
             foreach (var value in values)
             {
-                if (!Fits(family, value.LabelValues))
+                if (!family.Fits(value.LabelValues))
                 {
                     skipped++;
                     continue;
@@ -225,7 +225,7 @@ internal sealed class ExpositionWriter
 
             // A part this family does not have, or a label set of another arity, was written under another definition
             // of the metric (a rolling deploy that changed buckets, say): left out and counted, never a failed scrape.
-            if (index < 0 || !Fits(family, value.LabelValues))
+            if (index < 0 || !family.Fits(value.LabelValues))
             {
                 skipped++;
                 continue;
@@ -263,34 +263,10 @@ internal sealed class ExpositionWriter
         return skipped;
     }
 
-    private static bool Fits(MetricFamily family, IReadOnlyList<string> labelValues)
-    {
-        if (labelValues.Count != family.LabelNames.Length)
-        {
-            return false;
-        }
-
-        foreach (var value in labelValues)
-        {
-            if (value is null)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
     private void WriteCollector(MetricRegistry registry, ICollector collector)
     {
-        var declared = collector.MetricNames;
-        foreach (var snapshot in collector.Collect())
+        foreach (var snapshot in collector.CollectDeclared())
         {
-            if (!declared.Contains(snapshot.Name))
-            {
-                throw new InvalidOperationException($"Collector {collector.GetType().Name} yielded metric '{snapshot.Name}', which it does not declare in MetricNames.");
-            }
-
             var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
             var nameBytes = Encoding.UTF8.GetBytes(ExposedName(name, snapshot.Type));
             WriteHeader(nameBytes, snapshot.Help, snapshot.Type);

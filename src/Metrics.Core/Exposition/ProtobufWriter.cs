@@ -143,7 +143,7 @@ internal sealed class ProtobufWriter
             var start = -1;
             foreach (var value in values)
             {
-                if (!Fits(family, value.LabelValues))
+                if (!family.Fits(value.LabelValues))
                 {
                     skipped++;
                     continue;
@@ -176,7 +176,7 @@ internal sealed class ProtobufWriter
         var nativeFamily = family.Type == MetricType.Histogram && family.NativeEnabled;
         foreach (var value in values)
         {
-            if (!Fits(family, value.LabelValues))
+            if (!family.Fits(value.LabelValues))
             {
                 skipped++;
                 continue;
@@ -248,34 +248,10 @@ internal sealed class ProtobufWriter
         return skipped;
     }
 
-    private static bool Fits(MetricFamily family, IReadOnlyList<string> labelValues)
-    {
-        if (labelValues.Count != family.LabelNames.Length)
-        {
-            return false;
-        }
-
-        foreach (var value in labelValues)
-        {
-            if (value is null)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
     private void WriteCollector(MetricRegistry registry, ICollector collector)
     {
-        var declared = collector.MetricNames;
-        foreach (var snapshot in collector.Collect())
+        foreach (var snapshot in collector.CollectDeclared())
         {
-            if (!declared.Contains(snapshot.Name))
-            {
-                throw new InvalidOperationException($"Collector {collector.GetType().Name} yielded metric '{snapshot.Name}', which it does not declare in MetricNames.");
-            }
-
             var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
             if (snapshot.Type == MetricType.Counter)
             {
