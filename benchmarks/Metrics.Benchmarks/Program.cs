@@ -19,6 +19,13 @@ if (args.Contains("--memory"))
     return 0;
 }
 
+// --scrape-size: prints the bytes of a native against a classic histogram in one scrape and exits (a count, not a timing).
+if (args.Contains("--scrape-size"))
+{
+    ScrapeSize.Run(Console.Out);
+    return 0;
+}
+
 // --ci: proves every benchmark runs, in-process and with one iteration each; the numbers mean nothing.
 IConfig? config = null;
 if (args.Contains("--ci"))
@@ -29,6 +36,8 @@ if (args.Contains("--ci"))
         args = [.. args, "--filter", "*"];
     }
 
+    // The table modes are part of what --ci proves works; they take well under a second.
+    ScrapeSize.Run(Console.Out);
     config = DefaultConfig.Instance
         .AddJob(Job.Dry.WithToolchain(InProcessEmitToolchain.Instance))
         .AddDiagnoser(MemoryDiagnoser.Default)

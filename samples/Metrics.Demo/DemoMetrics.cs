@@ -2,17 +2,30 @@ using Metrics;
 
 namespace Metrics.Demo;
 
-/// <summary>The demo's four metrics, the same in the server and in every worker process, recorded by a middleware for every request.</summary>
+/// <summary>The demo's metrics, the same in the server and in every worker process, recorded by a middleware for every request.</summary>
 internal sealed class DemoMetrics(MetricRegistry registry)
 {
+    private static readonly Dictionary<string, string> Service = new() { ["service"] = "demo" };
+
     public Counter Requests { get; } = new("demo_requests_total", "Requests handled.", ["method", "route", "code"], registry: registry);
 
     public Gauge InProgress { get; } = new("demo_requests_in_progress", "Requests being handled now.", registry: registry);
 
     public Histogram Latency { get; } = new("demo_request_duration_seconds", "Request latency.", ["route", "service"],
-        defaultLabels: new Dictionary<string, string> { ["service"] = "demo" },
+        defaultLabels: Service,
         registry: registry,
         buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
+
+    /// <summary>
+    /// The same latencies as <see cref="Latency"/> as a native histogram: a Prometheus started with
+    /// <c>--enable-feature=native-histograms</c> gets quantiles within 10% from about 100 buckets per series, created only
+    /// where requests fall, with no bounds to choose. Native only (no classic buckets): the classic twin above already
+    /// serves text-format scrapers, which see this one as a count and a sum.
+    /// </summary>
+    public Histogram LatencyNative { get; } = new("demo_request_latency_seconds", "Request latency (native histogram).", ["route", "service"],
+        defaultLabels: Service,
+        registry: registry,
+        native: new NativeHistogramOptions { BucketFactor = 1.1 });
 
     public Summary ResponseSize { get; } = new("demo_response_size_bytes", "Response body sizes.", ["route"], registry: registry);
 
@@ -20,6 +33,7 @@ internal sealed class DemoMetrics(MetricRegistry registry)
     {
         Requests.Labels(method, route, code.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
         Latency.Labels(("route", route)).Observe(seconds);
+        LatencyNative.Labels(("route", route)).Observe(seconds);
         ResponseSize.Labels(route).Observe(bytes);
     }
 }

@@ -78,6 +78,35 @@ public class NativeHistogramTests
     }
 
     [Fact]
+    public void The_table_lookup_agrees_with_the_binary_search_on_every_bound_its_neighbours_and_random_values()
+    {
+        var random = new Random(7);
+        for (var schema = 1; schema <= HistogramBucket.MaxNativeSchema; schema++)
+        {
+            var values = new List<double>();
+            foreach (var bound in NativeBucketBounds.BySchema[schema].Append(1.0))
+            {
+                // Exactly on a bound (it closes its bucket), one ulp either side, in several octaves.
+                foreach (var scale in new[] { 1.0, 2.0, 0.125, 1024.0, Math.Pow(2, -1000), Math.Pow(2, 1000) })
+                {
+                    values.AddRange([bound * scale, Math.BitIncrement(bound * scale), Math.BitDecrement(bound * scale)]);
+                }
+            }
+
+            for (var i = 0; i < 20_000; i++)
+            {
+                values.Add(Math.Exp((random.NextDouble() - 0.5) * 1400));
+            }
+
+            values.AddRange([double.MaxValue, double.Epsilon, 2.2250738585072014E-308, Math.BitDecrement(2.2250738585072014E-308)]);
+            foreach (var value in values)
+            {
+                Assert.True(NativeBuckets.IndexBySearch(value, schema) == NativeBuckets.Index(value, schema), $"{value:R} at schema {schema}");
+            }
+        }
+    }
+
+    [Fact]
     public void Reducing_a_bucket_to_a_coarser_schema_is_exact_for_every_value()
     {
         var random = new Random(7);
@@ -160,6 +189,26 @@ public class NativeHistogramTests
         Assert.Equal(expected.OrderBy(p => p.Key).ToArray(), decoded.OrderBy(p => p.Key).ToArray());
         Assert.Equal(200UL, h.Varint(1));
         Assert.True(decoded.Count <= 10, $"{decoded.Count} buckets exposed");
+    }
+
+    [Theory]
+    [InlineData(new[] { 0.001, 0.002, 0.05, 0.3, 2.5, 0.0011 })] // close together: looked up in a dense array
+    [InlineData(new[] { 1e-30, 0.5, 1e300, -1e-20, -3.0, 7.0 })] // keys thousands apart: looked up by hashing (all above the zero threshold)
+    [InlineData(new[] { 0.5, 0.6, 1e250, 0.7, -0.5, 0.8 })] // dense first, then hashing once a far bucket arrives
+    public void Every_observation_finds_its_own_bucket_whether_keys_are_close_or_far_apart(double[] values)
+    {
+        var histogram = new Histogram("h", "H.", registry: new MetricRegistry(), native: new NativeHistogramOptions { BucketFactor = 1.1 });
+        for (var round = 1; round <= 3; round++)
+        {
+            foreach (var v in values)
+            {
+                histogram.Observe(v);
+            }
+        }
+
+        var expected = values.GroupBy(v => (v < 0, NativeBuckets.Index(Math.Abs(v), 3))).ToDictionary(g => g.Key, g => 3.0 * g.Count());
+        var actual = histogram.NativeValues!.Entries.ToDictionary(e => (e.Bucket.Part == HistogramPart.NativeNegative, e.Bucket.Index), e => e.Value.Get());
+        Assert.Equal(expected.OrderBy(p => p.Key).ToArray(), actual.OrderBy(p => p.Key).ToArray());
     }
 
     [Fact]

@@ -1,57 +1,24 @@
-using System.Net;
-using System.Net.Sockets;
-using System.Text.Json;
+using System.Globalization;
 using Metrics.Tests;
 
 namespace Metrics.Hosting.Tests;
 
 /// <summary>
 /// The demo with three SharedMemory worker processes, scraped by a real Prometheus: .NET's own metrics, aggregated across
-/// the processes, answer PromQL queries.
+/// the processes, answer PromQL queries, and with native histograms the demo's native latency histogram counts the same
+/// requests as its classic twin.
 /// </summary>
 public sealed class PrometheusDemoTests : IDisposable
 {
-    private readonly string _folder = Path.Combine(Path.GetTempPath(), $"metrics-prometheus-{Guid.NewGuid():N}");
+    private readonly string _folder = Directory.CreateTempSubdirectory("metrics-prometheus-").FullName;
 
-    public PrometheusDemoTests() => Directory.CreateDirectory(_folder);
-
-    public void Dispose()
-    {
-        if (Directory.Exists(_folder))
-        {
-            Directory.Delete(_folder, recursive: true);
-        }
-    }
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     [Fact]
     public async Task Prometheus_scraping_the_demo_with_three_workers_sees_http_gc_and_four_processes()
     {
-        var demoPort = FreePort();
-        var env = new Dictionary<string, string?>
-        {
-            ["Metrics__Backend"] = "SharedMemory",
-            ["Metrics__BackendConfig__Path"] = Path.Combine(_folder, "demo.store"),
-        };
-        using var demo = ChildProcess.StartDotnet(DemoDll(), ["--urls", $"http://127.0.0.1:{demoPort}", "--workers", "3"], env);
-        demo.WaitForLine(l => l.Contains($"Now listening on: http://127.0.0.1:{demoPort}", StringComparison.Ordinal), "ASP.NET Core's 'Now listening on' line");
-
-        var prometheusPort = FreePort();
-        var config = Path.Combine(_folder, "prometheus.yml");
-        await File.WriteAllTextAsync(config, $"""
-            global:
-              scrape_interval: 1s
-            scrape_configs:
-              - job_name: demo
-                static_configs:
-                  - targets: ['127.0.0.1:{demoPort}']
-            """, TestContext.Current.CancellationToken);
-
-        // Its log goes to stderr; merged into stdout so the readiness line can be waited for.
-        using var prometheus = ChildProcess.Start("/bin/sh", ["-c",
-            $"exec prometheus --config.file={config} --storage.tsdb.path={Path.Combine(_folder, "tsdb")} --web.listen-address=127.0.0.1:{prometheusPort} 2>&1"]);
-        prometheus.WaitForLine(l => l.Contains("Server is ready to receive web requests", StringComparison.Ordinal), "Prometheus' ready line");
-
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{prometheusPort}") };
+        using var demo = StartDemo(out var target);
+        using var prometheus = PrometheusProcess.Start(_folder, target, nativeHistograms: false);
         foreach (var query in new[]
         {
             "sum(http_server_request_duration_seconds_count) > 0",
@@ -59,29 +26,78 @@ public sealed class PrometheusDemoTests : IDisposable
             "count(dotnet_gc_collections_total) > 0",
         })
         {
-            await WaitForResultAsync(http, query, demo, prometheus);
+            await prometheus.WaitForOneAsync(query, () => demo.Output);
         }
     }
 
-    /// <summary>Queries until the query returns a sample (a comparison that holds), as Prometheus scrapes every second.</summary>
-    private static async Task WaitForResultAsync(HttpClient http, string query, ChildProcess demo, ChildProcess prometheus)
+    [Fact]
+    public async Task With_native_histograms_the_native_latency_histogram_counts_every_request_of_the_four_processes()
     {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        string last = string.Empty;
-        while (DateTime.UtcNow < deadline)
+        using var demo = StartDemo(out var target);
+        using var prometheus = PrometheusProcess.Start(_folder, target, nativeHistograms: true);
+        const string Native = "histogram_count(sum(demo_request_latency_seconds))";
+        const string Classic = "sum(demo_request_duration_seconds_count)";
+
+        // Requests from all four processes are in (every one serves traffic), and the native series arrived.
+        await prometheus.WaitForOneAsync("count(count by (pid) (process_cpu_seconds_total)) == 4", () => demo.Output);
+        await prometheus.WaitForOneAsync(Native, () => demo.Output);
+
+        // Both are evaluated at one instant, so both read the same scrape. A scrape can still land between the two
+        // Observe calls of one request (the demo never stops), so a pair may differ by a request in flight; equality
+        // must hold at several instants a scrape apart, with traffic growing in between, and a histogram that missed a
+        // process or a series would never agree.
+        var agreed = new List<double>();
+        var disagreed = new List<string>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (agreed.Count < 3 && DateTime.UtcNow < deadline)
         {
-            last = await http.GetStringAsync(new Uri($"/api/v1/query?query={Uri.EscapeDataString(query)}", UriKind.Relative), TestContext.Current.CancellationToken);
-            using var json = JsonDocument.Parse(last);
-            if (json.RootElement.GetProperty("data").GetProperty("result").GetArrayLength() > 0)
+            // Two seconds back: the scrapes up to then are in the database, and later ones cannot enter the evaluation.
+            var at = DateTimeOffset.UtcNow.AddSeconds(-2);
+            var native = await prometheus.QueryAsync(Native, at);
+            var classic = await prometheus.QueryAsync(Classic, at);
+            if (native.Length == 1 && classic.Length == 1 && native[0] == classic[0])
             {
-                return;
+                if (native[0] > agreed.LastOrDefault())
+                {
+                    agreed.Add(native[0]);
+                }
+            }
+            else
+            {
+                disagreed.Add(string.Create(CultureInfo.InvariantCulture, $"at {at:O}: native [{string.Join(", ", native)}], classic [{string.Join(", ", classic)}]"));
             }
 
-            // The next scrape is at most a second away.
-            await Task.Delay(250, TestContext.Current.CancellationToken);
+            // The next scrape is a second away.
+            await Task.Delay(1100, TestContext.Current.CancellationToken);
         }
 
-        Assert.Fail($"Prometheus never answered '{query}' with a sample. Last answer: {last}\nDemo:\n{demo.Output}\nPrometheus:\n{prometheus.Output}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"agreed at {string.Join(", ", agreed)}; differed: {disagreed.Count}\n{string.Join('\n', disagreed)}");
+        Assert.True(agreed.Count >= 3,
+            $"{Native} and {Classic} agreed at {agreed.Count} instants ({string.Join(", ", agreed)}), not 3 within 60 s:\n{string.Join('\n', disagreed)}\nDemo:\n{demo.Output}\nPrometheus:\n{prometheus.Output}");
+    }
+
+    /// <summary>The demo on a free loopback port with three workers on a SharedMemory store in the test's folder; returns once it listens.</summary>
+    private ChildProcess StartDemo(out Uri target)
+    {
+        var port = PrometheusProcess.FreePort();
+        var env = new Dictionary<string, string?>
+        {
+            ["Metrics__Backend"] = "SharedMemory",
+            ["Metrics__BackendConfig__Path"] = Path.Combine(_folder, "demo.store"),
+        };
+        var demo = ChildProcess.StartDotnet(DemoDll(), ["--urls", $"http://127.0.0.1:{port}", "--workers", "3"], env);
+        try
+        {
+            demo.WaitForLine(l => l.Contains($"Now listening on: http://127.0.0.1:{port}", StringComparison.Ordinal), "ASP.NET Core's 'Now listening on' line");
+        }
+        catch
+        {
+            demo.Dispose();
+            throw;
+        }
+
+        target = new Uri($"http://127.0.0.1:{port}/metrics");
+        return demo;
     }
 
     private static string DemoDll()
@@ -92,12 +108,5 @@ public sealed class PrometheusDemoTests : IDisposable
         var dll = Path.Combine(repo, "samples", "Metrics.Demo", "bin", output.Parent.Name, output.Name, "Metrics.Demo.dll");
         Assert.True(File.Exists(dll), $"The demo was not built: {dll}");
         return dll;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -20,6 +20,30 @@ internal static class NativeBuckets
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Index(double magnitude, int schema)
     {
+        var bits = BitConverter.DoubleToInt64Bits(magnitude);
+        var biased = (int)((bits >> 52) & 0x7FF);
+
+        // Normal, finite numbers at a positive schema (every observation of a usual native histogram): the mantissa's
+        // top bits pick the candidate bound from a table, and one comparison settles it, instead of a binary search.
+        if (schema > 0 && (uint)(biased - 1) < 0x7FE)
+        {
+            var fraction = BitConverter.Int64BitsToDouble((bits & 0x000F_FFFF_FFFF_FFFFL) | (1022L << 52));
+            var slots = SlotBounds[schema];
+            var candidate = slots[(int)((bits & 0x000F_FFFF_FFFF_FFFFL) >> (52 - schema - SlotExtraBits))];
+            var bounds = BoundsWithOne[schema];
+            return candidate + (fraction > bounds[candidate] ? 1 : 0) + ((biased - 1023) * (bounds.Length - 1));
+        }
+
+        return IndexBySearch(magnitude, schema);
+    }
+
+    /// <summary>
+    /// <see cref="Index"/> by frexp and binary search, for what the table does not cover: subnormal numbers, infinity
+    /// and schemas of 0 or below.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int IndexBySearch(double magnitude, int schema)
+    {
         var infinite = 0;
         if (double.IsPositiveInfinity(magnitude))
         {
@@ -50,6 +74,39 @@ internal static class NativeBuckets
         }
 
         return index + infinite;
+    }
+
+    // Each slot of a schema's table covers 2^-(schema + 2) of the mantissa range: a quarter of the narrowest gap
+    // between two bounds (about 0.69 × 2^-schema in mantissa terms), so no slot holds more than one bound.
+    private const int SlotExtraBits = 2;
+
+    /// <summary>Per positive schema: the octave's bounds (fractions in [0.5, 1)) followed by 1, so a candidate past the last bound compares true.</summary>
+    private static readonly double[][] BoundsWithOne = [.. NativeBucketBounds.BySchema.Select((b, schema) => schema == 0 ? [] : b.Append(1.0).ToArray())];
+
+    /// <summary>
+    /// Per positive schema, per mantissa slot: the first bound at or above the slot's lowest fraction. A fraction in
+    /// the slot is at or below that bound, or above it and below the next (the slot holds at most one bound).
+    /// </summary>
+    private static readonly ushort[][] SlotBounds = [.. Enumerable.Range(0, NativeBucketBounds.BySchema.Length).Select(BuildSlots)];
+
+    private static ushort[] BuildSlots(int schema)
+    {
+        if (schema == 0)
+        {
+            return [];
+        }
+
+        var bounds = NativeBucketBounds.BySchema[schema];
+        var bits = schema + SlotExtraBits;
+        var slots = new ushort[1 << bits];
+        for (var slot = 0; slot < slots.Length; slot++)
+        {
+            var lowest = BitConverter.Int64BitsToDouble(((long)slot << (52 - bits)) | (1022L << 52));
+            var found = Array.BinarySearch(bounds, lowest);
+            slots[slot] = (ushort)(found >= 0 ? found : ~found);
+        }
+
+        return slots;
     }
 
     /// <summary>

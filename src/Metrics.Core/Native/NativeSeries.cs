@@ -138,13 +138,27 @@ internal sealed class NativeSeries
         return entry;
     }
 
-    /// <summary>An immutable open-addressing map from bucket key to entry, replaced whole on every insert (inserts are rare).</summary>
+    /// <summary>
+    /// An immutable map from bucket key to entry, replaced whole on every insert (inserts are rare). Keys are bucket
+    /// indexes (times two, plus the sign), so a series' keys are close together: they are looked up by subtraction in a
+    /// dense array when they span at most <see cref="MaxDenseSpan"/>, and by open addressing otherwise (values of very
+    /// different magnitudes, or both signs far apart).
+    /// </summary>
     private sealed class Table
     {
+        // 2,048 slots (16 KB) cover 1,024 buckets of one sign: over 120 powers of two at schema 3, beyond any latency's range.
+        private const int MaxDenseSpan = 2048;
+
+        // Room left on each side of the keys in use, so that the next buckets (the neighbours of those in use) fit
+        // without making the dense array any larger than the span needs.
+        private const int DenseSlack = 16;
+
         private readonly long[] _keys;
         private readonly NativeEntry?[] _entries;
         private readonly int _mask;
         private readonly int _count;
+        private readonly long _denseBase;
+        private readonly NativeEntry?[]? _dense;
 
         public Table(int schema, int capacity)
         {
@@ -161,12 +175,47 @@ internal sealed class NativeSeries
             _entries = entries;
             _mask = keys.Length - 1;
             _count = count;
+            long min = long.MaxValue, max = long.MinValue;
+            for (var i = 0; i < entries.Length; i++)
+            {
+                if (entries[i] is not null)
+                {
+                    min = Math.Min(min, keys[i]);
+                    max = Math.Max(max, keys[i]);
+                }
+            }
+
+            if (count > 0 && max - min < MaxDenseSpan - (2 * DenseSlack))
+            {
+                _denseBase = min - DenseSlack;
+                _dense = new NativeEntry?[max - min + 1 + (2 * DenseSlack)];
+                for (var i = 0; i < entries.Length; i++)
+                {
+                    if (entries[i] is { } entry)
+                    {
+                        _dense[keys[i] - _denseBase] = entry;
+                    }
+                }
+            }
         }
 
         public int Schema { get; }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public NativeEntry? Find(long key)
+        {
+            var dense = _dense;
+            if (dense is not null)
+            {
+                // A key outside the array is a bucket not created yet; the caller adds it.
+                var slot = (ulong)(key - _denseBase);
+                return slot < (ulong)dense.Length ? dense[slot] : null;
+            }
+
+            return FindHashed(key);
+        }
+
+        private NativeEntry? FindHashed(long key)
         {
             var entries = _entries;
             for (var i = Slot(key, _mask); ; i = (i + 1) & _mask)

@@ -1,0 +1,123 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Metrics.Tests;
+
+namespace Metrics.Hosting.Tests;
+
+/// <summary>
+/// A real Prometheus (the Debian package's <c>prometheus</c>) on a loopback port, scraping loopback targets every second,
+/// with its configuration and database in a folder the caller owns and removes.
+/// </summary>
+internal sealed class PrometheusProcess : IDisposable
+{
+    private readonly ChildProcess _process;
+
+    private PrometheusProcess(ChildProcess process, int port)
+    {
+        _process = process;
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+    }
+
+    public HttpClient Http { get; }
+
+    /// <summary>Everything Prometheus logged, for failure messages.</summary>
+    public string Output => _process.Output;
+
+    /// <summary>
+    /// Starts Prometheus scraping <paramref name="target"/> (<c>http://127.0.0.1:port/path</c>) every second and waits for
+    /// its ready line. With <paramref name="nativeHistograms"/> it ingests native histograms, which also makes it ask
+    /// for protobuf first.
+    /// </summary>
+    public static PrometheusProcess Start(string folder, Uri target, bool nativeHistograms)
+    {
+        var executable = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':')
+            .Select(dir => Path.Combine(dir, "prometheus")).FirstOrDefault(File.Exists);
+        Assert.True(executable is not null, "prometheus is not installed: install the Debian package 'prometheus' and run again.");
+        Assert.True(target.IsLoopback, $"Prometheus scrapes loopback targets only, not {target}.");
+        var port = FreePort();
+        var config = Path.Combine(folder, "prometheus.yml");
+        File.WriteAllText(config, $"""
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: app
+                metrics_path: {target.AbsolutePath}
+                static_configs:
+                  - targets: ['127.0.0.1:{target.Port}']
+            """);
+        var feature = nativeHistograms ? " --enable-feature=native-histograms" : string.Empty;
+
+        // Its log goes to stderr; merged into stdout so that the readiness line can be waited for.
+        var process = ChildProcess.Start("/bin/sh", ["-c",
+            $"exec {executable} --config.file={config} --storage.tsdb.path={Path.Combine(folder, "tsdb")} --web.listen-address=127.0.0.1:{port}{feature} 2>&1"]);
+        try
+        {
+            process.WaitForLine(l => l.Contains("Server is ready to receive web requests", StringComparison.Ordinal), "Prometheus' ready line");
+        }
+        catch
+        {
+            process.Dispose();
+            throw;
+        }
+
+        return new PrometheusProcess(process, port);
+    }
+
+    /// <summary>
+    /// Evaluates <paramref name="query"/> at <paramref name="time"/> (now when null) and returns the value of each
+    /// sample of the instant vector it answers (empty when none).
+    /// </summary>
+    public async Task<double[]> QueryAsync(string query, DateTimeOffset? time = null)
+    {
+        var uri = $"/api/v1/query?query={Uri.EscapeDataString(query)}";
+        if (time is { } at)
+        {
+            uri += "&time=" + (at.ToUnixTimeMilliseconds() / 1000.0).ToString("F3", CultureInfo.InvariantCulture);
+        }
+
+        var body = await Http.GetStringAsync(new Uri(uri, UriKind.Relative), TestContext.Current.CancellationToken);
+        using var json = JsonDocument.Parse(body);
+        Assert.True(json.RootElement.GetProperty("status").GetString() == "success", $"Prometheus refused '{query}': {body}");
+        return [.. json.RootElement.GetProperty("data").GetProperty("result").EnumerateArray()
+            .Select(sample => double.Parse(sample.GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture))];
+    }
+
+    /// <summary>
+    /// Evaluates <paramref name="query"/> until it answers exactly one sample, as Prometheus scrapes every second; fails
+    /// after <paramref name="timeout"/> (90 s by default, as the machine may be shared) with the last answer and the logs.
+    /// </summary>
+    public async Task<double> WaitForOneAsync(string query, Func<string>? diagnostics = null, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
+        var last = Array.Empty<double>();
+        while (DateTime.UtcNow < deadline)
+        {
+            last = await QueryAsync(query);
+            if (last.Length == 1)
+            {
+                return last[0];
+            }
+
+            // The next scrape is at most a second away.
+            await Task.Delay(250, TestContext.Current.CancellationToken);
+        }
+
+        Assert.Fail($"Prometheus never answered '{query}' with one sample; last answer [{string.Join(", ", last)}].\n{diagnostics?.Invoke()}\nPrometheus:\n{Output}");
+        return 0;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public void Dispose()
+    {
+        Http.Dispose();
+        _process.Dispose();
+    }
+}
