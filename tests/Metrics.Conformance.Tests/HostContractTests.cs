@@ -106,8 +106,11 @@ public class HostContractTests
 
         public static void Initialize(BackendConfig config)
         {
-            // Slow enough that racing selections would overlap if the host did not serialize them.
-            Thread.Sleep(20);
+            // Gives up the processor a few times, so racing selections overlap here if the host does not serialize them.
+            for (var i = 0; i < 100; i++)
+            {
+                Thread.Yield();
+            }
             _ = config.GetRequiredString("Store");
             Initialized.AddOrUpdate(config, 1, (_, n) => n + 1);
         }

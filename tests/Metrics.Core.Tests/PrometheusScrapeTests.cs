@@ -25,6 +25,9 @@ public class PrometheusScrapeTests
             histogram.Observe(i);
         }
 
+        // Each scrape reads the registry, which signals here: the test waits for scrapes, never for time.
+        using var scrapes = new SemaphoreSlim(0);
+        using var signal = registry.AddCollectCallback(() => scrapes.Release());
         await using var server = new MetricServer(0, registry: registry).Start();
         var directory = Directory.CreateTempSubdirectory("metrics-prometheus-");
         var port = FreePort();
@@ -57,12 +60,12 @@ public class PrometheusScrapeTests
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             // histogram_count of the bare name only exists when the native histogram arrived, which takes protobuf.
-            var count = await PollAsync(http, "histogram_count(native_latency)", process, log, ct);
+            var count = await PollAsync(http, "histogram_count(native_latency)", process, log, scrapes, ct);
             Assert.Equal(1000, count);
-            var median = await PollAsync(http, "histogram_quantile(0.5, native_latency)", process, log, ct);
+            var median = await PollAsync(http, "histogram_quantile(0.5, native_latency)", process, log, scrapes, ct);
             // Schema 3 buckets are at most 9% wide: the interpolated median is within that of the true 500.5.
             Assert.InRange(median, 500.5 / 1.1, 500.5 * 1.1);
-            var sum = await PollAsync(http, "histogram_sum(native_latency)", process, log, ct);
+            var sum = await PollAsync(http, "histogram_sum(native_latency)", process, log, scrapes, ct);
             Assert.Equal(500500, sum);
         }
         finally
@@ -73,7 +76,7 @@ public class PrometheusScrapeTests
         }
     }
 
-    private static async Task<double> PollAsync(HttpClient http, string query, Process process, System.Text.StringBuilder log, CancellationToken ct)
+    private static async Task<double> PollAsync(HttpClient http, string query, Process process, System.Text.StringBuilder log, SemaphoreSlim scrapes, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         string last = "";
@@ -95,7 +98,14 @@ public class PrometheusScrapeTests
                 // Not listening yet.
             }
 
-            await Task.Delay(200, ct);
+            // Two more scrapes begin: the second starts only after the first was stored, so the next query sees it.
+            while (scrapes.Wait(0))
+            {
+            }
+
+            for (var i = 0; i < 2 && await scrapes.WaitAsync(deadline - DateTime.UtcNow > TimeSpan.Zero ? deadline - DateTime.UtcNow : TimeSpan.Zero, ct); i++)
+            {
+            }
         }
 
         string text;

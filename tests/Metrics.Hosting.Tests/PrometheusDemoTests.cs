@@ -67,8 +67,8 @@ public sealed class PrometheusDemoTests : IDisposable
                 disagreed.Add(string.Create(CultureInfo.InvariantCulture, $"at {at:O}: native [{string.Join(", ", native)}], classic [{string.Join(", ", classic)}]"));
             }
 
-            // The next scrape is a second away.
-            await Task.Delay(1100, TestContext.Current.CancellationToken);
+            // The next evaluation waits for the next stored scrape.
+            await prometheus.WaitForScrapesAsync(1, TimeSpan.FromSeconds(30));
         }
 
         TestContext.Current.TestOutputHelper?.WriteLine($"agreed at {string.Join(", ", agreed)}; differed: {disagreed.Count}\n{string.Join('\n', disagreed)}");

@@ -3,20 +3,30 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Metrics.Tests;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Metrics.Hosting.Tests;
 
 /// <summary>
 /// A real Prometheus (the Debian package's <c>prometheus</c>) on a loopback port, scraping loopback targets every second,
-/// with its configuration and database in a folder the caller owns and removes.
+/// with its configuration and database in a folder the caller owns and removes. It scrapes through a small loopback proxy
+/// in this process that signals every completed scrape, so tests wait for scrapes instead of sleeping.
 /// </summary>
 internal sealed class PrometheusProcess : IDisposable
 {
     private readonly ChildProcess _process;
+    private readonly ScrapeProxy _proxy;
 
-    private PrometheusProcess(ChildProcess process, int port)
+    private PrometheusProcess(ChildProcess process, ScrapeProxy proxy, int port)
     {
         _process = process;
+        _proxy = proxy;
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
     }
 
@@ -36,6 +46,7 @@ internal sealed class PrometheusProcess : IDisposable
             .Select(dir => Path.Combine(dir, "prometheus")).FirstOrDefault(File.Exists);
         Assert.True(executable is not null, "prometheus is not installed: install the Debian package 'prometheus' and run again.");
         Assert.True(target.IsLoopback, $"Prometheus scrapes loopback targets only, not {target}.");
+        var proxy = ScrapeProxy.Start(target);
         var port = FreePort();
         var config = Path.Combine(folder, "prometheus.yml");
         File.WriteAllText(config, $"""
@@ -45,7 +56,7 @@ internal sealed class PrometheusProcess : IDisposable
               - job_name: app
                 metrics_path: {target.AbsolutePath}
                 static_configs:
-                  - targets: ['127.0.0.1:{target.Port}']
+                  - targets: ['127.0.0.1:{proxy.Port}']
             """);
         var feature = nativeHistograms ? " --enable-feature=native-histograms" : string.Empty;
 
@@ -59,10 +70,11 @@ internal sealed class PrometheusProcess : IDisposable
         catch
         {
             process.Dispose();
+            proxy.Dispose();
             throw;
         }
 
-        return new PrometheusProcess(process, port);
+        return new PrometheusProcess(process, proxy, port);
     }
 
     /// <summary>
@@ -100,12 +112,29 @@ internal sealed class PrometheusProcess : IDisposable
                 return last[0];
             }
 
-            // The next scrape is at most a second away.
-            await Task.Delay(250, TestContext.Current.CancellationToken);
+            // Two more scrapes: the second starts only after the first was stored, so the next query sees it.
+            await WaitForScrapesAsync(2, deadline - DateTime.UtcNow);
         }
 
         Assert.Fail($"Prometheus never answered '{query}' with one sample; last answer [{string.Join(", ", last)}].\n{diagnostics?.Invoke()}\nPrometheus:\n{Output}");
         return 0;
+    }
+
+    /// <summary>Waits until Prometheus has completed <paramref name="count"/> scrapes that started after the call.</summary>
+    public async Task WaitForScrapesAsync(int count, TimeSpan timeout)
+    {
+        // Scrapes completed before the call do not count.
+        while (_proxy.Completed.Wait(0))
+        {
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            if (timeout <= TimeSpan.Zero || !await _proxy.Completed.WaitAsync(timeout, TestContext.Current.CancellationToken))
+            {
+                return;
+            }
+        }
     }
 
     public static int FreePort()
@@ -119,5 +148,59 @@ internal sealed class PrometheusProcess : IDisposable
     {
         Http.Dispose();
         _process.Dispose();
+        _proxy.Dispose();
+    }
+
+    /// <summary>Forwards Prometheus' scrapes to the target unchanged (headers and compressed bodies) and counts completed ones.</summary>
+    private sealed class ScrapeProxy : IDisposable
+    {
+        private readonly WebApplication _app;
+        private readonly HttpClient _client = new(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None });
+
+        private ScrapeProxy(Uri target)
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.Logging.ClearProviders();
+            _app = builder.Build();
+            _app.Run(async context =>
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(target, context.Request.Path + context.Request.QueryString));
+                request.Headers.TryAddWithoutValidation("Accept", context.Request.Headers.Accept.ToString());
+                request.Headers.TryAddWithoutValidation("Accept-Encoding", context.Request.Headers.AcceptEncoding.ToString());
+                using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+                context.Response.StatusCode = (int)response.StatusCode;
+                context.Response.ContentType = response.Content.Headers.ContentType?.ToString();
+                if (response.Content.Headers.ContentEncoding.Count > 0)
+                {
+                    context.Response.Headers.ContentEncoding = string.Join(", ", response.Content.Headers.ContentEncoding);
+                }
+
+                await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+                await context.Response.CompleteAsync();
+                Completed.Release();
+            });
+        }
+
+        public SemaphoreSlim Completed { get; } = new(0);
+
+        public int Port { get; private set; }
+
+        public static ScrapeProxy Start(Uri target)
+        {
+            var proxy = new ScrapeProxy(target);
+            proxy._app.StartAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult();
+            var address = proxy._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+            proxy.Port = new Uri(address).Port;
+            return proxy;
+        }
+
+        public void Dispose()
+        {
+            _app.StopAsync(CancellationToken.None).GetAwaiter().GetResult();
+            ((IDisposable)_app).Dispose();
+            _client.Dispose();
+            Completed.Dispose();
+        }
     }
 }

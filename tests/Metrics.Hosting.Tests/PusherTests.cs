@@ -74,8 +74,14 @@ public class PusherTests
         using var gateway = Pushgateway.Start();
         var registry = new MetricRegistry();
         var counter = new Counter("ticks_total", "Ticks.", registry: registry);
-        var pusher = new MetricPusher(new MetricPusherOptions { Endpoint = gateway.Url, Job = "interval", Registry = registry, Interval = TimeSpan.FromMilliseconds(50) }).Start();
-        await WaitUntilAsync(() => pusher.SuccessfulPushes >= 3, "three pushes on the interval");
+        using var recorder = new RecordingHandler();
+        var pusher = new MetricPusher(new MetricPusherOptions { Endpoint = gateway.Url, Job = "interval", Registry = registry, Interval = TimeSpan.FromMilliseconds(50), Handler = recorder }).Start();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(await recorder.Answered.WaitAsync(TimeSpan.FromSeconds(30), Token), $"push {i + 1} on the interval was not answered");
+        }
+
+        Assert.True(pusher.SuccessfulPushes >= 3, $"{pusher.SuccessfulPushes} pushes succeeded");
 
         counter.Inc(7);
         await pusher.DisposeAsync();
@@ -176,25 +182,33 @@ public class PusherTests
         Assert.Contains("set through MetricPusherOptions.Job", job.Message, StringComparison.Ordinal);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(10, Token);
-        }
-    }
-
-    /// <summary>Forwards requests to the network and keeps what was sent.</summary>
+    /// <summary>Forwards requests to the network, keeps what was sent and signals each answer.</summary>
     private sealed class RecordingHandler() : DelegatingHandler(new HttpClientHandler())
     {
         public List<HttpRequestMessage> Requests { get; } = [];
 
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        public SemaphoreSlim Answered { get; } = new(0);
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            Requests.Add(request);
-            return base.SendAsync(request, cancellationToken);
+            lock (Requests)
+            {
+                Requests.Add(request);
+            }
+
+            var response = await base.SendAsync(request, cancellationToken);
+            Answered.Release();
+            return response;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                Answered.Dispose();
+            }
+
+            base.Dispose(disposing);
         }
     }
 
