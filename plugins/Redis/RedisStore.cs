@@ -157,12 +157,7 @@ internal sealed class RedisStore
             error = RedisDiagnosis.Describe(Settings, ex);
         }
 
-        if (Interlocked.Exchange(ref _readFailureLogged, 1) == 0)
-        {
-            Log($"Get could not read Redis at {Settings.Endpoints}: {error}. Values read this process's last known stored value plus its own unsent updates until Redis answers again.");
-        }
-
-        return false;
+        return ReadFailed(error, "Values read this process's last known stored value plus its own unsent updates until Redis answers again.");
     }
 
     /// <summary>
@@ -215,9 +210,15 @@ internal sealed class RedisStore
             error = RedisDiagnosis.Describe(Settings, ex);
         }
 
+        return ReadFailed(error, "Per-process gauges read the last aggregate this process read (or its own value) until Redis answers again.");
+    }
+
+    /// <summary>Reports a failed read once until a read succeeds again; returns <see langword="false"/> for the caller to return.</summary>
+    private bool ReadFailed(string error, string meanwhile)
+    {
         if (Interlocked.Exchange(ref _readFailureLogged, 1) == 0)
         {
-            Log($"Get could not read Redis at {Settings.Endpoints}: {error}. Per-process gauges read the last aggregate this process read (or its own value) until Redis answers again.");
+            Log($"Get could not read Redis at {Settings.Endpoints}: {error}. {meanwhile}");
         }
 
         return false;

@@ -175,7 +175,7 @@ public sealed class ConfiguredBackend
         {
             // A plugin's message may quote a secret setting; the scrape's HTTP 500 body and the logs must not.
             var message = Configuration.SecretScrubber.Scrub(e.Message, Config);
-            throw new MetricsBackendException(Name, e.GetType().Name, message, ReferenceEquals(message, e.Message) || message == e.Message ? e : null);
+            throw new MetricsBackendException(Name, e.GetType().Name, message, message == e.Message ? e : null);
         }
     }
 

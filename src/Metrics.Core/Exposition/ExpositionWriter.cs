@@ -6,7 +6,7 @@ namespace Metrics;
 /// Renders a collected scrape as Prometheus text 0.0.4 or OpenMetrics 1.0.0 into an <see cref="ExpositionBuffer"/>.
 /// Reading the backends happens before (<see cref="ScrapeCollector"/>), so a failing backend never leaves partial text.
 /// </summary>
-internal sealed class ExpositionWriter
+internal sealed class ExpositionWriter : IFamilyWriter
 {
     private readonly bool _openMetrics;
     private readonly ExpositionBuffer _out;
@@ -40,28 +40,7 @@ internal sealed class ExpositionWriter
         try
         {
             var writer = new ExpositionWriter(format, output);
-            foreach (var (registry, scrape) in scrapes)
-            {
-                var collected = scrape.Collected;
-                var skipped = 0L;
-                foreach (var entry in scrape.Entries)
-                {
-                    switch (entry)
-                    {
-                        case MetricFamily family when collected is not null && collected.TryGetValue(family, out var values):
-                            skipped += writer.WriteCollected(family, values);
-                            break;
-                        case MetricFamily family:
-                            writer.WriteLocal(family);
-                            break;
-                        case ICollector collector:
-                            writer.WriteCollector(registry, collector);
-                            break;
-                    }
-                }
-
-                registry.AddSkippedValues(skipped);
-            }
+            IFamilyWriter.WriteEntries(scrapes, writer);
 
             foreach (var (registry, scrape) in scrapes)
             {
@@ -102,7 +81,7 @@ internal sealed class ExpositionWriter
         return output.Written.ToArray();
     }
 
-    private void WriteLocal(MetricFamily family)
+    public void WriteLocal(MetricFamily family)
     {
         var children = family.Children();
         if (children.Length == 0)
@@ -157,7 +136,7 @@ internal sealed class ExpositionWriter
     }
 
     /// <summary>Writes the values a backend collected; returns how many did not fit the family's definition and were left out.</summary>
-    private long WriteCollected(MetricFamily family, IReadOnlyList<CollectedValue> values)
+    public long WriteCollected(MetricFamily family, IReadOnlyList<CollectedValue> values)
     {
         if (values.Count == 0)
         {
@@ -263,7 +242,7 @@ internal sealed class ExpositionWriter
         return skipped;
     }
 
-    private void WriteCollector(MetricRegistry registry, ICollector collector)
+    public void WriteCollector(MetricRegistry registry, ICollector collector)
     {
         foreach (var snapshot in collector.CollectDeclared())
         {

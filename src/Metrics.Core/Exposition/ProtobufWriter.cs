@@ -9,7 +9,7 @@ namespace Metrics;
 /// keeps the <c>_total</c> name the text format shows, so switching formats never renames a series. Native histograms
 /// carry schema, zero bucket, spans and deltas, with their buckets merged into the coarsest schema stored.
 /// </remarks>
-internal sealed class ProtobufWriter
+internal sealed class ProtobufWriter : IFamilyWriter
 {
     private const int Varint = 0;
     private const int Fixed64 = 1;
@@ -32,27 +32,7 @@ internal sealed class ProtobufWriter
         try
         {
             var writer = new ProtobufWriter(output);
-            foreach (var (registry, scrape) in scrapes)
-            {
-                var skipped = 0L;
-                foreach (var entry in scrape.Entries)
-                {
-                    switch (entry)
-                    {
-                        case MetricFamily family when scrape.Collected is { } collected && collected.TryGetValue(family, out var values):
-                            skipped += writer.WriteCollected(family, values);
-                            break;
-                        case MetricFamily family:
-                            writer.WriteLocal(family);
-                            break;
-                        case ICollector collector:
-                            writer.WriteCollector(registry, collector);
-                            break;
-                    }
-                }
-
-                registry.AddSkippedValues(skipped);
-            }
+            IFamilyWriter.WriteEntries(scrapes, writer);
 
             var written = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (registry, scrape) in scrapes)
@@ -77,7 +57,7 @@ internal sealed class ProtobufWriter
         }
     }
 
-    private void WriteLocal(MetricFamily family)
+    public void WriteLocal(MetricFamily family)
     {
         var children = family.Children();
         if (children.Length == 0)
@@ -130,7 +110,7 @@ internal sealed class ProtobufWriter
     }
 
     /// <summary>Writes the values a backend collected; returns how many did not fit the family's definition.</summary>
-    private long WriteCollected(MetricFamily family, IReadOnlyList<CollectedValue> values)
+    public long WriteCollected(MetricFamily family, IReadOnlyList<CollectedValue> values)
     {
         if (values.Count == 0)
         {
@@ -248,7 +228,7 @@ internal sealed class ProtobufWriter
         return skipped;
     }
 
-    private void WriteCollector(MetricRegistry registry, ICollector collector)
+    public void WriteCollector(MetricRegistry registry, ICollector collector)
     {
         foreach (var snapshot in collector.CollectDeclared())
         {
