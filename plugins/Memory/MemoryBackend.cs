@@ -31,6 +31,7 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
     private readonly long[] _block;
     private readonly long* _bits;
     private Cells? _cells;
+    private ExemplarSlot? _exemplar;
 
     /// <summary>Creates a value reading 0.</summary>
     /// <param name="config">Unused: the Memory backend has no settings.</param>
@@ -49,8 +50,8 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
     {
     }
 
-    /// <summary>Native histogram buckets are values like any other here (<see cref="BackendCapabilities.NativeHistogramBuckets"/>).</summary>
-    public static BackendCapabilities Capabilities => BackendCapabilities.NativeHistogramBuckets;
+    /// <summary>Native histogram buckets are values like any other here, and each value keeps its latest exemplar (<see cref="BackendCapabilities.NativeHistogramBuckets"/>).</summary>
+    public static BackendCapabilities Capabilities => BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.Exemplars;
 
     /// <summary>The pinned word holding the value's bits; a metric adds to it directly and calls <see cref="Inc"/> only when that races.</summary>
     public nint ValueCell => (nint)_bits;
@@ -91,6 +92,42 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
         return cells is null ? value : cells.AddTo(value);
     }
 
+    /// <summary>Keeps <paramref name="exemplar"/> unless the stored one is later. The slot is allocated with the first exemplar, reused after.</summary>
+    /// <param name="exemplar">The exemplar.</param>
+    public void RecordExemplar(in RecordedExemplar exemplar)
+    {
+        var slot = _exemplar ?? InflateExemplar();
+        lock (slot)
+        {
+            if (!slot.Present || exemplar.TimestampUnixSeconds >= slot.Value.TimestampUnixSeconds)
+            {
+                slot.Value = exemplar;
+                slot.Present = true;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public RecordedExemplar? GetExemplar()
+    {
+        var slot = Volatile.Read(ref _exemplar);
+        if (slot is null)
+        {
+            return null;
+        }
+
+        lock (slot)
+        {
+            return slot.Present ? slot.Value : null;
+        }
+    }
+
+    private ExemplarSlot InflateExemplar()
+    {
+        Interlocked.CompareExchange(ref _exemplar, new ExemplarSlot(), null);
+        return _exemplar!;
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void AddContended(double value)
     {
@@ -115,6 +152,13 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
     {
         Interlocked.CompareExchange(ref _cells, new Cells(), null);
         return _cells!;
+    }
+
+    /// <summary>The latest exemplar, changed under its own lock: the label reference and two doubles must change together.</summary>
+    private sealed class ExemplarSlot
+    {
+        public RecordedExemplar Value;
+        public bool Present;
     }
 
     /// <summary>Hands out 8-byte words from pinned blocks, so metrics can keep a plain pointer to a value's bits.</summary>

@@ -43,4 +43,12 @@ public enum BackendCapabilities
     /// <see cref="NotSupportedException"/> when a value is created, and hosts find out by asking.
     /// </summary>
     AllGaugeAggregations = 32,
+
+    /// <summary>
+    /// Optional: the backend stores the latest exemplar per value (<see cref="IMetricBackend.RecordExemplar"/>) and returns
+    /// it (<see cref="IMetricBackend.GetExemplar"/>, or <see cref="CollectedValue.Exemplar"/> from collection); a shared
+    /// backend shows an exemplar recorded in one process in every process's collection. Without it the host drops
+    /// exemplars for the backend (and says so once in the backend log).
+    /// </summary>
+    Exemplars = 64,
 }

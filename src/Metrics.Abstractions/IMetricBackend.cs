@@ -84,6 +84,26 @@ public interface IMetricBackend
         bucket.Inc(1);
         Inc(value);
     }
+
+    /// <summary>
+    /// Optional (backends declaring <see cref="BackendCapabilities.Exemplars"/>): stores <paramref name="exemplar"/> as this
+    /// value's exemplar unless the stored one is later (<see cref="RecordedExemplar.TimestampUnixSeconds"/>): the latest
+    /// by timestamp wins, across processes for a shared backend. The host calls it after the increment it belongs to,
+    /// only when the backend declares the capability. Must not throw for transport faults; the default does nothing.
+    /// </summary>
+    /// <param name="exemplar">The exemplar, its labels already validated.</param>
+    void RecordExemplar(in RecordedExemplar exemplar)
+    {
+    }
+
+    /// <summary>
+    /// Optional (backends declaring <see cref="BackendCapabilities.Exemplars"/>): the latest exemplar stored for this value,
+    /// or <see langword="null"/> (the default). The host reads it when it collects value by value (a backend whose
+    /// <see cref="IMetricBackend{TSelf}.CollectAsync"/> returns <see langword="null"/>); a backend that collects in batch
+    /// returns exemplars in <see cref="CollectedValue.Exemplar"/> instead.
+    /// </summary>
+    /// <returns>The exemplar, or <see langword="null"/> when none was recorded.</returns>
+    RecordedExemplar? GetExemplar() => null;
 }
 
 /// <summary>
@@ -100,7 +120,8 @@ public interface IMetricBackend
 /// <para>
 /// Version 1.0 of the contract had the synchronous <see cref="Collect"/> and <see cref="Flush"/>; version 1.1 added the
 /// asynchronous forms, <see cref="ShutdownAsync"/>, <see cref="IMetricBackend.ValueCell"/> and
-/// <see cref="IMetricBackend.ObserveHistogram"/>. The host only calls the 1.1 members, whose defaults call the 1.0 ones,
+/// <see cref="IMetricBackend.ObserveHistogram"/>; later, optionally, <see cref="IMetricBackend.RecordExemplar"/> and
+/// <see cref="IMetricBackend.GetExemplar"/>. The host only calls the 1.1 members, whose defaults call the 1.0 ones,
 /// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both.
 /// </para>
 /// </remarks>

@@ -26,6 +26,7 @@ public sealed class ConfiguredBackend
     private static ConfiguredBackend? _default;
     private static bool _defaultUsed;
     private readonly BackendLifetime _lifetime;
+    private long _droppedExemplars;
 
     internal ConfiguredBackend(IBackendAdapter adapter, BackendConfig config, string name)
     {
@@ -232,6 +233,20 @@ public sealed class ConfiguredBackend
     /// <param name="cancellationToken">Bounds the wait.</param>
     /// <returns>A task completing when every backend is released or has given up.</returns>
     public static Task ShutdownAllAsync(CancellationToken cancellationToken = default) => BackendLifetime.ShutdownAllAsync(cancellationToken);
+
+    /// <summary>Exemplars given for this backend's values and dropped because it does not store them (<see cref="BackendCapabilities.Exemplars"/>).</summary>
+    public long DroppedExemplars => Interlocked.Read(ref _droppedExemplars);
+
+    internal void DropExemplar()
+    {
+        if (Interlocked.Increment(ref _droppedExemplars) == 1)
+        {
+            BackendLog.Write(
+                Name,
+                BackendLogLevel.Warning,
+                $"The metrics backend '{Name}' does not store exemplars (it does not declare BackendCapabilities.Exemplars): exemplars given for its metrics are dropped. Use a backend that stores them (Memory, SharedMemory, Redis) to see them in OpenMetrics scrapes.");
+        }
+    }
 
     /// <inheritdoc/>
     public override string ToString() => $"{Name} ({Type.FullName})";

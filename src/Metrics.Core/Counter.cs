@@ -16,6 +16,9 @@ public sealed class Counter : Metric<Counter>
     // The backend's value cell, when it has one: an increment is then one compare-and-swap here, no call.
     private readonly unsafe long* _cell;
 
+    // When this series may take its next automatic exemplar (Environment.TickCount64); see MetricRegistry.AutomaticExemplars.
+    private long _nextAutomaticExemplar;
+
     /// <summary>Creates a counter and registers it.</summary>
     /// <param name="name">The metric name; by convention ending in <c>_total</c>.</param>
     /// <param name="help">What it counts.</param>
@@ -73,6 +76,11 @@ public sealed class Counter : Metric<Counter>
         {
             if (AtomicDouble.TryAdd(ref *cell, value))
             {
+                if (Family.Registry.AutoExemplars)
+                {
+                    ExemplarSupport.RecordAutomatic(Family, _value!, ref _nextAutomaticExemplar, value);
+                }
+
                 return;
             }
         }
@@ -82,6 +90,35 @@ public sealed class Counter : Metric<Counter>
         }
 
         _value!.Inc(value);
+        if (Family.Registry.AutoExemplars)
+        {
+            ExemplarSupport.RecordAutomatic(Family, _value, ref _nextAutomaticExemplar, value);
+        }
+    }
+
+    /// <summary>
+    /// Adds <paramref name="value"/> and stores <paramref name="exemplar"/> as this series' latest exemplar (shown in
+    /// OpenMetrics scrapes after the <c>_total</c> sample). An empty exemplar adds only the value.
+    /// </summary>
+    /// <param name="value">A non-negative amount.</param>
+    /// <param name="exemplar">The exemplar, validated when it was built; build it once and reuse it where you can.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The amount is negative or NaN.</exception>
+    /// <exception cref="InvalidOperationException">Some label has no value yet.</exception>
+    public void Inc(double value, in Exemplar exemplar)
+    {
+        if (_value is null || !(value >= 0))
+        {
+            ThrowInvalidInc(value);
+        }
+
+        if (exemplar.IsEmpty)
+        {
+            Inc(value);
+            return;
+        }
+
+        _value!.Inc(value);
+        ExemplarSupport.Record(Family, _value, exemplar, value);
     }
 
     /// <summary>Runs <paramref name="action"/> and counts 1 if it throws; the exception is rethrown.</summary>

@@ -19,6 +19,9 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private readonly long* _sumCell;
     private readonly bool _atomicObserve;
 
+    // When this series may take its next automatic exemplar (Environment.TickCount64); see MetricRegistry.AutomaticExemplars.
+    private long _nextAutomaticExemplar;
+
     // Native buckets when the histogram is native and the backend stores them; observations then take the out-of-line
     // path, so a classic histogram's inlined observe is unchanged.
     private readonly NativeSeries? _native;
@@ -174,10 +177,57 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
                 _sum!.Inc(value);
             }
 
+            if (Family.Registry.AutoExemplars)
+            {
+                ExemplarSupport.RecordAutomatic(Family, _buckets![index], ref _nextAutomaticExemplar, value);
+            }
+
             return;
         }
 
         ObserveThroughBackend(value);
+        if (Family.Registry.AutoExemplars)
+        {
+            ExemplarSupport.RecordAutomatic(Family, _buckets![BucketIndex(_bounds, value)], ref _nextAutomaticExemplar, value);
+        }
+    }
+
+    /// <summary>
+    /// Records one observation and stores <paramref name="exemplar"/> as the latest exemplar of the bucket it falls in
+    /// (shown in OpenMetrics scrapes after that <c>_bucket</c> sample). An empty exemplar records only the observation.
+    /// </summary>
+    /// <param name="value">The observed value; NaN is refused.</param>
+    /// <param name="exemplar">The exemplar, validated when it was built; build it once and reuse it where you can.</param>
+    public void Observe(double value, in Exemplar exemplar)
+    {
+        if (exemplar.IsEmpty)
+        {
+            Observe(value);
+            return;
+        }
+
+        var cells = _bucketCells;
+        var index = 0;
+        if (cells is not null && !double.IsNaN(value))
+        {
+            index = BucketIndex(_bounds, value);
+            if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            {
+                _buckets![index].Inc(1);
+            }
+
+            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            {
+                _sum!.Inc(value);
+            }
+        }
+        else
+        {
+            ObserveThroughBackend(value);
+            index = BucketIndex(_bounds, value);
+        }
+
+        ExemplarSupport.Record(Family, _buckets![index], exemplar, value);
     }
 
     /// <summary>Starts a timer that observes the elapsed seconds when disposed.</summary>

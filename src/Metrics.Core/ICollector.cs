@@ -95,7 +95,14 @@ public sealed class MetricSnapshot
 /// <summary>One sample of a <see cref="MetricSnapshot"/>.</summary>
 /// <param name="LabelValues">The label values, in the order of the snapshot's label names.</param>
 /// <param name="Value">The value.</param>
-public readonly record struct Sample(IReadOnlyList<string> LabelValues, double Value);
+public readonly record struct Sample(IReadOnlyList<string> LabelValues, double Value)
+{
+    /// <summary>
+    /// The sample's exemplar, shown in OpenMetrics scrapes after a counter's <c>_total</c> sample (never in text 0.0.4);
+    /// null for none. Its labels were validated when the <see cref="Metrics.Exemplar"/> was built.
+    /// </summary>
+    public RecordedExemplar? Exemplar { get; init; }
+}
 
 /// <summary>What every exposition format does with a collector's output.</summary>
 internal static class CollectorExtensions

@@ -41,6 +41,42 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         _collector = new ScrapeCollector(this);
     }
 
+    /// <summary>
+    /// Whether counter increments and histogram observations without an explicit exemplar take one from the current trace
+    /// (<see cref="System.Diagnostics.Activity.Current"/>: <c>trace_id</c> and <c>span_id</c>). Only sampled activities
+    /// (<see cref="System.Diagnostics.Activity.Recorded"/>) give one, and each series takes at most one per
+    /// <see cref="AutomaticExemplarInterval"/>. Off by default; hosting turns it on with <c>Metrics:Exemplars:Automatic</c>.
+    /// </summary>
+    public bool AutomaticExemplars
+    {
+        get => AutoExemplars;
+        set => AutoExemplars = value;
+    }
+
+    /// <summary>
+    /// The least time between two automatic exemplars of one series (counter child or histogram child): 100 ms by default,
+    /// so a hot series stores at most ten a second, and a scrape every 15 s still finds a recent one in every bucket.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Negative, or over a day.</exception>
+    public TimeSpan AutomaticExemplarInterval
+    {
+        get => TimeSpan.FromMilliseconds(AutomaticExemplarIntervalMs);
+        set
+        {
+            if (value < TimeSpan.Zero || value > TimeSpan.FromDays(1))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, "The automatic exemplar interval must be between 0 and one day, for example 100 ms.");
+            }
+
+            AutomaticExemplarIntervalMs = (long)value.TotalMilliseconds;
+        }
+    }
+
+    // A plain field read on every update of every counter and histogram: kept next to nothing else that changes.
+    internal bool AutoExemplars;
+
+    internal long AutomaticExemplarIntervalMs = 100;
+
     /// <summary>The registry metrics use when none is given.</summary>
     public static MetricRegistry Default { get; } = new();
 

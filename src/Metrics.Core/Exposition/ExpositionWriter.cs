@@ -96,7 +96,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 foreach (var child in children)
                 {
                     var counter = (Counter)child;
-                    WriteCounter(family, counter.LabelBytes, counter.Backing!.Get(), counter.CreatedUnixSeconds);
+                    var exemplar = ShowsExemplars(family) ? counter.Backing!.GetExemplar() : null;
+                    WriteCounter(family, counter.LabelBytes, counter.Backing!.Get(), counter.CreatedUnixSeconds, exemplar);
                 }
 
                 break;
@@ -111,6 +112,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
             case MetricType.Histogram:
                 var bounds = family.Buckets.Length;
                 var scratch = Scratch(bounds);
+                var exemplars = ShowsExemplars(family) ? new RecordedExemplar?[bounds] : null;
                 foreach (var child in children)
                 {
                     var histogram = (Histogram)child;
@@ -118,9 +120,13 @@ internal sealed class ExpositionWriter : IFamilyWriter
                     for (var i = 0; i < bounds; i++)
                     {
                         scratch[i] = values[i].Get();
+                        if (exemplars is not null)
+                        {
+                            exemplars[i] = values[i].GetExemplar();
+                        }
                     }
 
-                    WriteHistogram(family, histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds);
+                    WriteHistogram(family, histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds, exemplars);
                 }
 
                 break;
@@ -164,7 +170,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 var (labels, created) = SeriesLabels(family, value.LabelValues);
                 if (family.Type == MetricType.Counter)
                 {
-                    WriteCounter(family, labels, value.Value, created);
+                    WriteCounter(family, labels, value.Value, created, _openMetrics ? value.Exemplar : null);
                 }
                 else
                 {
@@ -177,6 +183,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         // Histogram and summary parts arrive one value each: group them into series, in order of first appearance.
         var groups = new Dictionary<string[], double[]>(LabelValuesComparer.Instance);
+        Dictionary<string[], RecordedExemplar?[]>? exemplarGroups = null;
         var order = new List<string[]>();
         var bounds = family.Buckets;
         var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
@@ -218,6 +225,19 @@ internal sealed class ExpositionWriter : IFamilyWriter
             }
 
             parts[index] += value.Value;
+            if (_openMetrics && value.Exemplar is { } exemplar && family.Type == MetricType.Histogram && index < bounds.Length)
+            {
+                exemplarGroups ??= new Dictionary<string[], RecordedExemplar?[]>(LabelValuesComparer.Instance);
+                if (!exemplarGroups.TryGetValue(key, out var slots))
+                {
+                    exemplarGroups[key] = slots = new RecordedExemplar?[bounds.Length];
+                }
+
+                if (slots[index] is not { } held || exemplar.TimestampUnixSeconds >= held.TimestampUnixSeconds)
+                {
+                    slots[index] = exemplar;
+                }
+            }
         }
 
         if (order.Count > 0)
@@ -231,7 +251,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
             var (labels, created) = SeriesLabels(family, key);
             if (family.Type == MetricType.Histogram)
             {
-                WriteHistogram(family, labels, parts.AsSpan(0, bounds.Length), parts[^1], created);
+                WriteHistogram(family, labels, parts.AsSpan(0, bounds.Length), parts[^1], created, exemplarGroups?.GetValueOrDefault(key));
             }
             else
             {
@@ -252,7 +272,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
             foreach (var sample in snapshot.Samples)
             {
                 var labels = Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues);
-                WriteSeries(nameBytes, _openMetrics && snapshot.Type == MetricType.Counter ? "_total"u8 : default, labels, sample.Value);
+                var exemplar = _openMetrics && snapshot.Type == MetricType.Counter ? sample.Exemplar : null;
+                WriteSeries(nameBytes, _openMetrics && snapshot.Type == MetricType.Counter ? "_total"u8 : default, labels, sample.Value, exemplar);
             }
         }
     }
@@ -358,7 +379,10 @@ internal sealed class ExpositionWriter : IFamilyWriter
         _out.WriteByte((byte)'\n');
     }
 
-    private void WriteCounter(MetricFamily family, ReadOnlySpan<byte> labels, double value, double created)
+    /// <summary>Exemplars appear in OpenMetrics only, and only for a backend that stores them.</summary>
+    private bool ShowsExemplars(MetricFamily family) => _openMetrics && (family.Backend.Capabilities & BackendCapabilities.Exemplars) != 0;
+
+    private void WriteCounter(MetricFamily family, ReadOnlySpan<byte> labels, double value, double created, RecordedExemplar? exemplar = null)
     {
         if (!_openMetrics)
         {
@@ -367,11 +391,11 @@ internal sealed class ExpositionWriter : IFamilyWriter
         }
 
         var name = family.OpenMetricsCounterBase;
-        WriteSeries(name, "_total"u8, labels, value);
+        WriteSeries(name, "_total"u8, labels, value, exemplar);
         WriteCreated(name, labels, created);
     }
 
-    private void WriteHistogram(MetricFamily family, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double created)
+    private void WriteHistogram(MetricFamily family, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double created, RecordedExemplar?[]? exemplars = null)
     {
         var name = family.NameBytes;
         var leLabels = family.LeLabelCache(_openMetrics);
@@ -391,6 +415,11 @@ internal sealed class ExpositionWriter : IFamilyWriter
             _out.WriteRaw(leLabels[i]);
             _out.WriteRaw("} "u8);
             _out.WriteDouble(cumulative);
+            if (exemplars is not null && exemplars[i] is { } exemplar)
+            {
+                WriteExemplar(exemplar);
+            }
+
             _out.WriteByte((byte)'\n');
         }
 
@@ -456,7 +485,31 @@ internal sealed class ExpositionWriter : IFamilyWriter
         _out.WriteByte((byte)'\n');
     }
 
-    private void WriteSeries(ReadOnlySpan<byte> name, ReadOnlySpan<byte> suffix, ReadOnlySpan<byte> labels, double value)
+    /// <summary>Writes <c> # {labels} value timestamp</c>, the OpenMetrics exemplar that follows a sample on its line.</summary>
+    private void WriteExemplar(in RecordedExemplar exemplar)
+    {
+        _out.WriteRaw(" # {"u8);
+        var pairs = exemplar.Labels.Pairs();
+        for (var i = 0; i < pairs.Length; i += 2)
+        {
+            if (i > 0)
+            {
+                _out.WriteByte((byte)',');
+            }
+
+            _out.WriteUtf8(pairs[i]);
+            _out.WriteRaw("=\""u8);
+            _out.WriteEscaped(pairs[i + 1], escapeQuote: true);
+            _out.WriteByte((byte)'"');
+        }
+
+        _out.WriteRaw("} "u8);
+        _out.WriteDouble(exemplar.Value);
+        _out.WriteByte((byte)' ');
+        _out.WriteDouble(exemplar.TimestampUnixSeconds);
+    }
+
+    private void WriteSeries(ReadOnlySpan<byte> name, ReadOnlySpan<byte> suffix, ReadOnlySpan<byte> labels, double value, RecordedExemplar? exemplar = null)
     {
         _out.Ensure(name.Length + suffix.Length + labels.Length + 40);
         _out.WriteRaw(name);
@@ -470,6 +523,11 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         _out.WriteByte((byte)' ');
         _out.WriteDouble(value);
+        if (exemplar is { } shown)
+        {
+            WriteExemplar(shown);
+        }
+
         _out.WriteByte((byte)'\n');
     }
 

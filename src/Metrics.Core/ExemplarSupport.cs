@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+
+namespace Metrics;
+
+/// <summary>Records exemplars for counters and histograms: explicit ones, and automatic ones from the current trace.</summary>
+internal static class ExemplarSupport
+{
+    private const string TraceIdLabel = "trace_id";
+    private const string SpanIdLabel = "span_id";
+
+    /// <summary>Wall-clock seconds since the Unix epoch, at millisecond resolution (what OpenMetrics timestamps show).</summary>
+    public static double UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+
+    /// <summary>Stores <paramref name="exemplar"/> on <paramref name="value"/>, or drops it (noted once) when the backend cannot.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Record(MetricFamily family, IMetricBackend value, in Exemplar exemplar, double amount)
+    {
+        if (exemplar.IsEmpty)
+        {
+            return;
+        }
+
+        var backend = family.Backend;
+        if ((backend.Capabilities & BackendCapabilities.Exemplars) == 0)
+        {
+            backend.DropExemplar();
+            return;
+        }
+
+        value.RecordExemplar(new RecordedExemplar(exemplar, amount, UnixNow()));
+    }
+
+    /// <summary>
+    /// Records the current trace as an exemplar when there is a sampled activity and the series' last automatic exemplar
+    /// is at least the registry's interval old. <paramref name="next"/> is the series' next allowed time (ms ticks).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void RecordAutomatic(MetricFamily family, IMetricBackend value, ref long next, double amount)
+    {
+        var activity = Activity.Current;
+        if (activity is null || !activity.Recorded)
+        {
+            return;
+        }
+
+        var now = Environment.TickCount64;
+        var due = Volatile.Read(ref next);
+        if (now < due || Interlocked.CompareExchange(ref next, now + family.Registry.AutomaticExemplarIntervalMs, due) != due)
+        {
+            return;
+        }
+
+        var exemplar = Exemplar.FromPairs([TraceIdLabel, activity.TraceId.ToHexString(), SpanIdLabel, activity.SpanId.ToHexString()]);
+        Record(family, value, exemplar, amount);
+    }
+}
