@@ -29,6 +29,11 @@ public class AllocationTests
         });
         AssertNoAllocation("Histogram.Observe", () => histogram.Observe(0.3));
         AssertNoAllocation("Summary.Observe", () => summary.Observe(12));
+
+        // A cached exemplar: recording it reuses the value's exemplar slot.
+        var exemplar = Exemplar.Of("trace_id", "0af7651916cd43dd8448eb211c80319c");
+        AssertNoAllocation("Counter.Inc with exemplar", () => counter.Inc(1, exemplar));
+        AssertNoAllocation("Histogram.Observe with exemplar", () => histogram.Observe(0.3, exemplar));
         AssertNoAllocation("Histogram timer", () =>
         {
             using (histogram.NewTimer())
