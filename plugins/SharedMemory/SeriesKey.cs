@@ -23,6 +23,12 @@ internal enum EntryRole : byte
     /// "label value" is the definition's text (for the conflict message).
     /// </summary>
     Schema = 4,
+
+    /// <summary>
+    /// The latest exemplar of a <see cref="Value"/> entry (same key, this role), in the entry's payload
+    /// (<see cref="ExemplarRecord"/>); the value entry's word 1 holds this entry's index once it exists.
+    /// </summary>
+    Exemplar = 5,
 }
 
 /// <summary>

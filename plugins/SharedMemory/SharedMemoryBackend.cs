@@ -56,6 +56,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     private readonly GaugeAggregation _mode;
     private readonly byte[]? _cellKey;
 
+    // Counters' and histograms' shared values: the value's key (for its exemplar entry) and that entry's record, once used.
+    private readonly byte[]? _exemplarKey;
+    private byte* _exemplar;
+
     /// <summary>Finds or creates the value in the store and keeps a pointer to it for every later update.</summary>
     /// <param name="config">The backend's configuration section; opens the store if <see cref="Initialize"/> did not.</param>
     /// <param name="metric">The metric and the series' label values.</param>
@@ -100,6 +104,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             {
                 var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
                 _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(_store.FindOrCreate(key, 0, describe), 0));
+                if (metric.Type is MetricType.Counter or MetricType.Histogram)
+                {
+                    _exemplarKey = key;
+                }
             }
         }
         catch (SharedMemoryStoreFullException)
@@ -115,7 +123,13 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// (<see cref="BackendCapabilities.RecordsSchema"/>). Updates are immediate, so not
     /// <see cref="BackendCapabilities.BatchesUpdates"/>.
     /// </summary>
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations;
+    /// <remarks>
+    /// Exemplars (<see cref="BackendCapabilities.Exemplars"/>): each counter value and histogram bucket keeps its latest
+    /// exemplar in its own entry of the store (about 1.1 KiB, created with the value's first exemplar), so every process
+    /// scraping the store shows it; the latest by timestamp wins, and of two processes writing one value's exemplar at the
+    /// same instant one keeps its exemplar.
+    /// </remarks>
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.Exemplars;
 
     /// <summary>How many series this process was refused because the store was full (<see cref="SharedMemoryStoreFullException"/>).</summary>
     public static long RefusedSeries => Interlocked.Read(ref s_refusedSeries);
@@ -267,7 +281,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 switch (key.Role)
                 {
                     case EntryRole.Value when mode is GaugeAggregation.Sum or GaugeAggregation.MostRecent:
-                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
+                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), family.Type is MetricType.Counter or MetricType.Histogram ? ExemplarOf(store, entry) : null);
                         break;
                     case EntryRole.Owned when mode == GaugeAggregation.PerProcess
                                               || (mode == GaugeAggregation.LivePerProcess && live!.Contains(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)))):
@@ -306,14 +320,73 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
         return results;
 
-        void Add(int familyIndex, DecodedKey key, long bits)
+        void Add(int familyIndex, DecodedKey key, long bits, RecordedExemplar? exemplar = null)
         {
             // The definition pins the label names; a count that disagrees means a 64-bit definition hash collided.
             if (key.Labels.Length == families[familyIndex].LabelNames.Count)
             {
-                results[familyIndex].Add(new CollectedValue(key.Labels, key.Bucket, BitConverter.Int64BitsToDouble(bits)));
+                results[familyIndex].Add(new CollectedValue(key.Labels, key.Bucket, BitConverter.Int64BitsToDouble(bits)) { Exemplar = exemplar });
             }
         }
+    }
+
+    /// <summary>The exemplar of a counter or histogram value entry, whose word 1 names its exemplar entry once one was recorded.</summary>
+    private static RecordedExemplar? ExemplarOf(SharedMemoryStore store, byte* valueEntry)
+    {
+        var index = Volatile.Read(ref SharedMemoryStore.Word(valueEntry, 1));
+        if (index == 0)
+        {
+            return null;
+        }
+
+        var entry = store.EntryWithPayload(index, EntryRole.Exemplar, ExemplarRecord.Size);
+        return entry == null ? null : ExemplarRecord.Read(SharedMemoryStore.PayloadOf(entry));
+    }
+
+    /// <summary>
+    /// Stores the exemplar in the store, where every process's scrape reads it, unless a later one is stored. The first
+    /// exemplar of a value creates its exemplar entry; later ones write in place and allocate nothing.
+    /// </summary>
+    /// <param name="exemplar">The exemplar.</param>
+    public void RecordExemplar(in RecordedExemplar exemplar)
+    {
+        if (_exemplarKey is null)
+        {
+            return;
+        }
+
+        var record = _exemplar;
+        if (record == null)
+        {
+            try
+            {
+                record = CreateExemplarRecord();
+            }
+            catch (SharedMemoryStoreFullException)
+            {
+                // The update path never throws: a full store keeps the value without its exemplar (and counts it refused).
+                return;
+            }
+        }
+
+        ExemplarRecord.Write(record, exemplar);
+    }
+
+    /// <summary>The latest exemplar stored for this value by any process; scrapes read them through <see cref="CollectAsync"/>.</summary>
+    /// <returns>The exemplar, or null.</returns>
+    public RecordedExemplar? GetExemplar() =>
+        _exemplarKey is null ? null : ExemplarOf(_store, (byte*)_value - SharedMemoryStore.EntryValues);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private byte* CreateExemplarRecord()
+    {
+        var key = SeriesKey.WithRole(_exemplarKey!, EntryRole.Exemplar, -1);
+        var entry = _store.FindOrCreate(key, 0, () => "exemplar of " + SeriesKey.NameOf(key).ToString(), ExemplarRecord.Size);
+        // Published in the value entry for other processes' scrapes; every process creating it finds the same entry.
+        Interlocked.CompareExchange(ref SharedMemoryStore.Word((byte*)_value - SharedMemoryStore.EntryValues, 1), _store.IndexOf(entry), 0);
+        var record = SharedMemoryStore.PayloadOf(entry);
+        _exemplar = record;
+        return record;
     }
 
     /// <summary>Adds <paramref name="value"/> with a compare-and-swap on the value's bits in the mapped file.</summary>

@@ -232,6 +232,41 @@ internal sealed unsafe partial class SharedMemoryStore
 
     public static ref long Word(byte* entry, int index) => ref Unsafe.AsRef<long>(entry + EntryValues + (index * sizeof(long)));
 
+    /// <summary>Where an entry's payload starts: after its key, 8-byte aligned.</summary>
+    public static int PayloadOffset(int keyLength) => (int)AlignUp(EntryKey + keyLength, sizeof(long));
+
+    /// <summary>The payload of <paramref name="entry"/>, created with one (see <see cref="FindOrCreate"/>).</summary>
+    public static byte* PayloadOf(byte* entry) => entry + PayloadOffset(*(int*)(entry + EntryKeyLength));
+
+    /// <summary>The entry's index, as index links and value words refer to it.</summary>
+    public int IndexOf(byte* entry) => (int)((entry - _base) / EntryAlignment);
+
+    /// <summary>
+    /// The entry an index word names when it is a published <paramref name="role"/> entry with at least
+    /// <paramref name="payload"/> payload bytes; null otherwise (a damaged word is ignored, not trusted).
+    /// </summary>
+    public byte* EntryWithPayload(long index, EntryRole role, int payload)
+    {
+        if (index <= 0 || index > UsedBytes / EntryAlignment)
+        {
+            return null;
+        }
+
+        byte* entry;
+        try
+        {
+            entry = EntryAt((int)index);
+        }
+        catch (InvalidDataException)
+        {
+            return null;
+        }
+
+        var keyLength = *(int*)(entry + EntryKeyLength);
+        var size = (long)*(int*)(entry + EntryUnits) * EntryAlignment;
+        return SeriesKey.RoleOf(KeyOf(entry)) == role && size >= PayloadOffset(keyLength) + payload ? entry : null;
+    }
+
     public static ReadOnlySpan<byte> KeyOf(byte* entry) => new(entry + EntryKey, *(int*)(entry + EntryKeyLength));
 
     /// <summary>Serializes scrapes' use of <see cref="Decode"/>, whose cache is not thread-safe.</summary>
@@ -276,7 +311,8 @@ internal sealed unsafe partial class SharedMemoryStore
     /// <param name="key">The encoded key.</param>
     /// <param name="initialWord0">The first value word of a new entry (the owner's epoch, or the empty-archive marker).</param>
     /// <param name="describe">Names the series in the store-full message.</param>
-    public byte* FindOrCreate(byte[] key, long initialWord0, Func<string> describe)
+    /// <param name="payload">Bytes reserved after the key (zeroed), at <see cref="PayloadOf"/>: an exemplar's record.</param>
+    public byte* FindOrCreate(byte[] key, long initialWord0, Func<string> describe, int payload = 0)
     {
         var hash = Hash(key);
         ref var bucket = ref Buckets[hash & (uint)(_bucketCount - 1)];
@@ -287,9 +323,14 @@ internal sealed unsafe partial class SharedMemoryStore
             return found;
         }
 
-        var size = AlignUp(EntryHeaderSize + key.Length, EntryAlignment);
+        var size = AlignUp(payload == 0 ? EntryHeaderSize + key.Length : PayloadOffset(key.Length) + payload, EntryAlignment);
         var offset = Reserve(size, describe);
         var entry = _base + offset;
+        if (payload != 0)
+        {
+            new Span<byte>(entry + PayloadOffset(key.Length), payload).Clear();
+        }
+
         *(int*)(entry + EntryKeyLength) = key.Length;
         *(uint*)(entry + EntryHash) = hash;
         *(int*)(entry + EntryRole) = key[0];

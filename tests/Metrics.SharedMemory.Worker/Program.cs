@@ -56,6 +56,22 @@ switch (command)
         break;
     }
 
+    case "exemplar":
+    {
+        // exemplar <path> <trace id> <unix seconds>: one counter increment and one histogram observation, each with an
+        // exemplar carrying the trace id, stamped with the given time (so the test decides which one is the latest).
+        var timestamp = double.Parse(args[3], CultureInfo.InvariantCulture);
+        var exemplar = Exemplar.Of("trace_id", args[2]);
+        var counter = Shared.Backend(config, Shared.Counter, null);
+        counter.Inc(1);
+        counter.RecordExemplar(new RecordedExemplar(exemplar, 1, timestamp));
+        var bucket = Shared.Backend(config, Shared.Histogram, HistogramBucket.ForUpperBound(0.5));
+        bucket.Inc(1);
+        Shared.Backend(config, Shared.Histogram, HistogramBucket.Sum).Inc(0.25);
+        bucket.RecordExemplar(new RecordedExemplar(exemplar, 0.25, timestamp));
+        break;
+    }
+
     case "churn":
     {
         // churn <path>: what a short-lived job does: a counter, a histogram observation and aggregated gauges.
