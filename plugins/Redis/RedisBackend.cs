@@ -66,7 +66,19 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// recorded and values of other definitions are never mixed in (<see cref="BackendCapabilities.RecordsSchema"/>).
     /// </summary>
     public static BackendCapabilities Capabilities =>
-        BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.BatchesUpdates | BackendCapabilities.AtomicHistogramObserve | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations;
+        BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.BatchesUpdates | BackendCapabilities.AtomicHistogramObserve | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.Exemplars;
+
+    /// <summary>
+    /// Keeps the exemplar in this process (a scrape here shows it at once) and sends it with the next flush to the
+    /// family's exemplar hash (<c>&lt;data key&gt;:ex</c>, same hash tag), where the latest by timestamp wins and every
+    /// process's scrape reads it. Never waits on the network; allocates only when the flush encodes it.
+    /// </summary>
+    /// <param name="exemplar">The exemplar.</param>
+    public void RecordExemplar(in RecordedExemplar exemplar) => _cell.RecordExemplar(exemplar);
+
+    /// <summary>The latest exemplar this process recorded for the value; scrapes read every process's through <see cref="CollectAsync"/>.</summary>
+    /// <returns>The exemplar, or null.</returns>
+    public RecordedExemplar? GetExemplar() => _cell.LocalExemplar;
 
     internal RedisFamily Family => _cell.Family;
 

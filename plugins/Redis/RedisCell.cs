@@ -36,6 +36,11 @@ internal sealed class RedisCell
     private double _stored;
     private long _storedSequence;
 
+    // The latest exemplar recorded in this process, and whether it still waits to be sent. Guarded by _gate.
+    private RecordedExemplar _exemplar;
+    private bool _hasExemplar;
+    private bool _exemplarPending;
+
     // The last aggregate an owned gauge's Get read, answered while Redis cannot be read.
     private double _lastAggregate;
     private bool _hasAggregate;
@@ -63,6 +68,69 @@ internal sealed class RedisCell
 
     // Intrusive link of the dirty stack; written only by the thread that set _dirty from 0 to 1, read by the flusher.
     public RedisCell? NextDirty { get; set; }
+
+    /// <summary>The latest exemplar this process recorded, sent or not (a scrape shows it when it is later than Redis' one).</summary>
+    public RecordedExemplar? LocalExemplar
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _hasExemplar ? _exemplar : null;
+            }
+        }
+    }
+
+    /// <summary>Keeps <paramref name="exemplar"/> unless a later one is kept, and queues the cell for the next flush.</summary>
+    public void RecordExemplar(in RecordedExemplar exemplar)
+    {
+        bool queue;
+        lock (_gate)
+        {
+            if (_hasExemplar && exemplar.TimestampUnixSeconds < _exemplar.TimestampUnixSeconds)
+            {
+                return;
+            }
+
+            _exemplar = exemplar;
+            _hasExemplar = true;
+            queue = !_exemplarPending;
+            _exemplarPending = true;
+        }
+
+        if (queue)
+        {
+            _store.Flusher.QueueExemplar(this);
+        }
+    }
+
+    /// <summary>Takes the exemplar waiting to be sent, if any.</summary>
+    public bool TakeExemplar(out RecordedExemplar exemplar)
+    {
+        lock (_gate)
+        {
+            exemplar = _exemplar;
+            var pending = _exemplarPending;
+            _exemplarPending = false;
+            return pending;
+        }
+    }
+
+    /// <summary>A taken exemplar was not stored: it waits again (unless a later one already does).</summary>
+    public void ExemplarNotSent()
+    {
+        lock (_gate)
+        {
+            if (_exemplarPending)
+            {
+                return;
+            }
+
+            _exemplarPending = true;
+        }
+
+        _store.Flusher.QueueExemplar(this);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)

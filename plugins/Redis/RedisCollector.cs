@@ -65,9 +65,16 @@ internal sealed class RedisCollector(RedisStore store)
         var db = connection.GetDatabase();
         var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var reads = new Task<RedisResult>[families.Count];
+        var exemplarReads = new Task<HashEntry[]>?[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
             var family = families[i];
+            if (family.Type is MetricType.Counter or MetricType.Histogram)
+            {
+                // In the same pipeline: one round trip still reads values and exemplars.
+                exemplarReads[i] = db.HashGetAllAsync(RedisFamily.ExemplarKeyOf(RedisFamily.DataKey(Settings, family.Name, family.DefinitionId)));
+            }
+
             var (owned, combine, liveOnly) = RedisFamily.ModeOf(family);
             if (owned)
             {
@@ -98,6 +105,7 @@ internal sealed class RedisCollector(RedisStore store)
         try
         {
             await Task.WhenAll(reads).ConfigureAwait(false);
+            await Task.WhenAll(exemplarReads.OfType<Task>()).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
@@ -110,7 +118,7 @@ internal sealed class RedisCollector(RedisStore store)
             var reply = (RedisResult[])reads[i].Result!;
             CheckSchema(families[i], (RedisResult[])reply[1]!);
             // A per-process gauge's aggregate already holds this process's own values, unflushed ones included.
-            result[i] = Merge(families[i], (RedisResult[])reply[0]!, overlay: !RedisFamily.ModeOf(families[i]).Owned);
+            result[i] = Merge(families[i], (RedisResult[])reply[0]!, overlay: !RedisFamily.ModeOf(families[i]).Owned, exemplarReads[i]?.Result);
         }
 
         return result;
@@ -135,7 +143,7 @@ internal sealed class RedisCollector(RedisStore store)
         }
     }
 
-    private List<CollectedValue> Merge(MetricDescriptor family, RedisResult[] flat, bool overlay)
+    private List<CollectedValue> Merge(MetricDescriptor family, RedisResult[] flat, bool overlay, HashEntry[]? exemplars = null)
     {
         var labelCount = family.LabelNames.Count;
         var byField = new Dictionary<string, (string[] Labels, HistogramBucket? Part, double Value)>(flat.Length / 2, StringComparer.Ordinal);
@@ -181,10 +189,37 @@ internal sealed class RedisCollector(RedisStore store)
             }
         }
 
-        var list = new List<CollectedValue>(byField.Count);
-        foreach (var (labels, part, value) in byField.Values)
+        Dictionary<string, RecordedExemplar>? exemplarByField = null;
+        foreach (var entry in exemplars ?? [])
         {
-            list.Add(new CollectedValue(labels, part, value));
+            if (ExemplarCodec.TryDecode((byte[])entry.Value!, out var exemplar))
+            {
+                (exemplarByField ??= new(StringComparer.Ordinal))[Encoding.Latin1.GetString((byte[])entry.Name!)] = exemplar;
+            }
+        }
+
+        if (family.Type is MetricType.Counter or MetricType.Histogram && store.FindFamily(family) is { } own)
+        {
+            // This process's exemplars not flushed yet: read-your-writes, as for values.
+            foreach (var cell in own.Cells())
+            {
+                if (cell.LocalExemplar is { } mine)
+                {
+                    var key = Encoding.Latin1.GetString(cell.Field);
+                    exemplarByField ??= new(StringComparer.Ordinal);
+                    if (!exemplarByField.TryGetValue(key, out var stored) || mine.TimestampUnixSeconds > stored.TimestampUnixSeconds)
+                    {
+                        exemplarByField[key] = mine;
+                    }
+                }
+            }
+        }
+
+        var list = new List<CollectedValue>(byField.Count);
+        foreach (var (field, (labels, part, value)) in byField)
+        {
+            RecordedExemplar? exemplar = exemplarByField is not null && exemplarByField.TryGetValue(field, out var found) ? found : null;
+            list.Add(new CollectedValue(labels, part, value) { Exemplar = exemplar });
         }
 
         return list;

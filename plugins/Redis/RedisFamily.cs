@@ -81,6 +81,9 @@ internal sealed class RedisFamily
     /// <summary>What a data key of <paramref name="name"/> starts with, before the definition id.</summary>
     public static string DataKeyPrefix(RedisSettings settings, string name) => TagOf(settings, name) + ":";
 
+    /// <summary>The hash of the latest exemplar per field beside the data hash <paramref name="dataKey"/> (same hash tag, so the same Cluster slot).</summary>
+    public static string ExemplarKeyOf(string dataKey) => dataKey + ":ex";
+
     /// <summary>The liveness hash beside the data hash <paramref name="dataKey"/> (same hash tag, so the same Cluster slot).</summary>
     public static string LiveKeyOf(string dataKey) => dataKey + ":live";
 

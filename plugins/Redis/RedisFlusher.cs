@@ -20,6 +20,9 @@ internal sealed partial class RedisFlusher
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<BackendConfig, System.Runtime.CompilerServices.StrongBox<long>> Resets = new();
 
     private readonly RedisStore _store;
+
+    // Cells whose latest exemplar waits to be sent; a cell is queued once until it is taken (see RedisCell.RecordExemplar).
+    private readonly System.Collections.Concurrent.ConcurrentQueue<RedisCell> _exemplars = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly Task _heartbeats;
@@ -159,7 +162,8 @@ internal sealed partial class RedisFlusher
             // that returned before this call.
             if (outcome.Idle || (outcome.Fresh && !outcome.Truncated))
             {
-                return (true, null);
+                var exemplarError = await SendExemplarsAsync(cancellationToken).ConfigureAwait(false);
+                return (exemplarError is null, exemplarError);
             }
 
             cancellationToken.ThrowIfCancellationRequested();
@@ -181,6 +185,7 @@ internal sealed partial class RedisFlusher
                 try
                 {
                     await RunRoundAsync(CancellationToken.None).ConfigureAwait(false);
+                    await SendExemplarsAsync(CancellationToken.None).ConfigureAwait(false);
                     await TouchIfDueAsync().ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -198,6 +203,67 @@ internal sealed partial class RedisFlusher
         {
             // Stopped by shutdown.
         }
+    }
+
+    /// <summary>Queues <paramref name="cell"/>, whose exemplar waits to be sent with the next flush.</summary>
+    public void QueueExemplar(RedisCell cell) => _exemplars.Enqueue(cell);
+
+    /// <summary>
+    /// Sends the exemplars waiting, one script per family (latest by timestamp wins on the server, so a re-send is
+    /// harmless). Exemplars that could not be sent wait for the next flush. Returns null when sent, else the error.
+    /// </summary>
+    private async Task<string?> SendExemplarsAsync(CancellationToken cancellationToken)
+    {
+        if (_exemplars.IsEmpty)
+        {
+            return null;
+        }
+
+        var (connection, error) = await _store.Connection.GetOrDiagnoseAsync(cancellationToken).ConfigureAwait(false);
+        if (connection is null)
+        {
+            return error ?? "not connected";
+        }
+
+        var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
+        var byFamily = new Dictionary<RedisFamily, (List<RedisCell> Cells, List<RedisValue> Args)>();
+        while (_exemplars.TryDequeue(out var cell))
+        {
+            if (!cell.TakeExemplar(out var exemplar))
+            {
+                continue;
+            }
+
+            if (!byFamily.TryGetValue(cell.Family, out var group))
+            {
+                byFamily[cell.Family] = group = ([], [expiryMs]);
+            }
+
+            group.Cells.Add(cell);
+            group.Args.Add(cell.Field);
+            group.Args.Add(ExemplarCodec.Encode(exemplar));
+        }
+
+        var db = connection.GetDatabase();
+        var sends = byFamily.Select(pair => (pair.Value.Cells, Task: db.ScriptEvaluateAsync(Scripts.StoreExemplars, [RedisFamily.ExemplarKeyOf(pair.Key.Key.ToString())], [.. pair.Value.Args]))).ToList();
+        string? failure = null;
+        foreach (var (cells, task) in sends)
+        {
+            try
+            {
+                await task.WaitAsync(Settings.OperationTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
+            {
+                failure ??= RedisDiagnosis.Describe(Settings, ex);
+                foreach (var cell in cells)
+                {
+                    cell.ExemplarNotSent();
+                }
+            }
+        }
+
+        return failure;
     }
 
     private async Task<RoundOutcome> RunRoundAsync(CancellationToken cancellationToken)

@@ -69,6 +69,29 @@ internal static class Scripts
         """;
 
     /// <summary>
+    /// Stores exemplars of one family, each unless the stored one of its field is later. KEYS[1] the family's exemplar
+    /// hash (its data key followed by <c>:ex</c>, so the same hash tag and slot); ARGV[1] the hash expiry in ms (0: none);
+    /// then per exemplar: field, payload (the timestamp and value as little-endian doubles, then the labels). Idempotent,
+    /// so a batch whose reply was lost is simply sent again.
+    /// </summary>
+    public const string StoreExemplars = """
+        for i = 2, #ARGV, 2 do
+          local cur = redis.call('HGET', KEYS[1], ARGV[i])
+          local newer = true
+          if cur and #cur >= 8 then
+            newer = struct.unpack('<d', ARGV[i + 1]) >= struct.unpack('<d', cur)
+          end
+          if newer then
+            redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+          end
+        end
+        if tonumber(ARGV[1]) > 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        end
+        return #ARGV
+        """;
+
+    /// <summary>
     /// Reads one metric family for a scrape: every field of its data hash under the scraper's definition, and the other
     /// definitions of the name that still hold data. KEYS[1] the data hash, KEYS[2] the name's definitions hash;
     /// ARGV[1] the scraper's definition id, ARGV[2] the prefix of the name's data keys (a data key is it followed by a

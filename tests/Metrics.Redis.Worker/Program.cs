@@ -50,6 +50,33 @@ switch (args[0])
             return 0;
         }
 
+    case "exemplar":
+        {
+            // exemplar <connectionString> <keyPrefix> <trace id> <unix seconds>: one counter increment and one histogram
+            // observation, each with an exemplar stamped with the given time; flushed before exit.
+            var config = WorkerShapes.Config(args[1], args[2]);
+            RedisBackend.Initialize(config);
+            var timestamp = double.Parse(args[4], CultureInfo.InvariantCulture);
+            var exemplar = Exemplar.Of("trace_id", args[3]);
+            var counter = new RedisBackend(config, WorkerShapes.Counter.WithLabelValues(["exemplar", "a"]), null);
+            counter.Inc(1);
+            counter.RecordExemplar(new RecordedExemplar(exemplar, 1, timestamp));
+            var series = WorkerShapes.Histogram.WithLabelValues(["exemplar"]);
+            var bucket = new RedisBackend(config, series, HistogramBucket.ForUpperBound(1));
+            var sum = new RedisBackend(config, series, HistogramBucket.Sum);
+            sum.ObserveHistogram(bucket, 0.5);
+            bucket.RecordExemplar(new RecordedExemplar(exemplar, 0.5, timestamp));
+            var (ok, error) = await RedisStore.Get(config).Flusher.TryFlushAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+            if (!ok)
+            {
+                Console.Error.WriteLine($"flush failed: {error}");
+                return 2;
+            }
+
+            Console.WriteLine("flushed");
+            return 0;
+        }
+
     case "series":
         {
             // Through Core, whose single process-exit hook shuts the backend down: the value reaches Redis only that way.
