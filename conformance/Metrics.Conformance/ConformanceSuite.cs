@@ -39,6 +39,7 @@ public static class ConformanceSuite
         new("DistinctConfigurationsDoNotShareValues", "The same series under two configurations keeps separate values.", IsolationChecks.DistinctConfigurationsDoNotShareValues, sharedOnly: true),
         new("CollectReturnsEveryStoredValue", "Collect returns every stored value with its exact label values, part and value, unflushed updates included.", SharedChecks.CollectReturnsEveryStoredValue, sharedOnly: true),
         new("OtherProcessesSeeFlushedValues", "A child process sees this process's flushed values through Get and Collect, and this process sees the child's.", SharedChecks.OtherProcessesSeeFlushedValues, sharedOnly: true),
+        new("ExemplarsKeepTheLatest", "Each value keeps its latest exemplar by timestamp (labels, value, timestamp), per value; on a shared backend across processes.", ExemplarChecks.ExemplarsKeepTheLatest, requires: BackendCapabilities.Exemplars),
         new("ConcurrentProcessesLoseNothing", "Several child processes and this one updating the same series concurrently lose nothing.", SharedChecks.ConcurrentProcessesLoseNothing, sharedOnly: true),
     ];
 

@@ -231,6 +231,12 @@ internal sealed class ChildJob
     public int Threads { get; set; }
 
     public int Increments { get; set; }
+
+    /// <summary>When set, the child reports each series' exemplar before updating and records this one (trace id) after.</summary>
+    public string? ExemplarTrace { get; set; }
+
+    /// <summary>The timestamp of the exemplar the child records.</summary>
+    public double ExemplarTimestamp { get; set; }
 }
 
 /// <summary>A descriptor and part in a form JSON carries.</summary>
@@ -281,7 +287,7 @@ internal sealed class ChildProcess
         _stderr = process.StandardError.ReadToEndAsync();
     }
 
-    public static ChildProcess Start(CheckContext ctx, List<SeriesSpec> series, int threads, int increments)
+    public static ChildProcess Start(CheckContext ctx, List<SeriesSpec> series, int threads, int increments, (string Trace, double Timestamp)? exemplar = null)
     {
         var config = ctx.Config;
         var job = new ChildJob
@@ -291,6 +297,8 @@ internal sealed class ChildProcess
             Series = [.. series.Select(ChildSeries.From)],
             Threads = threads,
             Increments = increments,
+            ExemplarTrace = exemplar?.Trace,
+            ExemplarTimestamp = exemplar?.Timestamp ?? 0,
         };
         var jobFile = ctx.TempFile(".json");
         File.WriteAllText(jobFile, JsonSerializer.Serialize(job, SharedChecks.Json));
@@ -373,6 +381,11 @@ internal sealed class ChildProcess
         {
             var value = collected is null ? double.NaN : SharedChecks.Find(collected[SharedChecks.IndexOf(families, series[i])], series[i]);
             output.WriteLine(FormattableString.Invariant($"collect {i} {value:R}"));
+            if (job.ExemplarTrace is not null)
+            {
+                var exemplar = collected is null ? values[i].GetExemplar() : ExemplarChecks.Find(collected[SharedChecks.IndexOf(families, series[i])], series[i]);
+                output.WriteLine(FormattableString.Invariant($"exemplar {i} {(exemplar is { } e && e.Labels.Count > 0 ? e.Labels[0].Value : "-")}"));
+            }
         }
 
         ValueChecks.RunThreads(Math.Max(1, job.Threads), _ =>
@@ -385,6 +398,14 @@ internal sealed class ChildProcess
                 }
             }
         });
+        if (job.ExemplarTrace is not null)
+        {
+            foreach (var value in values)
+            {
+                value.RecordExemplar(new RecordedExemplar(Exemplar.Of("trace_id", job.ExemplarTrace), 1, job.ExemplarTimestamp));
+            }
+        }
+
         backend.Flush();
         output.WriteLine("flushed");
         return 0;
@@ -394,6 +415,14 @@ internal sealed class ChildProcess
 /// <summary>The lines a child printed.</summary>
 internal sealed class ChildOutput(string text)
 {
+    /// <summary>The text after <c>kind index </c>; null when the line is missing or holds '-' (nothing).</summary>
+    public string? ReadText(string kind, int index)
+    {
+        var prefix = FormattableString.Invariant($"{kind} {index} ");
+        var line = text.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line is null || line[prefix.Length..] == "-" ? null : line[prefix.Length..];
+    }
+
     public double Read(string kind, int index)
     {
         var prefix = FormattableString.Invariant($"{kind} {index} ");

@@ -20,6 +20,16 @@ public class BrokenBackendTests
     }
 
     [Fact]
+    public void Exemplar_kept_by_write_order_fails_only_the_exemplar_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<LastWrittenExemplarBackend>(options: Quick));
+        var message = Assert.Single(failures).Value;
+        Assert.Equal("ExemplarsKeepTheLatest", Assert.Single(failures).Key);
+        Assert.Contains("expected trace_id=\"latest\"", message);
+        Assert.Contains("latest by timestamp must win", message);
+    }
+
+    [Fact]
     public void Dec_that_adds_fails_with_a_message_naming_Dec()
     {
         var failures = Failures(ConformanceTarget.ForType<DecAddsBackend>(options: Quick));

@@ -463,3 +463,41 @@ public sealed class HangingCollectBackend(BackendConfig config, MetricDescriptor
 
     public double Get() => _cell.Value;
 }
+
+/// <summary>Declares exemplar storage but keeps the last exemplar written, not the latest by timestamp.</summary>
+public sealed class LastWrittenExemplarBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<LastWrittenExemplarBackend>
+{
+    private readonly Cell _value = new();
+    private readonly Lock _gate = new();
+    private RecordedExemplar? _exemplar;
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.Exemplars;
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value) => _value.Add(value);
+
+    public void Dec(double value) => _value.Add(-value);
+
+    public void Set(double value) => _value.Set(value);
+
+    public double Get() => _value.Value;
+
+    public void RecordExemplar(in RecordedExemplar exemplar)
+    {
+        lock (_gate)
+        {
+            _exemplar = exemplar;
+        }
+    }
+
+    public RecordedExemplar? GetExemplar()
+    {
+        lock (_gate)
+        {
+            return _exemplar;
+        }
+    }
+}
