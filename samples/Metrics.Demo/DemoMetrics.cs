@@ -32,7 +32,9 @@ internal sealed class DemoMetrics(MetricRegistry registry)
     public void Record(string method, string route, int code, double seconds, long bytes)
     {
         Requests.Labels(method, route, code.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
-        Latency.Labels(("route", route)).Observe(seconds);
+        // The request's trace id, when its trace is sampled (DemoTracing): Prometheus stores it beside the bucket, so a
+        // slow bucket leads to the trace of a request that fell in it.
+        Latency.Labels(("route", route)).Observe(seconds, DemoTracing.CurrentExemplar());
         LatencyNative.Labels(("route", route)).Observe(seconds);
         ResponseSize.Labels(route).Observe(bytes);
     }

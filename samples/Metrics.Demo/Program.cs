@@ -117,6 +117,8 @@ internal static class DemoApp
     public static WebApplication Build(WebApplicationBuilder builder, string home)
     {
         var app = builder.Build();
+        var tracing = new DemoTracing(app.Configuration.GetValue("Demo:TraceSampleRatio", 0.5));
+        app.Lifetime.ApplicationStopped.Register(tracing.Dispose);
 
         // Created once the host exists, so they use the backend AddMetrics selected.
         var demoMetrics = new DemoMetrics(app.Services.GetRequiredService<MetricRegistry>());
@@ -150,7 +152,12 @@ internal static class DemoApp
     public static Uri ListeningUrl(WebApplication app) => new(app.Urls.First().Replace("://localhost:", "://127.0.0.1:", StringComparison.Ordinal));
 
     // Log-normal-ish latency: most requests are quick, a few are slow.
-    private static Task Simulate() => Task.Delay(TimeSpan.FromSeconds(Math.Min(0.5, 0.001 * Math.Exp(Random.Shared.NextDouble() * 5))));
+    private static async Task Simulate()
+    {
+        // A child span of the request's trace, recorded when the trace is sampled.
+        using var work = DemoTracing.Source.StartActivity("simulated work");
+        await Task.Delay(TimeSpan.FromSeconds(Math.Min(0.5, 0.001 * Math.Exp(Random.Shared.NextDouble() * 5))));
+    }
 }
 
 internal static class DemoArgs

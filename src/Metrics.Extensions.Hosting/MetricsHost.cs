@@ -49,6 +49,12 @@ public sealed class MetricsHost
             }
 
             Registry = MetricRegistry.Default;
+            if (Options.AutomaticExemplars)
+            {
+                Registry.AutomaticExemplarInterval = Options.AutomaticExemplarInterval;
+                Registry.AutomaticExemplars = true;
+            }
+
             var logger = _loggerFactory.CreateLogger("Metrics.Hosting");
             if (Options.MetersEnabled)
             {

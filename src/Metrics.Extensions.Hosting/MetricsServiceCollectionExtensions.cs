@@ -102,6 +102,12 @@ public static class MetricsServiceCollectionExtensions
             options.CollectionInterval = read.CollectionInterval;
             options.MetersEnabled = read.MetersEnabled;
             options.ProcessMetrics = read.ProcessMetrics;
+            // Either source may turn automatic exemplars on; configuration does not turn off what code turned on.
+            options.AutomaticExemplars |= read.AutomaticExemplars;
+            if (configuration[$"{MetricsOptions.SectionName}:Exemplars:MinInterval"] is not null)
+            {
+                options.AutomaticExemplarInterval = read.AutomaticExemplarInterval;
+            }
             foreach (var (key, value) in read.BackendConfig)
             {
                 options.BackendConfig[key] = value;

@@ -76,6 +76,34 @@ public sealed class PrometheusDemoTests : IDisposable
             $"{Native} and {Classic} agreed at {agreed.Count} instants ({string.Join(", ", agreed)}), not 3 within 60 s:\n{string.Join('\n', disagreed)}\nDemo:\n{demo.Output}\nPrometheus:\n{prometheus.Output}");
     }
 
+    [Fact]
+    public async Task With_exemplar_storage_Prometheus_stores_trace_id_exemplars_of_the_demo_latency_histogram()
+    {
+        using var demo = StartDemo(out var target);
+        using var prometheus = PrometheusProcess.Start(_folder, target, nativeHistograms: false, exemplarStorage: true);
+        const string Query = "demo_request_duration_seconds_bucket";
+
+        // Requests from all four processes are in; their exemplars reach the server's scrape through the shared store.
+        await prometheus.WaitForOneAsync("count(count by (pid) (process_cpu_seconds_total)) == 4", () => demo.Output);
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        var exemplars = await prometheus.QueryExemplarsAsync(Query, TimeSpan.FromMinutes(5));
+        while (exemplars.Count == 0 && DateTime.UtcNow < deadline)
+        {
+            await prometheus.WaitForScrapesAsync(2, deadline - DateTime.UtcNow);
+            exemplars = await prometheus.QueryExemplarsAsync(Query, TimeSpan.FromMinutes(5));
+        }
+
+        Assert.True(exemplars.Count > 0, $"Prometheus stored no exemplar for {Query} within 90 s.\nDemo:\n{demo.Output}\nPrometheus:\n{prometheus.Output}");
+        foreach (var (series, labels, value) in exemplars)
+        {
+            Assert.Equal("demo_request_duration_seconds_bucket", series["__name__"]);
+            Assert.Matches("^[0-9a-f]{32}$", labels["trace_id"]);
+            // The exemplar is an observation that fell into the bucket it is stored with.
+            var le = series["le"] == "+Inf" ? double.PositiveInfinity : double.Parse(series["le"], CultureInfo.InvariantCulture);
+            Assert.True(value <= le, $"An exemplar of value {value} is stored with the bucket le={series["le"]}.");
+        }
+    }
+
     /// <summary>The demo on a free loopback port with three workers on a SharedMemory store in the test's folder; returns once it listens.</summary>
     private ChildProcess StartDemo(out Uri target)
     {

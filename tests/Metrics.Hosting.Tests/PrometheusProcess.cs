@@ -38,9 +38,9 @@ internal sealed class PrometheusProcess : IDisposable
     /// <summary>
     /// Starts Prometheus scraping <paramref name="target"/> (<c>http://127.0.0.1:port/path</c>) every second and waits for
     /// its ready line. With <paramref name="nativeHistograms"/> it ingests native histograms, which also makes it ask
-    /// for protobuf first.
+    /// for protobuf first. With <paramref name="exemplarStorage"/> it stores the exemplars of OpenMetrics scrapes.
     /// </summary>
-    public static PrometheusProcess Start(string folder, Uri target, bool nativeHistograms)
+    public static PrometheusProcess Start(string folder, Uri target, bool nativeHistograms, bool exemplarStorage = false)
     {
         var executable = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':')
             .Select(dir => Path.Combine(dir, "prometheus")).FirstOrDefault(File.Exists);
@@ -58,7 +58,7 @@ internal sealed class PrometheusProcess : IDisposable
                 static_configs:
                   - targets: ['127.0.0.1:{proxy.Port}']
             """);
-        var feature = nativeHistograms ? " --enable-feature=native-histograms" : string.Empty;
+        var feature = (nativeHistograms ? " --enable-feature=native-histograms" : string.Empty) + (exemplarStorage ? " --enable-feature=exemplar-storage" : string.Empty);
 
         // Its log goes to stderr; merged into stdout so that the readiness line can be waited for.
         var process = ChildProcess.Start("/bin/sh", ["-c",
@@ -94,6 +94,34 @@ internal sealed class PrometheusProcess : IDisposable
         Assert.True(json.RootElement.GetProperty("status").GetString() == "success", $"Prometheus refused '{query}': {body}");
         return [.. json.RootElement.GetProperty("data").GetProperty("result").EnumerateArray()
             .Select(sample => double.Parse(sample.GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture))];
+    }
+
+    /// <summary>
+    /// The exemplars Prometheus stored for the series <paramref name="query"/> selects over the last
+    /// <paramref name="window"/>: each one's labels (the series' and the exemplar's, separately) and value.
+    /// </summary>
+    public async Task<List<(Dictionary<string, string> Series, Dictionary<string, string> Labels, double Value)>> QueryExemplarsAsync(string query, TimeSpan window)
+    {
+        var end = DateTimeOffset.UtcNow;
+        var start = end - window;
+        var uri = string.Create(CultureInfo.InvariantCulture, $"/api/v1/query_exemplars?query={Uri.EscapeDataString(query)}&start={start.ToUnixTimeMilliseconds() / 1000.0:F3}&end={end.ToUnixTimeMilliseconds() / 1000.0:F3}");
+        var body = await Http.GetStringAsync(new Uri(uri, UriKind.Relative), TestContext.Current.CancellationToken);
+        using var json = JsonDocument.Parse(body);
+        Assert.True(json.RootElement.GetProperty("status").GetString() == "success", $"Prometheus refused the exemplar query '{query}': {body}");
+        var result = new List<(Dictionary<string, string>, Dictionary<string, string>, double)>();
+        foreach (var series in json.RootElement.GetProperty("data").EnumerateArray())
+        {
+            var seriesLabels = series.GetProperty("seriesLabels").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
+            foreach (var exemplar in series.GetProperty("exemplars").EnumerateArray())
+            {
+                result.Add((
+                    seriesLabels,
+                    exemplar.GetProperty("labels").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!),
+                    double.Parse(exemplar.GetProperty("value").GetString()!, CultureInfo.InvariantCulture)));
+            }
+        }
+
+        return result;
     }
 
     /// <summary>

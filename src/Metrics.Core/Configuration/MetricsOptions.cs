@@ -77,6 +77,19 @@ public sealed class MetricsOptions
     /// </summary>
     public bool ProcessMetrics { get; set; } = true;
 
+    /// <summary>
+    /// Hosting (<c>AddMetrics</c>): whether counter increments and histogram observations take an exemplar (<c>trace_id</c>,
+    /// <c>span_id</c>) from the current sampled <see cref="System.Diagnostics.Activity"/> (<c>Metrics:Exemplars:Automatic</c>);
+    /// sets <see cref="MetricRegistry.AutomaticExemplars"/> on the served registry. False by default.
+    /// </summary>
+    public bool AutomaticExemplars { get; set; }
+
+    /// <summary>
+    /// Hosting (<c>AddMetrics</c>): the least time between two automatic exemplars of one series
+    /// (<c>Metrics:Exemplars:MinInterval</c>, default 100 ms); see <see cref="MetricRegistry.AutomaticExemplarInterval"/>.
+    /// </summary>
+    public TimeSpan AutomaticExemplarInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>The plugins folder as an absolute path.</summary>
     public string ResolvedPluginsPath => BackendLoader.ResolvePluginsPath(PluginsPath);
 
@@ -102,6 +115,8 @@ public sealed class MetricsOptions
             options.CollectionInterval = settings.GetTimeSpan("CollectionInterval", options.CollectionInterval);
             options.MetersEnabled = settings.GetBoolean("Meters:Enabled", options.MetersEnabled);
             options.ProcessMetrics = settings.GetBoolean("ProcessMetrics", options.ProcessMetrics);
+            options.AutomaticExemplars = settings.GetBoolean("Exemplars:Automatic", options.AutomaticExemplars);
+            options.AutomaticExemplarInterval = settings.GetTimeSpan("Exemplars:MinInterval", options.AutomaticExemplarInterval);
         }
         catch (BackendConfigException e)
         {
@@ -149,6 +164,11 @@ public sealed class MetricsOptions
         if (CollectionInterval < TimeSpan.FromMilliseconds(10))
         {
             throw new MetricsConfigurationException($"The setting 'Metrics:CollectionInterval' is {CollectionInterval}, which is too short: use at least 10ms, for example '5s'.");
+        }
+
+        if (AutomaticExemplarInterval < TimeSpan.Zero || AutomaticExemplarInterval > TimeSpan.FromDays(1))
+        {
+            throw new MetricsConfigurationException($"The setting 'Metrics:Exemplars:MinInterval' is {AutomaticExemplarInterval}, which is out of range: use a duration between 0 and one day, such as '100ms'.");
         }
 
         if (ShutdownTimeout < TimeSpan.Zero)
