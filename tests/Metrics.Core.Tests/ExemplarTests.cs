@@ -246,6 +246,36 @@ public class ExemplarTests
         Assert.True(textExit == 0, $"promtool check metrics failed ({textExit}):\n{textOutput}\n--- exposition ---\n{text}");
     }
 
+    [Fact]
+    public async Task Protobuf_carries_counter_and_bucket_exemplars_and_a_native_histograms_exemplars()
+    {
+        var registry = new MetricRegistry();
+        new Counter("hits_total", "Hits.", registry: registry).Inc(2, Exemplar.Of("trace_id", "c", "span_id", "s"));
+        var classic = new Histogram("size", "S.", registry: registry, buckets: [1, 10]);
+        classic.Observe(5, Exemplar.Of("trace_id", "b"));
+        classic.Observe(50, Exemplar.Of("trace_id", "inf"));
+        new Histogram("native", "N.", registry: registry, native: new NativeHistogramOptions()).Observe(3, Exemplar.Of("trace_id", "n"));
+
+        using var stream = new MemoryStream();
+        await registry.WriteAsync(stream, ExpositionFormat.Protobuf, TestContext.Current.CancellationToken);
+        var families = ProtoMessage.ReadDelimited(stream.ToArray()).ToDictionary(f => f.String(1));
+
+        var counter = families["hits_total"].Messages(4).Single().Message(3)!;
+        var exemplar = counter.Message(2)!;
+        Assert.Equal([("trace_id", "c"), ("span_id", "s")], exemplar.Messages(1).Select(l => (l.String(1), l.String(2))));
+        Assert.Equal(2, exemplar.Double(2));
+        Assert.True(exemplar.Message(3)!.Varint(1) > 1_600_000_000);
+
+        var buckets = families["size"].Messages(4).Single().Message(7)!.Messages(3);
+        Assert.False(buckets[0].Has(3));
+        Assert.Equal("b", buckets[1].Message(3)!.Messages(1).Single().String(2));
+        Assert.Equal(5, buckets[1].Message(3)!.Double(2));
+
+        var native = families["native"].Messages(4).Single().Message(7)!.Messages(16).Single();
+        Assert.Equal(("trace_id", "n"), native.Messages(1).Select(l => (l.String(1), l.String(2))).Single());
+        Assert.Equal(3, native.Double(2));
+    }
+
     private sealed class FixedCollector(MetricSnapshot snapshot) : ICollector
     {
         public IReadOnlyList<string> MetricNames { get; } = [snapshot.Name];

@@ -72,7 +72,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             switch (child)
             {
                 case Counter counter:
-                    WriteScalar(MetricType.Counter, counter.Backing!.Get(), counter.CreatedUnixSeconds);
+                    WriteScalar(MetricType.Counter, counter.Backing!.Get(), counter.CreatedUnixSeconds, StoresExemplars(family) ? counter.Backing!.GetExemplar() : null);
                     break;
                 case Gauge gauge:
                     WriteScalar(MetricType.Gauge, gauge.BackingValue!.Get(), null);
@@ -84,9 +84,14 @@ internal sealed class ProtobufWriter : IFamilyWriter
                     var bounds = family.Buckets.Length;
                     var scratch = Scratch(bounds);
                     var values = histogram.BucketValues!;
+                    var exemplars = StoresExemplars(family) ? new RecordedExemplar?[bounds] : null;
                     for (var i = 0; i < bounds; i++)
                     {
                         scratch[i] = values[i].Get();
+                        if (exemplars is not null)
+                        {
+                            exemplars[i] = values[i].GetExemplar();
+                        }
                     }
 
                     NativeHistogramData? native = null;
@@ -99,7 +104,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
                         }
                     }
 
-                    WriteHistogram(family, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), native?.Complete(), histogram.CreatedUnixSeconds);
+                    WriteHistogram(family, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), native?.Complete(), histogram.CreatedUnixSeconds, exemplars);
                     break;
             }
 
@@ -136,7 +141,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
 
                 var metric = BeginMetric(family.LabelNames, value.LabelValues);
                 var (_, created) = ExpositionWriter.SeriesLabels(family, value.LabelValues);
-                WriteScalar(family.Type, value.Value, family.Type == MetricType.Counter ? created : null);
+                WriteScalar(family.Type, value.Value, family.Type == MetricType.Counter ? created : null, family.Type == MetricType.Counter ? value.Exemplar : null);
                 End(metric);
             }
 
@@ -150,6 +155,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
 
         // Parts arrive one value each: group them into series, in order of first appearance.
         var groups = new Dictionary<string[], (double[] Parts, NativeHistogramData? Native)>(LabelValuesComparer.Instance);
+        Dictionary<string[], RecordedExemplar?[]>? exemplarGroups = null;
         var order = new List<string[]>();
         var bounds = family.Buckets;
         var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
@@ -198,6 +204,19 @@ internal sealed class ProtobufWriter : IFamilyWriter
             else
             {
                 group.Parts[index] += value.Value;
+                if (value.Exemplar is { } exemplar && family.Type == MetricType.Histogram && index < bounds.Length)
+                {
+                    exemplarGroups ??= new Dictionary<string[], RecordedExemplar?[]>(LabelValuesComparer.Instance);
+                    if (!exemplarGroups.TryGetValue(key, out var slots))
+                    {
+                        exemplarGroups[key] = slots = new RecordedExemplar?[bounds.Length];
+                    }
+
+                    if (slots[index] is not { } held || exemplar.TimestampUnixSeconds >= held.TimestampUnixSeconds)
+                    {
+                        slots[index] = exemplar;
+                    }
+                }
             }
         }
 
@@ -214,7 +233,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             var metric = BeginMetric(family.LabelNames, key);
             if (family.Type == MetricType.Histogram)
             {
-                WriteHistogram(family, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created);
+                WriteHistogram(family, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created, exemplarGroups?.GetValueOrDefault(key));
             }
             else
             {
@@ -242,7 +261,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             foreach (var sample in snapshot.Samples)
             {
                 var metric = BeginMetric(snapshot.LabelNames, sample.LabelValues);
-                WriteScalar(snapshot.Type, sample.Value, null);
+                WriteScalar(snapshot.Type, sample.Value, null, snapshot.Type == MetricType.Counter ? sample.Exemplar : null);
                 End(metric);
             }
 
@@ -296,11 +315,36 @@ internal sealed class ProtobufWriter : IFamilyWriter
         return metric;
     }
 
-    private void WriteScalar(MetricType type, double value, double? created)
+    private static bool StoresExemplars(MetricFamily family) => (family.Backend.Capabilities & BackendCapabilities.Exemplars) != 0;
+
+    /// <summary>Writes an <c>Exemplar</c> message (labels 1, value 2, timestamp 3) as field <paramref name="field"/>.</summary>
+    private void WriteExemplar(int field, in RecordedExemplar exemplar)
     {
-        // Counter is field 3 of Metric, Gauge field 2; each holds its value in field 1.
+        var message = BeginMessage(field);
+        var pairs = exemplar.Labels.Pairs();
+        for (var i = 0; i < pairs.Length; i += 2)
+        {
+            var pair = BeginMessage(1);
+            String(1, pairs[i]);
+            String(2, pairs[i + 1]);
+            End(pair);
+        }
+
+        Double(2, exemplar.Value);
+        Timestamp(3, exemplar.TimestampUnixSeconds);
+        End(message);
+    }
+
+    private void WriteScalar(MetricType type, double value, double? created, RecordedExemplar? exemplar = null)
+    {
+        // Counter is field 3 of Metric, Gauge field 2; each holds its value in field 1 (a counter its exemplar in 2).
         var message = BeginMessage(type == MetricType.Counter ? 3 : 2);
         Double(1, value);
+        if (exemplar is { } shown)
+        {
+            WriteExemplar(2, shown);
+        }
+
         if (created is { } seconds)
         {
             Timestamp(3, seconds);
@@ -319,7 +363,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
         End(summary);
     }
 
-    private void WriteHistogram(MetricFamily family, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created)
+    private void WriteHistogram(MetricFamily family, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created, RecordedExemplar?[]? exemplars = null)
     {
         var histogram = BeginMessage(7);
         var cumulative = 0.0;
@@ -342,6 +386,11 @@ internal sealed class ProtobufWriter : IFamilyWriter
             Tag(1, Varint);
             _out.WriteVarint(Count(cumulative));
             Double(2, family.Buckets[i]);
+            if (exemplars is not null && exemplars[i] is { } exemplar)
+            {
+                WriteExemplar(3, exemplar);
+            }
+
             End(bucket);
         }
 
@@ -363,6 +412,15 @@ internal sealed class ProtobufWriter : IFamilyWriter
             else
             {
                 WriteSpans(12, 13, native.Positive);
+            }
+
+            // A native histogram's exemplars (field 16), the +Inf bucket's included, which has no bucket message.
+            foreach (var exemplar in exemplars ?? [])
+            {
+                if (exemplar is { } shown)
+                {
+                    WriteExemplar(16, shown);
+                }
             }
         }
 
