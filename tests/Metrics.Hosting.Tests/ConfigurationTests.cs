@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Metrics.Configuration;
 
 namespace Metrics.Hosting.Tests;
@@ -31,6 +32,25 @@ public sealed class ConfigurationTests : IDisposable
         var registry = new MetricRegistry(backend: backend);
         new Gauge("configured_value", "Set through the selected backend.", registry: registry).Set(2);
         return registry.Render();
+    }
+
+    [Fact]
+    public void Exemplar_settings_are_read_and_a_bad_interval_names_its_key()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Metrics:Exemplars:Automatic"] = "true",
+            ["Metrics:Exemplars:MinInterval"] = "250ms",
+        }).Build();
+        var options = MetricsOptions.FromConfiguration(configuration);
+        Assert.True(options.AutomaticExemplars);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), options.AutomaticExemplarInterval);
+        Assert.False(MetricsOptions.FromConfiguration(new ConfigurationBuilder().Build()).AutomaticExemplars);
+
+        var bad = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Exemplars:Automatic"] = "sometimes" }).Build();
+        Assert.Contains("Metrics:Exemplars:Automatic", Assert.Throws<MetricsConfigurationException>(() => MetricsOptions.FromConfiguration(bad)).Message);
+        var negative = new MetricsOptions { AutomaticExemplarInterval = TimeSpan.FromSeconds(-1) };
+        Assert.Contains("Metrics:Exemplars:MinInterval", Assert.Throws<MetricsConfigurationException>(negative.Validate).Message);
     }
 
     [Fact]
