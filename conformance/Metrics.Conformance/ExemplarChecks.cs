@@ -47,7 +47,7 @@ internal static class ExemplarChecks
         ctx.Expect(read[2] is null, $"{untouched.What} reads the exemplar {read[2]}: exemplars must be kept per value, never shared between series.");
         ctx.Expect(read[3] is null, $"{sum.What} reads the exemplar {read[3]}: exemplars must be kept per value, never shared between the parts of a series.");
 
-        if (!ctx.Target.Capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses))
+        if (!ctx.Backend.Capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses))
         {
             return;
         }
