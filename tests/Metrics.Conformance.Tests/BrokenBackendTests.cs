@@ -1,8 +1,10 @@
 namespace Metrics.Conformance.Tests;
 
 /// <summary>A suite that passes a broken backend is a broken suite: each broken backend must fail, with a message naming its bug.</summary>
-public class BrokenBackendTests
+public class BrokenBackendTests : IDisposable
 {
+    private readonly System.Collections.Concurrent.ConcurrentBag<string> _directories = [];
+
     // Smaller than the defaults: the bugs show at this size already, and the whole suite runs once per broken backend.
     private static readonly ConformanceOptions Quick = new() { IncrementsPerThread = 20_000, ChildIncrements = 2_000, ChildProcesses = 2 };
 
@@ -232,11 +234,27 @@ public class BrokenBackendTests
         Assert.Contains("SchemaConflictsNeverMixValues", FileTarget<DefinitionBlindBackend>().ApplicableChecks.Select(c => c.Name));
     }
 
+    /// <summary>Deletes the store directories the FileBackend-based targets created.</summary>
+    public void Dispose()
+    {
+        foreach (var directory in _directories.Where(Directory.Exists))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        GC.SuppressFinalize(this);
+    }
+
     // FileBackend and the broken backends built on it: a fresh directory per configuration, few locked file writes.
-    private static ConformanceTarget FileTarget<TBackend>()
+    private ConformanceTarget FileTarget<TBackend>()
         where TBackend : IMetricBackend<TBackend> =>
         ConformanceTarget.ForType<TBackend>(
-                () => new BackendConfig([new("Directory", Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N")))]),
+                () =>
+                {
+                    var directory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
+                    _directories.Add(directory);
+                    return new BackendConfig([new("Directory", directory)]);
+                },
                 new ConformanceOptions { IncrementsPerThread = 2_000, ChildProcesses = 2, ChildIncrements = 300 })
             .WithInvalidConfigs([new([new("Directory", "")])]);
 
