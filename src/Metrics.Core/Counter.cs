@@ -69,7 +69,9 @@ public sealed class Counter : Metric<Counter>
     /// <exception cref="ArgumentOutOfRangeException">The amount is negative or NaN.</exception>
     /// <exception cref="InvalidOperationException">Some label has no value yet.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+#pragma warning disable RS0027 // Shipped API keeps its optional parameter; Inc(value, exemplar) needs both arguments, so no call is ambiguous.
     public unsafe void Inc(double value = 1)
+#pragma warning restore RS0027
     {
         var cell = _cell;
         if (cell != null && value >= 0)
