@@ -472,16 +472,6 @@ public sealed class LastWrittenExemplarBackend(BackendConfig config, MetricDescr
     private RecordedExemplar? _exemplar;
 
     public static BackendCapabilities Capabilities => BackendCapabilities.Exemplars;
-/// <summary>
-/// An in-process store imitating a mapped block: values hold slot numbers into one process-global table kept for no
-/// configuration in particular. ShutdownAsync frees the table and slot numbering starts over, so a value created before
-/// a shutdown updates the slot a newer value was given.
-/// </summary>
-public sealed class RecycledSlotsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<RecycledSlotsBackend>
-{
-    private static readonly ConcurrentDictionary<int, Cell> Slots = new();
-    private static int _next = -1;
-    private readonly int _slot = Interlocked.Increment(ref _next);
 
     public static void Initialize(BackendConfig config)
     {
@@ -510,6 +500,23 @@ public sealed class RecycledSlotsBackend(BackendConfig config, MetricDescriptor 
             return _exemplar;
         }
     }
+}
+
+/// <summary>
+/// An in-process store imitating a mapped block: values hold slot numbers into one process-global table kept for no
+/// configuration in particular. ShutdownAsync frees the table and slot numbering starts over, so a value created before
+/// a shutdown updates the slot a newer value was given.
+/// </summary>
+public sealed class RecycledSlotsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<RecycledSlotsBackend>
+{
+    private static readonly ConcurrentDictionary<int, Cell> Slots = new();
+    private static int _next = -1;
+    private readonly int _slot = Interlocked.Increment(ref _next);
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
     public static ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken)
     {
         Slots.Clear();
