@@ -73,7 +73,9 @@ internal static class Scripts
     /// definitions of the name that still hold data. KEYS[1] the data hash, KEYS[2] the name's definitions hash;
     /// ARGV[1] the scraper's definition id, ARGV[2] the prefix of the name's data keys (a data key is it followed by a
     /// definition id), ARGV[3] the hash expiry in ms (0: none).
-    /// Returns { the HGETALL reply of KEYS[1]; id, text, id, text... of each other definition whose data hash exists }.
+    /// Returns { the fields of KEYS[1] packed into one string; id, text, id, text... of each other definition whose data
+    /// hash exists }. The packed string repeats, per field, its length in decimal, <c>:</c>, the field, the value's length,
+    /// <c>:</c> and the value.
     /// </summary>
     /// <remarks>
     /// One script, so the fields are one atomic snapshot (every part of a histogram series together). A definition whose
@@ -86,8 +88,22 @@ internal static class Scripts
         if #data > 0 and tonumber(ARGV[3]) > 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
         end
+        -- One string rather than an array of two entries per field: the client then parses one reply element, not tens
+        -- of thousands. table.concat turns the lengths into decimal text without creating a Lua string per field.
+        local parts = {}
+        local n = 0
+        for i = 1, #data, 2 do
+          local field, value = data[i], data[i + 1]
+          parts[n + 1] = #field
+          parts[n + 2] = ':'
+          parts[n + 3] = field
+          parts[n + 4] = #value
+          parts[n + 5] = ':'
+          parts[n + 6] = value
+          n = n + 6
+        end
         """ + "\n" + OtherDefinitions + "\n" + """
-        return { data, others }
+        return { table.concat(parts), others }
         """;
 
     // The other definitions of the name that still hold data (KEYS[2] the definitions hash, ARGV[1] the reader's
