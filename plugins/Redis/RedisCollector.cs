@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
 using StackExchange.Redis;
@@ -71,6 +70,7 @@ internal sealed class RedisCollector(RedisStore store)
         var db = connection.GetDatabase();
         var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var reads = new Task<RedisResult>[families.Count];
+        var data = new Task<HashEntry[]>?[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
             var family = families[i];
@@ -95,15 +95,25 @@ internal sealed class RedisCollector(RedisStore store)
                 continue;
             }
 
+            // Sent together on one connection: one round trip per master however many families.
+            var key = RedisFamily.DataKey(Settings, family.Name, family.DefinitionId);
+            data[i] = db.HashGetAllAsync(key);
             reads[i] = db.ScriptEvaluateAsync(
                 Scripts.CollectFamily,
-                [RedisFamily.DataKey(Settings, family.Name, family.DefinitionId), RedisFamily.DefinitionsKeyOf(Settings, family.Name)],
+                [key, RedisFamily.DefinitionsKeyOf(Settings, family.Name)],
                 [family.DefinitionId, RedisFamily.DataKeyPrefix(Settings, family.Name), expiryMs]);
         }
 
         try
         {
             await Task.WhenAll(reads).ConfigureAwait(false);
+            foreach (var read in data)
+            {
+                if (read is not null)
+                {
+                    await read.ConfigureAwait(false);
+                }
+            }
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
@@ -113,13 +123,17 @@ internal sealed class RedisCollector(RedisStore store)
         var result = new IReadOnlyList<CollectedValue>[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
+            if (data[i] is { } fields)
+            {
+                CheckSchema(families[i], (RedisResult[])reads[i].Result!);
+                result[i] = Merge(families[i], fields.Result);
+                continue;
+            }
+
+            // A per-process gauge's aggregate already holds this process's own values, unflushed ones included.
             var reply = (RedisResult[])reads[i].Result!;
             CheckSchema(families[i], (RedisResult[])reply[1]!);
-            // A per-process gauge's aggregate already holds this process's own values, unflushed ones included.
-            var owned = RedisFamily.ModeOf(families[i]).Owned;
-            result[i] = owned
-                ? Merge(families[i], (RedisResult[])reply[0]!)
-                : Merge(families[i], ((byte[]?)reply[0]) ?? [], overlay: true);
+            result[i] = Merge(families[i], (RedisResult[])reply[0]!);
         }
 
         return result;
@@ -157,19 +171,18 @@ internal sealed class RedisCollector(RedisStore store)
         return list;
     }
 
-    /// <summary>A family's values from the collect script's packed fields (see <see cref="Scripts.CollectFamily"/>), with this process's unsent updates on top.</summary>
-    private CollectedValueList Merge(MetricDescriptor family, ReadOnlySpan<byte> packed, bool overlay)
+    /// <summary>A family's values as HGETALL read them, with this process's unsent updates on top.</summary>
+    private CollectedValueList Merge(MetricDescriptor family, HashEntry[] entries)
     {
         var labelCount = family.LabelNames.Count;
         var (fields, generation, list) = Begin(family);
-        while (!packed.IsEmpty)
+        foreach (var entry in entries)
         {
-            var field = NextPacked(ref packed, family);
-            var raw = NextPacked(ref packed, family);
-            Add(family, fields, generation, list, field, raw);
+            // As memory, not byte[]: no copy of each field and value.
+            Add(family, fields, generation, list, ((ReadOnlyMemory<byte>)entry.Name).Span, ((ReadOnlyMemory<byte>)entry.Value).Span);
         }
 
-        if (overlay && store.FindFamily(family) is { } local)
+        if (store.FindFamily(family) is { } local)
         {
             var cells = local.Cells();
             HashSet<RedisSeriesGroup>? overlaid = null;
@@ -223,20 +236,6 @@ internal sealed class RedisCollector(RedisStore store)
         }
 
         Put(list, decoded, generation, BinaryPrimitives.ReadDoubleLittleEndian(raw));
-    }
-
-    /// <summary>Takes one length-prefixed string (decimal length, ':', bytes) off the front of <paramref name="packed"/>.</summary>
-    private ReadOnlySpan<byte> NextPacked(ref ReadOnlySpan<byte> packed, MetricDescriptor family)
-    {
-        var colon = packed.IndexOf((byte)':');
-        if (colon <= 0 || !int.TryParse(packed[..colon], NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length > packed.Length - colon - 1)
-        {
-            throw new RedisBackendException($"The reply to the collect script for '{RedisFamily.DataKey(Settings, family.Name, family.DefinitionId)}' is malformed: the script loaded in Redis is not this version's. Run SCRIPT FLUSH on the server or restart it.");
-        }
-
-        var value = packed.Slice(colon + 1, length);
-        packed = packed[(colon + 1 + length)..];
-        return value;
     }
 
     private static void Overlay(RedisCell cell, CollectedValueList list, DecodedFields fields, long generation, int labelCount)

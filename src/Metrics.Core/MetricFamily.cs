@@ -285,6 +285,9 @@ internal sealed class MetricFamily
         return CollectedSeriesSlow(array ?? [.. labelValues], cacheReference: array is not null);
     }
 
+    /// <summary>How many label arrays the by-reference index holds, for tests.</summary>
+    internal int CollectedReferences => _collectedByReference.Count;
+
     /// <summary>Drops the by-reference index when it holds more arrays than a scrape that returned <paramref name="values"/> values can use.</summary>
     public void TrimCollectedSeries(int values)
     {
