@@ -24,6 +24,11 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private readonly NativeSeries? _native;
     private readonly nint[]? _nativeClassicCells;
 
+    // Native without classic buckets beyond +Inf: the +Inf bucket is never written, its count is the native buckets'
+    // total, taken at scrape time. One compare-and-swap fewer per observation, and the text formats' _count can never
+    // disagree with the protobuf count.
+    private readonly bool _nativeOnly;
+
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>
@@ -58,6 +63,7 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             _atomicObserve = shared._atomicObserve;
             _native = shared._native;
             _nativeClassicCells = shared._nativeClassicCells;
+            _nativeOnly = shared._nativeOnly;
         }
         else if (FullValues is not null)
         {
@@ -65,6 +71,7 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, FullValues, _bucketCells);
+            _nativeOnly = _native is not null && _bounds.Length == 1;
 
             family.AddChild(this, FullValues);
         }
@@ -80,6 +87,7 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, fullValues, _bucketCells);
+            _nativeOnly = _native is not null && _bounds.Length == 1;
         }
     }
 
@@ -92,6 +100,12 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
 
     /// <summary>The native buckets of this series, or null when it keeps classic buckets only.</summary>
     internal NativeSeries? NativeValues => _native;
+
+    /// <summary>
+    /// Whether this series is native with no classic bucket but +Inf, which it then never writes: a scrape takes the
+    /// count from the native buckets.
+    /// </summary>
+    internal bool NativeOnly => _nativeOnly;
 
     /// <summary>
     /// The schema this series counts new observations at, or null when it is not native (not declared so, or its backend
@@ -275,35 +289,36 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ObserveNative(double value)
     {
-        var entry = _native!.Find(value);
-        var index = BucketIndex(_bounds, value);
+        var native = _native!;
         if (_atomicObserve)
         {
             // The native bucket goes with the sum: the protobuf count is the native buckets' total, so that pair must agree.
-            _sum!.ObserveHistogram(entry.Value, value);
-            _buckets![index].Inc(1);
+            _sum!.ObserveHistogram(native.Find(value).Value, value);
+            if (!_nativeOnly)
+            {
+                _buckets![BucketIndex(_bounds, value)].Inc(1);
+            }
+
             return;
         }
 
-        if (entry.Cell == 0 || !AtomicDouble.TryAdd(ref *(long*)entry.Cell, 1))
+        if (!native.TryCount(value))
         {
-            entry.Value.Inc(1);
+            native.Find(value).Value.Inc(1);
         }
 
-        var cells = _nativeClassicCells;
-        if (cells is null)
+        if (!_nativeOnly)
         {
-            _buckets![index].Inc(1);
-            _sum!.Inc(value);
-            return;
+            var index = BucketIndex(_bounds, value);
+            var cells = _nativeClassicCells;
+            if (cells is null || !AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            {
+                _buckets![index].Inc(1);
+            }
         }
 
-        if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
-        {
-            _buckets![index].Inc(1);
-        }
-
-        if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+        var sumCell = _sumCell;
+        if (sumCell == null || !AtomicDouble.TryAdd(ref *sumCell, value))
         {
             _sum!.Inc(value);
         }

@@ -28,6 +28,7 @@ internal sealed class NativeSeries
     private MetricDescriptor? _descriptor;
     private Table _table;
     private NativeEntry? _zero;
+    private nint _zeroCell;
 
     // Every value created, at every schema, for scrapes of backends that do not collect in batch.
     private NativeEntry[] _all = [];
@@ -51,6 +52,52 @@ internal sealed class NativeSeries
 
     /// <summary>Every native value created so far (zero bucket included), for a scrape.</summary>
     public NativeEntry[] Entries => Volatile.Read(ref _all);
+
+    /// <summary>The observation count of this series: the zero bucket plus every native bucket, at every schema.</summary>
+    public double Count()
+    {
+        var count = 0.0;
+        foreach (var entry in Entries)
+        {
+            count += entry.Value.Get();
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Adds 1 to the bucket <paramref name="value"/> (not NaN) falls into with one compare-and-swap on its value cell, or
+    /// returns false (and changes nothing) when that bucket has no value yet, its backend no value cell, or another thread
+    /// changed the cell meanwhile: the caller then adds through <see cref="Find"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe bool TryCount(double value)
+    {
+        var table = Volatile.Read(ref _table);
+        var magnitude = Math.Abs(value);
+        if (!(magnitude > _zeroThreshold))
+        {
+            var zero = _zeroCell;
+            return zero != 0 && AtomicDouble.TryAdd(ref *(long*)zero, 1);
+        }
+
+        var bits = BitConverter.DoubleToInt64Bits(magnitude);
+        var slots = table.Slots;
+        var index = (ulong)((bits >> 52) - 1) < 0x7FE && slots is not null
+            ? NativeBuckets.IndexOfNormal(bits, table.Schema, slots)
+            : NativeBuckets.Index(magnitude, table.Schema);
+
+        // The sign bit of the value, below the index: the table's key.
+        var at = (ulong)((((long)index << 1) | (long)((ulong)BitConverter.DoubleToInt64Bits(value) >> 63)) - table.DenseBase);
+        var cells = table.DenseCells;
+        if (at >= (ulong)cells.Length)
+        {
+            return false;
+        }
+
+        var cell = cells[(nint)at];
+        return cell != 0 && AtomicDouble.TryAdd(ref *(long*)cell, 1);
+    }
 
     /// <summary>The entry of the bucket <paramref name="value"/> (not NaN) falls into, created on first use.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -83,6 +130,7 @@ internal sealed class NativeSeries
             {
                 var entry = Create(HistogramBucket.NativeZero);
                 Volatile.Write(ref _zero, entry);
+                _zeroCell = entry.Cell;
             }
 
             return _zero!;
@@ -157,12 +205,12 @@ internal sealed class NativeSeries
         private readonly NativeEntry?[] _entries;
         private readonly int _mask;
         private readonly int _count;
-        private readonly long _denseBase;
         private readonly NativeEntry?[]? _dense;
 
         public Table(int schema, int capacity)
         {
             Schema = schema;
+            Slots = NativeBuckets.SlotsOf(schema);
             _keys = new long[capacity];
             _entries = new NativeEntry?[capacity];
             _mask = capacity - 1;
@@ -171,6 +219,7 @@ internal sealed class NativeSeries
         private Table(int schema, long[] keys, NativeEntry?[] entries, int count)
         {
             Schema = schema;
+            Slots = NativeBuckets.SlotsOf(schema);
             _keys = keys;
             _entries = entries;
             _mask = keys.Length - 1;
@@ -187,19 +236,33 @@ internal sealed class NativeSeries
 
             if (count > 0 && max - min < MaxDenseSpan - (2 * DenseSlack))
             {
-                _denseBase = min - DenseSlack;
+                DenseBase = min - DenseSlack;
                 _dense = new NativeEntry?[max - min + 1 + (2 * DenseSlack)];
+                DenseCells = new nint[_dense.Length];
                 for (var i = 0; i < entries.Length; i++)
                 {
                     if (entries[i] is { } entry)
                     {
-                        _dense[keys[i] - _denseBase] = entry;
+                        _dense[keys[i] - DenseBase] = entry;
+                        DenseCells[keys[i] - DenseBase] = entry.Cell;
                     }
                 }
             }
         }
 
         public int Schema { get; }
+
+        /// <summary>The schema's mantissa table (<see cref="NativeBuckets.IndexOfNormal"/>); null below schema 0.</summary>
+        public IndexSlot[]? Slots { get; }
+
+        /// <summary>The key at index 0 of <see cref="DenseCells"/>.</summary>
+        public long DenseBase { get; }
+
+        /// <summary>
+        /// The value cells of the entries in the dense array, by key minus <see cref="DenseBase"/>; 0 where no entry is, or
+        /// its backend has no value cell; empty when the keys are too far apart for a dense array.
+        /// </summary>
+        public nint[] DenseCells { get; } = [];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public NativeEntry? Find(long key)
@@ -208,7 +271,7 @@ internal sealed class NativeSeries
             if (dense is not null)
             {
                 // A key outside the array is a bucket not created yet; the caller adds it.
-                var slot = (ulong)(key - _denseBase);
+                var slot = (ulong)(key - DenseBase);
                 return slot < (ulong)dense.Length ? dense[slot] : null;
             }
 
