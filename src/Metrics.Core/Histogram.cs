@@ -285,7 +285,7 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private static (NativeSeries? Native, nint[]? ClassicCells, nint[]? FastCells) NativeOf(MetricFamily family, string[] fullValues, nint[]? cells) =>
         family.NativeEnabled ? (new NativeSeries(family, fullValues, family.Native!), cells, null) : (null, null, cells);
 
-    // Inlined into ObserveThroughBackend: a native observation makes one call out of the inlined Observe, not two.
+    // Inlined into ObserveOutOfLine: native observations the fast path in ObserveThroughBackend did not take.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ObserveNative(double value)
     {
@@ -326,6 +326,26 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ObserveThroughBackend(double value)
+    {
+        // A native-only observation with value cells: the bucket's compare-and-swap and the sum's, in a method small
+        // enough to save few registers. Everything else goes on out of line. NaN fails TryCount.
+        var native = _native;
+        var sumCell = _sumCell;
+        if (native is not null && _nativeOnly && sumCell != null && native.TryCount(value))
+        {
+            if (!AtomicDouble.TryAdd(ref *sumCell, value))
+            {
+                _sum!.Inc(value);
+            }
+
+            return;
+        }
+
+        ObserveOutOfLine(value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ObserveOutOfLine(double value)
     {
         if (_native is not null && !double.IsNaN(value))
         {

@@ -287,6 +287,9 @@ public class NativeHistogramTests
             }
         }
 
+        // NaN takes the zero bucket's comparison path (it is not above the threshold) and must still be refused.
+        Assert.Throws<ArgumentOutOfRangeException>(() => histogram.Observe(double.NaN));
+
         // The +Inf bucket itself is never written; every observation is in exactly one native bucket.
         Assert.Equal(0, histogram.BucketValues![0].Get());
         var schema = histogram.NativeSchema!.Value;

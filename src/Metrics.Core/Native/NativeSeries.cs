@@ -66,9 +66,9 @@ internal sealed class NativeSeries
     }
 
     /// <summary>
-    /// Adds 1 to the bucket <paramref name="value"/> (not NaN) falls into with one compare-and-swap on its value cell, or
-    /// returns false (and changes nothing) when that bucket has no value yet, its backend no value cell, or another thread
-    /// changed the cell meanwhile: the caller then adds through <see cref="Find"/>.
+    /// Adds 1 to the bucket <paramref name="value"/> falls into with one compare-and-swap on its value cell, or returns
+    /// false (and changes nothing) when that bucket has no value yet, its backend no value cell, another thread changed
+    /// the cell meanwhile, or the value is NaN: the caller then adds through <see cref="Find"/>, or refuses NaN.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe bool TryCount(double value)
@@ -77,8 +77,9 @@ internal sealed class NativeSeries
         var magnitude = Math.Abs(value);
         if (!(magnitude > _zeroThreshold))
         {
+            // NaN lands here too, and is refused.
             var zero = _zeroCell;
-            return zero != 0 && AtomicDouble.TryAdd(ref *(long*)zero, 1);
+            return zero != 0 && !double.IsNaN(value) && AtomicDouble.TryAdd(ref *(long*)zero, 1);
         }
 
         var bits = BitConverter.DoubleToInt64Bits(magnitude);
