@@ -29,6 +29,12 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     // disagree with the protobuf count.
     private readonly bool _nativeOnly;
 
+    // What the native fast path reads, one load from this object each: the schema's wide mantissa table and the series'
+    // current cells (with their base key and schema). Replaced by the series whenever it adds a bucket or lowers the schema.
+    private readonly double _nativeZeroThreshold;
+    private WideSlot[]? _nativeSlots;
+    private nint[] _nativeCells = [0, int.MinValue];
+
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>
@@ -64,6 +70,8 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             _native = shared._native;
             _nativeClassicCells = shared._nativeClassicCells;
             _nativeOnly = shared._nativeOnly;
+            _nativeZeroThreshold = shared._nativeZeroThreshold;
+            _native?.Attach(this);
         }
         else if (FullValues is not null)
         {
@@ -72,6 +80,8 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, FullValues, _bucketCells);
             _nativeOnly = _native is not null && _bounds.Length == 1;
+            _nativeZeroThreshold = _native?.ZeroThreshold ?? 0;
+            _native?.Attach(this);
 
             family.AddChild(this, FullValues);
         }
@@ -88,7 +98,16 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, fullValues, _bucketCells);
             _nativeOnly = _native is not null && _bounds.Length == 1;
+            _nativeZeroThreshold = _native?.ZeroThreshold ?? 0;
+            _native?.Attach(this);
         }
+    }
+
+    /// <summary>Given by <see cref="NativeSeries"/> under its lock: the state <see cref="ObserveThroughBackend"/> counts with.</summary>
+    internal void PublishNative(WideSlot[]? slots, nint[] cells)
+    {
+        Volatile.Write(ref _nativeCells, cells);
+        Volatile.Write(ref _nativeSlots, slots);
     }
 
     /// <summary>The bucket upper bounds, ending with +Inf.</summary>
@@ -327,11 +346,10 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ObserveThroughBackend(double value)
     {
-        // A native-only observation with value cells: the bucket's compare-and-swap and the sum's, in a method small
-        // enough to save few registers. Everything else goes on out of line. NaN fails TryCount.
-        var native = _native;
+        // A native-only observation into an existing bucket with value cells: the bucket's compare-and-swap and the
+        // sum's, in a method small enough to save few registers. Everything else (NaN included) goes on out of line.
         var sumCell = _sumCell;
-        if (native is not null && _nativeOnly && sumCell != null && native.TryCount(value))
+        if (_nativeOnly && sumCell != null && NativeSeries.TryCountPublished(value, _nativeZeroThreshold, _nativeSlots, _nativeCells))
         {
             if (!AtomicDouble.TryAdd(ref *sumCell, value))
             {

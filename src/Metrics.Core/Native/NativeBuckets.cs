@@ -53,6 +53,50 @@ internal static class NativeBuckets
     public static IndexSlot[]? SlotsOf(int schema) => schema >= 0 ? Slots[schema] : null;
 
     /// <summary>
+    /// <see cref="IndexOfNormal"/> with a table of <see cref="WideSlotsOf"/>: the slot is the mantissa's top 10 bits
+    /// whatever the schema, and the entry says its schema, so nothing has to be known before the one table load.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int IndexOfNormalWide(long bits, WideSlot[] slots, out int schema)
+    {
+        var mantissa = bits & MantissaMask;
+
+        // 2^WideSlotBits entries: every 52-bit mantissa shifted right by 52 - WideSlotBits is an index into the table.
+        ref var slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(slots), (nint)(mantissa >> (52 - WideSlotBits)));
+        schema = slot.Schema;
+        return (((int)(bits >> 52) - 1023) << schema) + slot.Index + (mantissa > slot.BoundMantissa ? 1 : 0);
+    }
+
+    /// <summary>
+    /// The table of <paramref name="schema"/> for <see cref="IndexOfNormalWide"/> (16 KB, built on first use); null below
+    /// schema 0.
+    /// </summary>
+    public static WideSlot[]? WideSlotsOf(int schema)
+    {
+        if (schema < 0)
+        {
+            return null;
+        }
+
+        var table = Volatile.Read(ref WideSlots[schema]);
+        if (table is null)
+        {
+            // Each narrow slot of the schema covers 2^(8 - schema) wide ones: the same bound settles them all.
+            var narrow = Slots[schema];
+            table = new WideSlot[1 << WideSlotBits];
+            for (var i = 0; i < table.Length; i++)
+            {
+                var entry = narrow[i >> (WideSlotBits - SlotExtraBits - schema)];
+                table[i] = new WideSlot(entry.BoundMantissa, entry.Index, schema);
+            }
+
+            table = Interlocked.CompareExchange(ref WideSlots[schema], table, null) ?? table;
+        }
+
+        return table;
+    }
+
+    /// <summary>
     /// <see cref="Index"/> by frexp and binary search, for what the table does not cover: subnormal numbers, infinity
     /// and schemas of 0 or below.
     /// </summary>
@@ -96,6 +140,11 @@ internal static class NativeBuckets
     // Each slot of a schema's table covers 2^-(schema + 2) of the mantissa range: a quarter of the narrowest gap
     // between two bounds (about 0.69 × 2^-schema in mantissa terms), so no slot holds more than one bound.
     private const int SlotExtraBits = 2;
+
+    // The slot bits of the finest schema: its narrow table's, so a wide table is exact for every schema.
+    private const int WideSlotBits = HistogramBucket.MaxNativeSchema + SlotExtraBits;
+
+    private static readonly WideSlot[]?[] WideSlots = new WideSlot[]?[HistogramBucket.MaxNativeSchema + 1];
 
     /// <summary>
     /// Per schema from 0 up, per mantissa slot: the first bound at or above the slot's lowest fraction, and that bound's
@@ -160,6 +209,19 @@ internal readonly struct IndexSlot(long boundMantissa, int index)
 
     /// <summary>The candidate bound's position in the octave: the bucket of a fraction at or below it.</summary>
     public readonly int Index = index;
+}
+
+/// <summary>One entry of a schema's wide mantissa table (see <see cref="NativeBuckets.IndexOfNormalWide"/>).</summary>
+internal readonly struct WideSlot(long boundMantissa, int index, int schema)
+{
+    /// <summary>As <see cref="IndexSlot.BoundMantissa"/>.</summary>
+    public readonly long BoundMantissa = boundMantissa;
+
+    /// <summary>As <see cref="IndexSlot.Index"/>.</summary>
+    public readonly int Index = index;
+
+    /// <summary>The schema of the table holding this entry.</summary>
+    public readonly int Schema = schema;
 }
 
 /// <summary>
