@@ -33,7 +33,7 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     // current cells (with their base key and schema). Replaced by the series whenever it adds a bucket or lowers the schema.
     private readonly double _nativeZeroThreshold;
     private WideSlot[]? _nativeSlots;
-    private nint[] _nativeCells = [0, int.MinValue];
+    private nint[] _nativeCells = [0, int.MinValue, 0];
 
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>

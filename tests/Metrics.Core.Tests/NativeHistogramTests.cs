@@ -309,6 +309,54 @@ public class NativeHistogramTests
     }
 
     [Fact]
+    public void Threads_observing_while_buckets_are_created_and_the_schema_halves_lose_no_observation()
+    {
+        // Every thread creates new buckets as it goes, so the published tables change (and the schema drops) while the
+        // others count through them: each observation must still land exactly once, in its own bucket.
+        var histogram = new Histogram("h", "H.", registry: new MetricRegistry(), native: new NativeHistogramOptions { BucketFactor = 1.01, MaxBucketNumber = 40 });
+        const int threads = 4;
+        const int perThread = 20_000;
+        using var start = new Barrier(threads);
+        var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (var i = 0; i < perThread; i++)
+            {
+                histogram.Observe(Value(t, i));
+            }
+        })).ToArray();
+        foreach (var worker in workers)
+        {
+            worker.Start();
+        }
+
+        foreach (var worker in workers)
+        {
+            worker.Join();
+        }
+
+        Assert.True(histogram.NativeSchema < 7, $"schema {histogram.NativeSchema}");
+        Assert.Equal(threads * perThread, histogram.NativeValues!.Count());
+
+        // Merged to the final schema, the buckets hold exactly what an independent bucketing of the same values gives.
+        var schema = histogram.NativeSchema!.Value;
+        var merged = new NativeHistogramData(schema, NativeHistogramOptions.DefaultZeroThreshold);
+        foreach (var entry in histogram.NativeValues.Entries)
+        {
+            merged.Add(entry.Bucket, entry.Value.Get());
+        }
+
+        merged.Complete();
+        var values = Enumerable.Range(0, threads).SelectMany(t => Enumerable.Range(0, perThread).Select(i => Value(t, i)));
+        var expected = values.GroupBy(v => (v < 0, NativeBuckets.IndexBySearch(Math.Abs(v), merged.Schema))).ToDictionary(g => g.Key, g => (double)g.Count());
+        var actual = merged.Positive.Select(p => ((false, p.Index), p.Count)).Concat(merged.Negative.Select(n => ((true, n.Index), n.Count))).ToDictionary(p => p.Item1, p => p.Count);
+        Assert.Equal(expected.OrderBy(p => p.Key).ToArray(), actual.OrderBy(p => p.Key).ToArray());
+
+        // Spread over six powers of two on both sides, each thread walking them in its own order.
+        static double Value(int thread, int i) => (((i * 7919) + (thread * 104_729)) % 2 == 0 ? 1 : -1) * Math.Pow(2, ((i * 7919) + (thread * 104_729)) % 6000 / 1000.0);
+    }
+
+    [Fact]
     public async Task Protobuf_carries_every_metric_type_with_labels_and_classic_buckets()
     {
         var registry = new MetricRegistry();

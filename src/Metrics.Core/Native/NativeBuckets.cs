@@ -53,22 +53,30 @@ internal static class NativeBuckets
     public static IndexSlot[]? SlotsOf(int schema) => schema >= 0 ? Slots[schema] : null;
 
     /// <summary>
-    /// <see cref="IndexOfNormal"/> with a table of <see cref="WideSlotsOf"/>: the slot is the mantissa's top 10 bits
-    /// whatever the schema, and the entry says its schema, so nothing has to be known before the one table load.
+    /// The bucket key (index × 2 + sign) of a normal finite number given as its bits, from a table of
+    /// <see cref="WideSlotsOf"/>, offset by 1023 × 2^(schema + 1) so no exponent bias is taken off: the slot is the
+    /// mantissa's top 10 bits whatever the schema, and the entry says its schema, so one table load is all the key waits for.
     /// </summary>
+    /// <param name="bits">The value's bits.</param>
+    /// <param name="slots">The wide table of the schema.</param>
+    /// <param name="shift">The table's schema plus 1.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int IndexOfNormalWide(long bits, WideSlot[] slots, out int schema)
+    public static long BiasedKeyOfNormal(long bits, WideSlot[] slots, out int shift)
     {
-        var mantissa = bits & MantissaMask;
+        var magnitude = bits & long.MaxValue;
+        var mantissa = magnitude & MantissaMask;
 
         // 2^WideSlotBits entries: every 52-bit mantissa shifted right by 52 - WideSlotBits is an index into the table.
         ref var slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(slots), (nint)(mantissa >> (52 - WideSlotBits)));
-        schema = slot.Schema;
-        return (((int)(bits >> 52) - 1023) << schema) + slot.Index + (mantissa > slot.BoundMantissa ? 1 : 0);
+        shift = slot.Shift;
+
+        // Both are below 2^53: the difference is negative, its top bit set, exactly when the mantissa is above the bound.
+        var above = (long)((ulong)(slot.BoundMantissa - mantissa) >> 63);
+        return ((magnitude >> 52) << shift) + slot.Key + (above << 1) + (long)((ulong)bits >> 63);
     }
 
     /// <summary>
-    /// The table of <paramref name="schema"/> for <see cref="IndexOfNormalWide"/> (16 KB, built on first use); null below
+    /// The table of <paramref name="schema"/> for <see cref="BiasedKeyOfNormal"/> (16 KB, built on first use); null below
     /// schema 0.
     /// </summary>
     public static WideSlot[]? WideSlotsOf(int schema)
@@ -87,7 +95,7 @@ internal static class NativeBuckets
             for (var i = 0; i < table.Length; i++)
             {
                 var entry = narrow[i >> (WideSlotBits - SlotExtraBits - schema)];
-                table[i] = new WideSlot(entry.BoundMantissa, entry.Index, schema);
+                table[i] = new WideSlot(entry.BoundMantissa, entry.Index * 2, schema + 1);
             }
 
             table = Interlocked.CompareExchange(ref WideSlots[schema], table, null) ?? table;
@@ -211,17 +219,17 @@ internal readonly struct IndexSlot(long boundMantissa, int index)
     public readonly int Index = index;
 }
 
-/// <summary>One entry of a schema's wide mantissa table (see <see cref="NativeBuckets.IndexOfNormalWide"/>).</summary>
-internal readonly struct WideSlot(long boundMantissa, int index, int schema)
+/// <summary>One entry of a schema's wide mantissa table (see <see cref="NativeBuckets.BiasedKeyOfNormal"/>).</summary>
+internal readonly struct WideSlot(long boundMantissa, int key, int shift)
 {
     /// <summary>As <see cref="IndexSlot.BoundMantissa"/>.</summary>
     public readonly long BoundMantissa = boundMantissa;
 
-    /// <summary>As <see cref="IndexSlot.Index"/>.</summary>
-    public readonly int Index = index;
+    /// <summary><see cref="IndexSlot.Index"/> times 2: its bucket's key on the positive side.</summary>
+    public readonly int Key = key;
 
-    /// <summary>The schema of the table holding this entry.</summary>
-    public readonly int Schema = schema;
+    /// <summary>The table's schema plus 1: how far the exponent shifts to count in keys.</summary>
+    public readonly int Shift = shift;
 }
 
 /// <summary>

@@ -101,18 +101,25 @@ internal sealed class NativeSeries
     /// NaN, subnormal and infinite values, schemas below 0, and tables caught in the middle of a schema change.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool TryCountPublished(double value, double zeroThreshold, WideSlot[]? slots, nint[] cells)
+    public static unsafe bool TryCountPublished(double value, double zeroThreshold, WideSlot[]? slots, nint[] cells)
     {
-        var bits = BitConverter.DoubleToInt64Bits(value) & long.MaxValue;
-        if (slots is null || !(BitConverter.Int64BitsToDouble(bits) > zeroThreshold) || (ulong)((bits >> 52) - 1) >= 0x7FE)
+        var bits = BitConverter.DoubleToInt64Bits(value);
+        var magnitude = bits & long.MaxValue;
+        if (slots is null || !(BitConverter.Int64BitsToDouble(magnitude) > zeroThreshold) || (ulong)((magnitude >> 52) - 1) >= 0x7FE)
         {
             return false;
         }
 
-        var index = NativeBuckets.IndexOfNormalWide(bits, slots, out var schema);
+        var at = (ulong)(NativeBuckets.BiasedKeyOfNormal(bits, slots, out var shift) - cells[2]);
 
         // The two arrays are published one after the other: counting needs both at one schema.
-        return schema == cells[1] && TryCountCell(cells, index, value);
+        if (shift != cells[1] || at >= (ulong)(cells.Length - Table.CellsHeader))
+        {
+            return false;
+        }
+
+        var cell = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(cells), (nint)at + Table.CellsHeader);
+        return cell != 0 && AtomicDouble.TryAdd(ref *(long*)cell, 1);
     }
 
     /// <summary>Adds 1 through the cell of bucket <paramref name="index"/> on the side of <paramref name="value"/>'s sign in <paramref name="cells"/> (laid out as <see cref="Table.DenseCells"/>).</summary>
@@ -252,7 +259,7 @@ internal sealed class NativeSeries
         private const int MaxDenseSpan = 2048;
 
         /// <summary>The words before the cells in <see cref="DenseCells"/>.</summary>
-        public const int CellsHeader = 2;
+        public const int CellsHeader = 3;
 
         // Room left on each side of the keys in use, so that the next buckets (the neighbours of those in use) fit
         // without making the dense array any larger than the span needs.
@@ -268,7 +275,7 @@ internal sealed class NativeSeries
         {
             Schema = schema;
             Slots = NativeBuckets.SlotsOf(schema);
-            DenseCells = [0, schema];
+            DenseCells = [0, schema + 1, 0];
             _keys = new long[capacity];
             _entries = new NativeEntry?[capacity];
             _mask = capacity - 1;
@@ -278,7 +285,7 @@ internal sealed class NativeSeries
         {
             Schema = schema;
             Slots = NativeBuckets.SlotsOf(schema);
-            DenseCells = [0, schema];
+            DenseCells = [0, schema + 1, 0];
             _keys = keys;
             _entries = entries;
             _mask = keys.Length - 1;
@@ -299,7 +306,8 @@ internal sealed class NativeSeries
                 _dense = new NativeEntry?[max - min + 1 + (2 * DenseSlack)];
                 DenseCells = new nint[CellsHeader + _dense.Length];
                 DenseCells[0] = (nint)DenseBase;
-                DenseCells[1] = schema;
+                DenseCells[1] = schema + 1;
+                DenseCells[2] = (nint)(DenseBase + (1023L << (schema + 1)));
                 for (var i = 0; i < entries.Length; i++)
                 {
                     if (entries[i] is { } entry)
@@ -320,9 +328,10 @@ internal sealed class NativeSeries
         public long DenseBase { get; }
 
         /// <summary>
-        /// <see cref="DenseBase"/> and <see cref="Schema"/>, then the value cells of the entries in the dense array by key
-        /// minus <see cref="DenseBase"/>: 0 where no entry is, or its backend has no value cell. Just the two first when
-        /// the keys are too far apart for a dense array. One array, so a histogram holds it in one field.
+        /// <see cref="DenseBase"/>, <see cref="Schema"/> + 1 and <see cref="DenseBase"/> as a key of
+        /// <see cref="NativeBuckets.BiasedKeyOfNormal"/>, then the value cells of the entries in the dense array by key minus
+        /// <see cref="DenseBase"/>: 0 where no entry is, or its backend has no value cell. Just the header when the keys
+        /// are too far apart for a dense array. One array, so a histogram holds it in one field.
         /// </summary>
         public nint[] DenseCells { get; }
 
