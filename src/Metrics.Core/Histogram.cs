@@ -346,11 +346,22 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ObserveThroughBackend(double value)
     {
-        // A native-only observation into an existing bucket with value cells: the bucket's compare-and-swap and the
-        // sum's, in a method small enough to save few registers. Everything else (NaN included) goes on out of line.
+        // A native observation into an existing bucket with value cells: the bucket's compare-and-swap (and the classic
+        // bucket's, when kept) and the sum's, in a method small enough to save few registers. Everything else (NaN
+        // included) goes on out of line.
         var sumCell = _sumCell;
-        if (_nativeOnly && sumCell != null && NativeSeries.TryCountPublished(value, _nativeZeroThreshold, _nativeSlots, _nativeCells))
+        if (sumCell != null && _native is not null && NativeSeries.TryCountPublished(value, _nativeZeroThreshold, _nativeSlots, _nativeCells))
         {
+            if (!_nativeOnly)
+            {
+                // Value cells for the sum mean value cells for every classic bucket too (CellsOf).
+                var index = BucketIndex(_bounds, value);
+                if (!AtomicDouble.TryAdd(ref *(long*)_nativeClassicCells![index], 1))
+                {
+                    _buckets![index].Inc(1);
+                }
+            }
+
             if (!AtomicDouble.TryAdd(ref *sumCell, value))
             {
                 _sum!.Inc(value);
