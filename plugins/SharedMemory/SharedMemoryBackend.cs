@@ -444,7 +444,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
     {
-        if (!AtomicDouble.TryAdd(ref Unsafe.AsRef<long>(_value), value))
+        if (!AtomicDouble.TryAddToCell(ref Unsafe.AsRef<long>(_value), value))
         {
             AddSlowly(value);
         }

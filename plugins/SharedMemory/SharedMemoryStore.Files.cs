@@ -678,7 +678,7 @@ internal sealed unsafe partial class SharedMemoryStore
     /// moves this process's values off it. Values and the metrics API hold raw pointers into the mapping, so the address
     /// range stays mapped, but atomically (MAP_FIXED) replaced by private memory: the header and index as they could
     /// still be read, and every word of the entries holding <see cref="AtomicDouble.MovedCell"/>. Each update aimed at
-    /// the old store from then on is refused by <see cref="AtomicDouble.TryAdd"/> or noticed by the value, which moves
+    /// the old store from then on is refused by <see cref="AtomicDouble.TryAddToCell"/> or noticed by the value, which moves
     /// to the store now at the path; nothing ever faults on a page cut from the file again.
     /// </summary>
     private void Detach(bool damaged)

@@ -15,8 +15,8 @@ public static class AtomicDouble
     /// <summary>
     /// Contract 1.2: the bits a backend writes into a <see cref="IMetricBackend.ValueCell"/> word it has stopped using
     /// (its value moved, for example to a store file that replaced a deleted one). A signalling NaN no arithmetic
-    /// produces: <see cref="TryAdd"/> never adds to it, so an update aimed at a moved cell goes to the backend, and the
-    /// host then reads <see cref="IMetricBackend.ValueCell"/> again.
+    /// produces: the host's <see cref="TryAddToCell"/> never adds to it, so an update aimed at a moved cell goes to the
+    /// backend, and the host then reads <see cref="IMetricBackend.ValueCell"/> again.
     /// </summary>
     public const long MovedCell = 0x7FF0_0000_4D4F_5644;
 
@@ -32,10 +32,7 @@ public static class AtomicDouble
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Write(ref long bits, double value) => Volatile.Write(ref bits, BitConverter.DoubleToInt64Bits(value));
 
-    /// <summary>
-    /// Tries once to add <paramref name="value"/>; fails when another thread changed the word meanwhile, or when the
-    /// word holds <see cref="MovedCell"/> (then nothing is written).
-    /// </summary>
+    /// <summary>Tries once to add <paramref name="value"/>; fails only when another thread changed the word meanwhile.</summary>
     /// <param name="bits">The word holding the double's bits.</param>
     /// <param name="value">The amount to add.</param>
     /// <returns>Whether the addition was applied.</returns>
@@ -43,7 +40,26 @@ public static class AtomicDouble
     public static bool TryAdd(ref long bits, double value)
     {
         var current = Volatile.Read(ref bits);
-        // One compare of a register already loaded: a moved cell must never take an update, or it would be lost.
+        return Interlocked.CompareExchange(ref bits, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current) == current;
+    }
+
+    /// <summary>
+    /// Contract 1.2: how the host adds at a <see cref="IMetricBackend.ValueCell"/>. Tries once to add
+    /// <paramref name="value"/>; fails when another thread changed the word meanwhile, and when the word holds
+    /// <see cref="MovedCell"/>, which it leaves as it is. The caller then calls the backend's <see cref="IMetricBackend.Inc"/>.
+    /// </summary>
+    /// <remarks>
+    /// Unlike <see cref="TryAdd"/>, retrying it in a loop never succeeds on a moved word: only the backend may decide what
+    /// the marker means.
+    /// </remarks>
+    /// <param name="bits">The value cell's word.</param>
+    /// <param name="value">The amount to add.</param>
+    /// <returns>Whether the addition was applied.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryAddToCell(ref long bits, double value)
+    {
+        var current = Volatile.Read(ref bits);
+        // One compare of a register already loaded: a moved word must never take an update, or the update would be lost.
         return current != MovedCell
                && Interlocked.CompareExchange(ref bits, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current) == current;
     }

@@ -61,18 +61,19 @@ public interface IMetricBackend
     /// </summary>
     /// <remarks>
     /// The host reads it when the value is created, and again after an update found the word moved (below). When it is not 0, the host may add to the value by one
-    /// compare-and-swap of that word (<see cref="AtomicDouble.TryAdd"/>) instead of calling <see cref="Inc"/> or
+    /// compare-and-swap of that word (<see cref="AtomicDouble.TryAddToCell"/>) instead of calling <see cref="Inc"/> or
     /// <see cref="Dec"/>; when that compare-and-swap fails it calls <see cref="Inc"/>. <see cref="Set"/> and
     /// <see cref="Get"/> always go through the backend. Return an address only when a successful compare-and-swap there
     /// is a complete increment: the word must stay valid and fixed in memory for as long as this object is reachable
     /// (pinned or native memory, or a mapped file that stays mapped), and <see cref="Get"/> and collection must read it.
     /// <para>
     /// Contract 1.2: a value may move. The backend then writes <see cref="AtomicDouble.MovedCell"/> into the old word,
-    /// which stays valid memory and is never written again; <see cref="AtomicDouble.TryAdd"/> refuses it, so the host
+    /// which stays valid memory and is never written again; <see cref="AtomicDouble.TryAddToCell"/> refuses it, so the host
     /// calls <see cref="Inc"/>, which adds at the new place, and the host reads this property again for its later
-    /// updates. A backend whose values never move has nothing to do. A value whose own bits happen to equal
-    /// <see cref="AtomicDouble.MovedCell"/> (stored by <see cref="Set"/>) only takes the slower path: <see cref="Inc"/>
-    /// must treat it as a value, not as a move, unless the value did move.
+    /// updates. A backend whose values move must itself add with <see cref="AtomicDouble.TryAddToCell"/> (never over the
+    /// marker) and never <see cref="Set"/> over it. A backend whose values never move has nothing to do. A value whose own
+    /// bits happen to equal <see cref="AtomicDouble.MovedCell"/> (stored by <see cref="Set"/>) only takes the slower path:
+    /// <see cref="Inc"/> must treat it as a value, not as a move, unless the value did move.
     /// </para>
     /// </remarks>
     nint ValueCell => 0;

@@ -72,7 +72,7 @@ public sealed class Counter : Metric<Counter>
         var cell = _cell;
         if (cell != null && value >= 0)
         {
-            if (AtomicDouble.TryAdd(ref *cell, value))
+            if (AtomicDouble.TryAddToCell(ref *cell, value))
             {
                 return;
             }

@@ -165,13 +165,13 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         if (cells is not null && !double.IsNaN(value))
         {
             var index = BucketIndex(_bounds, value);
-            if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            if (!AtomicDouble.TryAddToCell(ref *(long*)cells[index], 1))
             {
                 _buckets![index].Inc(1);
                 FollowIfMoved(cells, index);
             }
 
-            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            if (!AtomicDouble.TryAddToCell(ref *_sumCell, value))
             {
                 _sum!.Inc(value);
                 FollowSumIfMoved();
@@ -288,7 +288,7 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             return;
         }
 
-        if (entry.Cell == 0 || !AtomicDouble.TryAdd(ref *(long*)entry.Cell, 1))
+        if (entry.Cell == 0 || !AtomicDouble.TryAddToCell(ref *(long*)entry.Cell, 1))
         {
             entry.Value.Inc(1);
         }
@@ -301,13 +301,13 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             return;
         }
 
-        if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+        if (!AtomicDouble.TryAddToCell(ref *(long*)cells[index], 1))
         {
             _buckets![index].Inc(1);
             FollowIfMoved(cells, index);
         }
 
-        if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+        if (!AtomicDouble.TryAddToCell(ref *_sumCell, value))
         {
             _sum!.Inc(value);
             FollowSumIfMoved();

@@ -86,14 +86,14 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
         var countCell = _countCell;
         if (countCell != null && !double.IsNaN(value))
         {
-            if (!AtomicDouble.TryAdd(ref *countCell, 1))
+            if (!AtomicDouble.TryAddToCell(ref *countCell, 1))
             {
                 _count!.Inc(1);
                 FollowIfMoved(countCell);
             }
 
             var sumCell = _sumCell;
-            if (!AtomicDouble.TryAdd(ref *sumCell, value))
+            if (!AtomicDouble.TryAddToCell(ref *sumCell, value))
             {
                 _sum!.Inc(value);
                 FollowIfMoved(sumCell);

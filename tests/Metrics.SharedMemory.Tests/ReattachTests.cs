@@ -96,10 +96,10 @@ public sealed class ReattachTests
 
         Assert.Empty(store.Collect(Store.Counter));
         Assert.Equal(AtomicDouble.MovedCell, Volatile.Read(ref *(long*)old));
-        Assert.False(AtomicDouble.TryAdd(ref *(long*)old, 1));
+        Assert.False(AtomicDouble.TryAddToCell(ref *(long*)old, 1));
         counter.Inc(1);
         Assert.NotEqual(old, counter.ValueCell);
-        Assert.True(AtomicDouble.TryAdd(ref *(long*)counter.ValueCell, 2));
+        Assert.True(AtomicDouble.TryAddToCell(ref *(long*)counter.ValueCell, 2));
         Assert.Equal(3, counter.Get());
         Assert.Equal(3, store.Single(Store.Counter));
         Assert.Equal(AtomicDouble.MovedCell, Volatile.Read(ref *(long*)old));
