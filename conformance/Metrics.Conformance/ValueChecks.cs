@@ -50,7 +50,7 @@ internal static class ValueChecks
     }
 
     /// <summary>
-    /// Contract 1.1 and 1.2 on <see cref="IMetricBackend.ValueCell"/>: the host's compare-and-swap at the cell is an
+    /// The contract on <see cref="IMetricBackend.ValueCell"/>: the host's compare-and-swap at the cell is an
     /// update Get sees, and the moved marker only means a move when the backend moved the value: a value whose own bits
     /// are the marker (stored by Set) is NaN after Inc, at the same cell, like any other NaN.
     /// </summary>

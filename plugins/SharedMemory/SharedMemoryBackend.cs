@@ -89,9 +89,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 {
                     Resolve(store);
                 }
-                catch (ObjectDisposedException) when (store.IsDetached)
+                catch (Exception e) when (e is ObjectDisposedException or InvalidDataException && store.IsDetached)
                 {
-                    // The file was replaced while the value was being created in it: create it in the new store.
+                    // The file was replaced while the value was being created in it (its entries now read as moved):
+                    // create the value in the new store.
                     continue;
                 }
 

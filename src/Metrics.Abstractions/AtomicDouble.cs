@@ -13,7 +13,7 @@ namespace Metrics;
 public static class AtomicDouble
 {
     /// <summary>
-    /// Contract 1.2: the bits a backend writes into a <see cref="IMetricBackend.ValueCell"/> word it has stopped using
+    /// Contract 1.1, additive: the bits a backend writes into a <see cref="IMetricBackend.ValueCell"/> word it has stopped using
     /// (its value moved, for example to a store file that replaced a deleted one). A signalling NaN no arithmetic
     /// produces: the host's <see cref="TryAddToCell"/> never adds to it, so an update aimed at a moved cell goes to the
     /// backend, and the host then reads <see cref="IMetricBackend.ValueCell"/> again.
@@ -44,7 +44,7 @@ public static class AtomicDouble
     }
 
     /// <summary>
-    /// Contract 1.2: how the host adds at a <see cref="IMetricBackend.ValueCell"/>. Tries once to add
+    /// Contract 1.1, additive: how the host adds at a <see cref="IMetricBackend.ValueCell"/>. Tries once to add
     /// <paramref name="value"/>; fails when another thread changed the word meanwhile, and when the word holds
     /// <see cref="MovedCell"/>, which it leaves as it is. The caller then calls the backend's <see cref="IMetricBackend.Inc"/>.
     /// </summary>

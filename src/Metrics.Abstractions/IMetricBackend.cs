@@ -67,7 +67,7 @@ public interface IMetricBackend
     /// is a complete increment: the word must stay valid and fixed in memory for as long as this object is reachable
     /// (pinned or native memory, or a mapped file that stays mapped), and <see cref="Get"/> and collection must read it.
     /// <para>
-    /// Contract 1.2: a value may move. The backend then writes <see cref="AtomicDouble.MovedCell"/> into the old word,
+    /// Contract 1.1, additive: a value may move. The backend then writes <see cref="AtomicDouble.MovedCell"/> into the old word,
     /// which stays valid memory and is never written again; <see cref="AtomicDouble.TryAddToCell"/> refuses it, so the host
     /// calls <see cref="Inc"/>, which adds at the new place, and the host reads this property again for its later
     /// updates. A backend whose values move must itself add with <see cref="AtomicDouble.TryAddToCell"/> (never over the
@@ -110,7 +110,7 @@ public interface IMetricBackend
 /// Version 1.0 of the contract had the synchronous <see cref="Collect"/> and <see cref="Flush"/>; version 1.1 added the
 /// asynchronous forms, <see cref="ShutdownAsync"/>, <see cref="IMetricBackend.ValueCell"/> and
 /// <see cref="IMetricBackend.ObserveHistogram"/>. The host only calls the 1.1 members, whose defaults call the 1.0 ones,
-/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both. Version 1.2 lets
+/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both. A later addition lets
 /// a value cell move (<see cref="AtomicDouble.MovedCell"/>); a backend whose cells stay put is unaffected.
 /// </para>
 /// </remarks>

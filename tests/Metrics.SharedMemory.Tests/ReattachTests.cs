@@ -105,6 +105,51 @@ public sealed class ReattachTests
         Assert.Equal(AtomicDouble.MovedCell, Volatile.Read(ref *(long*)old));
     }
 
+    [Fact]
+    public void Threads_incrementing_through_a_store_deletion_all_end_up_in_the_new_store()
+    {
+        using var store = new Store(new Dictionary<string, string?> { ["CheckInterval"] = "01:00:00" });
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<SharedMemoryBackend>(store.Config, "SharedMemory"));
+        var counter = new Counter(Store.Counter.Name, "Requests.", [.. Store.Counter.LabelNames], registry: registry).Labels("GET", "/");
+        const int Threads = 4;
+        const int More = 10_000;
+        var stop = 0;
+        using var running = new CountdownEvent(Threads);
+        using var phase = new Barrier(Threads + 1);
+        var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
+        {
+            counter.Inc();
+            running.Signal();
+            // Racing the move: some increments land in the old file, some refused at the moved marker, some in the new store.
+            while (Volatile.Read(ref stop) == 0)
+            {
+                counter.Inc();
+            }
+
+            phase.SignalAndWait();
+            phase.SignalAndWait();
+            for (var i = 0; i < More; i++)
+            {
+                counter.Inc();
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        var cancel = TestContext.Current.CancellationToken;
+        running.Wait(cancel);
+        File.Delete(store.FilePath);
+        store.Collect(Store.Counter);
+        Volatile.Write(ref stop, 1);
+        phase.SignalAndWait(cancel);
+        var moved = store.Single(Store.Counter);
+        Assert.Equal(moved, counter.Value);
+        phase.SignalAndWait(cancel);
+        threads.ForEach(t => t.Join());
+
+        // Every thread's later increments are in the new store: none is left writing to the old file's memory.
+        Assert.Equal(moved + (Threads * More), store.Single(Store.Counter));
+        Assert.Equal(moved + (Threads * More), counter.Value);
+    }
+
     /// <summary>A fresh process's scrape of the store, as "name bucket" → value.</summary>
     private static Dictionary<string, double> Read(string path)
     {
