@@ -128,6 +128,13 @@ internal static class Runner
             stdout.Flush();
         }
 
+        // Every store the checks opened is released first: a shared store still open would notice its file deleted (on
+        // its check interval) and create it again before this process exits. Bounded twice: a backend may ignore the token.
+        using (var shutdown = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            ConfiguredBackend.ShutdownAllAsync(shutdown.Token).Wait(TimeSpan.FromSeconds(31));
+        }
+
         RemoveIsolatedStores(isolated, stderr);
         var failed = results.Count(r => !r.Passed);
         stdout.WriteLine($"{results.Count - failed} passed, {failed} failed");

@@ -18,6 +18,7 @@ public static class ConformanceSuite
         new("DoubleSumsAreExact", "Sums follow double arithmetic exactly: ten Inc(0.1), 1e-300, 1e300, a walk over 40 orders of magnitude.", ValueChecks.DoubleSumsAreExact),
         new("SetRoundTripsSpecialValues", "Set round-trips 1e-300, 1e300, subnormals, -0 (sign bit), NaN and infinities.", ValueChecks.SetRoundTripsSpecialValues),
         new("ArithmeticFollowsIeee754", "Inc and Dec on gauges, counters and sums follow IEEE 754 for signed zeros, NaN and infinities (-0 + 0 = +0, Inf - Inf = NaN).", ArithmeticChecks.ArithmeticFollowsIeee754),
+        new("ValueCellIsTheValueAndMovesOnlyWhenMoved", "A value cell's word is the value (Get reads what the host adds there); a value whose own bits are AtomicDouble.MovedCell is still that value, not a moved one.", ValueChecks.ValueCellIsTheValueAndMovesOnlyWhenMoved),
         new("LargeIntegersStayDoubles", "Integers beyond 2^53 round-trip and Inc on them follows double rounding.", ValueChecks.LargeIntegersStayDoubles),
         new("ConcurrentIncrementsAreExact", "Many threads incrementing one value lose nothing.", ValueChecks.ConcurrentIncrementsAreExact),
         new("ConcurrentIncAndDecAreExact", "Threads racing Inc and Dec on one value lose nothing.", ValueChecks.ConcurrentIncAndDecAreExact),

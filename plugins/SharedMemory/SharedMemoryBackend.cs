@@ -23,8 +23,9 @@ namespace Metrics.Backends.SharedMemory;
 /// The store file is never trusted: a link at the path, a file of another user or writable by others, and a damaged
 /// or truncated store are refused with a message naming the file. A file truncated, replaced or deleted under a running
 /// process is noticed at the next scrape or check; the process moves to a valid store at the same path, counts it in
-/// <c>metrics_backend_store_resets_total</c> and logs one line. Values created before keep pointing into memory that
-/// stays mapped, but are no longer shared.
+/// <c>metrics_backend_store_resets_total</c> and logs one line. Values created before move to the new store: every update
+/// after the move is shared (the old cells read <see cref="AtomicDouble.MovedCell"/>, so the metrics API follows), what
+/// they counted before is lost.
 /// </para>
 /// <para>
 /// Gauges honour <see cref="MetricDescriptor.GaugeAggregation"/>: Sum and MostRecent share one value; LiveSum, Max,
@@ -48,13 +49,23 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 {
     private const string SchemaConflictsName = "metrics_backend_schema_conflicts_total";
 
+    private static readonly object RelocationGate = new();
+
     private static long s_refusedSeries;
 
-    private readonly long* _value;
-    private readonly long* _sequence;
-    private readonly SharedMemoryStore _store;
+    private readonly BackendConfig _config;
+    private readonly MetricDescriptor _metric;
+    private readonly HistogramBucket? _bucket;
     private readonly GaugeAggregation _mode;
-    private readonly byte[]? _cellKey;
+
+    // All four change together when the store file is replaced under the process and the value moves to the new store.
+    private long* _value;
+    private long* _sequence;
+    private SharedMemoryStore _store;
+    private byte[]? _cellKey;
+
+    // Where updates go when the value moved but no store could take it (the path became unusable, or the new store is full).
+    private long[]? _stranded;
 
     /// <summary>Finds or creates the value in the store and keeps a pointer to it for every later update.</summary>
     /// <param name="config">The backend's configuration section; opens the store if <see cref="Initialize"/> did not.</param>
@@ -65,47 +76,134 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(metric);
-        _store = SharedMemoryStore.For(config);
+        _config = config;
+        _metric = metric;
+        _bucket = histogramBucket;
         _mode = metric.Type == MetricType.Gauge ? metric.GaugeAggregation : GaugeAggregation.Sum;
-        var describe = metric.ToString;
-        var definition = SeriesKey.DefinitionOf(metric);
+        _store = null!;
         try
         {
-            _store.RecordDefinition(metric);
-            if (GaugeAggregator.UsesCells(_mode))
+            for (var store = SharedMemoryStore.For(config); ; store = SharedMemoryStore.For(config))
             {
-                var (slot, epoch) = _store.ProcessSlot();
-                _cellKey = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Cell, slot, definition);
-                var entry = _store.FindOrCreate(_cellKey, epoch, describe);
-                var foldsDead = _mode is GaugeAggregation.Max or GaugeAggregation.Min;
-                if (foldsDead)
+                try
                 {
-                    // Created up front, so taking over a dead process's cell later never needs room in a full store.
-                    _store.FindOrCreate(SeriesKey.WithRole(_cellKey, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
+                    Resolve(store);
+                }
+                catch (Exception e) when (e is ObjectDisposedException or InvalidDataException && store.IsDetached)
+                {
+                    // The file was replaced while the value was being created in it (its entries now read as moved):
+                    // create the value in the new store.
+                    continue;
                 }
 
-                TakeOwnership(entry, epoch, ownerMayBeAlive: false, foldsDead ? describe : null);
-                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
-                _sequence = _mode == GaugeAggregation.LiveMostRecent ? (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 2)) : null;
-            }
-            else if (_mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess)
-            {
-                var (_, epoch) = _store.ProcessSlot();
-                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1, definition);
-                var entry = _store.FindOrCreate(key, epoch, describe);
-                TakeOwnership(entry, epoch, ownerMayBeAlive: true, describe: null);
-                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
-            }
-            else
-            {
-                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
-                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(_store.FindOrCreate(key, 0, describe), 0));
+                // A store detached after the value was found in it may have been marked before the pointer was taken,
+                // or not at all: the value is taken again from the store in its place.
+                if (!store.IsDetached)
+                {
+                    break;
+                }
             }
         }
         catch (SharedMemoryStoreFullException)
         {
             Interlocked.Increment(ref s_refusedSeries);
             throw;
+        }
+    }
+
+    /// <summary>Finds or creates this value in <paramref name="store"/> and points every later update there.</summary>
+    private void Resolve(SharedMemoryStore store)
+    {
+        var metric = _metric;
+        var histogramBucket = _bucket;
+        var describe = metric.ToString;
+        var definition = SeriesKey.DefinitionOf(metric);
+        store.RecordDefinition(metric);
+        if (GaugeAggregator.UsesCells(_mode))
+        {
+            var (slot, epoch) = store.ProcessSlot();
+            var cellKey = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Cell, slot, definition);
+            var entry = store.FindOrCreate(cellKey, epoch, describe);
+            var foldsDead = _mode is GaugeAggregation.Max or GaugeAggregation.Min;
+            if (foldsDead)
+            {
+                // Created up front, so taking over a dead process's cell later never needs room in a full store.
+                store.FindOrCreate(SeriesKey.WithRole(cellKey, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
+            }
+
+            TakeOwnership(store, cellKey, entry, epoch, ownerMayBeAlive: false, foldsDead ? describe : null);
+            _cellKey = cellKey;
+            _sequence = _mode == GaugeAggregation.LiveMostRecent ? (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 2)) : null;
+            _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
+        }
+        else if (_mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess)
+        {
+            var (_, epoch) = store.ProcessSlot();
+            var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1, definition);
+            var entry = store.FindOrCreate(key, epoch, describe);
+            TakeOwnership(store, null, entry, epoch, ownerMayBeAlive: true, describe: null);
+            _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
+        }
+        else
+        {
+            var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
+            var entry = store.FindOrCreate(key, 0, describe);
+            _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 0));
+        }
+
+        // Published after the pointer: a thread that sees the new store also sees the new pointer (see AddSlowly).
+        Volatile.Write(ref _store, store);
+    }
+
+    /// <summary>
+    /// Called when this value's word reads <see cref="AtomicDouble.MovedCell"/>: when its store was detached (the file
+    /// was truncated, replaced or deleted), the value moves to the store now at the path, and true is returned. False
+    /// when the store is still in use, so the word's bits are the value's own.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool Relocate()
+    {
+        var store = Volatile.Read(ref _store);
+        if (!store.IsDetached || _stranded is not null)
+        {
+            return false;
+        }
+
+        lock (RelocationGate)
+        {
+            if (!ReferenceEquals(store, _store) || _stranded is not null)
+            {
+                return true;
+            }
+
+            // Updates never throw: when no store can take the value, it keeps counting in this process alone.
+            var next = SharedMemoryStore.Successor(store);
+            while (next is not null)
+            {
+                try
+                {
+                    Resolve(next);
+                    if (!next.IsDetached)
+                    {
+                        return true;
+                    }
+                }
+                catch (Exception e) when (e is SharedMemoryStoreFullException or ObjectDisposedException or IOException or InvalidDataException)
+                {
+                    if (!next.IsDetached)
+                    {
+                        BackendLog.Write("SharedMemory", BackendLogLevel.Error, $"Metrics: SharedMemory store '{next.Options.Path}': the value {_metric} could not move to the store that replaced its file ({e.Message}); its updates stay in this process.", e);
+                        break;
+                    }
+                }
+
+                next = SharedMemoryStore.Successor(next);
+            }
+
+            _stranded = GC.AllocateArray<long>(1, pinned: true);
+            _sequence = null;
+            _value = (long*)Unsafe.AsPointer(ref _stranded[0]);
+            return true;
         }
     }
 
@@ -126,7 +224,18 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// LiveSum, Max, Min, LiveMax, LiveMin and per-process gauges. 0 for LiveMostRecent, whose writes also take a
     /// store-wide sequence number. The mapping stays in place for as long as this object is reachable, shutdown included.
     /// </summary>
-    public nint ValueCell => _sequence == null ? (nint)_value : 0;
+    public nint ValueCell
+    {
+        get
+        {
+            if (_store.IsDetached && _stranded is null)
+            {
+                Relocate();
+            }
+
+            return _sequence == null ? (nint)_value : 0;
+        }
+    }
 
     /// <summary>
     /// Reports, in every scrape, <c>metrics_backend_refused_series_total</c> (<see cref="RefusedSeries"/>, for every store of
@@ -148,7 +257,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 SharedMemoryStore.DiagnosticsFor(config).SchemaConflicts),
             new(
                 "metrics_backend_store_resets_total",
-                "Times this process found its SharedMemory store file truncated, replaced, overwritten or deleted by something else and moved to a valid store at the same path; values created before are no longer shared. The backend log names the file and what happened.",
+                "Times this process found its SharedMemory store file truncated, replaced, overwritten or deleted by something else and moved to a valid store at the same path, taking its values along; what they counted before is lost. The backend log names the file and what happened.",
                 MetricType.Counter,
                 SharedMemoryStore.DiagnosticsFor(config).Resets),
         ];
@@ -226,7 +335,22 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         cancellationToken.ThrowIfCancellationRequested();
         // Every scrape first checks that the file is still the one mapped, whole: a truncated, replaced or deleted store is
         // left for a valid one before anything is read.
-        return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.CheckedOrReplaced(SharedMemoryStore.For(config)), families));
+        while (true)
+        {
+            var store = SharedMemoryStore.CheckedOrReplaced(SharedMemoryStore.For(config));
+            try
+            {
+                var collected = Collect(store, families);
+                if (!store.IsDetached)
+                {
+                    return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(collected);
+                }
+            }
+            catch (InvalidDataException) when (store.IsDetached)
+            {
+                // Another thread moved off the file while this one read it (its entries now read as moved): read the new store.
+            }
+        }
     }
 
     private static CollectedValueList[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
@@ -328,10 +452,34 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
     {
-        AtomicDouble.Add(ref Unsafe.AsRef<long>(_value), value);
+        if (!AtomicDouble.TryAddToCell(ref Unsafe.AsRef<long>(_value), value))
+        {
+            AddSlowly(value);
+        }
+
         if (_sequence != null)
         {
             Stamp();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void AddSlowly(double value)
+    {
+        while (true)
+        {
+            var pointer = _value;
+            ref var word = ref Unsafe.AsRef<long>(pointer);
+            var current = Volatile.Read(ref word);
+            if (current == AtomicDouble.MovedCell && (Relocate() || pointer != _value))
+            {
+                continue;
+            }
+
+            if (Interlocked.CompareExchange(ref word, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current) == current)
+            {
+                return;
+            }
         }
     }
 
@@ -344,7 +492,24 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <param name="value">The new value.</param>
     public void Set(double value)
     {
-        Interlocked.Exchange(ref Unsafe.AsRef<long>(_value), BitConverter.DoubleToInt64Bits(value));
+        var bits = BitConverter.DoubleToInt64Bits(value);
+        while (true)
+        {
+            // Never over a moved word: the metrics API would then add to the old store again.
+            var pointer = _value;
+            ref var word = ref Unsafe.AsRef<long>(pointer);
+            var current = Volatile.Read(ref word);
+            if (current == AtomicDouble.MovedCell && (Relocate() || pointer != _value))
+            {
+                continue;
+            }
+
+            if (Interlocked.CompareExchange(ref word, bits, current) == current)
+            {
+                break;
+            }
+        }
+
         if (_sequence != null)
         {
             Stamp();
@@ -358,7 +523,12 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <returns>The value.</returns>
     public double Get()
     {
-        if (_cellKey is null)
+        if (_store.IsDetached && _stranded is null)
+        {
+            Relocate();
+        }
+
+        if (_cellKey is null || _stranded is not null)
         {
             return BitConverter.Int64BitsToDouble(Volatile.Read(ref Unsafe.AsRef<long>(_value)));
         }
@@ -407,7 +577,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// Makes this process the owner of a cell or per-process series. A previous owner is dead (its slot was ours to take,
     /// or it is no longer live), so its value is folded into the archive (Max, Min) and the value restarts at 0.
     /// </summary>
-    private void TakeOwnership(byte* entry, long epoch, bool ownerMayBeAlive, Func<string>? describe)
+    private void TakeOwnership(SharedMemoryStore store, byte[]? cellKey, byte* entry, long epoch, bool ownerMayBeAlive, Func<string>? describe)
     {
         ref var owner = ref SharedMemoryStore.Word(entry, 0);
         var spins = 0;
@@ -426,7 +596,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 continue;
             }
 
-            if (ownerMayBeAlive && current > 0 && _store.LiveEpochs().Contains(current))
+            if (ownerMayBeAlive && current > 0 && store.LiveEpochs().Contains(current))
             {
                 // Two live processes with one pid (containers sharing the store): they share the series.
                 return;
@@ -439,7 +609,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
             if (describe is not null && current != 0)
             {
-                FoldIntoArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)), describe);
+                FoldIntoArchive(store, cellKey!, Volatile.Read(ref SharedMemoryStore.Word(entry, 1)), describe);
             }
 
             Volatile.Write(ref SharedMemoryStore.Word(entry, 1), 0);
@@ -449,14 +619,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         }
     }
 
-    private void FoldIntoArchive(long bits, Func<string> describe)
+    private void FoldIntoArchive(SharedMemoryStore store, byte[] cellKey, long bits, Func<string> describe)
     {
         if (bits == SharedMemoryStore.EmptyArchive)
         {
             bits = BitConverter.DoubleToInt64Bits(double.NaN);
         }
 
-        var archive = _store.FindOrCreate(SeriesKey.WithRole(_cellKey!, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
+        var archive = store.FindOrCreate(SeriesKey.WithRole(cellKey, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
         var mode = _mode;
         var folded = BitConverter.Int64BitsToDouble(bits);
         // The empty marker is a signalling NaN that only moves between registers here, never through arithmetic, so its bits survive.

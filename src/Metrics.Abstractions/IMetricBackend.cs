@@ -60,12 +60,21 @@ public interface IMetricBackend
     /// (<see cref="BitConverter.DoubleToInt64Bits"/>), or 0 (the default) when the value has none.
     /// </summary>
     /// <remarks>
-    /// The host reads it once, when the value is created. When it is not 0, the host may add to the value by one
-    /// compare-and-swap of that word (<see cref="AtomicDouble.TryAdd"/>) instead of calling <see cref="Inc"/> or
+    /// The host reads it when the value is created, and again after an update found the word moved (below). When it is not 0, the host may add to the value by one
+    /// compare-and-swap of that word (<see cref="AtomicDouble.TryAddToCell"/>) instead of calling <see cref="Inc"/> or
     /// <see cref="Dec"/>; when that compare-and-swap fails it calls <see cref="Inc"/>. <see cref="Set"/> and
     /// <see cref="Get"/> always go through the backend. Return an address only when a successful compare-and-swap there
     /// is a complete increment: the word must stay valid and fixed in memory for as long as this object is reachable
     /// (pinned or native memory, or a mapped file that stays mapped), and <see cref="Get"/> and collection must read it.
+    /// <para>
+    /// Contract 1.1, additive: a value may move. The backend then writes <see cref="AtomicDouble.MovedCell"/> into the old word,
+    /// which stays valid memory and is never written again; <see cref="AtomicDouble.TryAddToCell"/> refuses it, so the host
+    /// calls <see cref="Inc"/>, which adds at the new place, and the host reads this property again for its later
+    /// updates. A backend whose values move must itself add with <see cref="AtomicDouble.TryAddToCell"/> (never over the
+    /// marker) and never <see cref="Set"/> over it. A backend whose values never move has nothing to do. A value whose own
+    /// bits happen to equal <see cref="AtomicDouble.MovedCell"/> (stored by <see cref="Set"/>) only takes the slower path:
+    /// <see cref="Inc"/> must treat it as a value, not as a move, unless the value did move.
+    /// </para>
     /// </remarks>
     nint ValueCell => 0;
 
@@ -101,7 +110,8 @@ public interface IMetricBackend
 /// Version 1.0 of the contract had the synchronous <see cref="Collect"/> and <see cref="Flush"/>; version 1.1 added the
 /// asynchronous forms, <see cref="ShutdownAsync"/>, <see cref="IMetricBackend.ValueCell"/> and
 /// <see cref="IMetricBackend.ObserveHistogram"/>. The host only calls the 1.1 members, whose defaults call the 1.0 ones,
-/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both.
+/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both. A later addition lets
+/// a value cell move (<see cref="AtomicDouble.MovedCell"/>); a backend whose cells stay put is unaffected.
 /// </para>
 /// </remarks>
 public interface IMetricBackend<TSelf> : IMetricBackend

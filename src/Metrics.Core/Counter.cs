@@ -13,8 +13,9 @@ public sealed class Counter : Metric<Counter>
 {
     private readonly IMetricBackend? _value;
 
-    // The backend's value cell, when it has one: an increment is then one compare-and-swap here, no call.
-    private readonly unsafe long* _cell;
+    // The backend's value cell, when it has one: an increment is then one compare-and-swap here, no call. Read again
+    // when the backend moved the value (the old word then holds AtomicDouble.MovedCell).
+    private unsafe long* _cell;
 
     /// <summary>Creates a counter and registers it.</summary>
     /// <param name="name">The metric name; by convention ending in <c>_total</c>.</param>
@@ -71,7 +72,7 @@ public sealed class Counter : Metric<Counter>
         var cell = _cell;
         if (cell != null && value >= 0)
         {
-            if (AtomicDouble.TryAdd(ref *cell, value))
+            if (AtomicDouble.TryAddToCell(ref *cell, value))
             {
                 return;
             }
@@ -82,6 +83,10 @@ public sealed class Counter : Metric<Counter>
         }
 
         _value!.Inc(value);
+        if (cell != null && Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
+        {
+            FollowMovedCell();
+        }
     }
 
     /// <summary>Runs <paramref name="action"/> and counts 1 if it throws; the exception is rethrown.</summary>
@@ -131,6 +136,9 @@ public sealed class Counter : Metric<Counter>
             throw;
         }
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe void FollowMovedCell() => _cell = (long*)_value!.ValueCell;
 
     private protected override Counter CreateChild(string?[] setValues, string[]? fullValues) => new(Family, setValues, fullValues);
 

@@ -16,7 +16,8 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     // Value cells of every bucket and of the sum when the backend has them all: an observation is then two
     // compare-and-swaps here, no call.
     private readonly nint[]? _bucketCells;
-    private readonly long* _sumCell;
+    // Read again when the backend moved the value (the old word then holds AtomicDouble.MovedCell); so are the cells above.
+    private long* _sumCell;
     private readonly bool _atomicObserve;
 
     // Native buckets when the histogram is native and the backend stores them; observations then take the out-of-line
@@ -197,14 +198,16 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         if (cells is not null && !double.IsNaN(value))
         {
             var index = BucketIndex(_bounds, value);
-            if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            if (!AtomicDouble.TryAddToCell(ref *(long*)cells[index], 1))
             {
                 _buckets![index].Inc(1);
+                FollowIfMoved(cells, index);
             }
 
-            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            if (!AtomicDouble.TryAddToCell(ref *_sumCell, value))
             {
                 _sum!.Inc(value);
+                FollowSumIfMoved();
             }
 
             return;
@@ -330,16 +333,43 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         {
             var index = BucketIndex(_bounds, value);
             var cells = _nativeClassicCells;
-            if (cells is null || !AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            if (cells is null || !AtomicDouble.TryAddToCell(ref *(long*)cells[index], 1))
             {
                 _buckets![index].Inc(1);
+                if (cells is not null)
+                {
+                    FollowIfMoved(cells, index);
+                }
             }
         }
 
         var sumCell = _sumCell;
-        if (sumCell == null || !AtomicDouble.TryAdd(ref *sumCell, value))
+        if (sumCell == null || !AtomicDouble.TryAddToCell(ref *sumCell, value))
         {
             _sum!.Inc(value);
+            if (sumCell != null)
+            {
+                FollowSumIfMoved();
+            }
+        }
+    }
+
+    // The cell arrays are shared by every object of the series; a cell is replaced only by another real cell.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FollowIfMoved(nint[] cells, int index)
+    {
+        if (Volatile.Read(ref *(long*)cells[index]) == AtomicDouble.MovedCell && _buckets![index].ValueCell is not 0 and var moved)
+        {
+            cells[index] = moved;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FollowSumIfMoved()
+    {
+        if (Volatile.Read(ref *_sumCell) == AtomicDouble.MovedCell && _sum!.ValueCell is not 0 and var moved)
+        {
+            _sumCell = (long*)moved;
         }
     }
 
@@ -356,15 +386,17 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             {
                 // Value cells for the sum mean value cells for every classic bucket too (CellsOf).
                 var index = BucketIndex(_bounds, value);
-                if (!AtomicDouble.TryAdd(ref *(long*)_nativeClassicCells![index], 1))
+                if (!AtomicDouble.TryAddToCell(ref *(long*)_nativeClassicCells![index], 1))
                 {
                     _buckets![index].Inc(1);
+                    FollowIfMoved(_nativeClassicCells, index);
                 }
             }
 
-            if (!AtomicDouble.TryAdd(ref *sumCell, value))
+            if (!AtomicDouble.TryAddToCell(ref *sumCell, value))
             {
                 _sum!.Inc(value);
+                FollowSumIfMoved();
             }
 
             return;

@@ -11,8 +11,9 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
     private readonly IMetricBackend? _sum;
 
     // Value cells of the count and the sum when the backend has both: an observation is then two compare-and-swaps.
-    private readonly long* _countCell;
-    private readonly long* _sumCell;
+    // Read again when the backend moved the values (the old word then holds AtomicDouble.MovedCell).
+    private long* _countCell;
+    private long* _sumCell;
 
     /// <summary>Creates a summary and registers it.</summary>
     /// <param name="name">The metric name.</param>
@@ -85,14 +86,17 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
         var countCell = _countCell;
         if (countCell != null && !double.IsNaN(value))
         {
-            if (!AtomicDouble.TryAdd(ref *countCell, 1))
+            if (!AtomicDouble.TryAddToCell(ref *countCell, 1))
             {
                 _count!.Inc(1);
+                FollowIfMoved(countCell);
             }
 
-            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            var sumCell = _sumCell;
+            if (!AtomicDouble.TryAddToCell(ref *sumCell, value))
             {
                 _sum!.Inc(value);
+                FollowIfMoved(sumCell);
             }
 
             return;
@@ -106,6 +110,17 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
 
         count!.Inc(1);
         _sum!.Inc(value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FollowIfMoved(long* cell)
+    {
+        if (Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
+        {
+            var (countCell, sumCell) = CellsOf(_count!, _sum!);
+            _countCell = (long*)countCell;
+            _sumCell = (long*)sumCell;
+        }
     }
 
     private static (nint Count, nint Sum) CellsOf(IMetricBackend count, IMetricBackend sum)

@@ -258,6 +258,14 @@ public class BrokenBackendTests : IDisposable
                 new ConformanceOptions { IncrementsPerThread = 2_000, ChildProcesses = 2, ChildIncrements = 300 })
             .WithInvalidConfigs([new([new("Directory", "")])]);
 
+    [Fact]
+    public void A_backend_that_takes_a_value_s_own_marker_bits_for_a_move_fails_only_the_value_cell_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<MarkerTakenForMoveBackend>(options: Quick));
+        Assert.Equal(["ValueCellIsTheValueAndMovesOnlyWhenMoved"], failures.Keys);
+        Assert.Contains("must treat them as a value (NaN + 1 = NaN), not restart somewhere else", failures["ValueCellIsTheValueAndMovesOnlyWhenMoved"]);
+    }
+
     private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
 
     private static BackendConfig UniqueConfig() => new([new("Store", Guid.NewGuid().ToString("N"))]);

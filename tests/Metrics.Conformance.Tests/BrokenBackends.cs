@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 #pragma warning disable CS9113 // The contract fixes the constructor signature; most broken backends ignore its arguments.
@@ -548,4 +549,35 @@ public sealed class DefinitionBlindBackend(BackendConfig config, MetricDescripto
     public void Set(double value) => _inner.Set(value);
 
     public double Get() => _inner.Get();
+}
+
+/// <summary>
+/// Exposes a value cell and takes the moved marker in it for a move even though it never moves values: its Inc then
+/// restarts the value in a new cell, so a NaN whose bits happen to be the marker turns into 1.
+/// </summary>
+public sealed unsafe class MarkerTakenForMoveBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<MarkerTakenForMoveBackend>
+{
+    private long[] _word = GC.AllocateArray<long>(1, pinned: true);
+
+    public nint ValueCell => (nint)Unsafe.AsPointer(ref _word[0]);
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value)
+    {
+        if (Volatile.Read(ref _word[0]) == AtomicDouble.MovedCell)
+        {
+            _word = GC.AllocateArray<long>(1, pinned: true);
+        }
+
+        AtomicDouble.Add(ref _word[0], value);
+    }
+
+    public void Dec(double value) => Inc(-value);
+
+    public void Set(double value) => AtomicDouble.Write(ref _word[0], value);
+
+    public double Get() => AtomicDouble.Read(ref _word[0]);
 }

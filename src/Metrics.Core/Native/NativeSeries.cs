@@ -83,7 +83,7 @@ internal sealed class NativeSeries
         {
             // NaN lands here too, and is refused.
             var zero = _zeroCell;
-            return zero != 0 && !double.IsNaN(value) && AtomicDouble.TryAdd(ref *(long*)zero, 1);
+            return zero != 0 && !double.IsNaN(value) && AtomicDouble.TryAddToCell(ref *(long*)zero, 1);
         }
 
         var bits = BitConverter.DoubleToInt64Bits(magnitude);
@@ -119,7 +119,7 @@ internal sealed class NativeSeries
         }
 
         var cell = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(cells), (nint)at + Table.CellsHeader);
-        return cell != 0 && AtomicDouble.TryAdd(ref *(long*)cell, 1);
+        return cell != 0 && AtomicDouble.TryAddToCell(ref *(long*)cell, 1);
     }
 
     /// <summary>Adds 1 through the cell of bucket <paramref name="index"/> on the side of <paramref name="value"/>'s sign in <paramref name="cells"/> (laid out as <see cref="Table.DenseCells"/>).</summary>
@@ -134,7 +134,7 @@ internal sealed class NativeSeries
         }
 
         var cell = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(cells), (nint)at + Table.CellsHeader);
-        return cell != 0 && AtomicDouble.TryAdd(ref *(long*)cell, 1);
+        return cell != 0 && AtomicDouble.TryAddToCell(ref *(long*)cell, 1);
     }
 
     /// <summary>Makes <paramref name="owner"/> count through this series: it is given every table's cells from now on.</summary>
