@@ -5,6 +5,9 @@ public class BrokenBackendTests : IDisposable
 {
     private readonly System.Collections.Concurrent.ConcurrentBag<string> _directories = [];
 
+    // One directory for every configuration, for the test of a backend whose configurations are not isolated.
+    private readonly string _sharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
+
     // Smaller than the defaults: the bugs show at this size already, and the whole suite runs once per broken backend.
     private static readonly ConformanceOptions Quick = new() { IncrementsPerThread = 20_000, ChildIncrements = 2_000, ChildProcesses = 2 };
 
@@ -114,7 +117,7 @@ public class BrokenBackendTests : IDisposable
     [Fact]
     public void Shared_backend_whose_configurations_are_not_isolated_is_told_to_fix_CreateConfig()
     {
-        var failures = Failures(ConformanceTarget.ForType<FileBackend>(() => new BackendConfig([new("Directory", SharedDirectory)]), Quick));
+        var failures = Failures(ConformanceTarget.ForType<FileBackend>(() => new BackendConfig([new("Directory", _sharedDirectory)]), Quick));
         Assert.Contains("CreateConfig returned equal configurations", failures["DistinctConfigurationsDoNotShareValues"]);
     }
 
@@ -237,7 +240,7 @@ public class BrokenBackendTests : IDisposable
     /// <summary>Deletes the store directories the FileBackend-based targets created.</summary>
     public void Dispose()
     {
-        foreach (var directory in _directories.Where(Directory.Exists))
+        foreach (var directory in _directories.Append(_sharedDirectory).Where(Directory.Exists))
         {
             Directory.Delete(directory, recursive: true);
         }
@@ -266,7 +269,6 @@ public class BrokenBackendTests : IDisposable
         Assert.Contains("must treat them as a value (NaN + 1 = NaN), not restart somewhere else", failures["ValueCellIsTheValueAndMovesOnlyWhenMoved"]);
     }
 
-    private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
 
     private static BackendConfig UniqueConfig() => new([new("Store", Guid.NewGuid().ToString("N"))]);
 
