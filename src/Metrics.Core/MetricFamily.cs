@@ -444,7 +444,8 @@ internal sealed class MetricFamily
     private bool AtCardinalityLimit()
     {
         var limit = EffectiveCardinalityLimit;
-        var local = _children.Count - (_overflowChild is not null && _children.ContainsKey(_overflowChild.FullValues!) ? 1 : 0);
+        // The scrape order holds exactly the children (kept in step under the add lock); ConcurrentDictionary.Count takes every lock.
+        var local = _count - (_overflowChild is not null ? 1 : 0);
         if (local >= limit)
         {
             return true;
@@ -477,6 +478,17 @@ internal sealed class MetricFamily
     private Metric Overflow(Metric creator)
     {
         Interlocked.Increment(ref _overflowed);
+        if (Volatile.Read(ref _overflowLogged) == 0)
+        {
+            LogOverflow();
+        }
+
+        return _overflowChild ?? CreateOverflow(creator);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LogOverflow()
+    {
         if (Interlocked.Exchange(ref _overflowLogged, 1) == 0)
         {
             BackendLog.Write(
@@ -484,22 +496,25 @@ internal sealed class MetricFamily
                 BackendLogLevel.Warning,
                 $"Metric '{Name}' reached its cardinality limit of {EffectiveCardinalityLimit} series: updates for new label sets go to the series with every label \"{Metric.OverflowLabelValue}\" and are counted in metrics_cardinality_overflow_total{{metric=\"{Name}\"}}. Remove label values that grow without bound (ids, paths), or raise the limit (CardinalityLimit on the metric or the registry).");
         }
+    }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Metric CreateOverflow(Metric creator)
+    {
         var values = new string[LabelNames.Length];
         for (var i = 0; i < values.Length; i++)
         {
             values[i] = i < UserLabelCount ? Metric.OverflowLabelValue : Defaults[i]!;
         }
 
-        if (_children.TryGetValue(values, out var overflow))
+        if (!_children.TryGetValue(values, out var overflow))
         {
-            return overflow;
+            overflow = creator.CreateCompleteChild(values);
+            _children[values] = overflow;
+            Append(overflow);
         }
 
-        overflow = creator.CreateCompleteChild(values);
         _overflowChild = overflow;
-        _children[values] = overflow;
-        Append(overflow);
         return overflow;
     }
 
