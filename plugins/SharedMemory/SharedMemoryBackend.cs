@@ -51,6 +51,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     private static long s_refusedSeries;
 
     private readonly long* _value;
+    private readonly byte* _entry;
     private readonly long* _sequence;
     private readonly SharedMemoryStore _store;
     private readonly GaugeAggregation _mode;
@@ -85,6 +86,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 }
 
                 TakeOwnership(entry, epoch, ownerMayBeAlive: false, foldsDead ? describe : null);
+                _entry = entry;
                 _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
                 _sequence = _mode == GaugeAggregation.LiveMostRecent ? (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 2)) : null;
             }
@@ -94,12 +96,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1, definition);
                 var entry = _store.FindOrCreate(key, epoch, describe);
                 TakeOwnership(entry, epoch, ownerMayBeAlive: true, describe: null);
+                _entry = entry;
                 _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
             }
             else
             {
                 var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
-                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(_store.FindOrCreate(key, 0, describe), 0));
+                _entry = _store.FindOrCreate(key, 0, describe);
+                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(_entry, 0));
             }
         }
         catch (SharedMemoryStoreFullException)
@@ -115,7 +119,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// (<see cref="BackendCapabilities.RecordsSchema"/>). Updates are immediate, so not
     /// <see cref="BackendCapabilities.BatchesUpdates"/>.
     /// </summary>
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations;
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries;
 
     /// <summary>How many series this process was refused because the store was full (<see cref="SharedMemoryStoreFullException"/>).</summary>
     public static long RefusedSeries => Interlocked.Read(ref s_refusedSeries);
@@ -261,6 +265,11 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                     continue;
                 }
 
+                if (IsRemoved(entry, key.Role))
+                {
+                    continue;
+                }
+
                 var family = families[familyIndex];
                 var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
                 // The definition already pins the mode; a role that does not match it can only come from a damaged entry.
@@ -316,6 +325,121 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         }
     }
 
+    /// <summary>
+    /// Removes a series (or, with no label values on a labelled family, every series of the family) from the store for every
+    /// process: each of its entries is marked removed and set to its empty state. Entries are never freed, so values
+    /// created before (and the cells metrics point into) stay valid; the first update that makes one of the series' values
+    /// non-empty, or a <see cref="Set"/>, brings the series back from 0 in every process's scrape.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <param name="series">The family with the series' label values.</param>
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(series);
+        var store = SharedMemoryStore.For(config);
+        var definition = SeriesKey.DefinitionOf(series);
+        var all = series.LabelValues.Count == 0;
+        lock (store.DecodeGate)
+        {
+            foreach (var address in store.Entries())
+            {
+                var entry = (byte*)address;
+                var key = store.Decode(entry);
+                if (key.Name != series.Name || key.Definition != definition || (!all && !key.Labels.AsSpan().SequenceEqual(series.LabelValues.ToArray())))
+                {
+                    continue;
+                }
+
+                // Marked first: a scrape between the two steps sees a removed entry whose old value still shows, never a lost mark.
+                Volatile.Write(ref *(int*)(entry + SharedMemoryStore.EntryRemoved), 1);
+                switch (key.Role)
+                {
+                    case EntryRole.Value:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), 0);
+                        break;
+                    case EntryRole.Owned:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 1), 0);
+                        break;
+                    case EntryRole.Cell:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 1), 0);
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 2), 0);
+                        break;
+                    case EntryRole.Archive:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), SharedMemoryStore.EmptyArchive);
+                        break;
+                }
+            }
+        }
+
+        store.SeriesCounts.Clear();
+    }
+
+    /// <summary>
+    /// How many label sets of <paramref name="family"/> the store holds that are not removed, created by any process. Counted
+    /// by a walk of the store's index, cached until the store grows (a new entry anywhere) or this process removes a series:
+    /// a removal in another process is seen when the store next grows.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <param name="family">The family.</param>
+    /// <returns>The number of series.</returns>
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(family);
+        var store = SharedMemoryStore.For(config);
+        var used = store.UsedBytes;
+        var name = (family.Name, family.DefinitionId);
+        if (store.SeriesCounts.TryGetValue(name, out var cached) && cached.UsedBytes == used)
+        {
+            return cached.Count;
+        }
+
+        var definition = SeriesKey.DefinitionOf(family);
+        var seen = new HashSet<string[]>(LabelsComparer.Instance);
+        lock (store.DecodeGate)
+        {
+            foreach (var address in store.Entries())
+            {
+                var entry = (byte*)address;
+                var key = store.Decode(entry);
+                if (key.Name == family.Name && key.Definition == definition && !IsRemoved(entry, key.Role))
+                {
+                    seen.Add(key.Labels);
+                }
+            }
+        }
+
+        store.SeriesCounts[name] = (used, seen.Count);
+        return seen.Count;
+    }
+
+    /// <summary>
+    /// Whether a removed entry is still at its empty state, so collection leaves it out. One that was updated since has
+    /// its mark cleared here: the series is back.
+    /// </summary>
+    private static bool IsRemoved(byte* entry, EntryRole role)
+    {
+        ref var removed = ref *(int*)(entry + SharedMemoryStore.EntryRemoved);
+        if (Volatile.Read(ref removed) == 0)
+        {
+            return false;
+        }
+
+        var empty = role switch
+        {
+            EntryRole.Value => Volatile.Read(ref SharedMemoryStore.Word(entry, 0)) == 0,
+            EntryRole.Archive => Volatile.Read(ref SharedMemoryStore.Word(entry, 0)) == SharedMemoryStore.EmptyArchive,
+            _ => Volatile.Read(ref SharedMemoryStore.Word(entry, 1)) == 0,
+        };
+        if (!empty)
+        {
+            Volatile.Write(ref removed, 0);
+        }
+
+        return empty;
+    }
+
     /// <summary>Adds <paramref name="value"/> with a compare-and-swap on the value's bits in the mapped file.</summary>
     /// <param name="value">The amount to add.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -338,6 +462,11 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     public void Set(double value)
     {
         Interlocked.Exchange(ref Unsafe.AsRef<long>(_value), BitConverter.DoubleToInt64Bits(value));
+        if (Volatile.Read(ref *(int*)(_entry + SharedMemoryStore.EntryRemoved)) != 0)
+        {
+            // Set(0) leaves the value at its empty state, yet it is an update: the removed series comes back.
+            Volatile.Write(ref *(int*)(_entry + SharedMemoryStore.EntryRemoved), 0);
+        }
         if (_sequence != null)
         {
             Stamp();
@@ -505,5 +634,24 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                     $"Metrics: SharedMemory store '{store.Options.Path}': metric family '{family.Name}' is declared here as '{family.Definition}' but as '{other}' by another live process. Each definition keeps its own values and this process serves only its own; counted in {SchemaConflictsName} until those processes exit.");
             }
         }
+    }
+}
+
+/// <summary>Compares decoded label sets by value.</summary>
+internal sealed class LabelsComparer : IEqualityComparer<string[]>
+{
+    public static readonly LabelsComparer Instance = new();
+
+    public bool Equals(string[]? x, string[]? y) => ReferenceEquals(x, y) || (x is not null && y is not null && x.AsSpan().SequenceEqual(y));
+
+    public int GetHashCode(string[] obj)
+    {
+        var hash = default(HashCode);
+        foreach (var value in obj)
+        {
+            hash.Add(value, StringComparer.Ordinal);
+        }
+
+        return hash.ToHashCode();
     }
 }

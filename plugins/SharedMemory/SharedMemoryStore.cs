@@ -34,6 +34,7 @@ internal sealed unsafe partial class SharedMemoryStore
     public const int EntryRole = 12;       // int32
     public const int EntrySlot = 16;       // int32
     public const int EntryUnits = 20;      // int32 size in 64-byte units
+    public const int EntryRemoved = 24;    // int32, 1 while the series is removed and its values are still at their empty state
     public const int EntryValues = 32;     // four int64 words v0..v3
     public const int EntryKey = 64;
 
@@ -233,6 +234,9 @@ internal sealed unsafe partial class SharedMemoryStore
     public static ref long Word(byte* entry, int index) => ref Unsafe.AsRef<long>(entry + EntryValues + (index * sizeof(long)));
 
     public static ReadOnlySpan<byte> KeyOf(byte* entry) => new(entry + EntryKey, *(int*)(entry + EntryKeyLength));
+
+    /// <summary>Series counts per family (name, definition id), each with the store size it was counted at.</summary>
+    public ConcurrentDictionary<(string Name, string DefinitionId), (long UsedBytes, long Count)> SeriesCounts { get; } = new();
 
     /// <summary>Serializes scrapes' use of <see cref="Decode"/>, whose cache is not thread-safe.</summary>
     public object DecodeGate { get; } = new();
