@@ -40,6 +40,8 @@ public static class ConformanceSuite
         new("CollectReturnsEveryStoredValue", "Collect returns every stored value with its exact label values, part and value, unflushed updates included.", SharedChecks.CollectReturnsEveryStoredValue, sharedOnly: true),
         new("OtherProcessesSeeFlushedValues", "A child process sees this process's flushed values through Get and Collect, and this process sees the child's.", SharedChecks.OtherProcessesSeeFlushedValues, sharedOnly: true),
         new("ConcurrentProcessesLoseNothing", "Several child processes and this one updating the same series concurrently lose nothing.", SharedChecks.ConcurrentProcessesLoseNothing, sharedOnly: true),
+        new("RemovedSeriesIsHiddenUntilUpdated", "RemoveSeries takes every part of a series (or every series of a family) out of Collect; an update through a value created before brings the series back from 0.", SeriesChecks.RemovedSeriesIsHiddenUntilUpdatedAndRestartsAtZero, requires: BackendCapabilities.RemovesSeries),
+        new("SeriesCountCountsLabelSets", "SeriesCount counts a family's distinct label sets, not parts, and leaves removed series out.", SeriesChecks.SeriesCountCountsLabelSetsOfEveryPart, requires: BackendCapabilities.CountsSeries),
     ];
 
     /// <summary>Finds a check by name.</summary>

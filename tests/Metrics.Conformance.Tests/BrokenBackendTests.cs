@@ -195,6 +195,43 @@ public class BrokenBackendTests
         Assert.All(failures.Values, message => Assert.Contains("did not finish within 3 s; it hung during", message));
     }
 
+    [Fact]
+    public void A_removal_that_keeps_the_values_fails_the_removal_check_only()
+    {
+        var failures = FileFailures<RemoveKeepsValuesBackend>();
+        Assert.Equal(["RemovedSeriesIsHiddenUntilUpdated"], failures.Keys);
+        Assert.Contains("expected 2", failures["RemovedSeriesIsHiddenUntilUpdated"]);
+        Assert.Contains("comes back from 0", failures["RemovedSeriesIsHiddenUntilUpdated"]);
+    }
+
+    [Fact]
+    public void A_series_count_of_parts_fails_the_count_check_only()
+    {
+        var failures = FileFailures<PartCountingBackend>();
+        Assert.Equal(["SeriesCountCountsLabelSets"], failures.Keys);
+        Assert.Contains("returned 12, expected 3", failures["SeriesCountCountsLabelSets"]);
+    }
+
+    /// <summary>Runs the suite on a file-backed shared backend, each configuration in its own folder, all removed afterwards.</summary>
+    private static Dictionary<string, string> FileFailures<TBackend>()
+        where TBackend : IMetricBackend<TBackend>
+    {
+        var root = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
+        try
+        {
+            return Failures(ConformanceTarget.ForType<TBackend>(
+                () => new BackendConfig([new("Directory", Path.Combine(root, Guid.NewGuid().ToString("N")))]),
+                new ConformanceOptions { IncrementsPerThread = 2_000, ChildProcesses = 2, ChildIncrements = 300 }).WithInvalidConfigs([new([new("Directory", "")])]));
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
     private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
 
     private static BackendConfig UniqueConfig() => new([new("Store", Guid.NewGuid().ToString("N"))]);
