@@ -25,6 +25,8 @@ internal sealed class RedisCell
 
     // Guarded by _gate.
     private bool _pendingSet;
+    private bool _removed;
+    private bool _acknowledged;
     private double _pendingSetValue;
     private bool _inFlight;
     private long _inFlightSequence;
@@ -185,6 +187,7 @@ internal sealed class RedisCell
         lock (_gate)
         {
             _inFlight = false;
+            _acknowledged = true;
             _acknowledgements++;
         }
     }
@@ -240,6 +243,7 @@ internal sealed class RedisCell
             _stored = stored;
             _storedSequence = sequence;
             _inFlight = false;
+            _acknowledged = true;
             _acknowledgements++;
         }
     }
@@ -254,6 +258,61 @@ internal sealed class RedisCell
     }
 
     /// <summary>Discards the pending update (the in-flight one is kept). Returns whether there was one.</summary>
+    /// <summary>
+    /// Forgets this process's pending updates and the stored value seen, for a removed series: the removal is applied
+    /// before anything updated later is sent, so the series comes back from 0.
+    /// </summary>
+    public void ResetRemoved()
+    {
+        lock (_gate)
+        {
+            _removed = true;
+            _pendingSet = false;
+            Interlocked.Exchange(ref _deltaBits, EmptyDelta);
+            _stored = 0;
+            _lastAggregate = 0;
+            _hasAggregate = false;
+        }
+    }
+
+    /// <summary>
+    /// Whether the flusher must leave this cell out: its series was removed and nothing was updated since, so sending its
+    /// empty delta would create the field again. An update since the removal clears the mark and the cell is sent.
+    /// </summary>
+    public bool SkipRemoved()
+    {
+        lock (_gate)
+        {
+            if (!_removed)
+            {
+                return false;
+            }
+
+            if (!_pendingSet && Volatile.Read(ref _deltaBits) == EmptyDelta)
+            {
+                return true;
+            }
+
+            _removed = false;
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether a scrape must show this cell though Redis has no field for it: it holds updates not stored yet, or it was
+    /// never stored (a series just created). A cell stored before whose field is gone was removed, by any process.
+    /// </summary>
+    public bool Unsent
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return !_removed && (IsDirty || _inFlight || _pendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta || !_acknowledged);
+            }
+        }
+    }
+
     public bool DiscardPending()
     {
         lock (_gate)

@@ -197,7 +197,7 @@ internal sealed class RedisCollector(RedisStore store)
         {
             byField[key] = found with { Value = cell.Overlay(found.Value) };
         }
-        else if (FieldCodec.TryDecode(cell.Field, labelCount, out var labels, out var part))
+        else if (cell.Unsent && FieldCodec.TryDecode(cell.Field, labelCount, out var labels, out var part))
         {
             byField[key] = (labels, part, cell.Overlay(0));
         }
