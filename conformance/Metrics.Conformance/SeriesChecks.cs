@@ -2,7 +2,7 @@ using static Metrics.Conformance.CheckContext;
 
 namespace Metrics.Conformance;
 
-/// <summary>Checks of the contract 1.2 members that manage whole series: removal and the series count.</summary>
+/// <summary>Checks of the optional contract members that manage whole series: removal and the series count.</summary>
 internal static class SeriesChecks
 {
     public static void RemovedSeriesIsHiddenUntilUpdatedAndRestartsAtZero(CheckContext ctx)

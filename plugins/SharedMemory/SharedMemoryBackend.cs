@@ -254,6 +254,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         var schema = new List<nint>();
         store.Walk(series, schema);
         ReportConflicts(store, families, definitions, lookup, schema, ref live);
+        var seen = new HashSet<string[]>[families.Count];
         lock (store.DecodeGate)
         {
             foreach (var address in series)
@@ -269,6 +270,8 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 {
                     continue;
                 }
+
+                (seen[familyIndex] ??= new HashSet<string[]>(LabelsComparer.Instance)).Add(key.Labels);
 
                 var family = families[familyIndex];
                 var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
@@ -302,6 +305,15 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
                         break;
                 }
+            }
+        }
+
+        lock (store.DecodeGate)
+        {
+            // The full walk is exact: removals and returns made by any process since the last scrape count from here on.
+            for (var i = 0; i < families.Count; i++)
+            {
+                store.RecountSeries(families[i].Name, definitions[i], seen[i] ?? new HashSet<string[]>(LabelsComparer.Instance));
             }
         }
 
@@ -372,13 +384,17 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             }
         }
 
-        store.SeriesCounts.Clear();
+        lock (store.DecodeGate)
+        {
+            store.ForgetSeries(series.Name, definition, all ? null : [.. series.LabelValues]);
+        }
     }
 
     /// <summary>
-    /// How many label sets of <paramref name="family"/> the store holds that are not removed, created by any process. Counted
-    /// by a walk of the store's index, cached until the store grows (a new entry anywhere) or this process removes a series:
-    /// a removal in another process is seen when the store next grows.
+    /// How many label sets of <paramref name="family"/> the store holds, created by any process. Each call reads only the
+    /// entries published since the previous one (nothing when the store has not grown), so a new series costs one pass
+    /// over the index's bucket heads. Removed series drop out when this process removes them or scrapes the family; a
+    /// removal by another process is seen at this process's next scrape.
     /// </summary>
     /// <param name="config">The configuration naming the store.</param>
     /// <param name="family">The family.</param>
@@ -388,30 +404,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(family);
         var store = SharedMemoryStore.For(config);
-        var used = store.UsedBytes;
-        var name = (family.Name, family.DefinitionId);
-        if (store.SeriesCounts.TryGetValue(name, out var cached) && cached.UsedBytes == used)
-        {
-            return cached.Count;
-        }
-
-        var definition = SeriesKey.DefinitionOf(family);
-        var seen = new HashSet<string[]>(LabelsComparer.Instance);
         lock (store.DecodeGate)
         {
-            foreach (var address in store.Entries())
-            {
-                var entry = (byte*)address;
-                var key = store.Decode(entry);
-                if (key.Name == family.Name && key.Definition == definition && !IsRemoved(entry, key.Role))
-                {
-                    seen.Add(key.Labels);
-                }
-            }
+            return store.SeriesOf(family.Name, SeriesKey.DefinitionOf(family));
         }
-
-        store.SeriesCounts[name] = (used, seen.Count);
-        return seen.Count;
     }
 
     /// <summary>

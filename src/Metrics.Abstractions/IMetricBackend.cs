@@ -101,7 +101,7 @@ public interface IMetricBackend
 /// Version 1.0 of the contract had the synchronous <see cref="Collect"/> and <see cref="Flush"/>; version 1.1 added the
 /// asynchronous forms, <see cref="ShutdownAsync"/>, <see cref="IMetricBackend.ValueCell"/> and
 /// <see cref="IMetricBackend.ObserveHistogram"/>. The host only calls the 1.1 members, whose defaults call the 1.0 ones,
-/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both. Version 1.2 added
+/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both. Later, additive versions added
 /// the optional <see cref="RemoveSeries"/> and <see cref="SeriesCount"/>, used only when declared in
 /// <see cref="Capabilities"/>.
 /// </para>
@@ -194,7 +194,7 @@ public interface IMetricBackend<TSelf> : IMetricBackend
     static virtual ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken) => TSelf.FlushAsync(config, cancellationToken);
 
     /// <summary>
-    /// Contract 1.2, optional: removes every stored value of one series (<paramref name="series"/> carries its label
+    /// Optional, added after contract 1.1 (a plugin built against 1.1 keeps loading and does not declare it): removes every stored value of one series (<paramref name="series"/> carries its label
     /// values; every part of a histogram or summary series, native buckets included), in every process's view of a
     /// shared store. Called only when the backend declares <see cref="BackendCapabilities.RemovesSeries"/>; the default
     /// does nothing.
@@ -214,7 +214,7 @@ public interface IMetricBackend<TSelf> : IMetricBackend
     }
 
     /// <summary>
-    /// Contract 1.2, optional: how many distinct series (label sets) of <paramref name="family"/> the shared store holds,
+    /// Optional, added after contract 1.1 (a plugin built against 1.1 keeps loading and does not declare it): how many distinct series (label sets) of <paramref name="family"/> the shared store holds,
     /// created by any process, as this process last knew it; -1 (the default) when unknown. Called only when the backend
     /// declares <see cref="BackendCapabilities.CountsSeries"/>, each time the host is about to create a series it has
     /// not seen, so it must be cheap and must not wait on the network: return a number refreshed by the last flush or

@@ -451,6 +451,12 @@ internal sealed class MetricFamily
             return true;
         }
 
+        // No limit, nothing to count: a store is not read for it.
+        if (limit == int.MaxValue)
+        {
+            return false;
+        }
+
         var shared = Backend.SeriesCount(Descriptor);
         if (shared < 0)
         {
