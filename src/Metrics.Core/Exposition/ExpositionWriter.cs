@@ -163,23 +163,25 @@ internal sealed class ExpositionWriter : IFamilyWriter
                     headerWritten = true;
                 }
 
-                var (labels, created) = SeriesLabels(family, value.LabelValues);
+                var series = family.CollectedSeries(value.LabelValues);
                 if (family.Type == MetricType.Counter)
                 {
-                    WriteCounter(family, labels, value.Value, created);
+                    WriteCounter(family, series.LabelBytes, value.Value, series.CreatedUnixSeconds);
                 }
                 else
                 {
-                    WriteSeries(family.NameBytes, default, labels, value.Value);
+                    WriteSeries(family.NameBytes, default, series.LabelBytes, value.Value);
                 }
             }
 
+            family.TrimCollectedSeries(values.Count);
             return skipped;
         }
 
         // Histogram and summary parts arrive one value each: group them into series, in order of first appearance.
-        var groups = new Dictionary<string[], double[]>(LabelValuesComparer.Instance);
-        var order = new List<string[]>();
+        // Keyed by the family's one object per label set, so grouping compares references, not label text.
+        var groups = new Dictionary<CollectedSeries, double[]>();
+        var order = new List<CollectedSeries>();
         var bounds = family.Buckets;
         var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
         foreach (var value in values)
@@ -212,7 +214,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 continue;
             }
 
-            var key = value.LabelValues as string[] ?? [.. value.LabelValues];
+            var key = family.CollectedSeries(value.LabelValues);
             if (!groups.TryGetValue(key, out var parts))
             {
                 groups[key] = parts = new double[width];
@@ -227,10 +229,11 @@ internal sealed class ExpositionWriter : IFamilyWriter
             WriteHeader(family);
         }
 
+        family.TrimCollectedSeries(values.Count);
         foreach (var key in order)
         {
             var parts = groups[key];
-            var (labels, created) = SeriesLabels(family, key);
+            var (labels, created) = (key.LabelBytes, key.CreatedUnixSeconds);
             if (family.Type == MetricType.Histogram)
             {
                 WriteHistogram(family, labels, parts.AsSpan(0, bounds.Length), parts[^1], created);
@@ -350,18 +353,6 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
     private static bool Writable(MetricRegistry registry, BackendStatistic statistic, HashSet<string> written) =>
         !registry.IsRegistered(statistic.Name) && statistic.Type is MetricType.Counter or MetricType.Gauge && written.Add(statistic.Name);
-
-    internal static (byte[] Labels, double Created) SeriesLabels(MetricFamily family, IReadOnlyList<string> labelValues)
-    {
-        var span = labelValues is string[] array ? array : [.. labelValues];
-        if (family.TryGetChild(span, out var child))
-        {
-            return (child.LabelBytes, child.CreatedUnixSeconds);
-        }
-
-        // A series only other processes created: its creation time is unknown here, the family's is the best bound.
-        return (family.RemoteLabelBytes(span), family.CreatedUnixSeconds);
-    }
 
     /// <summary>The family name in the header: a counter's base in OpenMetrics, its <c>_total</c> name in text.</summary>
     private string ExposedName(string name, MetricType type) =>
