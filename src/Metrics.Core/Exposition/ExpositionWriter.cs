@@ -122,6 +122,12 @@ internal sealed class ExpositionWriter : IFamilyWriter
                         scratch[i] = values[i].Get();
                     }
 
+                    if (histogram.NativeOnly)
+                    {
+                        // Never written: a native-only histogram's count is its native buckets' total.
+                        scratch[0] = histogram.NativeValues!.Count();
+                    }
+
                     WriteHistogram(family, histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds);
                 }
 
@@ -184,10 +190,13 @@ internal sealed class ExpositionWriter : IFamilyWriter
         var order = new List<CollectedSeries>();
         var bounds = family.Buckets;
         var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
+
+        // A native-only histogram never writes its +Inf bucket: the native buckets (zero bucket included) count into it.
+        var nativeOnly = family.Type == MetricType.Histogram && family.NativeEnabled && bounds.Length == 1;
         foreach (var value in values)
         {
             // Native buckets are for the protobuf format; text formats show the classic buckets kept beside them.
-            if (value.Bucket is { IsNative: true } && family.Native is not null)
+            if (value.Bucket is { IsNative: true } && family.Native is not null && !nativeOnly)
             {
                 continue;
             }
@@ -196,12 +205,15 @@ internal sealed class ExpositionWriter : IFamilyWriter
             {
                 HistogramPart.Sum => width - 1,
                 HistogramPart.Count when family.Type == MetricType.Summary => 0,
-                HistogramPart.Bucket when family.Type == MetricType.Histogram => Array.IndexOf(bounds, bucket.UpperBound),
+                HistogramPart.Bucket when family.Type == MetricType.Histogram && !nativeOnly => Array.IndexOf(bounds, bucket.UpperBound),
+                _ when bucket.IsNative && nativeOnly => 0,
                 _ => -1,
             };
 
-            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit.
-            if (index < 0 && value.Bucket is { Part: HistogramPart.Count } && family.Type == MetricType.Histogram)
+            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit; so is the
+            // unwritten +Inf bucket of a native-only one.
+            if (index < 0 && family.Type == MetricType.Histogram
+                && (value.Bucket is { Part: HistogramPart.Count } || (nativeOnly && value.Bucket is { Part: HistogramPart.Bucket } b && double.IsPositiveInfinity(b.UpperBound))))
             {
                 continue;
             }
