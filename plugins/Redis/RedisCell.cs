@@ -25,6 +25,12 @@ internal class RedisCell
     private const int InFlightSetFlag = 4;
     private const int HasAggregateFlag = 8;
 
+    // The series was removed and nothing was updated since: sending the cell would create its field again.
+    private const int RemovedFlag = 16;
+
+    // Redis acknowledged a value of this cell at least once.
+    private const int AcknowledgedFlag = 32;
+
     // Pending delta as the double's bits, added with compare-and-swap so Inc never takes a lock.
     private long _deltaBits = EmptyDelta;
     private int _dirty;
@@ -201,7 +207,7 @@ internal class RedisCell
     {
         lock (this)
         {
-            _flags &= ~InFlightFlag;
+            _flags = (_flags & ~InFlightFlag) | AcknowledgedFlag;
             _acknowledgements++;
         }
     }
@@ -255,7 +261,7 @@ internal class RedisCell
         {
             _stored = stored;
             _storedSequence = sequence;
-            _flags &= ~InFlightFlag;
+            _flags = (_flags & ~InFlightFlag) | AcknowledgedFlag;
             _acknowledgements++;
         }
     }
@@ -266,6 +272,59 @@ internal class RedisCell
         lock (this)
         {
             return Apply(stored, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+        }
+    }
+
+    /// <summary>
+    /// Forgets this process's pending update and the stored value seen, for a removed series: the removal is applied
+    /// before anything updated later is sent, so the series comes back from 0.
+    /// </summary>
+    public void ResetRemoved()
+    {
+        lock (this)
+        {
+            _flags = (_flags & ~(PendingSetFlag | HasAggregateFlag)) | RemovedFlag;
+            Interlocked.Exchange(ref _deltaBits, EmptyDelta);
+            _stored = 0;
+        }
+    }
+
+    /// <summary>
+    /// Whether the flusher must leave this cell out: its series was removed and nothing was updated since, so sending its
+    /// empty delta would create the field again. An update since the removal clears the mark and the cell is sent.
+    /// </summary>
+    public bool SkipRemoved()
+    {
+        lock (this)
+        {
+            if ((_flags & RemovedFlag) == 0)
+            {
+                return false;
+            }
+
+            if (!PendingSet && Volatile.Read(ref _deltaBits) == EmptyDelta)
+            {
+                return true;
+            }
+
+            _flags &= ~RemovedFlag;
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether a scrape must show this cell though Redis has no field for it: it holds updates not stored yet, or it was
+    /// never stored (a series just created). A cell stored before whose field is gone was removed, by any process.
+    /// </summary>
+    public bool Unsent
+    {
+        get
+        {
+            lock (this)
+            {
+                return (_flags & RemovedFlag) == 0
+                    && (IsDirty || InFlight || PendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta || (_flags & AcknowledgedFlag) == 0);
+            }
         }
     }
 

@@ -250,8 +250,9 @@ internal sealed class RedisCollector(RedisStore store)
             var found = list[decoded.Index];
             list.Set(decoded.Index, found with { Value = cell.Overlay(found.Value) });
         }
-        else
+        else if (cell.Unsent)
         {
+            // Not in Redis: a series created here and not stored yet shows; one stored before whose field is gone was removed.
             Put(list, decoded, generation, cell.Overlay(0));
         }
     }

@@ -66,6 +66,9 @@ internal sealed class RedisFamily
     /// </summary>
     public long AcknowledgedSequence { get; set; }
 
+    /// <summary>Series (label sets) this process created in the family since the last scrape counted them in Redis.</summary>
+    public long CreatedSinceCount;
+
     public string DefinitionId { get; }
 
     public string Definition { get; }

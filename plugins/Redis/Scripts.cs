@@ -69,6 +69,34 @@ internal static class Scripts
         """;
 
     /// <summary>
+    /// Removes series from one family's data hash. KEYS[1] the data hash; ARGV[1] the field prefix naming the series (its
+    /// encoded label values, up to and including '#'), or '' for every series of the family; ARGV[2] '1' when fields
+    /// start with a writer id and '|' (per-process gauge modes). Returns the number of fields removed.
+    /// </summary>
+    /// <remarks>
+    /// Label values are length-prefixed in a field, so a prefix ending at '#' matches the fields of exactly one series.
+    /// A field is created again by the next batch that adds to it, starting from 0.
+    /// </remarks>
+    public const string RemoveFields = """
+        if ARGV[1] == '' then
+          return redis.call('DEL', KEYS[1])
+        end
+        local n = 0
+        for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+          local s = f
+          if ARGV[2] == '1' then
+            local bar = string.find(f, '|', 1, true)
+            if bar then s = string.sub(f, bar + 1) end
+          end
+          if string.sub(s, 1, #ARGV[1]) == ARGV[1] then
+            redis.call('HDEL', KEYS[1], f)
+            n = n + 1
+          end
+        end
+        return n
+        """;
+
+    /// <summary>
     /// What a scrape does besides reading a family's data hash (which it reads with a plain HGETALL beside this script,
     /// pipelined): renews the data hash's expiry and finds the other definitions of the name that still hold data.
     /// KEYS[1] the data hash, KEYS[2] the name's definitions hash; ARGV[1] the scraper's definition id, ARGV[2] the prefix

@@ -58,8 +58,9 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     private readonly HistogramBucket? _bucket;
     private readonly GaugeAggregation _mode;
 
-    // All four change together when the store file is replaced under the process and the value moves to the new store.
+    // All five change together when the store file is replaced under the process and the value moves to the new store.
     private long* _value;
+    private byte* _entry;
     private long* _sequence;
     private SharedMemoryStore _store;
     private byte[]? _cellKey;
@@ -133,6 +134,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
             TakeOwnership(store, cellKey, entry, epoch, ownerMayBeAlive: false, foldsDead ? describe : null);
             _cellKey = cellKey;
+            _entry = entry;
             _sequence = _mode == GaugeAggregation.LiveMostRecent ? (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 2)) : null;
             _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
         }
@@ -142,12 +144,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1, definition);
             var entry = store.FindOrCreate(key, epoch, describe);
             TakeOwnership(store, null, entry, epoch, ownerMayBeAlive: true, describe: null);
+            _entry = entry;
             _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
         }
         else
         {
             var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
             var entry = store.FindOrCreate(key, 0, describe);
+            _entry = entry;
             _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 0));
         }
 
@@ -213,7 +217,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// (<see cref="BackendCapabilities.RecordsSchema"/>). Updates are immediate, so not
     /// <see cref="BackendCapabilities.BatchesUpdates"/>.
     /// </summary>
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations;
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries;
 
     /// <summary>How many series this process was refused because the store was full (<see cref="SharedMemoryStoreFullException"/>).</summary>
     public static long RefusedSeries => Interlocked.Read(ref s_refusedSeries);
@@ -373,6 +377,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
         // Decoded names are one string per name in the store, so a family is found by reference, not by hashing its text.
         var byDecodedName = new Dictionary<string, int>(ReferenceEqualityComparer.Instance);
+        var seen = new HashSet<string[]>[families.Count];
         lock (store.DecodeGate)
         {
             var (series, schema) = store.WalkReused();
@@ -391,6 +396,13 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 {
                     continue;
                 }
+
+                if (IsRemoved(entry, key.Role))
+                {
+                    continue;
+                }
+
+                (seen[familyIndex] ??= new HashSet<string[]>(LabelsComparer.Instance)).Add(key.Labels);
 
                 var family = families[familyIndex];
                 var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
@@ -427,6 +439,15 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             }
         }
 
+        lock (store.DecodeGate)
+        {
+            // The full walk is exact: removals and returns made by any process since the last scrape count from here on.
+            for (var i = 0; i < families.Count; i++)
+            {
+                store.RecountSeries(families[i].Name, definitions[i], seen[i] ?? new HashSet<string[]>(LabelsComparer.Instance));
+            }
+        }
+
         foreach (var (family, labels, bucket, aggregator) in groups.Values)
         {
             if (aggregator.HasValue && labels.Length == families[family].LabelNames.Count)
@@ -445,6 +466,105 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 results[familyIndex].Add(new CollectedValue(key.Labels, key.Bucket, BitConverter.Int64BitsToDouble(bits)));
             }
         }
+    }
+
+    /// <summary>
+    /// Removes a series (or, with no label values on a labelled family, every series of the family) from the store for every
+    /// process: each of its entries is marked removed and set to its empty state. Entries are never freed, so values
+    /// created before (and the cells metrics point into) stay valid; the first update that makes one of the series' values
+    /// non-empty, or a <see cref="Set"/>, brings the series back from 0 in every process's scrape.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <param name="series">The family with the series' label values.</param>
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(series);
+        var store = SharedMemoryStore.For(config);
+        var definition = SeriesKey.DefinitionOf(series);
+        var all = series.LabelValues.Count == 0;
+        lock (store.DecodeGate)
+        {
+            foreach (var address in store.Entries())
+            {
+                var entry = (byte*)address;
+                var key = store.Decode(entry);
+                if (key.Name != series.Name || key.Definition != definition || (!all && !key.Labels.AsSpan().SequenceEqual(series.LabelValues.ToArray())))
+                {
+                    continue;
+                }
+
+                // Marked first: a scrape between the two steps sees a removed entry whose old value still shows, never a lost mark.
+                Volatile.Write(ref *(int*)(entry + SharedMemoryStore.EntryRemoved), 1);
+                switch (key.Role)
+                {
+                    case EntryRole.Value:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), 0);
+                        break;
+                    case EntryRole.Owned:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 1), 0);
+                        break;
+                    case EntryRole.Cell:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 1), 0);
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 2), 0);
+                        break;
+                    case EntryRole.Archive:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), SharedMemoryStore.EmptyArchive);
+                        break;
+                }
+            }
+        }
+
+        lock (store.DecodeGate)
+        {
+            store.ForgetSeries(series.Name, definition, all ? null : [.. series.LabelValues]);
+        }
+    }
+
+    /// <summary>
+    /// How many label sets of <paramref name="family"/> the store holds, created by any process. Each call reads only the
+    /// entries published since the previous one (nothing when the store has not grown), so a new series costs one pass
+    /// over the index's bucket heads. Removed series drop out when this process removes them or scrapes the family; a
+    /// removal by another process is seen at this process's next scrape.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <param name="family">The family.</param>
+    /// <returns>The number of series.</returns>
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(family);
+        var store = SharedMemoryStore.For(config);
+        lock (store.DecodeGate)
+        {
+            return store.SeriesOf(family.Name, SeriesKey.DefinitionOf(family));
+        }
+    }
+
+    /// <summary>
+    /// Whether a removed entry is still at its empty state, so collection leaves it out. One that was updated since has
+    /// its mark cleared here: the series is back.
+    /// </summary>
+    private static bool IsRemoved(byte* entry, EntryRole role)
+    {
+        ref var removed = ref *(int*)(entry + SharedMemoryStore.EntryRemoved);
+        if (Volatile.Read(ref removed) == 0)
+        {
+            return false;
+        }
+
+        var empty = role switch
+        {
+            EntryRole.Value => Volatile.Read(ref SharedMemoryStore.Word(entry, 0)) == 0,
+            EntryRole.Archive => Volatile.Read(ref SharedMemoryStore.Word(entry, 0)) == SharedMemoryStore.EmptyArchive,
+            _ => Volatile.Read(ref SharedMemoryStore.Word(entry, 1)) == 0,
+        };
+        if (!empty)
+        {
+            Volatile.Write(ref removed, 0);
+        }
+
+        return empty;
     }
 
     /// <summary>Adds <paramref name="value"/> with a compare-and-swap on the value's bits in the mapped file.</summary>
@@ -508,6 +628,12 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             {
                 break;
             }
+        }
+
+        if (Volatile.Read(ref *(int*)(_entry + SharedMemoryStore.EntryRemoved)) != 0)
+        {
+            // Set(0) leaves the value at its empty state, yet it is an update: the removed series comes back.
+            Volatile.Write(ref *(int*)(_entry + SharedMemoryStore.EntryRemoved), 0);
         }
 
         if (_sequence != null)
@@ -682,5 +808,24 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                     $"Metrics: SharedMemory store '{store.Options.Path}': metric family '{family.Name}' is declared here as '{family.Definition}' but as '{other}' by another live process. Each definition keeps its own values and this process serves only its own; counted in {SchemaConflictsName} until those processes exit.");
             }
         }
+    }
+}
+
+/// <summary>Compares decoded label sets by value.</summary>
+internal sealed class LabelsComparer : IEqualityComparer<string[]>
+{
+    public static readonly LabelsComparer Instance = new();
+
+    public bool Equals(string[]? x, string[]? y) => ReferenceEquals(x, y) || (x is not null && y is not null && x.AsSpan().SequenceEqual(y));
+
+    public int GetHashCode(string[] obj)
+    {
+        var hash = default(HashCode);
+        foreach (var value in obj)
+        {
+            hash.Add(value, StringComparer.Ordinal);
+        }
+
+        return hash.ToHashCode();
     }
 }

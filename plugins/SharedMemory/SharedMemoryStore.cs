@@ -34,6 +34,7 @@ internal sealed unsafe partial class SharedMemoryStore
     public const int EntryRole = 12;       // int32
     public const int EntrySlot = 16;       // int32
     public const int EntryUnits = 20;      // int32 size in 64-byte units
+    public const int EntryRemoved = 24;    // int32, 1 while the series is removed and its values are still at their empty state
     public const int EntryValues = 32;     // four int64 words v0..v3
     public const int EntryKey = 64;
 
@@ -241,6 +242,87 @@ internal sealed unsafe partial class SharedMemoryStore
     public static ref long Word(byte* entry, int index) => ref Unsafe.AsRef<long>(entry + EntryValues + (index * sizeof(long)));
 
     public static ReadOnlySpan<byte> KeyOf(byte* entry) => new(entry + EntryKey, *(int*)(entry + EntryKeyLength));
+
+    // The label sets of every family seen in the index, kept up to date by walking only the entries published since the
+    // last walk: each bucket chain grows at its head, so a walk stops at the head it saw before. Guarded by DecodeGate.
+    private readonly Dictionary<(string Name, ulong Definition), HashSet<string[]>> _seriesByFamily = [];
+    private int[]? _seenHeads;
+    private long _seenUsed = -1;
+
+    /// <summary>
+    /// The label sets of <paramref name="name"/> under <paramref name="definition"/> that the index holds, removed ones
+    /// included until the next <see cref="RecountSeries"/>. Only entries published since the last call are read. Call under
+    /// <see cref="DecodeGate"/>.
+    /// </summary>
+    public int SeriesOf(string name, ulong definition)
+    {
+        var used = UsedBytes;
+        if (used != _seenUsed)
+        {
+            _seenHeads ??= new int[_bucketCount];
+            var limit = used / EntryAlignment;
+            for (var b = 0; b < _bucketCount; b++)
+            {
+                var head = Volatile.Read(ref Buckets[b]);
+                var stop = _seenHeads[b];
+                var steps = 0L;
+                for (var index = head; index != 0 && index != stop; index = Volatile.Read(ref *(int*)(EntryAt(index) + EntryNext)))
+                {
+                    var entry = EntryAt(index);
+                    if (SeriesKey.RoleOf(KeyOf(entry)) != SharedMemory.EntryRole.Schema)
+                    {
+                        var key = Decode(entry);
+                        SeriesSet(key.Name, key.Definition).Add(key.Labels);
+                    }
+
+                    if (++steps > limit)
+                    {
+                        throw Corrupt("the index has a cycle");
+                    }
+                }
+
+                _seenHeads[b] = head;
+            }
+
+            _seenUsed = used;
+        }
+
+        return _seriesByFamily.TryGetValue((name, definition), out var set) ? set.Count : 0;
+    }
+
+    /// <summary>Replaces a family's label sets with those a full walk found not removed. Call under <see cref="DecodeGate"/>.</summary>
+    public void RecountSeries(string name, ulong definition, HashSet<string[]> live)
+    {
+        // The incremental walk must have seen everything the full walk saw, or it would add removed entries back later.
+        _ = SeriesOf(name, definition);
+        _seriesByFamily[(name, definition)] = live;
+    }
+
+    /// <summary>Forgets the label sets a removal in this process took out. Call under <see cref="DecodeGate"/>.</summary>
+    public void ForgetSeries(string name, ulong definition, string[]? labels)
+    {
+        if (_seriesByFamily.TryGetValue((name, definition), out var set))
+        {
+            if (labels is null)
+            {
+                set.Clear();
+            }
+            else
+            {
+                set.Remove(labels);
+            }
+        }
+    }
+
+    private HashSet<string[]> SeriesSet(string name, ulong definition)
+    {
+        if (!_seriesByFamily.TryGetValue((name, definition), out var set))
+        {
+            _seriesByFamily.Add((name, definition), set = new HashSet<string[]>(LabelsComparer.Instance));
+        }
+
+        return set;
+    }
 
     /// <summary>Serializes scrapes' use of <see cref="Decode"/>, whose cache is not thread-safe.</summary>
     public object DecodeGate { get; } = new();

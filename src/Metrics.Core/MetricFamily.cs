@@ -21,6 +21,14 @@ internal sealed class MetricFamily
     private IReadOnlyList<double>? _readOnlyBuckets;
     private int _count;
 
+    // Removed children that user code may still hold: asked for again, or updated, they come back as the same object.
+    // Weak, so removing series frees their memory once nobody holds them; guarded by _addLock.
+    private Dictionary<string[], WeakReference<Metric>>? _removed;
+    private Metric? _overflowChild;
+    private int? _cardinalityLimit;
+    private long _overflowed;
+    private int _overflowLogged;
+
     public MetricFamily(
         MetricType type,
         string name,
@@ -267,6 +275,91 @@ internal sealed class MetricFamily
         return true;
     }
 
+    /// <summary>This family's own cardinality limit, or null to use its registry's.</summary>
+    public int? CardinalityLimit
+    {
+        get => _cardinalityLimit;
+        set => _cardinalityLimit = value is null ? null : MetricRegistry.ValidateCardinalityLimit(value.Value, nameof(value));
+    }
+
+    /// <summary>The limit in force: the family's own, else its registry's, else <see cref="MetricRegistry.DefaultCardinalityLimit"/>.</summary>
+    public int EffectiveCardinalityLimit => _cardinalityLimit ?? Registry.CardinalityLimit ?? MetricRegistry.DefaultCardinalityLimit;
+
+    /// <summary>How many times a new label set was refused by the cardinality limit and folded into the overflow series.</summary>
+    public long Overflowed => Interlocked.Read(ref _overflowed);
+
+    /// <summary>
+    /// Removes the child for <paramref name="fullValues"/> from this registry and, when the backend supports it, the
+    /// series from the backend's store. Returns whether this registry held the child.
+    /// </summary>
+    public bool Remove(string[] fullValues)
+    {
+        bool held;
+        lock (_addLock)
+        {
+            held = _children.TryRemove(fullValues, out var child);
+            if (held)
+            {
+                Detach([child!]);
+            }
+        }
+
+        Backend.RemoveSeries(Descriptor.WithLabelValues(fullValues));
+        return held;
+    }
+
+    /// <summary>Removes every child and, when the backend supports it, every series of the family from its store.</summary>
+    public int Clear()
+    {
+        int removed;
+        lock (_addLock)
+        {
+            var children = _children.Values.ToArray();
+            _children.Clear();
+            Detach(children);
+            removed = children.Length;
+        }
+
+        // Empty label values name every series of the family (see IMetricBackend.RemoveSeries).
+        Backend.RemoveSeries(Descriptor);
+        return removed;
+    }
+
+    /// <summary>
+    /// Brings back removed children that were updated since (their values are no longer all 0) and forgets those nobody
+    /// holds any more. Called before each scrape of a backend read value by value; shared stores keep this state themselves.
+    /// </summary>
+    public void ReviveUpdated()
+    {
+        // Read without the lock: most families never had a child removed, and a scrape must not queue behind creations.
+        if (Volatile.Read(ref _removed) is not { Count: > 0 })
+        {
+            return;
+        }
+
+        lock (_addLock)
+        {
+            if (_removed is not { Count: > 0 } removed)
+            {
+                return;
+            }
+
+            foreach (var (values, weak) in removed.ToArray())
+            {
+                if (!weak.TryGetTarget(out var child))
+                {
+                    removed.Remove(values);
+                }
+                else if (!IsZero(child) && !_children.ContainsKey(values))
+                {
+                    removed.Remove(values);
+                    _children[values] = child;
+                    Append(child);
+                }
+            }
+        }
+    }
+
     public static double UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
     /// <summary>
@@ -375,16 +468,15 @@ internal sealed class MetricFamily
     [MethodImpl(MethodImplOptions.NoInlining)]
     private Metric AddChildSlow(ReadOnlySpan<string> fullValues, Metric creator)
     {
-        var values = fullValues.ToArray();
-        for (var i = 0; i < values.Length; i++)
+        for (var i = 0; i < fullValues.Length; i++)
         {
-            if (values[i] is null)
+            if (fullValues[i] is null)
             {
                 throw new ArgumentNullException(nameof(fullValues), $"Label '{LabelNames[i]}' of metric '{Name}' has a null value; label values may be any string, including empty, but not null.");
             }
 
             // An unpaired surrogate has no UTF-8 form: two such values would expose as the same series.
-            if (HasUnpairedSurrogate(values[i]))
+            if (HasUnpairedSurrogate(fullValues[i]))
             {
                 throw new ArgumentException($"Label '{LabelNames[i]}' of metric '{Name}' contains an unpaired UTF-16 surrogate, which cannot be exposed as UTF-8. Pass valid Unicode text.", nameof(fullValues));
             }
@@ -392,16 +484,200 @@ internal sealed class MetricFamily
 
         lock (_addLock)
         {
-            if (_children.TryGetValue(values, out var existing))
+            if (_lookup.TryGetValue(fullValues, out var existing))
             {
                 return existing;
             }
 
+            if (_removed is { Count: > 0 } removed
+                && removed.GetAlternateLookup<ReadOnlySpan<string>>().Remove(fullValues, out var key, out var weak)
+                && weak.TryGetTarget(out var held))
+            {
+                // Asked for again while user code still holds the removed child: the same object, so both see one series.
+                _children[key] = held;
+                Append(held);
+                return held;
+            }
+
+            // Checked before anything is allocated: a refused label set costs no memory, however many distinct ones arrive.
+            if (AtCardinalityLimit() && !IsOverflowSet(fullValues))
+            {
+                return Overflow(creator);
+            }
+
             // Values are created outside the dictionary so a backend failure leaves no half-made child behind.
+            var values = fullValues.ToArray();
             var child = creator.CreateCompleteChild(values);
             _children[values] = child;
             Append(child);
             return child;
+        }
+    }
+
+    /// <summary>Whether creating one more series would pass the limit, counting the shared store's series when the backend knows them.</summary>
+    private bool AtCardinalityLimit()
+    {
+        var limit = EffectiveCardinalityLimit;
+        // The scrape order holds exactly the children (kept in step under the add lock); ConcurrentDictionary.Count takes every lock.
+        var local = _count - (_overflowChild is not null ? 1 : 0);
+        if (local >= limit)
+        {
+            return true;
+        }
+
+        // No limit, nothing to count: a store is not read for it.
+        if (limit == int.MaxValue)
+        {
+            return false;
+        }
+
+        var shared = Backend.SeriesCount(Descriptor);
+        if (shared < 0)
+        {
+            return false;
+        }
+
+        // The store counts this process's overflow series too (other processes' overflow series make this refuse one early).
+        return shared - (_overflowChild is not null ? 1 : 0) >= limit;
+    }
+
+    private bool IsOverflowSet(ReadOnlySpan<string> fullValues)
+    {
+        for (var i = 0; i < UserLabelCount; i++)
+        {
+            if (fullValues[i] != Metric.OverflowLabelValue)
+            {
+                return false;
+            }
+        }
+
+        return UserLabelCount > 0;
+    }
+
+    /// <summary>The one series that takes every update for label sets past the limit; counted and logged once per family.</summary>
+    private Metric Overflow(Metric creator)
+    {
+        Interlocked.Increment(ref _overflowed);
+        if (Volatile.Read(ref _overflowLogged) == 0)
+        {
+            LogOverflow();
+        }
+
+        return _overflowChild ?? CreateOverflow(creator);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LogOverflow()
+    {
+        if (Interlocked.Exchange(ref _overflowLogged, 1) == 0)
+        {
+            BackendLog.Write(
+                "Metrics",
+                BackendLogLevel.Warning,
+                $"Metric '{Name}' reached its cardinality limit of {EffectiveCardinalityLimit} series: updates for new label sets go to the series with every label \"{Metric.OverflowLabelValue}\" and are counted in metrics_cardinality_overflow_total{{metric=\"{Name}\"}}. Remove label values that grow without bound (ids, paths), or raise the limit (CardinalityLimit on the metric or the registry).");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Metric CreateOverflow(Metric creator)
+    {
+        var values = new string[LabelNames.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = i < UserLabelCount ? Metric.OverflowLabelValue : Defaults[i]!;
+        }
+
+        if (!_children.TryGetValue(values, out var overflow))
+        {
+            overflow = creator.CreateCompleteChild(values);
+            _children[values] = overflow;
+            Append(overflow);
+        }
+
+        _overflowChild = overflow;
+        return overflow;
+    }
+
+    /// <summary>Takes removed children out of the scrape order and remembers them weakly; called under the add lock.</summary>
+    private void Detach(Metric[] children)
+    {
+        if (children.Length == 0)
+        {
+            return;
+        }
+
+        var gone = new HashSet<Metric>(children, ReferenceEqualityComparer.Instance);
+        var remaining = Children().ToArray().Where(c => !gone.Contains(c)).ToArray();
+
+        // Exactly as long as its content: a reader that pairs it with the old, larger count is bounded by its length, and
+        // a reader of the old array with the new count reads valid slots of it.
+        Volatile.Write(ref _ordered, remaining);
+        Volatile.Write(ref _count, remaining.Length);
+        _removed ??= new Dictionary<string[], WeakReference<Metric>>(LabelValuesComparer.Instance);
+        var local = (Backend.Capabilities & BackendCapabilities.SharedAcrossProcesses) == 0;
+        foreach (var child in children)
+        {
+            if (ReferenceEquals(child, _overflowChild))
+            {
+                _overflowChild = null;
+            }
+
+            // In-process values restart at 0, as a shared store's do: the first update after the removal brings the series back.
+            if (local)
+            {
+                foreach (var value in ValuesOf(child))
+                {
+                    value.Set(0);
+                }
+            }
+
+            _removed[child.FullValues!] = new WeakReference<Metric>(child);
+        }
+    }
+
+    private static bool IsZero(Metric child)
+    {
+        foreach (var value in ValuesOf(child))
+        {
+            if (value.Get() != 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static IEnumerable<IMetricBackend> ValuesOf(Metric child)
+    {
+        switch (child)
+        {
+            case Counter { Backing: { } value }:
+                yield return value;
+                break;
+            case Gauge { BackingValue: { } value }:
+                yield return value;
+                break;
+            case Summary { CountValue: { } count, SumValue: { } sum }:
+                yield return count;
+                yield return sum;
+                break;
+            case Histogram { BucketValues: { } buckets, SumValue: { } sum } histogram:
+                foreach (var bucket in buckets)
+                {
+                    yield return bucket;
+                }
+
+                yield return sum;
+                if (histogram.NativeValues is { } native)
+                {
+                    foreach (var entry in native.Entries)
+                    {
+                        yield return entry.Value;
+                    }
+                }
+
+                break;
         }
     }
 

@@ -24,6 +24,8 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     private Action[] _collectCallbacks = [];
     private long _skippedValues;
     private int _disposed;
+    private int? _cardinalityLimit;
+    private static int s_defaultCardinalityLimit = 2000;
 
     /// <summary>Creates a registry.</summary>
     /// <param name="prefix">Prepended with '_' to every metric name; none when null or empty.</param>
@@ -43,6 +45,29 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
 
     /// <summary>The registry metrics use when none is given.</summary>
     public static MetricRegistry Default { get; } = new();
+
+    /// <summary>
+    /// The cardinality limit of every family whose metric and registry set none: 2,000 series per family (as
+    /// OpenTelemetry's default per instrument), or <c>Metrics:CardinalityLimit</c> when configured. Past it, new label
+    /// sets are folded into one overflow series (see <see cref="Metric.CardinalityLimit"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
+    public static int DefaultCardinalityLimit
+    {
+        get => Volatile.Read(ref s_defaultCardinalityLimit);
+        set => Volatile.Write(ref s_defaultCardinalityLimit, ValidateCardinalityLimit(value, nameof(value)));
+    }
+
+    /// <summary>
+    /// The cardinality limit of this registry's families that set none themselves, or null (the default) for
+    /// <see cref="DefaultCardinalityLimit"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
+    public int? CardinalityLimit
+    {
+        get => _cardinalityLimit;
+        set => _cardinalityLimit = value is null ? null : ValidateCardinalityLimit(value.Value, nameof(value));
+    }
 
     /// <summary>The name prefix, or null.</summary>
     public string? Prefix { get; }
@@ -247,6 +272,11 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
             callback();
         }
     }
+
+    internal static int ValidateCardinalityLimit(int limit, string parameter) =>
+        limit >= 1
+            ? limit
+            : throw new ArgumentOutOfRangeException(parameter, limit, $"A cardinality limit must be at least 1 series per family; {limit} would refuse every series. Use int.MaxValue for no limit.");
 
     internal long SkippedValues => Interlocked.Read(ref _skippedValues);
 

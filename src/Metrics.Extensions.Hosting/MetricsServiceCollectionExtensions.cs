@@ -102,6 +102,7 @@ public static class MetricsServiceCollectionExtensions
             options.CollectionInterval = read.CollectionInterval;
             options.MetersEnabled = read.MetersEnabled;
             options.ProcessMetrics = read.ProcessMetrics;
+            options.CardinalityLimit = read.CardinalityLimit ?? options.CardinalityLimit;
             foreach (var (key, value) in read.BackendConfig)
             {
                 options.BackendConfig[key] = value;

@@ -201,6 +201,23 @@ public class BrokenBackendTests : IDisposable
     }
 
     [Fact]
+    public void A_removal_that_keeps_the_values_fails_the_removal_check_only()
+    {
+        var failures = Failures(FileTarget<RemoveKeepsValuesBackend>());
+        Assert.Equal(["RemovedSeriesIsHiddenUntilUpdated"], failures.Keys);
+        Assert.Contains("expected 2", failures["RemovedSeriesIsHiddenUntilUpdated"]);
+        Assert.Contains("comes back from 0", failures["RemovedSeriesIsHiddenUntilUpdated"]);
+    }
+
+    [Fact]
+    public void A_series_count_of_parts_fails_the_count_check_only()
+    {
+        var failures = Failures(FileTarget<PartCountingBackend>());
+        Assert.Equal(["SeriesCountCountsLabelSets"], failures.Keys);
+        Assert.Contains("returned 12, expected 3", failures["SeriesCountCountsLabelSets"]);
+    }
+
+    [Fact]
     public void Slots_handed_out_again_after_shutdown_fail_the_store_isolation_check_only()
     {
         var failures = Failures(ConformanceTarget.ForType<RecycledSlotsBackend>(options: Quick));

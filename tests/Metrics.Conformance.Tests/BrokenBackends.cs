@@ -465,6 +465,50 @@ public sealed class HangingCollectBackend(BackendConfig config, MetricDescriptor
     public double Get() => _cell.Value;
 }
 
+/// <summary>Removes a series' keys but not its values: the series leaves collection, then comes back with its old total.</summary>
+public sealed class RemoveKeepsValuesBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<RemoveKeepsValuesBackend>
+{
+    private readonly FileValue _value = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RemovesSeries;
+
+    public static void Initialize(BackendConfig config) => FileValue.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileValue.Collect(config, families);
+
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series) => FileValue.RemoveSeries(config, series, resetValues: false);
+
+    public void Inc(double value) => _value.Inc(value);
+
+    public void Dec(double value) => _value.Dec(value);
+
+    public void Set(double value) => _value.Set(value);
+
+    public double Get() => _value.Get();
+}
+
+/// <summary>Counts a family's stored values, one per histogram part, instead of its label sets.</summary>
+public sealed class PartCountingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<PartCountingBackend>
+{
+    private readonly FileValue _value = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.CountsSeries;
+
+    public static void Initialize(BackendConfig config) => FileValue.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileValue.Collect(config, families);
+
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family) => FileValue.SeriesCount(config, family, countParts: true);
+
+    public void Inc(double value) => _value.Inc(value);
+
+    public void Dec(double value) => _value.Dec(value);
+
+    public void Set(double value) => _value.Set(value);
+
+    public double Get() => _value.Get();
+}
+
 /// <summary>
 /// An in-process store imitating a mapped block: values hold slot numbers into one process-global table kept for no
 /// configuration in particular. ShutdownAsync frees the table and slot numbering starts over, so a value created before

@@ -77,6 +77,13 @@ public sealed class MetricsOptions
     /// </summary>
     public bool ProcessMetrics { get; set; } = true;
 
+    /// <summary>
+    /// The most series (label sets) per metric family for families whose metric and registry set no limit
+    /// (<c>Metrics:CardinalityLimit</c>); becomes <see cref="MetricRegistry.DefaultCardinalityLimit"/> when applied.
+    /// Null keeps that default: 2,000.
+    /// </summary>
+    public int? CardinalityLimit { get; set; }
+
     /// <summary>The plugins folder as an absolute path.</summary>
     public string ResolvedPluginsPath => BackendLoader.ResolvePluginsPath(PluginsPath);
 
@@ -102,6 +109,7 @@ public sealed class MetricsOptions
             options.CollectionInterval = settings.GetTimeSpan("CollectionInterval", options.CollectionInterval);
             options.MetersEnabled = settings.GetBoolean("Meters:Enabled", options.MetersEnabled);
             options.ProcessMetrics = settings.GetBoolean("ProcessMetrics", options.ProcessMetrics);
+            options.CardinalityLimit = string.IsNullOrWhiteSpace(section["CardinalityLimit"]) ? null : settings.GetInt32("CardinalityLimit", 0);
         }
         catch (BackendConfigException e)
         {
@@ -149,6 +157,11 @@ public sealed class MetricsOptions
         if (CollectionInterval < TimeSpan.FromMilliseconds(10))
         {
             throw new MetricsConfigurationException($"The setting 'Metrics:CollectionInterval' is {CollectionInterval}, which is too short: use at least 10ms, for example '5s'.");
+        }
+
+        if (CardinalityLimit < 1)
+        {
+            throw new MetricsConfigurationException($"The setting 'Metrics:CardinalityLimit' is {CardinalityLimit}, which would refuse every series: use at least 1 (the default is 2000).");
         }
 
         if (ShutdownTimeout < TimeSpan.Zero)

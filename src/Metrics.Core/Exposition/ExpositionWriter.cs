@@ -47,6 +47,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 writer.WriteStatistics(registry, scrape.Entries);
             }
 
+            writer.WriteOverflows(scrapes);
+
             if (writer._openMetrics)
             {
                 output.WriteRaw("# EOF\n"u8);
@@ -314,6 +316,50 @@ internal sealed class ExpositionWriter : IFamilyWriter
             {
                 yield return skipped;
             }
+        }
+    }
+
+    /// <summary>The counter of label sets the cardinality limit refused, one series per family that refused any.</summary>
+    internal const string OverflowName = "metrics_cardinality_overflow_total";
+
+    internal const string OverflowHelp = "New label sets a metric family refused because it held as many series as its cardinality limit; their updates went to the series whose labels are all \"__overflow__\".";
+
+    /// <summary>The families that refused label sets, by exposed name, unless the application uses the counter's name itself.</summary>
+    internal static List<(string Metric, long Count)> Overflows(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
+    {
+        var result = new List<(string, long)>();
+        foreach (var (registry, scrape) in scrapes)
+        {
+            if (registry.IsRegistered(OverflowName))
+            {
+                continue;
+            }
+
+            foreach (var entry in scrape.Entries)
+            {
+                if (entry is MetricFamily { Overflowed: > 0 } family)
+                {
+                    result.Add((family.Name, family.Overflowed));
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private void WriteOverflows(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
+    {
+        var overflows = Overflows(scrapes);
+        if (overflows.Count == 0)
+        {
+            return;
+        }
+
+        var nameBytes = Encoding.UTF8.GetBytes(ExposedName(OverflowName, MetricType.Counter));
+        WriteHeader(nameBytes, OverflowHelp, MetricType.Counter);
+        foreach (var (metric, count) in overflows)
+        {
+            WriteSeries(nameBytes, _openMetrics ? "_total"u8 : default, Metric.RenderLabels(["metric"], [metric]), count);
         }
     }
 

@@ -48,6 +48,20 @@ internal sealed class ProtobufWriter : IFamilyWriter
                 }
             }
 
+            var overflows = ExpositionWriter.Overflows(scrapes);
+            if (overflows.Count > 0)
+            {
+                var family = writer.BeginFamily(ExpositionWriter.OverflowName, ExpositionWriter.OverflowHelp, MetricType.Counter);
+                foreach (var (name, count) in overflows)
+                {
+                    var metric = writer.BeginMetric(["metric"], [name]);
+                    writer.WriteScalar(MetricType.Counter, count, null);
+                    writer.End(metric);
+                }
+
+                writer.End(family);
+            }
+
             return output;
         }
         catch
