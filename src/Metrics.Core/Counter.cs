@@ -22,8 +22,12 @@ public sealed class Counter : Metric<Counter>
     /// <param name="labelNames">The label names every observation must have values for.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    public Counter(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Counter, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c> before <c>_total</c> (<c>request_duration_seconds_total</c>). None when null.
+    /// </param>
+    public Counter(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Counter, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum, unit: unit))
     {
     }
 

@@ -18,8 +18,12 @@ public sealed class Gauge : Metric<Gauge>, IDurationSink
     /// <see cref="GaugeAggregation.LivePerProcess"/> add a <c>pid</c> label in every backend; in memory the other modes
     /// make no difference.
     /// </param>
-    public Gauge(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, GaugeAggregation aggregation = GaugeAggregation.Sum)
-        : this(MetricRegistry.CreateFamily(MetricType.Gauge, name, help, labelNames, defaultLabels, registry, null, aggregation))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Gauge(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, GaugeAggregation aggregation = GaugeAggregation.Sum, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Gauge, name, help, labelNames, defaultLabels, registry, null, aggregation, unit: unit))
     {
     }
 

@@ -38,8 +38,12 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     /// Makes this a native histogram (see <see cref="NativeHistogramOptions"/>); classic only when null, or when the
     /// backend does not store native buckets.
     /// </param>
-    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null, NativeHistogramOptions? native = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? (native is null ? DefaultBuckets : [double.PositiveInfinity])), GaugeAggregation.Sum, native))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null, NativeHistogramOptions? native = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? (native is null ? DefaultBuckets : [double.PositiveInfinity])), GaugeAggregation.Sum, native, unit))
     {
     }
 

@@ -20,8 +20,12 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
     /// <param name="labelNames">The label names every observation must have values for; <c>quantile</c> is reserved.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    public Summary(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Summary, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Summary(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Summary, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum, unit: unit))
     {
     }
 
