@@ -117,6 +117,29 @@ public class BrokenBackendTests
     }
 
     [Fact]
+    public void A_shared_store_ignoring_the_definition_fails_the_definition_check_only()
+    {
+        var root = Directory.CreateTempSubdirectory("metrics-definition-blind-");
+        Dictionary<string, string> failures;
+        try
+        {
+            failures = Failures(ConformanceTarget.ForType<DefinitionBlindBackend>(
+                () => new BackendConfig([new("Directory", Path.Combine(root.FullName, Guid.NewGuid().ToString("N")))]),
+                new ConformanceOptions { IncrementsPerThread = 2_000, ChildProcesses = 2, ChildIncrements = 300 }).WithInvalidConfigs([new([new("Directory", "")])]));
+        }
+        finally
+        {
+            root.Delete(recursive: true);
+        }
+
+        Assert.Equal(["DistinctDefinitionsDoNotShareValues"], failures.Keys);
+        var message = failures["DistinctDefinitionsDoNotShareValues"];
+        Assert.Contains("with unit seconds", message);
+        Assert.Contains("share one stored value", message);
+        Assert.Contains("MetricDescriptor.DefinitionId", message);
+    }
+
+    [Fact]
     public void Striped_fractional_sums_fail_the_sequential_addition_check_only()
     {
         var failures = Failures(ConformanceTarget.ForType<StripedSumsBackend>(options: Quick));

@@ -13,7 +13,7 @@ internal static class Keys
 {
     public static string Of(MetricDescriptor metric, HistogramBucket? bucket)
     {
-        var sb = new StringBuilder().Append(metric.Name.Length).Append(':').Append(metric.Name);
+        var sb = new StringBuilder().Append(metric.Name.Length).Append(':').Append(metric.Name).Append(metric.DefinitionId);
         foreach (var value in metric.LabelValues)
         {
             sb.Append(value.Length).Append(':').Append(value);
@@ -462,4 +462,28 @@ public sealed class HangingCollectBackend(BackendConfig config, MetricDescriptor
     public void Set(double value) => _cell.Set(value);
 
     public double Get() => _cell.Value;
+}
+
+/// <summary>
+/// A shared file store keyed by name, labels and part but not by the family's definition: processes that declare one
+/// name with another unit, exposed type or states share its values.
+/// </summary>
+public sealed class DefinitionBlindBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<DefinitionBlindBackend>
+{
+    private readonly FileBackend _inner = new(config, metric, histogramBucket, keyByDefinition: false);
+
+    public static BackendCapabilities Capabilities => FileBackend.Capabilities;
+
+    public static void Initialize(BackendConfig config) => FileBackend.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
+        FileBackend.Collect(config, families, keyByDefinition: false);
+
+    public void Inc(double value) => _inner.Inc(value);
+
+    public void Dec(double value) => _inner.Dec(value);
+
+    public void Set(double value) => _inner.Set(value);
+
+    public double Get() => _inner.Get();
 }
