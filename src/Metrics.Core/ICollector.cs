@@ -135,7 +135,10 @@ public sealed class MetricSnapshot
     public IReadOnlyList<Sample> Samples { get; private set; } = [];
 
     /// <summary>A histogram's bucket upper bounds, increasing, the last +Inf; empty for the other kinds.</summary>
-    public IReadOnlyList<double> Buckets { get; private set; } = NoBuckets;
+    public IReadOnlyList<double> Buckets => BucketArray;
+
+    /// <summary>The bounds as the writers take them; private to this assembly, so the array is never changed.</summary>
+    internal double[] BucketArray { get; private set; } = NoBuckets;
 
     /// <summary>A histogram's series; empty for the other kinds.</summary>
     public IReadOnlyList<HistogramSample> HistogramSamples { get; private set; } = [];
@@ -173,7 +176,7 @@ public sealed class MetricSnapshot
         ArgumentNullException.ThrowIfNull(buckets);
         ArgumentNullException.ThrowIfNull(samples);
         var bounds = Metrics.Histogram.ValidateBuckets(name, buckets);
-        var snapshot = new MetricSnapshot(name, help, MetricSnapshotKind.Histogram, labelNames, unit) { Buckets = bounds, HistogramSamples = samples };
+        var snapshot = new MetricSnapshot(name, help, MetricSnapshotKind.Histogram, labelNames, unit) { BucketArray = bounds, HistogramSamples = samples };
         foreach (var sample in samples)
         {
             ArgumentNullException.ThrowIfNull(sample, nameof(samples));

@@ -313,20 +313,20 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
     private void WriteCollectedHistograms(byte[] name, MetricSnapshot snapshot)
     {
-        var bounds = snapshot.Buckets;
+        var bounds = snapshot.BucketArray;
         var leLabels = bounds.Select(b => FormatBound(b, _openMetrics)).ToArray();
-        var perBucket = Scratch(bounds.Count);
+        var perBucket = Scratch(bounds.Length);
         foreach (var sample in snapshot.HistogramSamples)
         {
             // The writer takes per-bucket counts, as backends store them; collectors give cumulative ones, as exposed.
             var previous = 0.0;
-            for (var i = 0; i < bounds.Count; i++)
+            for (var i = 0; i < bounds.Length; i++)
             {
                 perBucket[i] = sample.CumulativeCounts[i] - previous;
                 previous = sample.CumulativeCounts[i];
             }
 
-            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Count), sample.Sum, null);
+            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null);
         }
     }
 
@@ -474,7 +474,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         WriteCreated(name, labels, created);
     }
 
-    private void WriteHistogram(ReadOnlySpan<byte> name, IReadOnlyList<double> bounds, byte[][] leLabels, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double? created)
+    private void WriteHistogram(ReadOnlySpan<byte> name, double[] bounds, byte[][] leLabels, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double? created)
     {
         var cumulative = 0.0;
         for (var i = 0; i < buckets.Length; i++)

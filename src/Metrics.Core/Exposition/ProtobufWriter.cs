@@ -266,19 +266,19 @@ internal sealed class ProtobufWriter : IFamilyWriter
             switch (snapshot.Kind)
             {
                 case MetricSnapshotKind.Histogram:
-                    var bounds = snapshot.Buckets;
-                    var perBucket = Scratch(bounds.Count);
+                    var bounds = snapshot.BucketArray;
+                    var perBucket = Scratch(bounds.Length);
                     foreach (var sample in snapshot.HistogramSamples)
                     {
                         var previous = 0.0;
-                        for (var i = 0; i < bounds.Count; i++)
+                        for (var i = 0; i < bounds.Length; i++)
                         {
                             perBucket[i] = sample.CumulativeCounts[i] - previous;
                             previous = sample.CumulativeCounts[i];
                         }
 
                         var histogram = BeginMetric(snapshot.LabelNames, sample.LabelValues);
-                        WriteHistogram(bounds, perBucket.AsSpan(0, bounds.Count), sample.Sum, null, 0);
+                        WriteHistogram(bounds, perBucket.AsSpan(0, bounds.Length), sample.Sum, null, 0);
                         End(histogram);
                     }
 
@@ -389,7 +389,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
         End(summary);
     }
 
-    private void WriteHistogram(IReadOnlyList<double> bounds, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created)
+    private void WriteHistogram(double[] bounds, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created)
     {
         var histogram = BeginMessage(7);
         var cumulative = 0.0;
