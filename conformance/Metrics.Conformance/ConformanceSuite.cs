@@ -32,14 +32,17 @@ public static class ConformanceSuite
         new("DistinctBucketsDoNotShareValues", "Every bucket, sum and count of histogram and summary series keeps a separate value.", IsolationChecks.DistinctBucketsDoNotShareValues),
         new("DescriptorEdgeCasesAreAccepted", "Long names, many labels, long values, odd help texts and bucket layouts are accepted and kept apart.", IsolationChecks.DescriptorEdgeCasesAreAccepted),
         new("InitializeKeepsStoreForSameConfiguration", "Selecting the backend again with an equal configuration keeps the stored values.", IsolationChecks.InitializeKeepsStoreForSameConfiguration),
+        new("StoresOfConfigurationsStayApart", "Values of a store started again after ShutdownAsync, and of another configuration, never share storage with earlier ones; shutting one configuration down leaves the others intact.", IsolationChecks.StoresOfConfigurationsStayApart),
+        new("CollectAsyncHonoursCancellation", "CollectAsync returns what the blocking Collect returns, and a cancelled token ends it with OperationCanceledException, never with partial data or a hang.", CollectChecks.CollectAsyncHonoursCancellation),
         new("InvalidSettingsFailAtLoad", "Every invalid configuration the backend's author declares fails when the backend is selected, with an error naming the key.", SettingsChecks.InvalidSettingsFailAtLoad),
         new("HistogramExpositionIsConsistent", "While threads observe, every scrape has cumulative buckets and +Inf equal to _count; totals are exact.", ApiChecks.HistogramExpositionIsConsistent),
         new("MetricApiMatchesMemoryBackend", "Counters, gauges, histograms and summaries with labels give the same exposition (both formats) as on the Memory backend.", ApiChecks.MetricApiMatchesMemoryBackend),
         new("SameSeriesSharesOneValue", "Two values created for the same series share one stored value.", SharedChecks.SameSeriesSharesOneValue, sharedOnly: true),
-        new("DistinctDefinitionsDoNotShareValues", "Values of one series whose family definitions differ (unit, exposed type such as info or a state set's states, aggregation) keep separate values.", IsolationChecks.DistinctDefinitionsDoNotShareValues, sharedOnly: true),
+        new("DistinctDefinitionsDoNotShareValues", "Values of one series whose family definitions differ (unit, exposed type such as info or a state set's states, aggregation) keep separate values.", IsolationChecks.DistinctDefinitionsDoNotShareValues, requires: BackendCapabilities.RecordsSchema, sharedOnly: true),
         new("DistinctConfigurationsDoNotShareValues", "The same series under two configurations keeps separate values.", IsolationChecks.DistinctConfigurationsDoNotShareValues, sharedOnly: true),
         new("CollectReturnsEveryStoredValue", "Collect returns every stored value with its exact label values, part and value, unflushed updates included.", SharedChecks.CollectReturnsEveryStoredValue, sharedOnly: true),
         new("OtherProcessesSeeFlushedValues", "A child process sees this process's flushed values through Get and Collect, and this process sees the child's.", SharedChecks.OtherProcessesSeeFlushedValues, sharedOnly: true),
+        new("SchemaConflictsNeverMixValues", "With RecordsSchema, values another process wrote under another definition of the same name (labels, type, buckets) stay apart and out of this process's collection, which does not fail.", CollectChecks.SchemaConflictsNeverMixValues, sharedOnly: true, requires: BackendCapabilities.RecordsSchema),
         new("ConcurrentProcessesLoseNothing", "Several child processes and this one updating the same series concurrently lose nothing.", SharedChecks.ConcurrentProcessesLoseNothing, sharedOnly: true),
     ];
 

@@ -214,6 +214,107 @@ internal static class IsolationChecks
             "Initialize runs once per configuration: keep each configuration's store (key prefix, file) apart, and do not keep one static store for the whole type.");
     }
 
+    /// <summary>
+    /// Stores never share storage across configurations or across a shutdown. Needs no setting the backend must accept:
+    /// a store started over by <c>ShutdownAsync</c> and <c>Initialize</c> is a second store of the same configuration, and
+    /// catches a process-global store keyed by nothing (slots that restart, a table cleared for everyone).
+    /// </summary>
+    public static void StoresOfConfigurationsStayApart(CheckContext ctx)
+    {
+        const string Global =
+            "The backend keeps its values in process-global state that is not kept per store: ShutdownAsync or Initialize started it over while values " +
+            "created earlier still point into it (an index, offset or slot that is handed out again). Keep each initialized store's memory to itself, " +
+            "and never reuse storage that live values may still update.";
+        var config = ctx.NewConfig();
+        var backend = ctx.Open(config);
+        // A shutdown first, so a store whose slots restart at shutdown hands out the same slots to the old and the new values.
+        ctx.Step = "ShutdownAsync";
+        backend.ShutdownAsync().AsTask().GetAwaiter().GetResult();
+        var old = LifetimeValues(ctx, backend, "before");
+        backend.Flush();
+        ctx.Step = "ShutdownAsync";
+        backend.ShutdownAsync().AsTask().GetAwaiter().GetResult();
+        var fresh = LifetimeValues(ctx, backend, "after");
+        ctx.Step = "updating values created before ShutdownAsync (allowed; the updates may be lost)";
+        for (var i = 0; i < old.Count; i++)
+        {
+            old[i].Value.Inc(Math.Pow(2, i));
+        }
+
+        backend.Flush();
+        for (var i = 0; i < fresh.Count; i++)
+        {
+            var read = ctx.Get(fresh[i].Value, fresh[i].What);
+            if (read != 0)
+            {
+                var partners = Decompose(read, old.Count).Select(j => old[j].What).ToList();
+                throw ctx.Fail(
+                    $"{fresh[i].What}, a new value created after ShutdownAsync and a new Initialize, read {F(read)} instead of 0 after values created before the shutdown were updated" +
+                    (partners.Count > 0 ? $" (the increments made to {string.Join(" and ", partners)})" : string.Empty) + $": the old and the new store share storage. {Global}");
+            }
+        }
+
+        for (var i = 0; i < fresh.Count; i++)
+        {
+            fresh[i].Value.Inc(Math.Pow(2, i));
+        }
+
+        backend.Flush();
+        for (var i = 0; i < fresh.Count; i++)
+        {
+            ctx.ExpectExact(Math.Pow(2, i), ctx.Get(fresh[i].Value, fresh[i].What), $"{fresh[i].What} after its own Inc({F(Math.Pow(2, i))}), with values of the old store updated too", Global);
+        }
+
+        // Two configurations, when the author's CreateConfig gives distinct ones (every shared backend must; an in-process one may).
+        var one = ctx.NewConfig();
+        var two = ctx.NewConfig();
+        if (one.Equals(two))
+        {
+            return;
+        }
+
+        var first = ctx.Open(one);
+        var second = ctx.Open(two);
+        var metric = Counter(ctx.Name("two_stores_total"));
+        var x = ctx.Create(metric, backend: first);
+        var y = ctx.Create(metric, backend: second);
+        x.Inc(1);
+        y.Inc(2);
+        first.Flush();
+        second.Flush();
+        ctx.ExpectExact(1, ctx.Get(x, "the value of the first configuration"), $"The same series under two configurations ({one} and {two}), the first after Inc(1) and the second after Inc(2)",
+            "Two configurations must never share a value: key each configuration's store apart.");
+        ctx.Step = "ShutdownAsync of the second configuration";
+        second.ShutdownAsync().AsTask().GetAwaiter().GetResult();
+        var z = ctx.Create(Counter(ctx.Name("two_stores_other_total")), backend: second);
+        z.Inc(4);
+        second.Flush();
+        ctx.ExpectExact(1, ctx.Get(x, "the value of the first configuration"), "A value of the first configuration after the second was shut down and initialized again",
+            "Shutting down or initializing one configuration must leave every other configuration's store alone. " + Global);
+        x.Inc(8);
+        first.Flush();
+        ctx.ExpectExact(9, ctx.Get(x, "the value of the first configuration"), "After Inc(8) on the first configuration's value, once the second was shut down",
+            "Shutting down one configuration must not release another's store. " + Global);
+    }
+
+    private static List<(string What, IMetricBackend Value)> LifetimeValues(CheckContext ctx, ConfiguredBackend backend, string when)
+    {
+        var counter = Counter(ctx.Name("lifetime_" + when + "_total"), ["l"]);
+        var histogram = Histogram(ctx.Name("lifetime_" + when + "_seconds"), [1, double.PositiveInfinity]);
+        var gauge = Gauge(ctx.Name("lifetime_" + when));
+        var values = new List<(string, IMetricBackend)>();
+        foreach (var label in new[] { "a", "b", "c" })
+        {
+            var series = counter.WithLabelValues([label]);
+            values.Add(($"{series} (created {when} shutdown)", ctx.Create(series, backend: backend)));
+        }
+
+        values.Add(($"{histogram} bucket le=1 (created {when} shutdown)", ctx.Create(histogram, HistogramBucket.ForUpperBound(1), backend)));
+        values.Add(($"{histogram} sum (created {when} shutdown)", ctx.Create(histogram, HistogramBucket.Sum, backend)));
+        values.Add(($"{gauge} (created {when} shutdown)", ctx.Create(gauge, backend: backend)));
+        return values;
+    }
+
     /// <summary>Adds a distinct power of two to each value, then reads each: a sum reveals exactly which values share storage.</summary>
     internal static void ExpectIsolated(CheckContext ctx, IReadOnlyList<(string What, IMetricBackend Value)> values, string subject, string likelyBug)
     {

@@ -182,7 +182,9 @@ public interface IMetricBackend<TSelf> : IMetricBackend
     /// </summary>
     /// <remarks>
     /// Values created before shutdown may still be updated afterwards by code that kept them: that must not crash
-    /// (keep memory they point into alive until they are collected); such updates may be lost. After shutdown the host
+    /// (keep memory they point into alive until they are collected); such updates may be lost, but never land in the
+    /// values of other series or of another configuration, also after the store is initialized again (never hand out
+    /// storage that live values may still update). After shutdown the host
     /// may call <see cref="Initialize"/> with the same configuration again, which must give a working store. The default
     /// calls <see cref="FlushAsync"/>.
     /// </remarks>

@@ -16,6 +16,18 @@ public sealed class Counter : Metric<Counter>
     // The backend's value cell, when it has one: an increment is then one compare-and-swap here, no call.
     private readonly unsafe long* _cell;
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it counts.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Counter(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry)
+        : this(name, help, labelNames, defaultLabels, registry, null)
+    {
+    }
+
     /// <summary>Creates a counter and registers it.</summary>
     /// <param name="name">The metric name; by convention ending in <c>_total</c>.</param>
     /// <param name="help">What it counts.</param>

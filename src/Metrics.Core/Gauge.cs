@@ -7,6 +7,19 @@ public sealed class Gauge : Metric<Gauge>, IDurationSink
 {
     private readonly IMetricBackend? _value;
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it measures.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    /// <param name="aggregation">How values from several processes combine in a shared backend.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Gauge(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, GaugeAggregation aggregation)
+        : this(name, help, labelNames, defaultLabels, registry, aggregation, null)
+    {
+    }
+
     /// <summary>Creates a gauge and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it measures.</param>

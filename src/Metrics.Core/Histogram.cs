@@ -24,6 +24,20 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private readonly NativeSeries? _native;
     private readonly nint[]? _nativeClassicCells;
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it observes.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    /// <param name="buckets">Upper bounds; see the constructor with a unit.</param>
+    /// <param name="native">Native histogram settings, or null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Histogram(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, IEnumerable<double>? buckets, NativeHistogramOptions? native)
+        : this(name, help, labelNames, defaultLabels, registry, buckets, native, null)
+    {
+    }
+
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>

@@ -45,6 +45,18 @@ public sealed class MetricSnapshot
 {
     private static readonly double[] NoBuckets = [];
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">The help text.</param>
+    /// <param name="type"><see cref="MetricType.Counter"/> or <see cref="MetricType.Gauge"/>.</param>
+    /// <param name="labelNames">The label names of every sample.</param>
+    /// <param name="samples">One sample per label set.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public MetricSnapshot(string name, string help, MetricType type, IReadOnlyList<string> labelNames, IReadOnlyList<Sample> samples)
+        : this(name, help, type, labelNames, samples, null)
+    {
+    }
+
     /// <summary>Creates a counter or gauge snapshot.</summary>
     /// <param name="name">The metric name (the registry prefix is added).</param>
     /// <param name="help">The help text.</param>

@@ -14,6 +14,18 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
     private readonly long* _countCell;
     private readonly long* _sumCell;
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it observes.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Summary(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry)
+        : this(name, help, labelNames, defaultLabels, registry, null)
+    {
+    }
+
     /// <summary>Creates a summary and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>

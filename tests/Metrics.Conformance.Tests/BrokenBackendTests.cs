@@ -1,8 +1,10 @@
 namespace Metrics.Conformance.Tests;
 
 /// <summary>A suite that passes a broken backend is a broken suite: each broken backend must fail, with a message naming its bug.</summary>
-public class BrokenBackendTests
+public class BrokenBackendTests : IDisposable
 {
+    private readonly System.Collections.Concurrent.ConcurrentBag<string> _directories = [];
+
     // Smaller than the defaults: the bugs show at this size already, and the whole suite runs once per broken backend.
     private static readonly ConformanceOptions Quick = new() { IncrementsPerThread = 20_000, ChildIncrements = 2_000, ChildProcesses = 2 };
 
@@ -117,26 +119,16 @@ public class BrokenBackendTests
     }
 
     [Fact]
-    public void A_shared_store_ignoring_the_definition_fails_the_definition_check_only()
+    public void A_store_keying_by_a_definition_without_unit_and_exposed_type_fails_the_definition_check_only()
     {
-        var root = Directory.CreateTempSubdirectory("metrics-definition-blind-");
-        Dictionary<string, string> failures;
-        try
-        {
-            failures = Failures(ConformanceTarget.ForType<DefinitionBlindBackend>(
-                () => new BackendConfig([new("Directory", Path.Combine(root.FullName, Guid.NewGuid().ToString("N")))]),
-                new ConformanceOptions { IncrementsPerThread = 2_000, ChildProcesses = 2, ChildIncrements = 300 }).WithInvalidConfigs([new([new("Directory", "")])]));
-        }
-        finally
-        {
-            root.Delete(recursive: true);
-        }
-
+        var failures = Failures(FileTarget<UnitBlindBackend>());
         Assert.Equal(["DistinctDefinitionsDoNotShareValues"], failures.Keys);
         var message = failures["DistinctDefinitionsDoNotShareValues"];
         Assert.Contains("with unit seconds", message);
+        Assert.Contains("exposed as info", message);
         Assert.Contains("share one stored value", message);
         Assert.Contains("MetricDescriptor.DefinitionId", message);
+        Assert.DoesNotContain("with aggregation MostRecent read", message);
     }
 
     [Fact]
@@ -214,9 +206,72 @@ public class BrokenBackendTests
         var target = ConformanceTarget.ForType<HangingCollectBackend>(options: Quick with { CheckTimeout = TimeSpan.FromSeconds(3) });
         var failures = Failures(target);
         // Only the checks that scrape collect; every later check still ran and passed.
-        Assert.Equal(["HistogramExpositionIsConsistent", "MetricApiMatchesMemoryBackend"], failures.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["CollectAsyncHonoursCancellation", "HistogramExpositionIsConsistent", "MetricApiMatchesMemoryBackend"], failures.Keys.Order(StringComparer.Ordinal));
         Assert.All(failures.Values, message => Assert.Contains("did not finish within 3 s; it hung during", message));
     }
+
+    [Fact]
+    public void Slots_handed_out_again_after_shutdown_fail_the_store_isolation_check_only()
+    {
+        var failures = Failures(ConformanceTarget.ForType<RecycledSlotsBackend>(options: Quick));
+        Assert.Equal(["StoresOfConfigurationsStayApart"], failures.Keys);
+        var message = failures["StoresOfConfigurationsStayApart"];
+        Assert.Contains("created after ShutdownAsync and a new Initialize, read 1 instead of 0", message);
+        Assert.Contains("the old and the new store share storage", message);
+        Assert.Contains("never reuse storage that live values may still update", message);
+    }
+
+    [Fact]
+    public void A_cancelled_collection_returning_partial_lists_fails_the_async_collect_check_only()
+    {
+        var failures = Failures(FileTarget<PartialOnCancelCollectBackend>());
+        Assert.Equal(["CollectAsyncHonoursCancellation"], failures.Keys);
+        Assert.Contains("CollectAsync with a token cancelled before the call returned 2 lists holding 0 values instead of throwing OperationCanceledException", failures["CollectAsyncHonoursCancellation"]);
+        Assert.Contains("never return what was read so far", failures["CollectAsyncHonoursCancellation"]);
+    }
+
+    [Fact]
+    public void A_backend_declaring_RecordsSchema_but_mixing_definitions_fails_the_schema_check_only()
+    {
+        var failures = Failures(FileTarget<DefinitionBlindBackend>());
+
+        // Blind to every definition, it also mixes the definitions that differ only in unit or exposed type.
+        Assert.Equal(["DistinctDefinitionsDoNotShareValues", "SchemaConflictsNeverMixValues"], failures.Keys.Order(StringComparer.Ordinal));
+        var message = failures["SchemaConflictsNeverMixValues"];
+        Assert.Contains("after another process wrote the same name declared as a gauge, read through Get: expected 7, read 8", message);
+        Assert.Contains("Key stored values by the family's definition too", message);
+    }
+
+    [Fact]
+    public void The_schema_check_applies_only_to_backends_recording_definitions()
+    {
+        Assert.DoesNotContain("SchemaConflictsNeverMixValues", FileTarget<FileBackend>().ApplicableChecks.Select(c => c.Name));
+        Assert.Contains("SchemaConflictsNeverMixValues", FileTarget<DefinitionBlindBackend>().ApplicableChecks.Select(c => c.Name));
+    }
+
+    /// <summary>Deletes the store directories the FileBackend-based targets created.</summary>
+    public void Dispose()
+    {
+        foreach (var directory in _directories.Where(Directory.Exists))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        GC.SuppressFinalize(this);
+    }
+
+    // FileBackend and the broken backends built on it: a fresh directory per configuration, few locked file writes.
+    private ConformanceTarget FileTarget<TBackend>()
+        where TBackend : IMetricBackend<TBackend> =>
+        ConformanceTarget.ForType<TBackend>(
+                () =>
+                {
+                    var directory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
+                    _directories.Add(directory);
+                    return new BackendConfig([new("Directory", directory)]);
+                },
+                new ConformanceOptions { IncrementsPerThread = 2_000, ChildProcesses = 2, ChildIncrements = 300 })
+            .WithInvalidConfigs([new([new("Directory", "")])]);
 
     private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
 

@@ -465,19 +465,61 @@ public sealed class HangingCollectBackend(BackendConfig config, MetricDescriptor
 }
 
 /// <summary>
-/// A shared file store keyed by name, labels and part but not by the family's definition: processes that declare one
-/// name with another unit, exposed type or states share its values.
+/// An in-process store imitating a mapped block: values hold slot numbers into one process-global table kept for no
+/// configuration in particular. ShutdownAsync frees the table and slot numbering starts over, so a value created before
+/// a shutdown updates the slot a newer value was given.
 /// </summary>
-public sealed class DefinitionBlindBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<DefinitionBlindBackend>
+public sealed class RecycledSlotsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<RecycledSlotsBackend>
 {
-    private readonly FileBackend _inner = new(config, metric, histogramBucket, keyByDefinition: false);
+    private static readonly ConcurrentDictionary<int, Cell> Slots = new();
+    private static int _next = -1;
+    private readonly int _slot = Interlocked.Increment(ref _next);
 
-    public static BackendCapabilities Capabilities => FileBackend.Capabilities;
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public static ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken)
+    {
+        Slots.Clear();
+        Volatile.Write(ref _next, -1);
+        return ValueTask.CompletedTask;
+    }
+
+    public void Inc(double value) => Cell.Add(value);
+
+    public void Dec(double value) => Cell.Add(-value);
+
+    public void Set(double value) => Cell.Set(value);
+
+    public double Get() => Cell.Value;
+
+    private Cell Cell => Slots.GetOrAdd(_slot, _ => new Cell());
+}
+
+/// <summary>The correct shared FileBackend, except that a cancelled CollectAsync returns the (empty) lists read so far instead of throwing.</summary>
+public sealed class PartialOnCancelCollectBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<PartialOnCancelCollectBackend>
+{
+    private readonly FileBackend _inner = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
 
     public static void Initialize(BackendConfig config) => FileBackend.Initialize(config);
 
-    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
-        FileBackend.Collect(config, families, keyByDefinition: false);
+    public static async ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken)
+    {
+        var soFar = families.Select(_ => (IReadOnlyList<CollectedValue>)[]).ToArray();
+        try
+        {
+            await Task.Yield();
+            cancellationToken.ThrowIfCancellationRequested();
+            return FileBackend.Collect(config, families);
+        }
+        catch (OperationCanceledException)
+        {
+            return soFar;
+        }
+    }
 
     public void Inc(double value) => _inner.Inc(value);
 
@@ -486,4 +528,53 @@ public sealed class DefinitionBlindBackend(BackendConfig config, MetricDescripto
     public void Set(double value) => _inner.Set(value);
 
     public double Get() => _inner.Get();
+}
+
+/// <summary>The correct shared FileBackend declaring RecordsSchema, but keying and collecting values by name only: definitions mix.</summary>
+public sealed class DefinitionBlindBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<DefinitionBlindBackend>
+{
+    private readonly FileBackend _inner = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema;
+
+    public static void Initialize(BackendConfig config) => FileBackend.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileBackend.Collect(config, families);
+
+    public void Inc(double value) => _inner.Inc(value);
+
+    public void Dec(double value) => _inner.Dec(value);
+
+    public void Set(double value) => _inner.Set(value);
+
+    public double Get() => _inner.Get();
+}
+
+/// <summary>
+/// The correct shared FileBackend declaring RecordsSchema and keying values by a definition it builds itself from the type,
+/// label names, buckets and aggregation, leaving out the unit and the exposed type: a gauge, an info and a state set of one
+/// name, or two units, share values.
+/// </summary>
+public sealed class UnitBlindBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<UnitBlindBackend>
+{
+    private readonly FileBackend _inner = new(config, Keyed(metric), histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema;
+
+    public static void Initialize(BackendConfig config) => FileBackend.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
+        FileBackend.Collect(config, [.. families.Select(Keyed)]);
+
+    public void Inc(double value) => _inner.Inc(value);
+
+    public void Dec(double value) => _inner.Dec(value);
+
+    public void Set(double value) => _inner.Set(value);
+
+    public double Get() => _inner.Get();
+
+    // FileBackend keys by name: the name carries the hand-made definition.
+    private static MetricDescriptor Keyed(MetricDescriptor metric) =>
+        new($"{metric.Name}|{metric.Type}|{string.Join(',', metric.LabelNames)}|{string.Join(',', metric.Buckets)}|{metric.GaugeAggregation}", metric.Help, metric.Type, metric.LabelNames, metric.LabelValues, metric.Buckets, metric.GaugeAggregation);
 }

@@ -16,17 +16,9 @@ public sealed class FileBackend : IMetricBackend<FileBackend>
     private readonly Lock _lock;
 
     public FileBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
-        : this(config, metric, histogramBucket, keyByDefinition: true)
-    {
-    }
-
-    /// <summary>Creates a value; without <paramref name="keyByDefinition"/>, the bug <see cref="DefinitionBlindBackend"/> shows.</summary>
-    internal FileBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket, bool keyByDefinition)
     {
         var directory = config.GetRequiredString("Directory");
-        // Keyed by the family's definition too, as the contract asks of shared stores: a process declaring the name with
-        // another unit, type or buckets keeps its own values.
-        var identity = JsonSerializer.Serialize(new Identity(metric.Name, keyByDefinition ? metric.DefinitionId : null, [.. metric.LabelValues], histogramBucket?.ToString()));
+        var identity = JsonSerializer.Serialize(new Identity(metric.Name, [.. metric.LabelValues], histogramBucket?.ToString()));
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(identity)));
         _path = Path.Combine(directory, hash + ".value");
         var identityPath = Path.Combine(directory, hash + ".key");
@@ -44,17 +36,14 @@ public sealed class FileBackend : IMetricBackend<FileBackend>
 
     public static void Initialize(BackendConfig config) => Directory.CreateDirectory(config.GetRequiredString("Directory"));
 
-    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
-        Collect(config, families, keyByDefinition: true);
-
-    internal static IReadOnlyList<CollectedValue>[] Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families, bool keyByDefinition)
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families)
     {
         var directory = config.GetRequiredString("Directory");
         var stored = Directory.GetFiles(directory, "*.key")
             .Select(path => (Identity: JsonSerializer.Deserialize<Identity>(File.ReadAllText(path))!, Value: Path.ChangeExtension(path, ".value")))
             .ToList();
         return [.. families.Select(family => (IReadOnlyList<CollectedValue>)[.. stored
-            .Where(s => s.Identity.Name == family.Name && (!keyByDefinition || s.Identity.Definition == family.DefinitionId))
+            .Where(s => s.Identity.Name == family.Name)
             .Select(s => new CollectedValue(s.Identity.Labels, s.Identity.Part is null ? null : HistogramBucket.Parse(s.Identity.Part), Read(s.Value)))])];
     }
 
@@ -115,5 +104,5 @@ public sealed class FileBackend : IMetricBackend<FileBackend>
         }
     }
 
-    private sealed record Identity(string Name, string? Definition, string[] Labels, string? Part);
+    private sealed record Identity(string Name, string[] Labels, string? Part);
 }

@@ -22,15 +22,21 @@ public sealed class EndToEndTests : IDisposable
     {
         var repo = RepositoryRoot();
         Directory.CreateDirectory(Feed);
-        string[] packable =
-        [
-            "src/Metrics.Abstractions", "src/Metrics.Core", "plugins/Memory", "plugins/SharedMemory",
-            "conformance/Metrics.Conformance", "conformance/Metrics.Conformance.Runner", "templates/Metrics.Templates",
-        ];
+        var packable = PackageHygiene.PackableProjects(repo);
+        Assert.Contains("src/Metrics.Core", packable);
+        Assert.Contains("templates/Metrics.Templates", packable);
         foreach (var project in packable)
         {
             // The solution is built in Release before the tests run; PackageVersion changes the packages, not the assemblies.
             Dotnet(repo, "pack", Path.Combine(repo, project), "-c", "Release", "--no-build", "-o", Feed, $"-p:PackageVersion={_version}", "-nodeReuse:false");
+        }
+
+        // Every package: its README, the repository and commit, symbols (a .snupkg beside it, or PDBs embedded in a plugin) with SourceLink.
+        var packages = Directory.GetFiles(Feed, "*.nupkg");
+        Assert.Equal(packable.Count, packages.Length);
+        foreach (var package in packages)
+        {
+            PackageHygiene.AssertComplete(package);
         }
 
         File.WriteAllText(Path.Combine(_root, "nuget.config"), $"""
@@ -118,7 +124,7 @@ public sealed class EndToEndTests : IDisposable
 
         // The packages restored under this run's version are only ever used by this run.
         var cache = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        foreach (var id in new[] { "metrics.abstractions", "metrics.core", "metrics.backends.memory", "metrics.backends.sharedmemory", "metrics.conformance", "metrics.conformance.tool", "metrics.templates" })
+        foreach (var id in new[] { "metrics.abstractions", "metrics.core", "metrics.backends.memory", "metrics.backends.sharedmemory", "metrics.conformance", "metrics.conformance.tool", "metrics.templates", "metrics.backends.redis", "metrics.extensions.hosting", "metrics.aspnetcore" })
         {
             var folder = Path.Combine(cache, id, _version);
             if (Directory.Exists(folder))
