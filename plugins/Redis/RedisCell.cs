@@ -7,14 +7,23 @@ namespace Metrics.Backends.Redis;
 /// last stored value seen. Every <see cref="RedisBackend"/> created for the same series and part in one configuration
 /// delegates to the same cell, so each instance reads the others' unflushed updates.
 /// </summary>
-internal sealed class RedisCell
+/// <remarks>
+/// A process may hold millions of cells, so a cell keeps no more than its numbers: the hash field is not kept but
+/// encoded from the series' label values (the array the metric keeps anyway) whenever it is sent, the cell locks on
+/// itself (a header lock, no lock object), and state only some cells need lives in <see cref="RedisPartCell"/> (a
+/// histogram or summary part) or shares a slot with state their kind never uses (an owned gauge's last aggregate).
+/// </remarks>
+internal class RedisCell
 {
-    private readonly RedisStore _store;
-    private readonly Lock _gate = new();
-
     // An empty delta is -0.0, the identity of IEEE addition (x + -0 is x for every x, -0 included), so a delta that is
     // +0 after Inc(0) still turns a stored -0 into +0, as one-at-a-time addition would.
     private const long EmptyDelta = unchecked((long)0x8000_0000_0000_0000);
+
+    // Bits of _flags, guarded by the cell's lock.
+    private const int PendingSetFlag = 1;
+    private const int InFlightFlag = 2;
+    private const int InFlightSetFlag = 4;
+    private const int HasAggregateFlag = 8;
 
     // Pending delta as the double's bits, added with compare-and-swap so Inc never takes a lock.
     private long _deltaBits = EmptyDelta;
@@ -23,46 +32,56 @@ internal sealed class RedisCell
     // Changed by every acknowledgement, so a read of Redis can tell whether an acknowledgement raced it.
     private int _acknowledgements;
 
-    // Guarded by _gate.
-    private bool _pendingSet;
+    // Guarded by the cell's lock (lock (this): the cell is internal, nothing else locks on it).
+    private int _flags;
     private double _pendingSetValue;
-    private bool _inFlight;
-    private long _inFlightSequence;
-    private bool _inFlightSet;
+
+    // The round that last took the pending update: the in-flight batch's sequence while InFlightFlag is set.
+    private long _sequence;
+
+    // A shared value's in-flight set value; an owned gauge never has one, so there it is the last aggregate Get read.
     private double _inFlightSetValue;
     private double _inFlightDelta;
+
     // A shared value's last stored value seen; for a per-process (owned) gauge, this process's own value as of the last
     // take: the process is its field's only writer, so it holds the authoritative value and sends it whole.
     private double _stored;
     private long _storedSequence;
 
-    // The last aggregate an owned gauge's Get read, answered while Redis cannot be read.
-    private double _lastAggregate;
-    private bool _hasAggregate;
-
-    public RedisCell(RedisStore store, RedisFamily family, byte[] field, RedisSeriesGroup? group)
+    public RedisCell(RedisFamily family, IReadOnlyList<string> labelValues)
     {
-        _store = store;
         Family = family;
-        Field = field;
-        Group = group;
+        LabelValues = labelValues;
     }
 
-    public byte[] Field { get; }
+    /// <summary>The series' label values: the descriptor's list, which the metric keeps for the series' lifetime and never changes.</summary>
+    public IReadOnlyList<string> LabelValues { get; }
+
+    /// <summary>The histogram or summary part, or null for a counter or gauge.</summary>
+    public virtual HistogramBucket? Part => null;
+
+    /// <summary>The hash field of this series and part, encoded afresh (a cell does not keep it): for sending and reading.</summary>
+    public byte[] Field => FieldCodec.Encode(LabelValues, Part);
 
     public RedisFamily Family { get; }
 
     /// <summary>The histogram or summary series this part belongs to, whose parts are flushed together; null for a counter or gauge.</summary>
-    public RedisSeriesGroup? Group { get; }
+    public RedisSeriesGroup? Group => (this as RedisPartCell)?.Series;
 
     /// <summary>The round that last took this cell's pending update; the flusher's own state, so a round takes a cell once.</summary>
-    public long TakenSequence { get; private set; }
+    public long TakenSequence => _sequence;
 
     /// <summary>Whether an update waits to be taken (read under the group's gate by the flusher).</summary>
-    public bool HasPending => Volatile.Read(ref _deltaBits) != EmptyDelta || Volatile.Read(ref _pendingSet);
+    public bool HasPending => Volatile.Read(ref _deltaBits) != EmptyDelta || (Volatile.Read(ref _flags) & PendingSetFlag) != 0;
 
     // Intrusive link of the dirty stack; written only by the thread that set _dirty from 0 to 1, read by the flusher.
     public RedisCell? NextDirty { get; set; }
+
+    private RedisStore Store => Family.Store;
+
+    private bool PendingSet => (_flags & PendingSetFlag) != 0;
+
+    private bool InFlight => (_flags & InFlightFlag) != 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
@@ -77,9 +96,9 @@ internal sealed class RedisCell
 
     public void Set(double value)
     {
-        lock (_gate)
+        lock (this)
         {
-            _pendingSet = true;
+            _flags |= PendingSetFlag;
             _pendingSetValue = value;
             // An Inc that lands in the delta before this exchange happened before the Set and is overwritten by it;
             // one that lands after is added on top: both are valid orders for racing calls.
@@ -100,12 +119,12 @@ internal sealed class RedisCell
             return GetOwned();
         }
 
-        var deadline = DateTime.UtcNow + _store.Settings.OperationTimeout;
+        var deadline = DateTime.UtcNow + Store.Settings.OperationTimeout;
         for (var attempt = 0; attempt < 2; attempt++)
         {
             // A retry holds the flush lock: no batch can be acknowledged while it reads, so it cannot race again.
             var exclusive = attempt > 0;
-            if (exclusive && !_store.TryEnterExclusive(deadline - DateTime.UtcNow))
+            if (exclusive && !Store.TryEnterExclusive(deadline - DateTime.UtcNow))
             {
                 break;
             }
@@ -113,12 +132,12 @@ internal sealed class RedisCell
             try
             {
                 var acknowledgements = Volatile.Read(ref _acknowledgements);
-                if (!_store.TryReadStored(this, deadline, out var stored, out var marker))
+                if (!Store.TryReadStored(this, deadline, out var stored, out var marker))
                 {
                     break;
                 }
 
-                lock (_gate)
+                lock (this)
                 {
                     // An acknowledgement after the read means a batch the read did not include may have left the
                     // in-flight slot; the marker cannot tell, so read again.
@@ -138,12 +157,12 @@ internal sealed class RedisCell
             {
                 if (exclusive)
                 {
-                    _store.ExitExclusive();
+                    Store.ExitExclusive();
                 }
             }
         }
 
-        lock (_gate)
+        lock (this)
         {
             return Combine(_stored, _storedSequence);
         }
@@ -158,23 +177,21 @@ internal sealed class RedisCell
     /// </summary>
     public double OwnValue(out bool changed)
     {
-        lock (_gate)
+        lock (this)
         {
-            changed = _inFlight || _pendingSet || IsDirty || Volatile.Read(ref _deltaBits) != EmptyDelta;
-            return Apply(_stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+            changed = InFlight || PendingSet || IsDirty || Volatile.Read(ref _deltaBits) != EmptyDelta;
+            return Apply(_stored, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
         }
     }
 
     /// <summary>Folds the pending update into this process's own value and returns it, to be sent whole in round <paramref name="sequence"/>.</summary>
     public double TakeOwned(long sequence)
     {
-        lock (_gate)
+        lock (this)
         {
-            TakenSequence = sequence;
-            _inFlight = true;
-            _inFlightSequence = sequence;
-            _stored = Apply(_stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta)));
-            _pendingSet = false;
+            _sequence = sequence;
+            _stored = Apply(_stored, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta)));
+            _flags = (_flags | InFlightFlag) & ~PendingSetFlag;
             return _stored;
         }
     }
@@ -182,9 +199,9 @@ internal sealed class RedisCell
     /// <summary>Redis stored the own value taken by the in-flight round.</summary>
     public void AcknowledgeOwned()
     {
-        lock (_gate)
+        lock (this)
         {
-            _inFlight = false;
+            _flags &= ~InFlightFlag;
             _acknowledgements++;
         }
     }
@@ -196,20 +213,21 @@ internal sealed class RedisCell
     private double GetOwned()
     {
         var own = OwnValue(out var changed);
-        if (_store.TryReadOwned(this, own, changed, DateTime.UtcNow + _store.Settings.OperationTimeout, out var aggregate))
+        if (Store.TryReadOwned(this, own, changed, DateTime.UtcNow + Store.Settings.OperationTimeout, out var aggregate))
         {
-            lock (_gate)
+            lock (this)
             {
-                _lastAggregate = aggregate;
-                _hasAggregate = true;
+                // An owned gauge never has an in-flight set value: the slot holds its last aggregate.
+                _inFlightSetValue = aggregate;
+                _flags |= HasAggregateFlag;
             }
 
             return aggregate;
         }
 
-        lock (_gate)
+        lock (this)
         {
-            return _hasAggregate ? _lastAggregate : own;
+            return (_flags & HasAggregateFlag) != 0 ? _inFlightSetValue : own;
         }
     }
 
@@ -219,27 +237,25 @@ internal sealed class RedisCell
     /// <summary>Moves the pending update into the in-flight batch <paramref name="sequence"/>. Called by the flusher after clearing the dirty flag.</summary>
     public (bool Set, double SetValue, double Delta) TakePending(long sequence)
     {
-        lock (_gate)
+        lock (this)
         {
-            TakenSequence = sequence;
-            _inFlight = true;
-            _inFlightSequence = sequence;
-            _inFlightSet = _pendingSet;
+            _sequence = sequence;
+            var set = PendingSet;
             _inFlightSetValue = _pendingSetValue;
             _inFlightDelta = BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta));
-            _pendingSet = false;
-            return (_inFlightSet, _inFlightSetValue, _inFlightDelta);
+            _flags = (_flags & ~(PendingSetFlag | InFlightSetFlag)) | InFlightFlag | (set ? InFlightSetFlag : 0);
+            return (set, _inFlightSetValue, _inFlightDelta);
         }
     }
 
     /// <summary>Redis stored the in-flight batch <paramref name="sequence"/>; <paramref name="stored"/> is the value it returned.</summary>
     public void Acknowledge(double stored, long sequence)
     {
-        lock (_gate)
+        lock (this)
         {
             _stored = stored;
             _storedSequence = sequence;
-            _inFlight = false;
+            _flags &= ~InFlightFlag;
             _acknowledgements++;
         }
     }
@@ -247,19 +263,19 @@ internal sealed class RedisCell
     /// <summary>The stored value <paramref name="stored"/> with this process's unsent updates applied, for a scrape that settled the in-flight batch.</summary>
     public double Overlay(double stored)
     {
-        lock (_gate)
+        lock (this)
         {
-            return Apply(stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+            return Apply(stored, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
         }
     }
 
     /// <summary>Discards the pending update (the in-flight one is kept). Returns whether there was one.</summary>
     public bool DiscardPending()
     {
-        lock (_gate)
+        lock (this)
         {
-            var had = _pendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta;
-            _pendingSet = false;
+            var had = PendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta;
+            _flags &= ~PendingSetFlag;
             Interlocked.Exchange(ref _deltaBits, EmptyDelta);
             return had;
         }
@@ -274,7 +290,7 @@ internal sealed class RedisCell
     {
         if (Volatile.Read(ref _dirty) == 0 && Interlocked.Exchange(ref _dirty, 1) == 0)
         {
-            _store.PushDirty(this);
+            Store.PushDirty(this);
         }
     }
 
@@ -285,11 +301,22 @@ internal sealed class RedisCell
     private double Combine(double stored, long marker)
     {
         var value = stored;
-        if (_inFlight && _inFlightSequence > marker)
+        if (InFlight && _sequence > marker)
         {
-            value = Apply(value, _inFlightSet, _inFlightSetValue, _inFlightDelta);
+            value = Apply(value, (_flags & InFlightSetFlag) != 0, _inFlightSetValue, _inFlightDelta);
         }
 
-        return Apply(value, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+        return Apply(value, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
     }
+}
+
+/// <summary>A part (a bucket, the sum or the count) of a histogram or summary series: a cell that knows its part and series.</summary>
+internal sealed class RedisPartCell(RedisFamily family, IReadOnlyList<string> labelValues, HistogramBucket part, RedisSeriesGroup series)
+    : RedisCell(family, labelValues)
+{
+    /// <inheritdoc/>
+    public override HistogramBucket? Part { get; } = part;
+
+    /// <summary>The series whose parts are flushed and overlaid together.</summary>
+    public RedisSeriesGroup Series { get; } = series;
 }

@@ -71,21 +71,13 @@ internal sealed class RedisStore
     }
 
     /// <summary>The one cell of this series and part; a new one is queued so the flusher creates the field in Redis.</summary>
+    /// <exception cref="ArgumentException">A label value cannot be stored as UTF-8 (an unpaired surrogate).</exception>
     public RedisCell GetCell(MetricDescriptor metric, HistogramBucket? part)
     {
-        var field = FieldCodec.Encode(metric.LabelValues, part);
-        var family = _families.GetOrAdd((metric.Name, metric.DefinitionId), static (_, state) => new RedisFamily(state.Settings, state.Metric, state.Writer), (Settings, Metric: metric, Writer: _writerId));
-        var cell = family.GetOrAdd(
-            field,
-            f =>
-            {
-                // The encoded label values end at the last '#': the part follows it and never contains one.
-                RedisSeriesGroup? group = part is null ? null : family.GroupOf(System.Text.Encoding.Latin1.GetString(f, 0, Array.LastIndexOf(f, (byte)'#')));
-                var created = new RedisCell(this, family, f, group);
-                group?.Add(created);
-                return created;
-            },
-            out var created);
+        // Refused here, when the value is created: the field is encoded again at every flush and must not fail there.
+        FieldCodec.Validate(metric.LabelValues);
+        var family = _families.GetOrAdd((metric.Name, metric.DefinitionId), static (_, state) => new RedisFamily(state.Store, state.Metric, state.Writer), (Store: this, Metric: metric, Writer: _writerId));
+        var cell = family.GetOrAdd(metric.LabelValues, part, out var created);
         if (created)
         {
             cell.MarkDirty();

@@ -229,15 +229,15 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.CheckedOrReplaced(SharedMemoryStore.For(config)), families));
     }
 
-    private static List<CollectedValue>[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
+    private static CollectedValueList[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
     {
-        var results = new List<CollectedValue>[families.Count];
+        var results = new CollectedValueList[families.Count];
         var definitions = new ulong[families.Count];
         var byName = new Dictionary<string, int>(StringComparer.Ordinal);
         var needsLiveness = false;
         for (var i = 0; i < families.Count; i++)
         {
-            results[i] = [];
+            results[i] = new();
             definitions[i] = SeriesKey.DefinitionOf(families[i]);
             byName.TryAdd(families[i].Name, i);
             needsLiveness |= families[i].Type == MetricType.Gauge && GaugeAggregator.LiveOnly(families[i].GaugeAggregation);
@@ -246,17 +246,24 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         var live = needsLiveness ? store.LiveEpochs() : null;
         var lookup = byName.GetAlternateLookup<ReadOnlySpan<char>>();
         var groups = new Dictionary<string, (int Family, string[] Labels, HistogramBucket? Bucket, GaugeAggregator Aggregator)>(StringComparer.Ordinal);
-        var series = new List<nint>();
-        var schema = new List<nint>();
-        store.Walk(series, schema);
-        ReportConflicts(store, families, definitions, lookup, schema, ref live);
+
+        // Decoded names are one string per name in the store, so a family is found by reference, not by hashing its text.
+        var byDecodedName = new Dictionary<string, int>(ReferenceEqualityComparer.Instance);
         lock (store.DecodeGate)
         {
+            var (series, schema) = store.WalkReused();
+            ReportConflicts(store, families, definitions, lookup, schema, ref live);
             foreach (var address in series)
             {
                 var entry = (byte*)address;
                 var key = store.Decode(entry);
-                if (!byName.TryGetValue(key.Name, out var familyIndex) || key.Definition != definitions[familyIndex])
+                if (!byDecodedName.TryGetValue(key.Name, out var familyIndex))
+                {
+                    familyIndex = byName.TryGetValue(key.Name, out var found) ? found : -1;
+                    byDecodedName.Add(key.Name, familyIndex);
+                }
+
+                if (familyIndex < 0 || key.Definition != definitions[familyIndex])
                 {
                     continue;
                 }

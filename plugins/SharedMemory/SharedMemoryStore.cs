@@ -94,6 +94,14 @@ internal sealed unsafe partial class SharedMemoryStore
     // Keys never change once published, so each entry's key is decoded once per mapping and reused by every scrape.
     private readonly Dictionary<nint, DecodedKey> _decoded = [];
 
+    // One string per metric name among the decoded keys, so scrapes match names by reference.
+    private readonly Dictionary<string, string> _names = new(StringComparer.Ordinal);
+
+    // The lists the last scrape walked into, reused under DecodeGate: a store of many series would otherwise allocate
+    // large arrays every scrape.
+    private readonly List<nint> _walkSeries = [];
+    private readonly List<nint> _walkSchema = [];
+
     // Every definition this process has created a value with, recorded again under a slot claimed later.
     private readonly ConcurrentDictionary<(string Name, string DefinitionId), MetricDescriptor> _definitions = new();
 
@@ -245,8 +253,16 @@ internal sealed unsafe partial class SharedMemoryStore
             var key = KeyOf(entry);
             var role = SeriesKey.RoleOf(key);
             var labels = SeriesKey.DecodeLabels(key, out var bucket);
+            var name = SeriesKey.NameOf(key);
+            var names = _names.GetAlternateLookup<ReadOnlySpan<char>>();
+            if (!names.TryGetValue(name, out var nameText))
+            {
+                nameText = name.ToString();
+                names[nameText] = nameText;
+            }
+
             decoded = new DecodedKey(
-                SeriesKey.NameOf(key).ToString(),
+                nameText,
                 SeriesKey.DefinitionOf(key),
                 role,
                 labels,
@@ -317,6 +333,18 @@ internal sealed unsafe partial class SharedMemoryStore
 
             head = seen;
         }
+    }
+
+    /// <summary>
+    /// <see cref="Walk"/> into lists this store keeps for the next call: call under <see cref="DecodeGate"/> and use the
+    /// lists only until the gate is released.
+    /// </summary>
+    public (List<nint> Series, List<nint> Schema) WalkReused()
+    {
+        _walkSeries.Clear();
+        _walkSchema.Clear();
+        Walk(_walkSeries, _walkSchema);
+        return (_walkSeries, _walkSchema);
     }
 
     /// <summary>Every published series entry (schema records left out), walked through the index so a reserved but unpublished region is never read.</summary>

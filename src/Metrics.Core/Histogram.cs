@@ -24,6 +24,17 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private readonly NativeSeries? _native;
     private readonly nint[]? _nativeClassicCells;
 
+    // Native without classic buckets beyond +Inf: the +Inf bucket is never written, its count is the native buckets'
+    // total, taken at scrape time. One compare-and-swap fewer per observation, and the text formats' _count can never
+    // disagree with the protobuf count.
+    private readonly bool _nativeOnly;
+
+    // What the native fast path reads, one load from this object each: the schema's wide mantissa table and the series'
+    // current cells (with their base key and schema). Replaced by the series whenever it adds a bucket or lowers the schema.
+    private readonly double _nativeZeroThreshold;
+    private WideSlot[]? _nativeSlots;
+    private nint[] _nativeCells = [0, int.MinValue, 0];
+
     /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>
@@ -76,6 +87,9 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             _atomicObserve = shared._atomicObserve;
             _native = shared._native;
             _nativeClassicCells = shared._nativeClassicCells;
+            _nativeOnly = shared._nativeOnly;
+            _nativeZeroThreshold = shared._nativeZeroThreshold;
+            _native?.Attach(this);
         }
         else if (FullValues is not null)
         {
@@ -83,6 +97,9 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, FullValues, _bucketCells);
+            _nativeOnly = _native is not null && _bounds.Length == 1;
+            _nativeZeroThreshold = _native?.ZeroThreshold ?? 0;
+            _native?.Attach(this);
 
             family.AddChild(this, FullValues);
         }
@@ -98,7 +115,17 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, fullValues, _bucketCells);
+            _nativeOnly = _native is not null && _bounds.Length == 1;
+            _nativeZeroThreshold = _native?.ZeroThreshold ?? 0;
+            _native?.Attach(this);
         }
+    }
+
+    /// <summary>Given by <see cref="NativeSeries"/> under its lock: the state <see cref="ObserveThroughBackend"/> counts with.</summary>
+    internal void PublishNative(WideSlot[]? slots, nint[] cells)
+    {
+        Volatile.Write(ref _nativeCells, cells);
+        Volatile.Write(ref _nativeSlots, slots);
     }
 
     /// <summary>The bucket upper bounds, ending with +Inf.</summary>
@@ -110,6 +137,12 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
 
     /// <summary>The native buckets of this series, or null when it keeps classic buckets only.</summary>
     internal NativeSeries? NativeValues => _native;
+
+    /// <summary>
+    /// Whether this series is native with no classic bucket but +Inf, which it then never writes: a scrape takes the
+    /// count from the native buckets.
+    /// </summary>
+    internal bool NativeOnly => _nativeOnly;
 
     /// <summary>
     /// The schema this series counts new observations at, or null when it is not native (not declared so, or its backend
@@ -289,39 +322,40 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private static (NativeSeries? Native, nint[]? ClassicCells, nint[]? FastCells) NativeOf(MetricFamily family, string[] fullValues, nint[]? cells) =>
         family.NativeEnabled ? (new NativeSeries(family, fullValues, family.Native!), cells, null) : (null, null, cells);
 
-    // Inlined into ObserveThroughBackend: a native observation makes one call out of the inlined Observe, not two.
+    // Inlined into ObserveOutOfLine: native observations the fast path in ObserveThroughBackend did not take.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ObserveNative(double value)
     {
-        var entry = _native!.Find(value);
-        var index = BucketIndex(_bounds, value);
+        var native = _native!;
         if (_atomicObserve)
         {
             // The native bucket goes with the sum: the protobuf count is the native buckets' total, so that pair must agree.
-            _sum!.ObserveHistogram(entry.Value, value);
-            _buckets![index].Inc(1);
+            _sum!.ObserveHistogram(native.Find(value).Value, value);
+            if (!_nativeOnly)
+            {
+                _buckets![BucketIndex(_bounds, value)].Inc(1);
+            }
+
             return;
         }
 
-        if (entry.Cell == 0 || !AtomicDouble.TryAdd(ref *(long*)entry.Cell, 1))
+        if (!native.TryCount(value))
         {
-            entry.Value.Inc(1);
+            native.Find(value).Value.Inc(1);
         }
 
-        var cells = _nativeClassicCells;
-        if (cells is null)
+        if (!_nativeOnly)
         {
-            _buckets![index].Inc(1);
-            _sum!.Inc(value);
-            return;
+            var index = BucketIndex(_bounds, value);
+            var cells = _nativeClassicCells;
+            if (cells is null || !AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            {
+                _buckets![index].Inc(1);
+            }
         }
 
-        if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
-        {
-            _buckets![index].Inc(1);
-        }
-
-        if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+        var sumCell = _sumCell;
+        if (sumCell == null || !AtomicDouble.TryAdd(ref *sumCell, value))
         {
             _sum!.Inc(value);
         }
@@ -329,6 +363,36 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ObserveThroughBackend(double value)
+    {
+        // A native observation into an existing bucket with value cells: the bucket's compare-and-swap (and the classic
+        // bucket's, when kept) and the sum's, in a method small enough to save few registers. Everything else (NaN
+        // included) goes on out of line.
+        var sumCell = _sumCell;
+        if (sumCell != null && _native is not null && NativeSeries.TryCountPublished(value, _nativeZeroThreshold, _nativeSlots, _nativeCells))
+        {
+            if (!_nativeOnly)
+            {
+                // Value cells for the sum mean value cells for every classic bucket too (CellsOf).
+                var index = BucketIndex(_bounds, value);
+                if (!AtomicDouble.TryAdd(ref *(long*)_nativeClassicCells![index], 1))
+                {
+                    _buckets![index].Inc(1);
+                }
+            }
+
+            if (!AtomicDouble.TryAdd(ref *sumCell, value))
+            {
+                _sum!.Inc(value);
+            }
+
+            return;
+        }
+
+        ObserveOutOfLine(value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ObserveOutOfLine(double value)
     {
         if (_native is not null && !double.IsNaN(value))
         {

@@ -24,7 +24,11 @@ internal sealed class MetricFamily
     private readonly ConcurrentDictionary<string[], Metric> _children = new(LabelValuesComparer.Instance);
     private readonly ConcurrentDictionary<string[], Metric>.AlternateLookup<ReadOnlySpan<string>> _lookup;
     private readonly Lock _addLock = new();
-    private readonly ConcurrentDictionary<string[], byte[]> _remoteLabels = new(LabelValuesComparer.Instance);
+    private readonly ConcurrentDictionary<string[], CollectedSeries> _collectedByValue = new(LabelValuesComparer.Instance);
+
+    // Backends that keep each stored series' label array across scrapes find their series here by reference, without
+    // hashing label text; pruned when it outgrows what one scrape returns, so fresh arrays every scrape cannot grow it.
+    private readonly ConcurrentDictionary<string[], CollectedSeries> _collectedByReference = new(ReferenceEqualityComparer.Instance);
     private readonly byte[][]?[] _leLabels = new byte[][]?[2];
     private Metric[] _ordered = [];
     private IReadOnlyList<double>? _readOnlyBuckets;
@@ -326,14 +330,34 @@ internal sealed class MetricFamily
     /// </summary>
     public bool Fits(IReadOnlyList<string> labelValues)
     {
+        // An array's interface members dispatch slowly; backends return arrays, scrapes call this once per value.
+        if (labelValues is string[] array)
+        {
+            if (array.Length != BackendLabelNames.Length)
+            {
+                return false;
+            }
+
+            foreach (var value in array)
+            {
+                if (value is null)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
         if (labelValues.Count != BackendLabelNames.Length)
         {
             return false;
         }
 
-        foreach (var value in labelValues)
+        // Indexed, not foreach: enumerating through IReadOnlyList may allocate an enumerator, once per scraped value.
+        for (var i = 0; i < labelValues.Count; i++)
         {
-            if (value is null)
+            if (labelValues[i] is null)
             {
                 return false;
             }
@@ -345,11 +369,61 @@ internal sealed class MetricFamily
     public static double UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
     /// <summary>
-    /// The rendered labels of a series that only other processes created, kept so that repeated scrapes of a shared
-    /// store do not render them again; bounded, like the children, by the number of series.
+    /// The series a backend collected for <paramref name="labelValues"/>: one object per distinct label set, holding its
+    /// rendered labels and creation time, so repeated scrapes of a shared store neither render labels again nor, when the
+    /// backend returns the same array every scrape, hash the label text. Bounded, like the children, by the number of series.
     /// </summary>
-    public byte[] RemoteLabelBytes(string[] labelValues) =>
-        _remoteLabels.GetOrAdd(labelValues, static (values, names) => Metric.RenderLabels(names, values), BackendLabelNames);
+    public CollectedSeries CollectedSeries(IReadOnlyList<string> labelValues)
+    {
+        var array = labelValues as string[];
+        if (array is not null && _collectedByReference.TryGetValue(array, out var known) && known.IsCurrent(Volatile.Read(ref _count)))
+        {
+            return known;
+        }
+
+        return CollectedSeriesSlow(array ?? [.. labelValues], cacheReference: array is not null);
+    }
+
+    /// <summary>How many label arrays the by-reference index holds, for tests.</summary>
+    internal int CollectedReferences => _collectedByReference.Count;
+
+    /// <summary>Drops the by-reference index when it holds more arrays than a scrape that returned <paramref name="values"/> values can use.</summary>
+    public void TrimCollectedSeries(int values)
+    {
+        if (_collectedByReference.Count > (2 * values) + 1024)
+        {
+            _collectedByReference.Clear();
+        }
+    }
+
+    private CollectedSeries CollectedSeriesSlow(string[] labelValues, bool cacheReference)
+    {
+        var children = Volatile.Read(ref _count);
+        if (!_collectedByValue.TryGetValue(labelValues, out var series))
+        {
+            series = TryGetChild(labelValues, out var child)
+                ? new CollectedSeries(child.LabelBytes, child.CreatedUnixSeconds, child, children)
+                // A series only other processes created: its creation time is unknown here, the family's is the best bound.
+                : new CollectedSeries(Metric.RenderLabels(BackendLabelNames, labelValues), CreatedUnixSeconds, null, children);
+            series = _collectedByValue.GetOrAdd(labelValues, series);
+        }
+        else if (!series.IsCurrent(children) && TryGetChild(labelValues, out var child))
+        {
+            // This process created the series since it was first collected: from now on it has the child's creation time.
+            series.Adopt(child);
+        }
+        else
+        {
+            series.Checked(children);
+        }
+
+        if (cacheReference)
+        {
+            _collectedByReference[labelValues] = series;
+        }
+
+        return series;
+    }
 
     public bool TryGetChild(ReadOnlySpan<string> fullValues, [MaybeNullWhen(false)] out Metric child) =>
         _lookup.TryGetValue(fullValues, out child);
@@ -470,5 +544,28 @@ internal sealed class MetricFamily
         ordered[_count] = child;
         Volatile.Write(ref _ordered, ordered);
         Volatile.Write(ref _count, _count + 1);
+    }
+}
+
+/// <summary>A series as scrapes of a shared store render it: its label bytes and creation time, looked up once.</summary>
+internal sealed class CollectedSeries(byte[] labelBytes, double created, Metric? child, int childrenChecked)
+{
+    private double _created = created;
+    private Metric? _child = child;
+    private int _childrenChecked = childrenChecked;
+
+    public byte[] LabelBytes { get; } = labelBytes;
+
+    public double CreatedUnixSeconds => Volatile.Read(ref _created);
+
+    /// <summary>Whether no child of this label set can have been created since it was looked up (the family had <paramref name="children"/>).</summary>
+    public bool IsCurrent(int children) => Volatile.Read(ref _child) is not null || Volatile.Read(ref _childrenChecked) == children;
+
+    public void Checked(int children) => Volatile.Write(ref _childrenChecked, children);
+
+    public void Adopt(Metric child)
+    {
+        Volatile.Write(ref _created, child.CreatedUnixSeconds);
+        Volatile.Write(ref _child, child);
     }
 }

@@ -133,6 +133,12 @@ internal sealed class ExpositionWriter : IFamilyWriter
                         scratch[i] = values[i].Get();
                     }
 
+                    if (histogram.NativeOnly)
+                    {
+                        // Never written: a native-only histogram's count is its native buckets' total.
+                        scratch[0] = histogram.NativeValues!.Count();
+                    }
+
                     WriteHistogram(family.NameBytes, family.Buckets, family.LeLabelCache(_openMetrics), histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds);
                 }
 
@@ -174,29 +180,34 @@ internal sealed class ExpositionWriter : IFamilyWriter
                     headerWritten = true;
                 }
 
-                var (labels, created) = SeriesLabels(family, value.LabelValues);
+                var series = family.CollectedSeries(value.LabelValues);
                 if (family.Type == MetricType.Counter)
                 {
-                    WriteCounter(family, labels, value.Value, created);
+                    WriteCounter(family, series.LabelBytes, value.Value, series.CreatedUnixSeconds);
                 }
                 else
                 {
-                    WriteSeries(family.NameBytes, default, labels, family.Kind == FamilyKind.Plain ? value.Value : Flag(value.Value));
+                    WriteSeries(family.NameBytes, default, series.LabelBytes, family.Kind == FamilyKind.Plain ? value.Value : Flag(value.Value));
                 }
             }
 
+            family.TrimCollectedSeries(values.Count);
             return skipped;
         }
 
         // Histogram and summary parts arrive one value each: group them into series, in order of first appearance.
-        var groups = new Dictionary<string[], double[]>(LabelValuesComparer.Instance);
-        var order = new List<string[]>();
+        // Keyed by the family's one object per label set, so grouping compares references, not label text.
+        var groups = new Dictionary<CollectedSeries, double[]>();
+        var order = new List<CollectedSeries>();
         var bounds = family.Buckets;
         var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
+
+        // A native-only histogram never writes its +Inf bucket: the native buckets (zero bucket included) count into it.
+        var nativeOnly = family.Type == MetricType.Histogram && family.NativeEnabled && bounds.Length == 1;
         foreach (var value in values)
         {
             // Native buckets are for the protobuf format; text formats show the classic buckets kept beside them.
-            if (value.Bucket is { IsNative: true } && family.Native is not null)
+            if (value.Bucket is { IsNative: true } && family.Native is not null && !nativeOnly)
             {
                 continue;
             }
@@ -205,12 +216,15 @@ internal sealed class ExpositionWriter : IFamilyWriter
             {
                 HistogramPart.Sum => width - 1,
                 HistogramPart.Count when family.Type == MetricType.Summary => 0,
-                HistogramPart.Bucket when family.Type == MetricType.Histogram => Array.IndexOf(bounds, bucket.UpperBound),
+                HistogramPart.Bucket when family.Type == MetricType.Histogram && !nativeOnly => Array.IndexOf(bounds, bucket.UpperBound),
+                _ when bucket.IsNative && nativeOnly => 0,
                 _ => -1,
             };
 
-            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit.
-            if (index < 0 && value.Bucket is { Part: HistogramPart.Count } && family.Type == MetricType.Histogram)
+            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit; so is the
+            // unwritten +Inf bucket of a native-only one.
+            if (index < 0 && family.Type == MetricType.Histogram
+                && (value.Bucket is { Part: HistogramPart.Count } || (nativeOnly && value.Bucket is { Part: HistogramPart.Bucket } b && double.IsPositiveInfinity(b.UpperBound))))
             {
                 continue;
             }
@@ -223,7 +237,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 continue;
             }
 
-            var key = value.LabelValues as string[] ?? [.. value.LabelValues];
+            var key = family.CollectedSeries(value.LabelValues);
             if (!groups.TryGetValue(key, out var parts))
             {
                 groups[key] = parts = new double[width];
@@ -238,10 +252,11 @@ internal sealed class ExpositionWriter : IFamilyWriter
             WriteHeader(family);
         }
 
+        family.TrimCollectedSeries(values.Count);
         foreach (var key in order)
         {
             var parts = groups[key];
-            var (labels, created) = SeriesLabels(family, key);
+            var (labels, created) = (key.LabelBytes, key.CreatedUnixSeconds);
             if (family.Type == MetricType.Histogram)
             {
                 WriteHistogram(family.NameBytes, bounds, family.LeLabelCache(_openMetrics), labels, parts.AsSpan(0, bounds.Length), parts[^1], created);
@@ -390,18 +405,6 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
     private static bool Writable(MetricRegistry registry, BackendStatistic statistic, HashSet<string> written) =>
         !registry.IsRegistered(statistic.Name) && statistic.Type is MetricType.Counter or MetricType.Gauge && written.Add(statistic.Name);
-
-    internal static (byte[] Labels, double Created) SeriesLabels(MetricFamily family, IReadOnlyList<string> labelValues)
-    {
-        var span = labelValues is string[] array ? array : [.. labelValues];
-        if (family.TryGetChild(span, out var child))
-        {
-            return (child.LabelBytes, child.CreatedUnixSeconds);
-        }
-
-        // A series only other processes created: its creation time is unknown here, the family's is the best bound.
-        return (family.RemoteLabelBytes(span), family.CreatedUnixSeconds);
-    }
 
     /// <summary>The family name in the header: a counter's base in OpenMetrics, its <c>_total</c> name in text.</summary>
     private string ExposedName(string name, MetricType type) =>

@@ -157,7 +157,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
                 }
 
                 var metric = BeginMetric(family.BackendLabelNames, value.LabelValues);
-                var (_, created) = ExpositionWriter.SeriesLabels(family, value.LabelValues);
+                var created = family.CollectedSeries(value.LabelValues).CreatedUnixSeconds;
                 WriteScalar(family.Type, family.Kind == FamilyKind.Plain ? value.Value : ExpositionWriter.Flag(value.Value), family.Type == MetricType.Counter ? created : null);
                 End(metric);
             }
@@ -232,7 +232,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
         foreach (var key in order)
         {
             var (parts, native) = groups[key];
-            var (_, created) = ExpositionWriter.SeriesLabels(family, key);
+            var created = family.CollectedSeries(key).CreatedUnixSeconds;
             var metric = BeginMetric(family.LabelNames, key);
             if (family.Type == MetricType.Histogram)
             {
