@@ -39,6 +39,7 @@ public static class ConformanceSuite
         new("HistogramExpositionIsConsistent", "While threads observe, every scrape has cumulative buckets and +Inf equal to _count; totals are exact.", ApiChecks.HistogramExpositionIsConsistent),
         new("MetricApiMatchesMemoryBackend", "Counters, gauges, histograms and summaries with labels give the same exposition (both formats) as on the Memory backend.", ApiChecks.MetricApiMatchesMemoryBackend),
         new("SameSeriesSharesOneValue", "Two values created for the same series share one stored value.", SharedChecks.SameSeriesSharesOneValue, sharedOnly: true),
+        new("DistinctDefinitionsDoNotShareValues", "Values of one series whose family definitions differ (unit, exposed type such as info or a state set's states, aggregation) keep separate values.", IsolationChecks.DistinctDefinitionsDoNotShareValues, requires: BackendCapabilities.RecordsSchema, sharedOnly: true),
         new("DistinctConfigurationsDoNotShareValues", "The same series under two configurations keeps separate values.", IsolationChecks.DistinctConfigurationsDoNotShareValues, sharedOnly: true),
         new("CollectReturnsEveryStoredValue", "Collect returns every stored value with its exact label values, part and value, unflushed updates included.", SharedChecks.CollectReturnsEveryStoredValue, sharedOnly: true),
         new("OtherProcessesSeeFlushedValues", "A child process sees this process's flushed values through Get and Collect, and this process sees the child's.", SharedChecks.OtherProcessesSeeFlushedValues, sharedOnly: true),

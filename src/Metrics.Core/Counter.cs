@@ -17,14 +17,30 @@ public sealed class Counter : Metric<Counter>
     // when the backend moved the value (the old word then holds AtomicDouble.MovedCell).
     private unsafe long* _cell;
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it counts.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Counter(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry)
+        : this(name, help, labelNames, defaultLabels, registry, null)
+    {
+    }
+
     /// <summary>Creates a counter and registers it.</summary>
     /// <param name="name">The metric name; by convention ending in <c>_total</c>.</param>
     /// <param name="help">What it counts.</param>
     /// <param name="labelNames">The label names every observation must have values for.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    public Counter(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Counter, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c> before <c>_total</c> (<c>request_duration_seconds_total</c>). None when null.
+    /// </param>
+    public Counter(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Counter, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum, unit: unit))
     {
     }
 

@@ -36,6 +36,20 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private WideSlot[]? _nativeSlots;
     private nint[] _nativeCells = [0, int.MinValue, 0];
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it observes.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    /// <param name="buckets">Upper bounds; see the constructor with a unit.</param>
+    /// <param name="native">Native histogram settings, or null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Histogram(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, IEnumerable<double>? buckets, NativeHistogramOptions? native)
+        : this(name, help, labelNames, defaultLabels, registry, buckets, native, null)
+    {
+    }
+
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>
@@ -50,8 +64,12 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     /// Makes this a native histogram (see <see cref="NativeHistogramOptions"/>); classic only when null, or when the
     /// backend does not store native buckets.
     /// </param>
-    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null, NativeHistogramOptions? native = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? (native is null ? DefaultBuckets : [double.PositiveInfinity])), GaugeAggregation.Sum, native))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null, NativeHistogramOptions? native = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? (native is null ? DefaultBuckets : [double.PositiveInfinity])), GaugeAggregation.Sum, native, unit))
     {
     }
 

@@ -5,6 +5,19 @@ using System.Text;
 
 namespace Metrics;
 
+/// <summary>How a family is exposed beyond its stored <see cref="MetricType"/>.</summary>
+internal enum FamilyKind
+{
+    /// <summary>As its type.</summary>
+    Plain,
+
+    /// <summary>An OpenMetrics info: a gauge of 1 per label set, named <c>&lt;base&gt;_info</c>.</summary>
+    Info,
+
+    /// <summary>An OpenMetrics state set: a gauge of 1 or 0 per state, the state in a label named after the family.</summary>
+    StateSet,
+}
+
 /// <summary>What a metric and all its children share: names, defaults, backend, registry and the children.</summary>
 internal sealed class MetricFamily
 {
@@ -38,10 +51,29 @@ internal sealed class MetricFamily
         MetricRegistry registry,
         double[]? buckets,
         GaugeAggregation aggregation,
-        NativeHistogramOptions? native = null)
+        NativeHistogramOptions? native = null,
+        string? unit = null,
+        FamilyKind kind = FamilyKind.Plain,
+        string[]? states = null)
     {
         NameRules.ValidateMetricName(name, nameof(name));
         ArgumentNullException.ThrowIfNull(help);
+        NameRules.ValidateUnit(name, unit, type);
+        if (kind == FamilyKind.Info && name.EndsWith("_info", StringComparison.Ordinal))
+        {
+            // As a counter's _total: the sample suffix may be given or not, the family is the same.
+            name = name[..^5];
+            if (name.Length == 0)
+            {
+                throw new ArgumentException("Info name '_info' is only the '_info' suffix; give it a name such as 'build_info'.", nameof(name));
+            }
+        }
+
+        if (kind == FamilyKind.StateSet)
+        {
+            // OpenMetrics names the state label after the family, and label names allow no ':'.
+            NameRules.ValidateLabelName(name, name, nameof(name));
+        }
         // A private copy: the caller may reuse or change its array.
         labelNames = labelNames is null ? [] : [.. labelNames];
         var perProcess = type == MetricType.Gauge && aggregation is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess;
@@ -62,6 +94,11 @@ internal sealed class MetricFamily
             if (type == MetricType.Summary && label == "quantile")
             {
                 throw new ArgumentException($"Summary '{name}' cannot have a label named 'quantile': it is reserved for quantiles.", nameof(labelNames));
+            }
+
+            if (kind == FamilyKind.StateSet && label == (string.IsNullOrEmpty(registry.Prefix) ? name : $"{registry.Prefix}_{name}"))
+            {
+                throw new ArgumentException($"State set '{name}' cannot have a label named '{label}': OpenMetrics names the label holding the state after the metric itself.", nameof(labelNames));
             }
 
             if (perProcess && label == "pid")
@@ -95,14 +132,34 @@ internal sealed class MetricFamily
         }
 
         Type = type;
+        Kind = kind;
+        Unit = unit;
+        States = states ?? [];
         Name = string.IsNullOrEmpty(registry.Prefix) ? name : $"{registry.Prefix}_{name}";
+        if (kind == FamilyKind.Info)
+        {
+            Name += "_info";
+        }
+
+        // A state set's values carry one more label, named after the family, holding the state.
+        BackendLabelNames = kind == FamilyKind.StateSet ? [.. labelNames, Name] : labelNames;
         Help = help;
         LabelNames = labelNames;
         Registry = registry;
         Buckets = buckets ?? [];
         Aggregation = type == MetricType.Gauge ? aggregation : GaugeAggregation.Sum;
         Native = type == MetricType.Histogram ? native : null;
-        Descriptor = new MetricDescriptor(Name, help, type, labelNames, null, Buckets, Aggregation) { NativeZeroThreshold = Native?.ZeroThreshold };
+        Descriptor = new MetricDescriptor(Name, help, type, BackendLabelNames, null, Buckets, Aggregation)
+        {
+            NativeZeroThreshold = Native?.ZeroThreshold,
+            Unit = unit,
+            ExposedAs = kind switch
+            {
+                FamilyKind.Info => "info",
+                FamilyKind.StateSet => "stateset:" + string.Join(',', States.Select(EscapeState)),
+                _ => null,
+            },
+        };
         CreatedUnixSeconds = UnixNow();
         _lookup = _children.GetAlternateLookup<ReadOnlySpan<string>>();
         if (type == MetricType.Counter)
@@ -112,6 +169,14 @@ internal sealed class MetricFamily
             NameBytes = Encoding.UTF8.GetBytes(counterBase + "_total");
             OpenMetricsCounterBase = Encoding.UTF8.GetBytes(counterBase);
             ExposedNames = [counterBase, counterBase + "_total", counterBase + "_created"];
+        }
+        else if (kind == FamilyKind.Info)
+        {
+            // Text 0.0.4 and protobuf show a gauge named <base>_info; OpenMetrics an info family <base> with <base>_info samples.
+            var infoBase = Name[..^5];
+            NameBytes = Encoding.UTF8.GetBytes(Name);
+            OpenMetricsCounterBase = Encoding.UTF8.GetBytes(infoBase);
+            ExposedNames = [infoBase, Name];
         }
         else
         {
@@ -126,7 +191,20 @@ internal sealed class MetricFamily
         }
     }
 
+    /// <summary>The stored type: <see cref="MetricType.Gauge"/> for info and state sets.</summary>
     public MetricType Type { get; }
+
+    /// <summary>Whether the family is exposed as its <see cref="Type"/>, an info or a state set.</summary>
+    public FamilyKind Kind { get; }
+
+    /// <summary>The OpenMetrics unit, or null.</summary>
+    public string? Unit { get; }
+
+    /// <summary>A state set's states in declaration order; empty for other families.</summary>
+    public string[] States { get; }
+
+    /// <summary>The label names of the stored values: <see cref="LabelNames"/>, and for a state set the state label last.</summary>
+    public string[] BackendLabelNames { get; }
 
     public string Name { get; }
 
@@ -170,7 +248,7 @@ internal sealed class MetricFamily
     /// <summary>Cached exposition header bytes per format, built on first scrape.</summary>
     public byte[]?[] HeaderCache { get; } = new byte[]?[2];
 
-    /// <summary>The OpenMetrics family name (a counter's name without <c>_total</c>), as UTF-8.</summary>
+    /// <summary>The OpenMetrics family name (a counter's name without <c>_total</c>, an info's without <c>_info</c>), as UTF-8.</summary>
     public byte[] OpenMetricsCounterBase { get; }
 
     /// <summary>The <c>le="..."</c> label of each bucket, per format (OpenMetrics writes canonical floats such as 1.0).</summary>
@@ -183,6 +261,9 @@ internal sealed class MetricFamily
     /// <summary>Whether <paramref name="other"/> declares exactly this metric: type, name, help, labels, defaults, buckets, aggregation.</summary>
     public bool SameDefinition(MetricFamily other) =>
         Type == other.Type
+        && Kind == other.Kind
+        && Unit == other.Unit
+        && States.AsSpan().SequenceEqual(other.States)
         && Name == other.Name
         && Help == other.Help
         && Aggregation == other.Aggregation
@@ -196,9 +277,19 @@ internal sealed class MetricFamily
     {
         static string List(IEnumerable<string?> items) => "[" + string.Join(", ", items.Select(i => i ?? "-")) + "]";
         var differences = new List<string>();
-        if (Type != other.Type)
+        if (Type != other.Type || Kind != other.Kind)
         {
-            differences.Add($"type {Type} vs {other.Type}");
+            differences.Add($"type {TypeText} vs {other.TypeText}");
+        }
+
+        if (Unit != other.Unit)
+        {
+            differences.Add($"unit {Unit ?? "none"} vs {other.Unit ?? "none"}");
+        }
+
+        if (!States.AsSpan().SequenceEqual(other.States))
+        {
+            differences.Add($"states {List(States)} vs {List(other.States)}");
         }
 
         if (Help != other.Help)
@@ -233,6 +324,14 @@ internal sealed class MetricFamily
         return differences.Count == 0 ? "another name rule" : string.Join("; ", differences);
     }
 
+    /// <summary>The type as users declared it, for messages: counter, gauge, histogram, summary, info or stateset.</summary>
+    public string TypeText => Kind switch
+    {
+        FamilyKind.Info => "info",
+        FamilyKind.StateSet => "stateset",
+        _ => Type.ToString().ToLowerInvariant(),
+    };
+
     /// <summary>
     /// Whether collected label values can be rendered under this family's label names: a backend may return values
     /// written by a process that declared the metric with other labels.
@@ -242,7 +341,7 @@ internal sealed class MetricFamily
         // An array's interface members dispatch slowly; backends return arrays, scrapes call this once per value.
         if (labelValues is string[] array)
         {
-            if (array.Length != LabelNames.Length)
+            if (array.Length != BackendLabelNames.Length)
             {
                 return false;
             }
@@ -258,7 +357,7 @@ internal sealed class MetricFamily
             return true;
         }
 
-        if (labelValues.Count != LabelNames.Length)
+        if (labelValues.Count != BackendLabelNames.Length)
         {
             return false;
         }
@@ -398,7 +497,7 @@ internal sealed class MetricFamily
             series = TryGetChild(labelValues, out var child)
                 ? new CollectedSeries(child.LabelBytes, child.CreatedUnixSeconds, child, children)
                 // A series only other processes created: its creation time is unknown here, the family's is the best bound.
-                : new CollectedSeries(Metric.RenderLabels(LabelNames, labelValues), CreatedUnixSeconds, null, children);
+                : new CollectedSeries(Metric.RenderLabels(BackendLabelNames, labelValues), CreatedUnixSeconds, null, children);
             series = _collectedByValue.GetOrAdd(labelValues, series);
         }
         else if (!series.IsCurrent(children) && TryGetChild(labelValues, out var child))
@@ -680,6 +779,10 @@ internal sealed class MetricFamily
                 break;
         }
     }
+
+    /// <summary>A state in the definition text: the separator and the escape character escaped, so states cannot run together.</summary>
+    private static string EscapeState(string state) =>
+        state.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(",", "\\,", StringComparison.Ordinal);
 
     private static bool HasUnpairedSurrogate(string value)
     {

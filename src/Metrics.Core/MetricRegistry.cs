@@ -288,10 +288,10 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         }
     }
 
-    internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation, NativeHistogramOptions? native = null)
+    internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation, NativeHistogramOptions? native = null, string? unit = null, FamilyKind kind = FamilyKind.Plain, string[]? states = null)
     {
         registry ??= Default;
-        var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation, native);
+        var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation, native, unit, kind, states);
         return registry.Add(family);
     }
 
@@ -371,11 +371,11 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     {
         if (_byName.TryGetValue(name, out var existing))
         {
-            var what = existing is MetricFamily f ? $"a {f.Type.ToString().ToLowerInvariant()}" : "a custom collector";
+            var what = existing is MetricFamily f ? $"a{(f.TypeText[0] == 'i' ? "n" : string.Empty)} {f.TypeText}" : "a custom collector";
             var owner = existing is MetricFamily of ? $" '{of.Name}'" : string.Empty;
             var difference = candidate is not null && existing is MetricFamily ef && ef.Name == candidate.Name ? $" with another definition ({ef.DescribeDifference(candidate)})" : string.Empty;
             throw new ArgumentException(
-                $"The name '{name}' is already used by {what}{owner}{difference} in this registry (a counter also exposes <name>_total and <name>_created, a histogram <name>_bucket, _count, _sum and _created). Creating a metric again with exactly the same type, name, help, labels, defaults and buckets shares it; otherwise reuse the existing metric object, choose another name, or Unregister the old one first.");
+                $"The name '{name}' is already used by {what}{owner}{difference} in this registry (a counter also exposes <name>_total and <name>_created, a histogram <name>_bucket, _count, _sum and _created). Creating a metric again with exactly the same type, name, help, unit, labels, defaults and buckets shares it; otherwise reuse the existing metric object, choose another name, or Unregister the old one first.");
         }
     }
 

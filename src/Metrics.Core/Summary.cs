@@ -15,14 +15,30 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
     private long* _countCell;
     private long* _sumCell;
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it observes.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Summary(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry)
+        : this(name, help, labelNames, defaultLabels, registry, null)
+    {
+    }
+
     /// <summary>Creates a summary and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>
     /// <param name="labelNames">The label names every observation must have values for; <c>quantile</c> is reserved.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    public Summary(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Summary, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Summary(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Summary, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum, unit: unit))
     {
     }
 

@@ -122,6 +122,19 @@ public class BrokenBackendTests : IDisposable
     }
 
     [Fact]
+    public void A_store_keying_by_a_definition_without_unit_and_exposed_type_fails_the_definition_check_only()
+    {
+        var failures = Failures(FileTarget<UnitBlindBackend>());
+        Assert.Equal(["DistinctDefinitionsDoNotShareValues"], failures.Keys);
+        var message = failures["DistinctDefinitionsDoNotShareValues"];
+        Assert.Contains("with unit seconds", message);
+        Assert.Contains("exposed as info", message);
+        Assert.Contains("share one stored value", message);
+        Assert.Contains("MetricDescriptor.DefinitionId", message);
+        Assert.DoesNotContain("with aggregation MostRecent read", message);
+    }
+
+    [Fact]
     public void Striped_fractional_sums_fail_the_sequential_addition_check_only()
     {
         var failures = Failures(ConformanceTarget.ForType<StripedSumsBackend>(options: Quick));
@@ -241,7 +254,9 @@ public class BrokenBackendTests : IDisposable
     public void A_backend_declaring_RecordsSchema_but_mixing_definitions_fails_the_schema_check_only()
     {
         var failures = Failures(FileTarget<DefinitionBlindBackend>());
-        Assert.Equal(["SchemaConflictsNeverMixValues"], failures.Keys);
+
+        // Blind to every definition, it also mixes the definitions that differ only in unit or exposed type.
+        Assert.Equal(["DistinctDefinitionsDoNotShareValues", "SchemaConflictsNeverMixValues"], failures.Keys.Order(StringComparer.Ordinal));
         var message = failures["SchemaConflictsNeverMixValues"];
         Assert.Contains("after another process wrote the same name declared as a gauge, read through Get: expected 7, read 8", message);
         Assert.Contains("Key stored values by the family's definition too", message);

@@ -14,7 +14,7 @@ internal static class Keys
 {
     public static string Of(MetricDescriptor metric, HistogramBucket? bucket)
     {
-        var sb = new StringBuilder().Append(metric.Name.Length).Append(':').Append(metric.Name);
+        var sb = new StringBuilder().Append(metric.Name.Length).Append(':').Append(metric.Name).Append(metric.DefinitionId);
         foreach (var value in metric.LabelValues)
         {
             sb.Append(value.Length).Append(':').Append(value);
@@ -624,4 +624,33 @@ public sealed unsafe class MarkerTakenForMoveBackend(BackendConfig config, Metri
     public void Set(double value) => AtomicDouble.Write(ref _word[0], value);
 
     public double Get() => AtomicDouble.Read(ref _word[0]);
+}
+
+/// <summary>
+/// The correct shared FileBackend declaring RecordsSchema and keying values by a definition it builds itself from the type,
+/// label names, buckets and aggregation, leaving out the unit and the exposed type: a gauge, an info and a state set of one
+/// name, or two units, share values.
+/// </summary>
+public sealed class UnitBlindBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<UnitBlindBackend>
+{
+    private readonly FileBackend _inner = new(config, Keyed(metric), histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema;
+
+    public static void Initialize(BackendConfig config) => FileBackend.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
+        FileBackend.Collect(config, [.. families.Select(Keyed)]);
+
+    public void Inc(double value) => _inner.Inc(value);
+
+    public void Dec(double value) => _inner.Dec(value);
+
+    public void Set(double value) => _inner.Set(value);
+
+    public double Get() => _inner.Get();
+
+    // FileBackend keys by name: the name carries the hand-made definition.
+    private static MetricDescriptor Keyed(MetricDescriptor metric) =>
+        new($"{metric.Name}|{metric.Type}|{string.Join(',', metric.LabelNames)}|{string.Join(',', metric.Buckets)}|{metric.GaugeAggregation}", metric.Help, metric.Type, metric.LabelNames, metric.LabelValues, metric.Buckets, metric.GaugeAggregation);
 }

@@ -10,6 +10,8 @@ using Metrics.Backends.Redis;
 //   gauge    <connectionString> <keyPrefix> <mode> <value> sets (or with a leading '+', increments) one gauge of that
 //            aggregation mode, prints "ready" once it is in Redis, then waits for a line on stdin: "exit" shuts the backend
 //            down (the writer retires at once) and exits; the test may kill it instead (its heartbeat then expires)
+//   types    <connectionString> <keyPrefix> <version> <state>  info, enum and unit gauge of TypesWorkload; "state <name>"
+//            lines on stdin change the enum
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: load|series|conflict <connectionString> <keyPrefix> ...");
@@ -139,6 +141,29 @@ switch (args[0])
                         Console.WriteLine("rendered " + string.Join(" ", registry.Render().Split('\n').Where(l => l.StartsWith(WorkerShapes.Held + "{", StringComparison.Ordinal))));
                         break;
                 }
+            }
+
+            return 0;
+        }
+
+    case "types":
+        {
+            // types <connectionString> <keyPrefix> <version> <state>: through the metric API, an info with this version,
+            // the shared enum in this state and a gauge with a unit, flushed, then "ready"; each "state <name>" line on
+            // stdin changes the state and is answered "set <name>" once flushed.
+            await using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(WorkerShapes.Config(args[1], args[2], "50ms")));
+            var types = new Metrics.Tests.TypesWorkload(registry);
+            types.Build.Set(args[3]);
+            types.State.State(args[4]);
+            types.Queue.Inc(1);
+            await registry.Backend.FlushAsync();
+            Console.WriteLine("ready");
+            while (await Console.In.ReadLineAsync() is { } line)
+            {
+                var state = line["state ".Length..];
+                types.State.State(state);
+                await registry.Backend.FlushAsync();
+                Console.WriteLine("set " + state);
             }
 
             return 0;

@@ -3,6 +3,7 @@ using System.Globalization;
 using Metrics;
 using Metrics.Backends.Memory;
 using Metrics.Backends.SharedMemory;
+using Metrics.Tests;
 
 // A child process for the shared-memory tests: each command opens the store named on the command line and
 // updates it as an application process would. "ready" on stdout tells the test the values are in place.
@@ -324,6 +325,26 @@ switch (command)
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"created {count}"));
+        break;
+    }
+
+    case "types":
+    {
+        // types <path> <version> <state>: through the metric API, an info with this version, the shared enum in this
+        // state and a gauge with a unit; then "state <name>" lines on stdin change the state (answered "set <name>").
+        await using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<SharedMemoryBackend>(config, "SharedMemory"));
+        var types = new TypesWorkload(registry);
+        types.Build.Set(args[2]);
+        types.State.State(args[3]);
+        types.Queue.Inc(1);
+        Console.WriteLine("ready");
+        while (Console.In.ReadLine() is { } line)
+        {
+            var state = line["state ".Length..];
+            types.State.State(state);
+            Console.WriteLine("set " + state);
+        }
+
         break;
     }
 

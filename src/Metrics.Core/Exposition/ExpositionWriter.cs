@@ -105,8 +105,21 @@ internal sealed class ExpositionWriter : IFamilyWriter
             case MetricType.Gauge:
                 foreach (var child in children)
                 {
-                    var gauge = (Gauge)child;
-                    WriteSeries(family.NameBytes, default, gauge.LabelBytes, gauge.BackingValue!.Get());
+                    switch (child)
+                    {
+                        case Gauge gauge:
+                            WriteSeries(family.NameBytes, default, gauge.LabelBytes, gauge.BackingValue!.Get());
+                            break;
+                        case Info info:
+                            WriteSeries(family.NameBytes, default, info.LabelBytes, Flag(info.BackingValue!.Get()));
+                            break;
+                        case StateSet stateSet:
+                            WriteStates(family, stateSet.Values!);
+                            break;
+                        case EnumMetric enumMetric:
+                            WriteStates(family, enumMetric.Values!);
+                            break;
+                    }
                 }
 
                 break;
@@ -128,7 +141,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                         scratch[0] = histogram.NativeValues!.Count();
                     }
 
-                    WriteHistogram(family, histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds);
+                    WriteHistogram(family.NameBytes, family.Buckets, family.LeLabelCache(_openMetrics), histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds);
                 }
 
                 break;
@@ -136,7 +149,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 foreach (var child in children)
                 {
                     var summary = (Summary)child;
-                    WriteSummary(family, summary.LabelBytes, summary.CountValue!.Get(), summary.SumValue!.Get(), summary.CreatedUnixSeconds);
+                    WriteSummary(family.NameBytes, summary.LabelBytes, summary.CountValue!.Get(), summary.SumValue!.Get(), summary.CreatedUnixSeconds);
                 }
 
                 break;
@@ -176,7 +189,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 }
                 else
                 {
-                    WriteSeries(family.NameBytes, default, series.LabelBytes, value.Value);
+                    WriteSeries(family.NameBytes, default, series.LabelBytes, family.Kind == FamilyKind.Plain ? value.Value : Flag(value.Value));
                 }
             }
 
@@ -248,11 +261,11 @@ internal sealed class ExpositionWriter : IFamilyWriter
             var (labels, created) = (key.LabelBytes, key.CreatedUnixSeconds);
             if (family.Type == MetricType.Histogram)
             {
-                WriteHistogram(family, labels, parts.AsSpan(0, bounds.Length), parts[^1], created);
+                WriteHistogram(family.NameBytes, bounds, family.LeLabelCache(_openMetrics), labels, parts.AsSpan(0, bounds.Length), parts[^1], created);
             }
             else
             {
-                WriteSummary(family, labels, parts[0], parts[1], created);
+                WriteSummary(family.NameBytes, labels, parts[0], parts[1], created);
             }
         }
 
@@ -264,15 +277,88 @@ internal sealed class ExpositionWriter : IFamilyWriter
         foreach (var snapshot in collector.CollectDeclared())
         {
             var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
-            var nameBytes = Encoding.UTF8.GetBytes(ExposedName(name, snapshot.Type));
-            WriteHeader(nameBytes, snapshot.Help, snapshot.Type);
-            foreach (var sample in snapshot.Samples)
+            var sampleName = Encoding.UTF8.GetBytes(snapshot.Kind switch
             {
-                var labels = Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues);
-                WriteSeries(nameBytes, _openMetrics && snapshot.Type == MetricType.Counter ? "_total"u8 : default, labels, sample.Value);
+                MetricSnapshotKind.Counter => NameRules.CounterBase(name) + "_total",
+                MetricSnapshotKind.Info => name + "_info",
+                _ => name,
+            });
+            var headerName = _openMetrics
+                ? snapshot.Kind == MetricSnapshotKind.Counter ? Encoding.UTF8.GetBytes(NameRules.CounterBase(name)) : Encoding.UTF8.GetBytes(name)
+                : sampleName;
+            var kind = snapshot.Kind switch
+            {
+                MetricSnapshotKind.Info => FamilyKind.Info,
+                MetricSnapshotKind.StateSet => FamilyKind.StateSet,
+                _ => FamilyKind.Plain,
+            };
+            WriteHeader(headerName, snapshot.Help, snapshot.Type, kind, snapshot.Unit);
+            switch (snapshot.Kind)
+            {
+                case MetricSnapshotKind.Histogram:
+                    WriteCollectedHistograms(sampleName, snapshot);
+                    break;
+                case MetricSnapshotKind.Summary:
+                    foreach (var sample in snapshot.SummarySamples)
+                    {
+                        WriteSummary(sampleName, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), sample.Count, sample.Sum, null);
+                    }
+
+                    break;
+                case MetricSnapshotKind.StateSet:
+                    string[] names = [.. snapshot.LabelNames, name];
+                    foreach (var sample in snapshot.StateSetSamples)
+                    {
+                        foreach (var (state, value) in sample.States)
+                        {
+                            WriteSeries(sampleName, default, Metric.RenderLabels(names, [.. sample.LabelValues, state]), value ? 1 : 0);
+                        }
+                    }
+
+                    break;
+                default:
+                    // Counters keep the _total name in both formats (the sample name), as the registry's own counters do.
+                    foreach (var sample in snapshot.Samples)
+                    {
+                        WriteSeries(sampleName, default, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), sample.Value);
+                    }
+
+                    break;
             }
         }
     }
+
+    private void WriteCollectedHistograms(byte[] name, MetricSnapshot snapshot)
+    {
+        var bounds = snapshot.BucketArray;
+        var leLabels = bounds.Select(b => FormatBound(b, _openMetrics)).ToArray();
+        var perBucket = Scratch(bounds.Length);
+        foreach (var sample in snapshot.HistogramSamples)
+        {
+            // The writer takes per-bucket counts, as backends store them; collectors give cumulative ones, as exposed.
+            var previous = 0.0;
+            for (var i = 0; i < bounds.Length; i++)
+            {
+                perBucket[i] = sample.CumulativeCounts[i] - previous;
+                previous = sample.CumulativeCounts[i];
+            }
+
+            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null);
+        }
+    }
+
+    /// <summary>Writes a state set series: one sample per state, 1 or 0.</summary>
+    private void WriteStates(MetricFamily family, StateValues states)
+    {
+        var labels = states.LabelBytes;
+        for (var i = 0; i < labels.Length; i++)
+        {
+            WriteSeries(family.NameBytes, default, labels[i], Flag(states.Values[i].Get()));
+        }
+    }
+
+    /// <summary>An info's or state's value as exposed: 1 when the combined value is not 0, as OpenMetrics allows only 1 (and 0).</summary>
+    internal static double Flag(double value) => StateValues.IsTrue(value) ? 1 : 0;
 
     /// <summary>Backends' reports about themselves, once per backend, and the host's own, skipping names the application uses.</summary>
     private void WriteStatistics(MetricRegistry registry, IReadOnlyList<object> entries)
@@ -280,7 +366,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         foreach (var statistic in StatisticsToWrite(registry, entries, _statistics ??= new(StringComparer.Ordinal)))
         {
             var nameBytes = Encoding.UTF8.GetBytes(ExposedName(statistic.Name, statistic.Type));
-            WriteHeader(nameBytes, statistic.Help, statistic.Type);
+            WriteHeader(nameBytes, statistic.Help, statistic.Type, FamilyKind.Plain, null);
             WriteSeries(nameBytes, _openMetrics && statistic.Type == MetricType.Counter ? "_total"u8 : default, default, statistic.Value);
         }
     }
@@ -370,6 +456,13 @@ internal sealed class ExpositionWriter : IFamilyWriter
     private string ExposedName(string name, MetricType type) =>
         type != MetricType.Counter ? name : _openMetrics ? NameRules.CounterBase(name) : NameRules.CounterBase(name) + "_total";
 
+    private ReadOnlySpan<byte> TypeName(MetricType type, FamilyKind kind) => (kind, _openMetrics) switch
+    {
+        (FamilyKind.Info, true) => "info"u8,
+        (FamilyKind.StateSet, true) => "stateset"u8,
+        _ => TypeName(type),
+    };
+
     private static ReadOnlySpan<byte> TypeName(MetricType type) => type switch
     {
         MetricType.Counter => "counter"u8,
@@ -386,7 +479,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         {
             using var temp = new ExpositionBuffer(256);
             new ExpositionWriter(_openMetrics ? ExpositionFormat.OpenMetrics : ExpositionFormat.PrometheusText, temp)
-                .WriteHeader(_openMetrics ? family.OpenMetricsCounterBase : family.NameBytes, family.Help, family.Type);
+                .WriteHeader(_openMetrics ? family.OpenMetricsCounterBase : family.NameBytes, family.Help, family.Type, family.Kind, family.Unit);
             header = temp.Written.ToArray();
             family.HeaderCache[index] = header;
         }
@@ -394,7 +487,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         _out.WriteRaw(header);
     }
 
-    private void WriteHeader(ReadOnlySpan<byte> name, string help, MetricType type)
+    private void WriteHeader(ReadOnlySpan<byte> name, string help, MetricType type, FamilyKind kind, string? unit)
     {
         _out.WriteRaw("# HELP "u8);
         _out.WriteRaw(name);
@@ -403,8 +496,18 @@ internal sealed class ExpositionWriter : IFamilyWriter
         _out.WriteRaw("\n# TYPE "u8);
         _out.WriteRaw(name);
         _out.WriteByte((byte)' ');
-        _out.WriteRaw(TypeName(type));
+        _out.WriteRaw(TypeName(type, kind));
         _out.WriteByte((byte)'\n');
+
+        // Text 0.0.4 has no unit line; the unit is in the name.
+        if (_openMetrics && unit is not null)
+        {
+            _out.WriteRaw("# UNIT "u8);
+            _out.WriteRaw(name);
+            _out.WriteByte((byte)' ');
+            _out.WriteUtf8(unit);
+            _out.WriteByte((byte)'\n');
+        }
     }
 
     private void WriteCounter(MetricFamily family, ReadOnlySpan<byte> labels, double value, double created)
@@ -420,10 +523,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
         WriteCreated(name, labels, created);
     }
 
-    private void WriteHistogram(MetricFamily family, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double created)
+    private void WriteHistogram(ReadOnlySpan<byte> name, double[] bounds, byte[][] leLabels, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double? created)
     {
-        var name = family.NameBytes;
-        var leLabels = family.LeLabelCache(_openMetrics);
         var cumulative = 0.0;
         for (var i = 0; i < buckets.Length; i++)
         {
@@ -445,26 +546,25 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         // _count is the +Inf bucket by construction, so the two always agree, whatever the backend's consistency.
         // OpenMetrics forbids _sum on a histogram with negative bucket bounds, where it could go down.
-        if (!_openMetrics || family.Buckets[0] >= 0)
+        if (!_openMetrics || bounds[0] >= 0)
         {
             WriteSeries(name, "_sum"u8, labels, sum);
         }
 
         WriteSeries(name, "_count"u8, labels, cumulative);
-        if (_openMetrics)
+        if (_openMetrics && created is { } createdSeconds)
         {
-            WriteCreated(name, labels, created);
+            WriteCreated(name, labels, createdSeconds);
         }
     }
 
-    private void WriteSummary(MetricFamily family, ReadOnlySpan<byte> labels, double count, double sum, double created)
+    private void WriteSummary(ReadOnlySpan<byte> name, ReadOnlySpan<byte> labels, double count, double sum, double? created)
     {
-        var name = family.NameBytes;
         WriteSeries(name, "_sum"u8, labels, sum);
         WriteSeries(name, "_count"u8, labels, count);
-        if (_openMetrics)
+        if (_openMetrics && created is { } createdSeconds)
         {
-            WriteCreated(name, labels, created);
+            WriteCreated(name, labels, createdSeconds);
         }
     }
 

@@ -82,9 +82,31 @@ internal sealed class ProtobufWriter : IFamilyWriter
         var start = BeginFamily(family);
         foreach (var child in children)
         {
+            // A state set series is one gauge per state, each with the state label.
+            var states = child switch
+            {
+                StateSet stateSet => stateSet.Values,
+                EnumMetric enumMetric => enumMetric.Values,
+                _ => null,
+            };
+            if (states is not null)
+            {
+                for (var i = 0; i < states.Values.Length; i++)
+                {
+                    var stateMetric = BeginMetric(family.BackendLabelNames, states.StateLabelValues(i));
+                    WriteScalar(MetricType.Gauge, ExpositionWriter.Flag(states.Values[i].Get()), null);
+                    End(stateMetric);
+                }
+
+                continue;
+            }
+
             var metric = BeginMetric(family.LabelNames, child.FullValues!);
             switch (child)
             {
+                case Info info:
+                    WriteScalar(MetricType.Gauge, ExpositionWriter.Flag(info.BackingValue!.Get()), null);
+                    break;
                 case Counter counter:
                     WriteScalar(MetricType.Counter, counter.Backing!.Get(), counter.CreatedUnixSeconds);
                     break;
@@ -113,7 +135,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
                         }
                     }
 
-                    WriteHistogram(family, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), native?.Complete(), histogram.CreatedUnixSeconds);
+                    WriteHistogram(family.Buckets, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), native?.Complete(), histogram.CreatedUnixSeconds);
                     break;
             }
 
@@ -148,9 +170,9 @@ internal sealed class ProtobufWriter : IFamilyWriter
                     start = BeginFamily(family);
                 }
 
-                var metric = BeginMetric(family.LabelNames, value.LabelValues);
+                var metric = BeginMetric(family.BackendLabelNames, value.LabelValues);
                 var created = family.CollectedSeries(value.LabelValues).CreatedUnixSeconds;
-                WriteScalar(family.Type, value.Value, family.Type == MetricType.Counter ? created : null);
+                WriteScalar(family.Type, family.Kind == FamilyKind.Plain ? value.Value : ExpositionWriter.Flag(value.Value), family.Type == MetricType.Counter ? created : null);
                 End(metric);
             }
 
@@ -228,7 +250,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             var metric = BeginMetric(family.LabelNames, key);
             if (family.Type == MetricType.Histogram)
             {
-                WriteHistogram(family, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created);
+                WriteHistogram(family.Buckets, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created);
             }
             else
             {
@@ -247,17 +269,65 @@ internal sealed class ProtobufWriter : IFamilyWriter
         foreach (var snapshot in collector.CollectDeclared())
         {
             var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
-            if (snapshot.Type == MetricType.Counter)
+            var familyName = snapshot.Kind switch
             {
-                name = NameRules.CounterBase(name) + "_total";
-            }
+                MetricSnapshotKind.Counter => NameRules.CounterBase(name) + "_total",
+                MetricSnapshotKind.Info => name + "_info",
+                _ => name,
+            };
 
-            var family = BeginFamily(name, snapshot.Help, snapshot.Type);
-            foreach (var sample in snapshot.Samples)
+            var family = BeginFamily(familyName, snapshot.Help, snapshot.Type);
+            switch (snapshot.Kind)
             {
-                var metric = BeginMetric(snapshot.LabelNames, sample.LabelValues);
-                WriteScalar(snapshot.Type, sample.Value, null);
-                End(metric);
+                case MetricSnapshotKind.Histogram:
+                    var bounds = snapshot.BucketArray;
+                    var perBucket = Scratch(bounds.Length);
+                    foreach (var sample in snapshot.HistogramSamples)
+                    {
+                        var previous = 0.0;
+                        for (var i = 0; i < bounds.Length; i++)
+                        {
+                            perBucket[i] = sample.CumulativeCounts[i] - previous;
+                            previous = sample.CumulativeCounts[i];
+                        }
+
+                        var histogram = BeginMetric(snapshot.LabelNames, sample.LabelValues);
+                        WriteHistogram(bounds, perBucket.AsSpan(0, bounds.Length), sample.Sum, null, 0);
+                        End(histogram);
+                    }
+
+                    break;
+                case MetricSnapshotKind.Summary:
+                    foreach (var sample in snapshot.SummarySamples)
+                    {
+                        var summary = BeginMetric(snapshot.LabelNames, sample.LabelValues);
+                        WriteSummary(sample.Count, sample.Sum, 0);
+                        End(summary);
+                    }
+
+                    break;
+                case MetricSnapshotKind.StateSet:
+                    string[] names = [.. snapshot.LabelNames, name];
+                    foreach (var sample in snapshot.StateSetSamples)
+                    {
+                        foreach (var (state, value) in sample.States)
+                        {
+                            var metric = BeginMetric(names, [.. sample.LabelValues, state]);
+                            WriteScalar(MetricType.Gauge, value ? 1 : 0, null);
+                            End(metric);
+                        }
+                    }
+
+                    break;
+                default:
+                    foreach (var sample in snapshot.Samples)
+                    {
+                        var metric = BeginMetric(snapshot.LabelNames, sample.LabelValues);
+                        WriteScalar(snapshot.Type, sample.Value, null);
+                        End(metric);
+                    }
+
+                    break;
             }
 
             End(family);
@@ -333,7 +403,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
         End(summary);
     }
 
-    private void WriteHistogram(MetricFamily family, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created)
+    private void WriteHistogram(double[] bounds, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created)
     {
         var histogram = BeginMessage(7);
         var cumulative = 0.0;
@@ -355,7 +425,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             var bucket = BeginMessage(3);
             Tag(1, Varint);
             _out.WriteVarint(Count(cumulative));
-            Double(2, family.Buckets[i]);
+            Double(2, bounds[i]);
             End(bucket);
         }
 
