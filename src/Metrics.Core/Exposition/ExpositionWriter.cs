@@ -442,7 +442,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         }
 
         var nameBytes = Encoding.UTF8.GetBytes(ExposedName(OverflowName, MetricType.Counter));
-        WriteHeader(nameBytes, OverflowHelp, MetricType.Counter);
+        WriteHeader(nameBytes, OverflowHelp, MetricType.Counter, FamilyKind.Plain, null);
         foreach (var (metric, count) in overflows)
         {
             WriteSeries(nameBytes, _openMetrics ? "_total"u8 : default, Metric.RenderLabels(["metric"], [metric]), count);
