@@ -32,7 +32,8 @@ internal static class Peers
     }
 
     /// <summary>A fresh registry of ours on the Memory backend.</summary>
-    public static MetricRegistry OurRegistry() => new(backend: ConfiguredBackend.Memory);
+    // No cardinality limit: the peers have none, and the footprint and scrape benchmarks hold 10,000 series per family.
+    public static MetricRegistry OurRegistry() => new(backend: ConfiguredBackend.Memory) { CardinalityLimit = int.MaxValue };
 
     /// <summary>
     /// A real MeterProvider listening to <paramref name="meterName"/>, with a periodic reader whose exporter

@@ -12,11 +12,22 @@ if (args.FirstOrDefault() == "shared")
     return SharedBackendsProgram.Run(args[1..]);
 }
 
-// --memory: prints the resident-bytes-per-series table and exits (a GC measurement, not a timing).
+// --memory-backend <backend> <series>: the child process of one row of the per-backend table below.
+if (args.FirstOrDefault() == BackendMemory.ChildMode)
+{
+    return BackendMemory.RunChild(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture));
+}
+
+// --memory [--series N[,N...]]: prints the resident-bytes-per-series tables (against the peers, then per backend, each
+// backend in its own process) and exits (a GC measurement, not a timing).
 if (args.Contains("--memory"))
 {
     MemoryFootprint.Run(Console.Out);
-    return 0;
+    var seriesAt = Array.IndexOf(args, "--series");
+    int[] seriesCounts = seriesAt >= 0 && seriesAt + 1 < args.Length
+        ? [.. args[seriesAt + 1].Split(',').Select(n => int.Parse(n, System.Globalization.CultureInfo.InvariantCulture))]
+        : [100_000, 1_000_000];
+    return BackendMemory.Run(Console.Out, seriesCounts);
 }
 
 // --scrape-size: prints the bytes of a native against a classic histogram in one scrape and exits (a count, not a timing).

@@ -128,6 +128,9 @@ internal static class Runner
             stdout.Flush();
         }
 
+        // Every check released its stores, but one abandoned as hung may still hold some: an open store can write its file
+        // again after it was deleted (SharedMemory replaces a deleted file within CheckInterval), so release all first.
+        ReleaseBackends(stderr);
         RemoveIsolatedStores(isolated, stderr);
         var failed = results.Count(r => !r.Passed);
         stdout.WriteLine($"{results.Count - failed} passed, {failed} failed");
@@ -153,6 +156,16 @@ internal static class Runner
             .Select(k => new KeyValuePair<string, string?>(k, config[k]))
             .Append(new KeyValuePair<string, string?>(key, value));
         return new BackendConfig(values, config.Path);
+    }
+
+    private static void ReleaseBackends(TextWriter stderr)
+    {
+        var timeout = TimeSpan.FromSeconds(30);
+        using var cancel = new CancellationTokenSource(timeout);
+        if (!ConfiguredBackend.ShutdownAllAsync(cancel.Token).Wait(timeout + TimeSpan.FromSeconds(1)))
+        {
+            stderr.WriteLine($"Releasing the backend configurations of the run (ShutdownAsync) did not finish within {timeout.TotalSeconds:0} s; a store still open may be written again after it is removed.");
+        }
     }
 
     /// <summary>

@@ -6,6 +6,8 @@ namespace Metrics.Conformance;
 internal sealed class CheckContext : IDisposable
 {
     private readonly List<string> _temporary = [];
+    private readonly List<ConfiguredBackend> _opened = [];
+    private readonly List<System.Diagnostics.Process> _children = [];
     private ConfiguredBackend? _backend;
     private int _names;
 
@@ -45,6 +47,11 @@ internal sealed class CheckContext : IDisposable
         try
         {
             var backend = Target.Open(config);
+            lock (_opened)
+            {
+                _opened.Add(backend);
+            }
+
             Step = "running the check";
             return backend;
         }
@@ -118,8 +125,78 @@ internal sealed class CheckContext : IDisposable
         return path;
     }
 
+    /// <summary>A child process this check started; <see cref="Dispose"/> ends it if it still runs (the check failed before waiting for it).</summary>
+    public void Started(System.Diagnostics.Process child)
+    {
+        lock (_children)
+        {
+            _children.Add(child);
+        }
+    }
+
+    /// <summary>
+    /// Ends the child processes this check started that still run. Called when the check finishes and when it is
+    /// abandoned as hung: a child left running would write to the store after the run removed it.
+    /// </summary>
+    public void EndChildren()
+    {
+        System.Diagnostics.Process[] children;
+        lock (_children)
+        {
+            children = [.. _children];
+            _children.Clear();
+        }
+
+        foreach (var child in children)
+        {
+            try
+            {
+                if (!child.HasExited)
+                {
+                    child.Kill(entireProcessTree: true);
+                }
+
+                child.WaitForExit();
+            }
+            catch (InvalidOperationException)
+            {
+                // It exited (and was reaped) between the check and the kill.
+            }
+            finally
+            {
+                child.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Releases what the check created, whether it passed or failed: its child processes, every backend configuration it
+    /// selected (so no store stays open, and nothing of the backend writes a store again after the caller removed it),
+    /// and its temporary files.
+    /// </summary>
     public void Dispose()
     {
+        EndChildren();
+        ConfiguredBackend[] opened;
+        lock (_opened)
+        {
+            opened = [.. _opened];
+            _opened.Clear();
+        }
+
+        List<Exception>? failures = null;
+        foreach (var backend in opened)
+        {
+            try
+            {
+                backend.ShutdownAsync().AsTask().GetAwaiter().GetResult();
+            }
+            catch (Exception ex)
+            {
+                (failures ??= []).Add(ex);
+            }
+        }
+
         foreach (var path in _temporary)
         {
             try
@@ -130,6 +207,11 @@ internal sealed class CheckContext : IDisposable
             {
                 // A leftover temporary file in /tmp does not affect the result.
             }
+        }
+
+        if (failures is not null)
+        {
+            throw Fail($"Shutting down the backend configurations this check selected (ShutdownAsync) threw: {string.Join("; ", failures.Select(f => $"{f.GetType().FullName}: {f.Message}"))}. ShutdownAsync must release the configuration's store without throwing.", failures[0]);
         }
     }
 

@@ -55,6 +55,8 @@ public sealed class ConformanceCheck
         var timeout = target.Options.CheckTimeout;
         if (!thread.Join(timeout))
         {
+            // The hung body cannot be stopped, but its child processes can: left running, they would write to the store after the run removed it.
+            context.EndChildren();
             throw new ConformanceException(Name,
                 $"The check did not finish within {timeout.TotalSeconds:0.###} s; it hung during {context.Step}. A backend call must never block without bound: " +
                 "the likely bug is a wait without a timeout (a network call, a flush or shutdown waiting for a background loop that never runs or ignoring its " +
@@ -70,25 +72,33 @@ public sealed class ConformanceCheck
 
     private Exception? RunBody(CheckContext context)
     {
+        Exception? failure = null;
         try
         {
             _body(context);
-            return null;
         }
         catch (ConformanceException ex)
         {
-            return ex;
+            failure = ex;
         }
         catch (Exception ex)
         {
-            return new ConformanceException(Name,
+            failure = new ConformanceException(Name,
                 $"The backend threw {ex.GetType().FullName}: {ex.Message} (during {context.Step}). Creating values, updates and reads must not throw for valid input; " +
                 "an exception when values are created often means state that Initialize should prepare for this configuration is missing.", ex);
         }
-        finally
+
+        // Also after a failure: the check's children, stores and files must not outlive it.
+        try
         {
             context.Dispose();
         }
+        catch (ConformanceException ex)
+        {
+            failure ??= ex;
+        }
+
+        return failure;
     }
 
     /// <inheritdoc/>

@@ -18,6 +18,7 @@ public static class ConformanceSuite
         new("DoubleSumsAreExact", "Sums follow double arithmetic exactly: ten Inc(0.1), 1e-300, 1e300, a walk over 40 orders of magnitude.", ValueChecks.DoubleSumsAreExact),
         new("SetRoundTripsSpecialValues", "Set round-trips 1e-300, 1e300, subnormals, -0 (sign bit), NaN and infinities.", ValueChecks.SetRoundTripsSpecialValues),
         new("ArithmeticFollowsIeee754", "Inc and Dec on gauges, counters and sums follow IEEE 754 for signed zeros, NaN and infinities (-0 + 0 = +0, Inf - Inf = NaN).", ArithmeticChecks.ArithmeticFollowsIeee754),
+        new("ValueCellIsTheValueAndMovesOnlyWhenMoved", "A value cell's word is the value (Get reads what the host adds there); a value whose own bits are AtomicDouble.MovedCell is still that value, not a moved one.", ValueChecks.ValueCellIsTheValueAndMovesOnlyWhenMoved),
         new("LargeIntegersStayDoubles", "Integers beyond 2^53 round-trip and Inc on them follows double rounding.", ValueChecks.LargeIntegersStayDoubles),
         new("ConcurrentIncrementsAreExact", "Many threads incrementing one value lose nothing.", ValueChecks.ConcurrentIncrementsAreExact),
         new("ConcurrentIncAndDecAreExact", "Threads racing Inc and Dec on one value lose nothing.", ValueChecks.ConcurrentIncAndDecAreExact),
@@ -38,12 +39,15 @@ public static class ConformanceSuite
         new("HistogramExpositionIsConsistent", "While threads observe, every scrape has cumulative buckets and +Inf equal to _count; totals are exact.", ApiChecks.HistogramExpositionIsConsistent),
         new("MetricApiMatchesMemoryBackend", "Counters, gauges, histograms and summaries with labels give the same exposition (both formats) as on the Memory backend.", ApiChecks.MetricApiMatchesMemoryBackend),
         new("SameSeriesSharesOneValue", "Two values created for the same series share one stored value.", SharedChecks.SameSeriesSharesOneValue, sharedOnly: true),
+        new("DistinctDefinitionsDoNotShareValues", "Values of one series whose family definitions differ (unit, exposed type such as info or a state set's states, aggregation) keep separate values.", IsolationChecks.DistinctDefinitionsDoNotShareValues, requires: BackendCapabilities.RecordsSchema, sharedOnly: true),
         new("DistinctConfigurationsDoNotShareValues", "The same series under two configurations keeps separate values.", IsolationChecks.DistinctConfigurationsDoNotShareValues, sharedOnly: true),
         new("CollectReturnsEveryStoredValue", "Collect returns every stored value with its exact label values, part and value, unflushed updates included.", SharedChecks.CollectReturnsEveryStoredValue, sharedOnly: true),
         new("OtherProcessesSeeFlushedValues", "A child process sees this process's flushed values through Get and Collect, and this process sees the child's.", SharedChecks.OtherProcessesSeeFlushedValues, sharedOnly: true),
         new("ExemplarsKeepTheLatest", "Each value keeps its latest exemplar by timestamp (labels, value, timestamp), per value; on a shared backend across processes.", ExemplarChecks.ExemplarsKeepTheLatest, requires: BackendCapabilities.Exemplars),
         new("SchemaConflictsNeverMixValues", "With RecordsSchema, values another process wrote under another definition of the same name (labels, type, buckets) stay apart and out of this process's collection, which does not fail.", CollectChecks.SchemaConflictsNeverMixValues, sharedOnly: true, requires: BackendCapabilities.RecordsSchema),
         new("ConcurrentProcessesLoseNothing", "Several child processes and this one updating the same series concurrently lose nothing.", SharedChecks.ConcurrentProcessesLoseNothing, sharedOnly: true),
+        new("RemovedSeriesIsHiddenUntilUpdated", "RemoveSeries takes every part of a series (or every series of a family) out of Collect; an update through a value created before brings the series back from 0.", SeriesChecks.RemovedSeriesIsHiddenUntilUpdatedAndRestartsAtZero, requires: BackendCapabilities.RemovesSeries),
+        new("SeriesCountCountsLabelSets", "SeriesCount counts a family's distinct label sets, not parts, and leaves removed series out.", SeriesChecks.SeriesCountCountsLabelSetsOfEveryPart, requires: BackendCapabilities.CountsSeries),
     ];
 
     /// <summary>Finds a check by name.</summary>

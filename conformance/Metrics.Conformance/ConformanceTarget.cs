@@ -41,7 +41,7 @@ public sealed partial class ConformanceTarget
     public IReadOnlyList<string> ChildArguments { get; }
 
     /// <summary>What the backend promises; selecting it once with a fresh configuration when only known at run time.</summary>
-    public BackendCapabilities Capabilities => _capabilities ??= Open(CreateConfig()).Capabilities;
+    public BackendCapabilities Capabilities => _capabilities ??= Probe();
 
     /// <summary>The checks that apply to this backend (the multi-process ones only for a shared backend), in suite order.</summary>
     public IReadOnlyList<ConformanceCheck> ApplicableChecks => [.. ConformanceSuite.Checks.Where(c => c.AppliesTo(Capabilities))];
@@ -156,6 +156,20 @@ public sealed partial class ConformanceTarget
 
     /// <inheritdoc/>
     public override string ToString() => Description;
+
+    /// <summary>Selects the backend to read its capabilities, then releases that configuration, so the probe leaves no store open.</summary>
+    private BackendCapabilities Probe()
+    {
+        var backend = Open(CreateConfig());
+        try
+        {
+            return backend.Capabilities;
+        }
+        finally
+        {
+            backend.ShutdownAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
 
     private static ConfiguredBackend Invoke(MethodInfo create, BackendConfig config)
     {

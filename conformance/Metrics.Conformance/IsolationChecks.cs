@@ -170,6 +170,27 @@ internal static class IsolationChecks
         }
     }
 
+    public static void DistinctDefinitionsDoNotShareValues(CheckContext ctx)
+    {
+        var name = ctx.Name("definitions");
+        var gauge = Gauge(name, ["l"], ["v"]);
+        MetricDescriptor Variant(string? unit = null, string? exposedAs = null, GaugeAggregation aggregation = GaugeAggregation.Sum) =>
+            new(name, gauge.Help, MetricType.Gauge, gauge.LabelNames, gauge.LabelValues, gaugeAggregation: aggregation) { Unit = unit, ExposedAs = exposedAs };
+        var values = new List<(string, IMetricBackend)>
+        {
+            ($"{gauge} without a unit", ctx.Create(Variant())),
+            ($"{gauge} with unit seconds", ctx.Create(Variant("seconds"))),
+            ($"{gauge} with unit bytes", ctx.Create(Variant("bytes"))),
+            ($"{gauge} exposed as info", ctx.Create(Variant(exposedAs: "info"))),
+            ($"{gauge} exposed as stateset:a,b", ctx.Create(Variant(exposedAs: "stateset:a,b"))),
+            ($"{gauge} exposed as stateset:a,b,c", ctx.Create(Variant(exposedAs: "stateset:a,b,c"))),
+            ($"{gauge} with aggregation MostRecent", ctx.Create(Variant(aggregation: GaugeAggregation.MostRecent))),
+        };
+        ExpectIsolated(ctx, values, "Definitions of one metric name that differ (unit, exposed type, states, aggregation)",
+            "Processes that declare a name with another definition must not share its values: key every value by its family's MetricDescriptor.DefinitionId " +
+            "(or Definition) as well as the name, labels and part.");
+    }
+
     public static void DistinctConfigurationsDoNotShareValues(CheckContext ctx)
     {
         var one = ctx.NewConfig();

@@ -326,6 +326,7 @@ internal sealed class ChildProcess
         var command = string.Join(' ', new[] { start.FileName }.Concat(start.ArgumentList).Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a));
         ctx.Step = $"starting a child process: {command}";
         var process = Process.Start(start) ?? throw ctx.Fail($"Could not start the child process {command}.");
+        ctx.Started(process);
         return new ChildProcess(process, command);
     }
 

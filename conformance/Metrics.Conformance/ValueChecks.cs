@@ -49,6 +49,58 @@ internal static class ValueChecks
         Step(ctx, gauge, "gauge", "Set", 0, 0);
     }
 
+    /// <summary>
+    /// The contract on <see cref="IMetricBackend.ValueCell"/>: the host's compare-and-swap at the cell is an
+    /// update Get sees, and the moved marker only means a move when the backend moved the value: a value whose own bits
+    /// are the marker (stored by Set) is NaN after Inc, at the same cell, like any other NaN.
+    /// </summary>
+    public static unsafe void ValueCellIsTheValueAndMovesOnlyWhenMoved(CheckContext ctx)
+    {
+        var name = ctx.Name("cell");
+        var histogram = Histogram(name + "_h", [1, double.PositiveInfinity]);
+        (string What, IMetricBackend Value)[] values =
+        [
+            ("a counter", ctx.Create(Counter(name + "_total"))),
+            ("a gauge", ctx.Create(Gauge(name + "_g"))),
+            ("a histogram sum", ctx.Create(histogram, HistogramBucket.Sum)),
+        ];
+        var marker = BitConverter.Int64BitsToDouble(AtomicDouble.MovedCell);
+        foreach (var (what, value) in values)
+        {
+            var cell = value.ValueCell;
+            if (cell != 0)
+            {
+                ctx.Expect(AtomicDouble.TryAddToCell(ref *(long*)cell, 2.5), $"The host's compare-and-swap at the value cell of {what} failed on a value nobody else updates.");
+                ctx.ExpectExact(2.5, ctx.Get(value, what), $"Get on {what} after the host added 2.5 at its ValueCell",
+                    "ValueCell must be the word Get reads: the host adds there instead of calling Inc.");
+            }
+
+            value.Set(marker);
+            var read = ctx.Get(value, what);
+            ctx.Expect(BitConverter.DoubleToInt64Bits(read) == AtomicDouble.MovedCell,
+                $"Set on {what} with the bits of AtomicDouble.MovedCell read back as {F(read)} (0x{BitConverter.DoubleToInt64Bits(read):X16}). Set must round-trip every bit pattern.");
+            if (cell != 0)
+            {
+                ctx.Expect(!AtomicDouble.TryAddToCell(ref *(long*)value.ValueCell, 1), $"AtomicDouble.TryAddToCell added to the moved marker of {what}.");
+            }
+
+            // What the host does when its compare-and-swap is refused.
+            value.Inc(1);
+            var after = ctx.Get(value, what);
+            ctx.Expect(double.IsNaN(after),
+                $"Inc(1) on {what} holding the bits of AtomicDouble.MovedCell (a NaN stored by Set) read {F(after)}, expected NaN. " +
+                "Those bits mean a move only when the backend moved the value and wrote them itself; a value that did not move must treat them as a value (NaN + 1 = NaN), not restart somewhere else.");
+            if (cell != 0)
+            {
+                var again = value.ValueCell;
+                ctx.Expect(again == cell, $"The ValueCell of {what} changed from 0x{cell:X} to 0x{again:X} although the value did not move (its own bits were the marker).");
+                value.Set(1);
+                ctx.Expect(AtomicDouble.TryAddToCell(ref *(long*)again, 1), $"The host's compare-and-swap at the value cell of {what} failed after Set(1).");
+                ctx.ExpectExact(2, ctx.Get(value, what), $"Get on {what} after Set(1) and the host adding 1 at its ValueCell");
+            }
+        }
+    }
+
     public static void DoubleSumsAreExact(CheckContext ctx)
     {
         var name = ctx.Name("exact");

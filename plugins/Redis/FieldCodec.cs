@@ -17,33 +17,72 @@ internal static class FieldCodec
 {
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    public static byte[] Encode(IReadOnlyList<string> labelValues, HistogramBucket? part)
+    /// <summary>Refuses label values that have no UTF-8 form (an unpaired surrogate), so <see cref="Encode"/> never fails later.</summary>
+    /// <exception cref="ArgumentException">A value holds an unpaired UTF-16 surrogate.</exception>
+    public static void Validate(IReadOnlyList<string> labelValues)
     {
-        var buffer = new List<byte>(32);
         foreach (var value in labelValues)
         {
-            byte[] bytes;
-            try
-            {
-                bytes = Strict.GetBytes(value);
-            }
-            catch (EncoderFallbackException ex)
-            {
-                throw new ArgumentException($"A label value contains an unpaired UTF-16 surrogate at index {ex.Index} and cannot be stored as UTF-8.", nameof(labelValues), ex);
-            }
-
-            buffer.AddRange(Encoding.ASCII.GetBytes(bytes.Length.ToString(CultureInfo.InvariantCulture)));
-            buffer.Add((byte)':');
-            buffer.AddRange(bytes);
+            ByteCount(value);
         }
+    }
 
-        buffer.Add((byte)'#');
-        if (part is { } p)
+    /// <summary>The field of the series <paramref name="labelValues"/> and <paramref name="part"/>, in one exact-size array.</summary>
+    /// <exception cref="ArgumentException">A value holds an unpaired UTF-16 surrogate.</exception>
+    public static byte[] Encode(IReadOnlyList<string> labelValues, HistogramBucket? part)
+    {
+        var count = labelValues.Count;
+        Span<int> lengths = count <= 16 ? stackalloc int[count] : new int[count];
+        var total = 1;
+        for (var i = 0; i < count; i++)
         {
-            buffer.AddRange(Encoding.ASCII.GetBytes(p.ToString()));
+            lengths[i] = ByteCount(labelValues[i]);
+            total += Digits(lengths[i]) + 1 + lengths[i];
         }
 
-        return [.. buffer];
+        var partText = part is { } p ? p.ToString() : null;
+        total += partText?.Length ?? 0;
+        var field = new byte[total];
+        var pos = 0;
+        for (var i = 0; i < count; i++)
+        {
+            lengths[i].TryFormat(field.AsSpan(pos), out var written, default, CultureInfo.InvariantCulture);
+            pos += written;
+            field[pos++] = (byte)':';
+            pos += Strict.GetBytes(labelValues[i], field.AsSpan(pos));
+        }
+
+        field[pos++] = (byte)'#';
+        if (partText is not null)
+        {
+            Encoding.ASCII.GetBytes(partText, field.AsSpan(pos));
+        }
+
+        return field;
+    }
+
+    private static int ByteCount(string value)
+    {
+        try
+        {
+            return Strict.GetByteCount(value);
+        }
+        catch (EncoderFallbackException ex)
+        {
+            throw new ArgumentException($"A label value contains an unpaired UTF-16 surrogate at index {ex.Index} and cannot be stored as UTF-8.", "labelValues", ex);
+        }
+    }
+
+    private static int Digits(int value)
+    {
+        var digits = 1;
+        while (value >= 10)
+        {
+            value /= 10;
+            digits++;
+        }
+
+        return digits;
     }
 
     /// <summary>Decodes a field written by <see cref="Encode"/>; <see langword="false"/> when it is not one with <paramref name="labelCount"/> labels.</summary>

@@ -66,7 +66,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// recorded and values of other definitions are never mixed in (<see cref="BackendCapabilities.RecordsSchema"/>).
     /// </summary>
     public static BackendCapabilities Capabilities =>
-        BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.BatchesUpdates | BackendCapabilities.AtomicHistogramObserve | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.Exemplars;
+        BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.BatchesUpdates | BackendCapabilities.AtomicHistogramObserve | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries | BackendCapabilities.Exemplars;
 
     /// <summary>
     /// Keeps the exemplar in this process (a scrape here shows it at once) and sends it with the next flush to the
@@ -121,7 +121,39 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     public static async ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(families);
-        return await RedisStore.Get(config).Collector.CollectAsync(families, cancellationToken).ConfigureAwait(false);
+        var store = RedisStore.Get(config);
+        var collected = await store.Collector.CollectAsync(families, cancellationToken).ConfigureAwait(false);
+        store.CountSeries(families, collected);
+        return collected;
+    }
+
+    /// <summary>
+    /// Removes a series (or, with no label values on a labelled family, every series of the family) from Redis: this
+    /// process's pending updates of it are dropped at once, and its fields are deleted with the next flush (within
+    /// FlushInterval, or by <see cref="FlushAsync"/>), before any update made after the call is sent, so the series comes
+    /// back from 0 with the next update in any process. Another process's updates made before the removal but not yet
+    /// flushed by it still arrive afterwards and bring the series back with them. Never blocks on the network.
+    /// </summary>
+    /// <param name="config">The backend's configuration section.</param>
+    /// <param name="series">The family with the series' label values.</param>
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series)
+    {
+        ArgumentNullException.ThrowIfNull(series);
+        RedisStore.Get(config).RemoveSeries(series);
+    }
+
+    /// <summary>
+    /// The number of series of <paramref name="family"/> in Redis as the last scrape of this process counted them (every
+    /// process's), plus the series this process created since; -1 before the first scrape. No round trip: the host
+    /// calls it when it is about to create a series.
+    /// </summary>
+    /// <param name="config">The backend's configuration section.</param>
+    /// <param name="family">The family.</param>
+    /// <returns>The number of series, or -1.</returns>
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family)
+    {
+        ArgumentNullException.ThrowIfNull(family);
+        return RedisStore.Get(config).SeriesCount(family);
     }
 
     /// <summary>

@@ -7,14 +7,29 @@ namespace Metrics.Backends.Redis;
 /// last stored value seen. Every <see cref="RedisBackend"/> created for the same series and part in one configuration
 /// delegates to the same cell, so each instance reads the others' unflushed updates.
 /// </summary>
-internal sealed class RedisCell
+/// <remarks>
+/// A process may hold millions of cells, so a cell keeps no more than its numbers: the hash field is not kept but
+/// encoded from the series' label values (the array the metric keeps anyway) whenever it is sent, the cell locks on
+/// itself (a header lock, no lock object), and state only some cells need lives in <see cref="RedisPartCell"/> (a
+/// histogram or summary part) or shares a slot with state their kind never uses (an owned gauge's last aggregate).
+/// </remarks>
+internal class RedisCell
 {
-    private readonly RedisStore _store;
-    private readonly Lock _gate = new();
-
     // An empty delta is -0.0, the identity of IEEE addition (x + -0 is x for every x, -0 included), so a delta that is
     // +0 after Inc(0) still turns a stored -0 into +0, as one-at-a-time addition would.
     private const long EmptyDelta = unchecked((long)0x8000_0000_0000_0000);
+
+    // Bits of _flags, guarded by the cell's lock.
+    private const int PendingSetFlag = 1;
+    private const int InFlightFlag = 2;
+    private const int InFlightSetFlag = 4;
+    private const int HasAggregateFlag = 8;
+
+    // The series was removed and nothing was updated since: sending the cell would create its field again.
+    private const int RemovedFlag = 16;
+
+    // Redis acknowledged a value of this cell at least once.
+    private const int AcknowledgedFlag = 32;
 
     // Pending delta as the double's bits, added with compare-and-swap so Inc never takes a lock.
     private long _deltaBits = EmptyDelta;
@@ -23,48 +38,51 @@ internal sealed class RedisCell
     // Changed by every acknowledgement, so a read of Redis can tell whether an acknowledgement raced it.
     private int _acknowledgements;
 
-    // Guarded by _gate.
-    private bool _pendingSet;
+    // Guarded by the cell's lock (lock (this): the cell is internal, nothing else locks on it).
+    private int _flags;
     private double _pendingSetValue;
-    private bool _inFlight;
-    private long _inFlightSequence;
-    private bool _inFlightSet;
+
+    // The round that last took the pending update: the in-flight batch's sequence while InFlightFlag is set.
+    private long _sequence;
+
+    // A shared value's in-flight set value; an owned gauge never has one, so there it is the last aggregate Get read.
     private double _inFlightSetValue;
     private double _inFlightDelta;
+
     // A shared value's last stored value seen; for a per-process (owned) gauge, this process's own value as of the last
     // take: the process is its field's only writer, so it holds the authoritative value and sends it whole.
     private double _stored;
     private long _storedSequence;
 
-    // The latest exemplar recorded in this process, and whether it still waits to be sent. Guarded by _gate.
-    private RecordedExemplar _exemplar;
-    private bool _hasExemplar;
-    private bool _exemplarPending;
+    // The latest exemplar recorded in this process, created with the first one: most cells never get one, so they pay
+    // one reference for the feature. Guarded by the cell's lock.
+    private ExemplarSlot? _exemplar;
 
-    // The last aggregate an owned gauge's Get read, answered while Redis cannot be read.
-    private double _lastAggregate;
-    private bool _hasAggregate;
-
-    public RedisCell(RedisStore store, RedisFamily family, byte[] field, RedisSeriesGroup? group)
+    public RedisCell(RedisFamily family, IReadOnlyList<string> labelValues)
     {
-        _store = store;
         Family = family;
-        Field = field;
-        Group = group;
+        LabelValues = labelValues;
     }
 
-    public byte[] Field { get; }
+    /// <summary>The series' label values: the descriptor's list, which the metric keeps for the series' lifetime and never changes.</summary>
+    public IReadOnlyList<string> LabelValues { get; }
+
+    /// <summary>The histogram or summary part, or null for a counter or gauge.</summary>
+    public virtual HistogramBucket? Part => null;
+
+    /// <summary>The hash field of this series and part, encoded afresh (a cell does not keep it): for sending and reading.</summary>
+    public byte[] Field => FieldCodec.Encode(LabelValues, Part);
 
     public RedisFamily Family { get; }
 
     /// <summary>The histogram or summary series this part belongs to, whose parts are flushed together; null for a counter or gauge.</summary>
-    public RedisSeriesGroup? Group { get; }
+    public RedisSeriesGroup? Group => (this as RedisPartCell)?.Series;
 
     /// <summary>The round that last took this cell's pending update; the flusher's own state, so a round takes a cell once.</summary>
-    public long TakenSequence { get; private set; }
+    public long TakenSequence => _sequence;
 
     /// <summary>Whether an update waits to be taken (read under the group's gate by the flusher).</summary>
-    public bool HasPending => Volatile.Read(ref _deltaBits) != EmptyDelta || Volatile.Read(ref _pendingSet);
+    public bool HasPending => Volatile.Read(ref _deltaBits) != EmptyDelta || (Volatile.Read(ref _flags) & PendingSetFlag) != 0;
 
     // Intrusive link of the dirty stack; written only by the thread that set _dirty from 0 to 1, read by the flusher.
     public RedisCell? NextDirty { get; set; }
@@ -74,9 +92,9 @@ internal sealed class RedisCell
     {
         get
         {
-            lock (_gate)
+            lock (this)
             {
-                return _hasExemplar ? _exemplar : null;
+                return _exemplar?.Exemplar;
             }
         }
     }
@@ -85,52 +103,62 @@ internal sealed class RedisCell
     public void RecordExemplar(in RecordedExemplar exemplar)
     {
         bool queue;
-        lock (_gate)
+        lock (this)
         {
-            if (_hasExemplar && exemplar.TimestampUnixSeconds < _exemplar.TimestampUnixSeconds)
+            var slot = _exemplar ??= new ExemplarSlot();
+            if (slot.Exemplar is { } held && exemplar.TimestampUnixSeconds < held.TimestampUnixSeconds)
             {
                 return;
             }
 
-            _exemplar = exemplar;
-            _hasExemplar = true;
-            queue = !_exemplarPending;
-            _exemplarPending = true;
+            slot.Exemplar = exemplar;
+            queue = !slot.Pending;
+            slot.Pending = true;
         }
 
         if (queue)
         {
-            _store.Flusher.QueueExemplar(this);
+            Store.Flusher.QueueExemplar(this);
         }
     }
 
     /// <summary>Takes the exemplar waiting to be sent, if any.</summary>
     public bool TakeExemplar(out RecordedExemplar exemplar)
     {
-        lock (_gate)
+        lock (this)
         {
-            exemplar = _exemplar;
-            var pending = _exemplarPending;
-            _exemplarPending = false;
-            return pending;
+            if (_exemplar is not { Exemplar: { } held, Pending: true } slot)
+            {
+                exemplar = default;
+                return false;
+            }
+
+            exemplar = held;
+            slot.Pending = false;
+            return true;
         }
     }
 
     /// <summary>A taken exemplar was not stored: it waits again (unless a later one already does).</summary>
     public void ExemplarNotSent()
     {
-        lock (_gate)
+        lock (this)
         {
-            if (_exemplarPending)
+            if (_exemplar is not { } slot || slot.Pending)
             {
                 return;
             }
 
-            _exemplarPending = true;
+            slot.Pending = true;
         }
 
-        _store.Flusher.QueueExemplar(this);
+        Store.Flusher.QueueExemplar(this);
     }
+    private RedisStore Store => Family.Store;
+
+    private bool PendingSet => (_flags & PendingSetFlag) != 0;
+
+    private bool InFlight => (_flags & InFlightFlag) != 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
@@ -145,9 +173,9 @@ internal sealed class RedisCell
 
     public void Set(double value)
     {
-        lock (_gate)
+        lock (this)
         {
-            _pendingSet = true;
+            _flags |= PendingSetFlag;
             _pendingSetValue = value;
             // An Inc that lands in the delta before this exchange happened before the Set and is overwritten by it;
             // one that lands after is added on top: both are valid orders for racing calls.
@@ -168,12 +196,12 @@ internal sealed class RedisCell
             return GetOwned();
         }
 
-        var deadline = DateTime.UtcNow + _store.Settings.OperationTimeout;
+        var deadline = DateTime.UtcNow + Store.Settings.OperationTimeout;
         for (var attempt = 0; attempt < 2; attempt++)
         {
             // A retry holds the flush lock: no batch can be acknowledged while it reads, so it cannot race again.
             var exclusive = attempt > 0;
-            if (exclusive && !_store.TryEnterExclusive(deadline - DateTime.UtcNow))
+            if (exclusive && !Store.TryEnterExclusive(deadline - DateTime.UtcNow))
             {
                 break;
             }
@@ -181,12 +209,12 @@ internal sealed class RedisCell
             try
             {
                 var acknowledgements = Volatile.Read(ref _acknowledgements);
-                if (!_store.TryReadStored(this, deadline, out var stored, out var marker))
+                if (!Store.TryReadStored(this, deadline, out var stored, out var marker))
                 {
                     break;
                 }
 
-                lock (_gate)
+                lock (this)
                 {
                     // An acknowledgement after the read means a batch the read did not include may have left the
                     // in-flight slot; the marker cannot tell, so read again.
@@ -206,12 +234,12 @@ internal sealed class RedisCell
             {
                 if (exclusive)
                 {
-                    _store.ExitExclusive();
+                    Store.ExitExclusive();
                 }
             }
         }
 
-        lock (_gate)
+        lock (this)
         {
             return Combine(_stored, _storedSequence);
         }
@@ -226,23 +254,21 @@ internal sealed class RedisCell
     /// </summary>
     public double OwnValue(out bool changed)
     {
-        lock (_gate)
+        lock (this)
         {
-            changed = _inFlight || _pendingSet || IsDirty || Volatile.Read(ref _deltaBits) != EmptyDelta;
-            return Apply(_stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+            changed = InFlight || PendingSet || IsDirty || Volatile.Read(ref _deltaBits) != EmptyDelta;
+            return Apply(_stored, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
         }
     }
 
     /// <summary>Folds the pending update into this process's own value and returns it, to be sent whole in round <paramref name="sequence"/>.</summary>
     public double TakeOwned(long sequence)
     {
-        lock (_gate)
+        lock (this)
         {
-            TakenSequence = sequence;
-            _inFlight = true;
-            _inFlightSequence = sequence;
-            _stored = Apply(_stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta)));
-            _pendingSet = false;
+            _sequence = sequence;
+            _stored = Apply(_stored, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta)));
+            _flags = (_flags | InFlightFlag) & ~PendingSetFlag;
             return _stored;
         }
     }
@@ -250,9 +276,9 @@ internal sealed class RedisCell
     /// <summary>Redis stored the own value taken by the in-flight round.</summary>
     public void AcknowledgeOwned()
     {
-        lock (_gate)
+        lock (this)
         {
-            _inFlight = false;
+            _flags = (_flags & ~InFlightFlag) | AcknowledgedFlag;
             _acknowledgements++;
         }
     }
@@ -264,20 +290,21 @@ internal sealed class RedisCell
     private double GetOwned()
     {
         var own = OwnValue(out var changed);
-        if (_store.TryReadOwned(this, own, changed, DateTime.UtcNow + _store.Settings.OperationTimeout, out var aggregate))
+        if (Store.TryReadOwned(this, own, changed, DateTime.UtcNow + Store.Settings.OperationTimeout, out var aggregate))
         {
-            lock (_gate)
+            lock (this)
             {
-                _lastAggregate = aggregate;
-                _hasAggregate = true;
+                // An owned gauge never has an in-flight set value: the slot holds its last aggregate.
+                _inFlightSetValue = aggregate;
+                _flags |= HasAggregateFlag;
             }
 
             return aggregate;
         }
 
-        lock (_gate)
+        lock (this)
         {
-            return _hasAggregate ? _lastAggregate : own;
+            return (_flags & HasAggregateFlag) != 0 ? _inFlightSetValue : own;
         }
     }
 
@@ -287,27 +314,25 @@ internal sealed class RedisCell
     /// <summary>Moves the pending update into the in-flight batch <paramref name="sequence"/>. Called by the flusher after clearing the dirty flag.</summary>
     public (bool Set, double SetValue, double Delta) TakePending(long sequence)
     {
-        lock (_gate)
+        lock (this)
         {
-            TakenSequence = sequence;
-            _inFlight = true;
-            _inFlightSequence = sequence;
-            _inFlightSet = _pendingSet;
+            _sequence = sequence;
+            var set = PendingSet;
             _inFlightSetValue = _pendingSetValue;
             _inFlightDelta = BitConverter.Int64BitsToDouble(Interlocked.Exchange(ref _deltaBits, EmptyDelta));
-            _pendingSet = false;
-            return (_inFlightSet, _inFlightSetValue, _inFlightDelta);
+            _flags = (_flags & ~(PendingSetFlag | InFlightSetFlag)) | InFlightFlag | (set ? InFlightSetFlag : 0);
+            return (set, _inFlightSetValue, _inFlightDelta);
         }
     }
 
     /// <summary>Redis stored the in-flight batch <paramref name="sequence"/>; <paramref name="stored"/> is the value it returned.</summary>
     public void Acknowledge(double stored, long sequence)
     {
-        lock (_gate)
+        lock (this)
         {
             _stored = stored;
             _storedSequence = sequence;
-            _inFlight = false;
+            _flags = (_flags & ~InFlightFlag) | AcknowledgedFlag;
             _acknowledgements++;
         }
     }
@@ -315,19 +340,72 @@ internal sealed class RedisCell
     /// <summary>The stored value <paramref name="stored"/> with this process's unsent updates applied, for a scrape that settled the in-flight batch.</summary>
     public double Overlay(double stored)
     {
-        lock (_gate)
+        lock (this)
         {
-            return Apply(stored, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+            return Apply(stored, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+        }
+    }
+
+    /// <summary>
+    /// Forgets this process's pending update and the stored value seen, for a removed series: the removal is applied
+    /// before anything updated later is sent, so the series comes back from 0.
+    /// </summary>
+    public void ResetRemoved()
+    {
+        lock (this)
+        {
+            _flags = (_flags & ~(PendingSetFlag | HasAggregateFlag)) | RemovedFlag;
+            Interlocked.Exchange(ref _deltaBits, EmptyDelta);
+            _stored = 0;
+        }
+    }
+
+    /// <summary>
+    /// Whether the flusher must leave this cell out: its series was removed and nothing was updated since, so sending its
+    /// empty delta would create the field again. An update since the removal clears the mark and the cell is sent.
+    /// </summary>
+    public bool SkipRemoved()
+    {
+        lock (this)
+        {
+            if ((_flags & RemovedFlag) == 0)
+            {
+                return false;
+            }
+
+            if (!PendingSet && Volatile.Read(ref _deltaBits) == EmptyDelta)
+            {
+                return true;
+            }
+
+            _flags &= ~RemovedFlag;
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether a scrape must show this cell though Redis has no field for it: it holds updates not stored yet, or it was
+    /// never stored (a series just created). A cell stored before whose field is gone was removed, by any process.
+    /// </summary>
+    public bool Unsent
+    {
+        get
+        {
+            lock (this)
+            {
+                return (_flags & RemovedFlag) == 0
+                    && (IsDirty || InFlight || PendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta || (_flags & AcknowledgedFlag) == 0);
+            }
         }
     }
 
     /// <summary>Discards the pending update (the in-flight one is kept). Returns whether there was one.</summary>
     public bool DiscardPending()
     {
-        lock (_gate)
+        lock (this)
         {
-            var had = _pendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta;
-            _pendingSet = false;
+            var had = PendingSet || Volatile.Read(ref _deltaBits) != EmptyDelta;
+            _flags &= ~PendingSetFlag;
             Interlocked.Exchange(ref _deltaBits, EmptyDelta);
             return had;
         }
@@ -342,7 +420,7 @@ internal sealed class RedisCell
     {
         if (Volatile.Read(ref _dirty) == 0 && Interlocked.Exchange(ref _dirty, 1) == 0)
         {
-            _store.PushDirty(this);
+            Store.PushDirty(this);
         }
     }
 
@@ -353,11 +431,30 @@ internal sealed class RedisCell
     private double Combine(double stored, long marker)
     {
         var value = stored;
-        if (_inFlight && _inFlightSequence > marker)
+        if (InFlight && _sequence > marker)
         {
-            value = Apply(value, _inFlightSet, _inFlightSetValue, _inFlightDelta);
+            value = Apply(value, (_flags & InFlightSetFlag) != 0, _inFlightSetValue, _inFlightDelta);
         }
 
-        return Apply(value, _pendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
+        return Apply(value, PendingSet, _pendingSetValue, BitConverter.Int64BitsToDouble(Volatile.Read(ref _deltaBits)));
     }
+
+    /// <summary>A cell's latest exemplar and whether it waits to be sent; guarded by the cell's lock.</summary>
+    private sealed class ExemplarSlot
+    {
+        public RecordedExemplar? Exemplar { get; set; }
+
+        public bool Pending { get; set; }
+    }
+}
+
+/// <summary>A part (a bucket, the sum or the count) of a histogram or summary series: a cell that knows its part and series.</summary>
+internal sealed class RedisPartCell(RedisFamily family, IReadOnlyList<string> labelValues, HistogramBucket part, RedisSeriesGroup series)
+    : RedisCell(family, labelValues)
+{
+    /// <inheritdoc/>
+    public override HistogramBucket? Part { get; } = part;
+
+    /// <summary>The series whose parts are flushed and overlaid together.</summary>
+    public RedisSeriesGroup Series { get; } = series;
 }

@@ -21,6 +21,11 @@ internal sealed class RedisCollector(RedisStore store)
 
     private readonly HashSet<string> _warnedFamilies = new(StringComparer.Ordinal);
 
+    // Each family's fields decoded once and kept across scrapes (collections are serialized by the flusher's exclusive
+    // run, so they are used by one collection at a time): a steady scrape decodes no label text and returns the same
+    // label arrays every time, which the host then finds its rendered labels for by reference.
+    private readonly Dictionary<(string Name, string DefinitionId), DecodedFields> _fields = [];
+
     private RedisSettings Settings => store.Settings;
 
     /// <summary>Collections of a family that found it recorded under another definition too, for <paramref name="config"/>.</summary>
@@ -65,6 +70,7 @@ internal sealed class RedisCollector(RedisStore store)
         var db = connection.GetDatabase();
         var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var reads = new Task<RedisResult>[families.Count];
+        var data = new Task<HashEntry[]>?[families.Count];
         var exemplarReads = new Task<HashEntry[]>?[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
@@ -96,16 +102,33 @@ internal sealed class RedisCollector(RedisStore store)
                 continue;
             }
 
+            // Sent together on one connection: one round trip per master however many families.
+            var key = RedisFamily.DataKey(Settings, family.Name, family.DefinitionId);
+            data[i] = db.HashGetAllAsync(key);
             reads[i] = db.ScriptEvaluateAsync(
                 Scripts.CollectFamily,
-                [RedisFamily.DataKey(Settings, family.Name, family.DefinitionId), RedisFamily.DefinitionsKeyOf(Settings, family.Name)],
+                [key, RedisFamily.DefinitionsKeyOf(Settings, family.Name)],
                 [family.DefinitionId, RedisFamily.DataKeyPrefix(Settings, family.Name), expiryMs]);
         }
 
         try
         {
             await Task.WhenAll(reads).ConfigureAwait(false);
-            await Task.WhenAll(exemplarReads.OfType<Task>()).ConfigureAwait(false);
+            foreach (var read in data)
+            {
+                if (read is not null)
+                {
+                    await read.ConfigureAwait(false);
+                }
+            }
+
+            foreach (var read in exemplarReads)
+            {
+                if (read is not null)
+                {
+                    await read.ConfigureAwait(false);
+                }
+            }
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
@@ -115,10 +138,17 @@ internal sealed class RedisCollector(RedisStore store)
         var result = new IReadOnlyList<CollectedValue>[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
+            if (data[i] is { } fields)
+            {
+                CheckSchema(families[i], (RedisResult[])reads[i].Result!);
+                result[i] = Merge(families[i], fields.Result, exemplarReads[i]?.Result);
+                continue;
+            }
+
+            // A per-process gauge's aggregate already holds this process's own values, unflushed ones included.
             var reply = (RedisResult[])reads[i].Result!;
             CheckSchema(families[i], (RedisResult[])reply[1]!);
-            // A per-process gauge's aggregate already holds this process's own values, unflushed ones included.
-            result[i] = Merge(families[i], (RedisResult[])reply[0]!, overlay: !RedisFamily.ModeOf(families[i]).Owned, exemplarReads[i]?.Result);
+            result[i] = Merge(families[i], (RedisResult[])reply[0]!);
         }
 
         return result;
@@ -143,29 +173,31 @@ internal sealed class RedisCollector(RedisStore store)
         }
     }
 
-    private List<CollectedValue> Merge(MetricDescriptor family, RedisResult[] flat, bool overlay, HashEntry[]? exemplars = null)
+    /// <summary>A per-process gauge's aggregate: the owned-collect script's array of field, value pairs, this process's values in it.</summary>
+    private CollectedValueList Merge(MetricDescriptor family, RedisResult[] flat)
     {
-        var labelCount = family.LabelNames.Count;
-        var byField = new Dictionary<string, (string[] Labels, HistogramBucket? Part, double Value)>(flat.Length / 2, StringComparer.Ordinal);
+        var (fields, generation, list) = Begin(family);
         for (var i = 0; i + 1 < flat.Length; i += 2)
         {
-            var field = (byte[])flat[i]!;
-            var raw = (byte[])flat[i + 1]!;
-            if (raw.Length != 8)
-            {
-                throw new RedisBackendException($"The Redis key '{RedisFamily.DataKey(Settings, family.Name, family.DefinitionId)}' holds a field that is not an 8-byte double; it was not written by the Metrics Redis backend. Use another KeyPrefix or delete the key.");
-            }
-
-            if (!FieldCodec.TryDecode(field, labelCount, out var labels, out var part))
-            {
-                WarnOnce(family.Name, $"metric '{family.Name}' has stored series that do not match its {labelCount} label names; they are left out of the scrape. The key was not written by this version of the Metrics Redis backend.");
-                continue;
-            }
-
-            byField[Encoding.Latin1.GetString(field)] = (labels, part, BinaryPrimitives.ReadDoubleLittleEndian(raw));
+            Add(family, fields, generation, list, (byte[])flat[i]!, (byte[])flat[i + 1]!);
         }
 
-        if (overlay && store.FindFamily(family) is { } local)
+        fields.Trim(generation, list.Count);
+        return list;
+    }
+
+    /// <summary>A family's values as HGETALL read them, with this process's unsent updates on top.</summary>
+    private CollectedValueList Merge(MetricDescriptor family, HashEntry[] entries, HashEntry[]? exemplars)
+    {
+        var labelCount = family.LabelNames.Count;
+        var (fields, generation, list) = Begin(family);
+        foreach (var entry in entries)
+        {
+            // As memory, not byte[]: no copy of each field and value.
+            Add(family, fields, generation, list, ((ReadOnlyMemory<byte>)entry.Name).Span, ((ReadOnlyMemory<byte>)entry.Value).Span);
+        }
+
+        if (store.FindFamily(family) is { } local)
         {
             var cells = local.Cells();
             HashSet<RedisSeriesGroup>? overlaid = null;
@@ -173,7 +205,7 @@ internal sealed class RedisCollector(RedisStore store)
             {
                 if (cell.Group is not { } series)
                 {
-                    Overlay(cell, byField, labelCount);
+                    Overlay(cell, list, fields, generation, labelCount);
                 }
                 else if ((overlaid ??= []).Add(series))
                 {
@@ -182,60 +214,118 @@ internal sealed class RedisCollector(RedisStore store)
                     {
                         foreach (var part in series.Cells)
                         {
-                            Overlay(part, byField, labelCount);
+                            Overlay(part, list, fields, generation, labelCount);
                         }
                     }
                 }
             }
         }
 
-        Dictionary<string, RecordedExemplar>? exemplarByField = null;
+        AttachExemplars(family, fields, generation, list, exemplars);
+        fields.Trim(generation, list.Count);
+        return list;
+    }
+
+    /// <summary>
+    /// Gives each collected counter or histogram bucket the latest of its stored exemplar and this process's unsent one
+    /// (read-your-writes, as for values). An exemplar whose value is not in the collection is left out.
+    /// </summary>
+    private void AttachExemplars(MetricDescriptor family, DecodedFields fields, long generation, CollectedValueList list, HashEntry[]? exemplars)
+    {
+        var labelCount = family.LabelNames.Count;
         foreach (var entry in exemplars ?? [])
         {
             if (ExemplarCodec.TryDecode((byte[])entry.Value!, out var exemplar))
             {
-                (exemplarByField ??= new(StringComparer.Ordinal))[Encoding.Latin1.GetString((byte[])entry.Name!)] = exemplar;
+                AttachExemplar(list, fields.Find(((ReadOnlyMemory<byte>)entry.Name).Span, labelCount), generation, exemplar);
             }
         }
 
         if (family.Type is MetricType.Counter or MetricType.Histogram && store.FindFamily(family) is { } own)
         {
-            // This process's exemplars not flushed yet: read-your-writes, as for values.
             foreach (var cell in own.Cells())
             {
                 if (cell.LocalExemplar is { } mine)
                 {
-                    var key = Encoding.Latin1.GetString(cell.Field);
-                    exemplarByField ??= new(StringComparer.Ordinal);
-                    if (!exemplarByField.TryGetValue(key, out var stored) || mine.TimestampUnixSeconds > stored.TimestampUnixSeconds)
-                    {
-                        exemplarByField[key] = mine;
-                    }
+                    AttachExemplar(list, fields.Find(cell.Field, labelCount), generation, mine);
                 }
             }
         }
-
-        var list = new List<CollectedValue>(byField.Count);
-        foreach (var (field, (labels, part, value)) in byField)
-        {
-            RecordedExemplar? exemplar = exemplarByField is not null && exemplarByField.TryGetValue(field, out var found) ? found : null;
-            list.Add(new CollectedValue(labels, part, value) { Exemplar = exemplar });
-        }
-
-        return list;
     }
 
-    private static void Overlay(RedisCell cell, Dictionary<string, (string[] Labels, HistogramBucket? Part, double Value)> byField, int labelCount)
+    private static void AttachExemplar(CollectedValueList list, DecodedField? decoded, long generation, in RecordedExemplar exemplar)
     {
-        var key = Encoding.Latin1.GetString(cell.Field);
-        if (byField.TryGetValue(key, out var found))
+        if (decoded is null || decoded.Generation != generation)
         {
-            byField[key] = found with { Value = cell.Overlay(found.Value) };
+            return;
         }
-        else if (FieldCodec.TryDecode(cell.Field, labelCount, out var labels, out var part))
+
+        var found = list[decoded.Index];
+        if (found.Exemplar is not { } held || exemplar.TimestampUnixSeconds > held.TimestampUnixSeconds)
         {
-            byField[key] = (labels, part, cell.Overlay(0));
+            list.Set(decoded.Index, found with { Exemplar = exemplar });
         }
+    }
+
+    private (DecodedFields Fields, long Generation, CollectedValueList List) Begin(MetricDescriptor family)
+    {
+        var key = (family.Name, family.DefinitionId);
+        if (!_fields.TryGetValue(key, out var fields))
+        {
+            _fields[key] = fields = new DecodedFields();
+        }
+
+        return (fields, fields.NextGeneration(), new CollectedValueList());
+    }
+
+    private void Add(MetricDescriptor family, DecodedFields fields, long generation, CollectedValueList list, ReadOnlySpan<byte> field, ReadOnlySpan<byte> raw)
+    {
+        if (raw.Length != 8)
+        {
+            throw new RedisBackendException($"The Redis key '{RedisFamily.DataKey(Settings, family.Name, family.DefinitionId)}' holds a field that is not an 8-byte double; it was not written by the Metrics Redis backend. Use another KeyPrefix or delete the key.");
+        }
+
+        var labelCount = family.LabelNames.Count;
+        if (fields.Find(field, labelCount) is not { } decoded)
+        {
+            WarnOnce(family.Name, $"metric '{family.Name}' has stored series that do not match its {labelCount} label names; they are left out of the scrape. The key was not written by this version of the Metrics Redis backend.");
+            return;
+        }
+
+        Put(list, decoded, generation, BinaryPrimitives.ReadDoubleLittleEndian(raw));
+    }
+
+    private static void Overlay(RedisCell cell, CollectedValueList list, DecodedFields fields, long generation, int labelCount)
+    {
+        if (fields.Find(cell.Field, labelCount) is not { } decoded)
+        {
+            return;
+        }
+
+        if (decoded.Generation == generation)
+        {
+            var found = list[decoded.Index];
+            list.Set(decoded.Index, found with { Value = cell.Overlay(found.Value) });
+        }
+        else if (cell.Unsent)
+        {
+            // Not in Redis: a series created here and not stored yet shows; one stored before whose field is gone was removed.
+            Put(list, decoded, generation, cell.Overlay(0));
+        }
+    }
+
+    /// <summary>Adds a field's value, or replaces it when the field was already added in this collection.</summary>
+    private static void Put(CollectedValueList list, DecodedField decoded, long generation, double value)
+    {
+        if (decoded.Generation == generation)
+        {
+            list.Set(decoded.Index, new CollectedValue(decoded.Labels, decoded.Part, value));
+            return;
+        }
+
+        decoded.Generation = generation;
+        decoded.Index = list.Count;
+        list.Add(new CollectedValue(decoded.Labels, decoded.Part, value));
     }
 
     // The reason is built by RedisDiagnosis, which masks secrets in the text it takes from outside.
@@ -253,5 +343,72 @@ internal sealed class RedisCollector(RedisStore store)
         }
 
         store.Log(message);
+    }
+}
+
+/// <summary>One hash field decoded: its labels and part, and where the collection in progress put its value.</summary>
+internal sealed class DecodedField(string[] labels, HistogramBucket? part)
+{
+    public string[] Labels { get; } = labels;
+
+    public HistogramBucket? Part { get; } = part;
+
+    /// <summary>The collection that last added this field, and the index of its value there.</summary>
+    public long Generation { get; set; }
+
+    public int Index { get; set; }
+}
+
+/// <summary>A family's decoded fields by their bytes, pruned of fields that no longer come back.</summary>
+internal sealed class DecodedFields
+{
+    private readonly Dictionary<byte[], DecodedField?> _byField = new(FieldComparer.Instance);
+    private long _generation;
+
+    public long NextGeneration() => ++_generation;
+
+    /// <summary>The decoded field, or <see langword="null"/> when it is not one of this family's fields.</summary>
+    public DecodedField? Find(ReadOnlySpan<byte> field, int labelCount)
+    {
+        var lookup = _byField.GetAlternateLookup<ReadOnlySpan<byte>>();
+        if (!lookup.TryGetValue(field, out var decoded))
+        {
+            decoded = FieldCodec.TryDecode(field, labelCount, out var labels, out var part) ? new DecodedField(labels, part) : null;
+            lookup[field] = decoded;
+        }
+
+        return decoded;
+    }
+
+    /// <summary>Drops the fields the collection <paramref name="generation"/> did not see once they outnumber the seen ones.</summary>
+    public void Trim(long generation, int seen)
+    {
+        if (_byField.Count <= (2 * seen) + 1024)
+        {
+            return;
+        }
+
+        foreach (var (field, decoded) in _byField)
+        {
+            if (decoded is null || decoded.Generation != generation)
+            {
+                _byField.Remove(field);
+            }
+        }
+    }
+
+    private sealed class FieldComparer : IEqualityComparer<byte[]>, IAlternateEqualityComparer<ReadOnlySpan<byte>, byte[]>
+    {
+        public static readonly FieldComparer Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj) => GetHashCode((ReadOnlySpan<byte>)obj);
+
+        public bool Equals(ReadOnlySpan<byte> alternate, byte[] other) => alternate.SequenceEqual(other);
+
+        public int GetHashCode(ReadOnlySpan<byte> alternate) => (int)System.IO.Hashing.XxHash3.HashToUInt64(alternate);
+
+        public byte[] Create(ReadOnlySpan<byte> alternate) => alternate.ToArray();
     }
 }

@@ -15,12 +15,16 @@ internal sealed class RedisFamily
 {
     private readonly Lock _gate = new();
 
-    // Keyed by the field's bytes as Latin-1, which maps each byte to one char, so distinct fields never collide.
-    private readonly Dictionary<string, RedisCell> _cells = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, RedisSeriesGroup> _groups = new(StringComparer.Ordinal);
+    // The cells themselves, found by series and part: an entry is the cell reference and its hash, no key object.
+    private readonly HashSet<RedisCell> _cells = new(SeriesComparer.Instance);
+    private readonly HashSet<RedisCell>.AlternateLookup<SeriesProbe> _cellLookup;
+    private readonly Dictionary<IReadOnlyList<string>, RedisSeriesGroup> _groups = new(LabelValuesComparer.Instance);
 
-    public RedisFamily(RedisSettings settings, MetricDescriptor metric, string writerId)
+    public RedisFamily(RedisStore store, MetricDescriptor metric, string writerId)
     {
+        Store = store;
+        _cellLookup = _cells.GetAlternateLookup<SeriesProbe>();
+        var settings = store.Settings;
         Name = metric.Name;
         DefinitionId = metric.DefinitionId;
         Definition = metric.Definition;
@@ -32,6 +36,9 @@ internal sealed class RedisFamily
         (Owned, Combine, LiveOnly) = ModeOf(metric);
         LiveKey = LiveKeyOf(key);
     }
+
+    /// <summary>The store this family's cells send their updates through.</summary>
+    public RedisStore Store { get; }
 
     /// <summary>
     /// Whether each process keeps its own value of every series (a per-process gauge: LiveSum, Max, LiveMax, Min, LiveMin,
@@ -58,6 +65,9 @@ internal sealed class RedisFamily
     /// marker found below it means Redis lost what it had stored.
     /// </summary>
     public long AcknowledgedSequence { get; set; }
+
+    /// <summary>Series (label sets) this process created in the family since the last scrape counted them in Redis.</summary>
+    public long CreatedSinceCount;
 
     public string DefinitionId { get; }
 
@@ -106,37 +116,37 @@ internal sealed class RedisFamily
             _ => (false, "sum", false),
         };
 
-    /// <summary>The cell of <paramref name="field"/>, created by <paramref name="create"/> the first time; <paramref name="created"/> says which.</summary>
-    public RedisCell GetOrAdd(byte[] field, Func<byte[], RedisCell> create, out bool created)
+    /// <summary>
+    /// The cell of the series <paramref name="labelValues"/> and <paramref name="part"/>, created the first time;
+    /// <paramref name="created"/> says which. A part of a histogram or summary series joins the series' group.
+    /// </summary>
+    public RedisCell GetOrAdd(IReadOnlyList<string> labelValues, HistogramBucket? part, out bool created)
     {
-        var key = Encoding.Latin1.GetString(field);
         lock (_gate)
         {
-            created = !_cells.TryGetValue(key, out var cell);
+            created = !_cellLookup.TryGetValue(new SeriesProbe(labelValues, part), out var cell);
             if (created)
             {
-                cell = create(field);
-                _cells.Add(key, cell);
+                if (part is { } p)
+                {
+                    if (!_groups.TryGetValue(labelValues, out var group))
+                    {
+                        _groups.Add(labelValues, group = new RedisSeriesGroup());
+                    }
+
+                    var partCell = new RedisPartCell(this, labelValues, p, group);
+                    group.Add(partCell);
+                    cell = partCell;
+                }
+                else
+                {
+                    cell = new RedisCell(this, labelValues);
+                }
+
+                _cells.Add(cell);
             }
 
             return cell!;
-        }
-    }
-
-    /// <summary>
-    /// The group of the histogram or summary series whose fields start with <paramref name="seriesPrefix"/> (the
-    /// encoded label values): its parts are flushed and overlaid together, so no scrape sees half an observation.
-    /// </summary>
-    public RedisSeriesGroup GroupOf(string seriesPrefix)
-    {
-        lock (_gate)
-        {
-            if (!_groups.TryGetValue(seriesPrefix, out var group))
-            {
-                _groups.Add(seriesPrefix, group = new RedisSeriesGroup());
-            }
-
-            return group;
         }
     }
 
@@ -144,11 +154,76 @@ internal sealed class RedisFamily
     {
         lock (_gate)
         {
-            return [.. _cells.Values];
+            return [.. _cells];
         }
     }
 
     private static string TagOf(RedisSettings settings, string name) => settings.KeyPrefix + "{" + name + "}";
+
+    /// <summary>A series and part to look a cell up by, without creating one.</summary>
+    private readonly record struct SeriesProbe(IReadOnlyList<string> LabelValues, HistogramBucket? Part);
+
+    /// <summary>Cells are equal when their series (label values, ordinal) and part are.</summary>
+    private sealed class SeriesComparer : IEqualityComparer<RedisCell>, IAlternateEqualityComparer<SeriesProbe, RedisCell>
+    {
+        public static readonly SeriesComparer Instance = new();
+
+        public bool Equals(RedisCell? x, RedisCell? y) =>
+            ReferenceEquals(x, y) || (x is not null && y is not null && Nullable.Equals(x.Part, y.Part) && LabelValuesComparer.Instance.Equals(x.LabelValues, y.LabelValues));
+
+        public int GetHashCode(RedisCell obj) => Hash(obj.LabelValues, obj.Part);
+
+        public bool Equals(SeriesProbe alternate, RedisCell other) =>
+            Nullable.Equals(alternate.Part, other.Part) && LabelValuesComparer.Instance.Equals(alternate.LabelValues, other.LabelValues);
+
+        public int GetHashCode(SeriesProbe alternate) => Hash(alternate.LabelValues, alternate.Part);
+
+        // Creating a cell from a probe is not needed: a miss adds a cell built by GetOrAdd.
+        public RedisCell Create(SeriesProbe alternate) => throw new NotSupportedException("Cells are added by RedisFamily.GetOrAdd.");
+
+        private static int Hash(IReadOnlyList<string> labelValues, HistogramBucket? part) =>
+            HashCode.Combine(LabelValuesComparer.Instance.GetHashCode(labelValues), part);
+    }
+
+    /// <summary>Label value lists compared element by element (ordinal).</summary>
+    private sealed class LabelValuesComparer : IEqualityComparer<IReadOnlyList<string>>
+    {
+        public static readonly LabelValuesComparer Instance = new();
+
+        public bool Equals(IReadOnlyList<string>? x, IReadOnlyList<string>? y)
+        {
+            if (ReferenceEquals(x, y))
+            {
+                return true;
+            }
+
+            if (x is null || y is null || x.Count != y.Count)
+            {
+                return false;
+            }
+
+            for (var i = 0; i < x.Count; i++)
+            {
+                if (!string.Equals(x[i], y[i], StringComparison.Ordinal))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public int GetHashCode(IReadOnlyList<string> obj)
+        {
+            var hash = new HashCode();
+            for (var i = 0; i < obj.Count; i++)
+            {
+                hash.Add(obj[i], StringComparer.Ordinal);
+            }
+
+            return hash.ToHashCode();
+        }
+    }
 }
 
 /// <summary>

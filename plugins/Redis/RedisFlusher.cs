@@ -272,6 +272,16 @@ internal sealed partial class RedisFlusher
         var truncated = false;
         if (_inFlight is null)
         {
+            // Removals go first: every update taken below was made after them (the removal dropped older pending ones).
+            if (!_store.PendingRemovals.IsEmpty)
+            {
+                var removalError = await ApplyRemovalsAsync(cancellationToken).ConfigureAwait(false);
+                if (removalError is not null)
+                {
+                    return new RoundOutcome(false, false, false, false, removalError);
+                }
+            }
+
             var batch = PopDirty(Settings.MaxPendingSeries, out truncated);
             if (batch.Count == 0)
             {
@@ -310,6 +320,33 @@ internal sealed partial class RedisFlusher
         return new RoundOutcome(false, false, fresh, truncated, error);
     }
 
+    /// <summary>Applies the queued removals in order; one that fails stays queued, with those after it, for the next round.</summary>
+    private async Task<string?> ApplyRemovalsAsync(CancellationToken cancellationToken)
+    {
+        var (connection, error) = await _store.Connection.GetOrDiagnoseAsync(cancellationToken).ConfigureAwait(false);
+        if (connection is null)
+        {
+            return error;
+        }
+
+        var db = connection.GetDatabase();
+        while (_store.PendingRemovals.TryPeek(out var removal))
+        {
+            try
+            {
+                await db.ScriptEvaluateAsync(Scripts.RemoveFields, [removal.Key], [removal.Prefix, removal.Owned ? "1" : "0"]).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+            {
+                return RedisDiagnosis.Describe(Settings, ex);
+            }
+
+            _store.PendingRemovals.TryDequeue(out _);
+        }
+
+        return null;
+    }
+
     private Round BuildRound(List<RedisCell> batch)
     {
         var sequence = ++_sequence;
@@ -319,6 +356,11 @@ internal sealed partial class RedisFlusher
 
         void Take(RedisCell value)
         {
+            if (value.SkipRemoved())
+            {
+                return;
+            }
+
             if (value.Family.Owned)
             {
                 // The process is the only writer of its own field, so it sends the whole value: re-sending is harmless.

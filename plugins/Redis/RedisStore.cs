@@ -71,27 +71,94 @@ internal sealed class RedisStore
     }
 
     /// <summary>The one cell of this series and part; a new one is queued so the flusher creates the field in Redis.</summary>
+    /// <exception cref="ArgumentException">A label value cannot be stored as UTF-8 (an unpaired surrogate).</exception>
     public RedisCell GetCell(MetricDescriptor metric, HistogramBucket? part)
     {
-        var field = FieldCodec.Encode(metric.LabelValues, part);
-        var family = _families.GetOrAdd((metric.Name, metric.DefinitionId), static (_, state) => new RedisFamily(state.Settings, state.Metric, state.Writer), (Settings, Metric: metric, Writer: _writerId));
-        var cell = family.GetOrAdd(
-            field,
-            f =>
-            {
-                // The encoded label values end at the last '#': the part follows it and never contains one.
-                RedisSeriesGroup? group = part is null ? null : family.GroupOf(System.Text.Encoding.Latin1.GetString(f, 0, Array.LastIndexOf(f, (byte)'#')));
-                var created = new RedisCell(this, family, f, group);
-                group?.Add(created);
-                return created;
-            },
-            out var created);
+        // Refused here, when the value is created: the field is encoded again at every flush and must not fail there.
+        FieldCodec.Validate(metric.LabelValues);
+        var family = _families.GetOrAdd((metric.Name, metric.DefinitionId), static (_, state) => new RedisFamily(state.Store, state.Metric, state.Writer), (Store: this, Metric: metric, Writer: _writerId));
+        var cell = family.GetOrAdd(metric.LabelValues, part, out var created);
         if (created)
         {
+            // One part per series is counted: the value itself, or a histogram's or summary's sum.
+            if (part is null || part.Value.Part == HistogramPart.Sum)
+            {
+                Interlocked.Increment(ref family.CreatedSinceCount);
+            }
+
             cell.MarkDirty();
         }
 
         return cell;
+    }
+
+    /// <summary>Series counts per family (name, definition id) as the last scrape found them in Redis.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<(string Name, string DefinitionId), long> SeriesCounts { get; } = new();
+
+    /// <summary>Removals waiting for the flusher, which applies them before the next round of updates.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(RedisKey Key, string Prefix, bool Owned)> PendingRemovals { get; } = new();
+
+    /// <summary>
+    /// Removes a series (or every series of a family) in Redis with the next flush, before any update made after this call;
+    /// this process's pending updates of it are dropped.
+    /// </summary>
+    public void RemoveSeries(MetricDescriptor series)
+    {
+        var prefix = series.LabelValues.Count == 0 ? string.Empty : System.Text.Encoding.Latin1.GetString(FieldCodec.Encode(series.LabelValues, null));
+        var family = FindFamily(series);
+        if (family is not null)
+        {
+            foreach (var cell in family.Cells())
+            {
+                if (System.Text.Encoding.Latin1.GetString(cell.Field).StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    cell.ResetRemoved();
+                }
+            }
+        }
+
+        var owned = RedisFamily.ModeOf(series).Owned;
+        PendingRemovals.Enqueue((RedisFamily.DataKey(Settings, series.Name, series.DefinitionId), prefix, owned));
+        var key = (series.Name, series.DefinitionId);
+        if (prefix.Length == 0)
+        {
+            SeriesCounts[key] = 0;
+        }
+        else if (SeriesCounts.TryGetValue(key, out var known) && known > 0)
+        {
+            SeriesCounts[key] = known - 1;
+        }
+    }
+
+    /// <summary>The last counted number of series of the family plus those created here since, or -1 before the first scrape.</summary>
+    public long SeriesCount(MetricDescriptor family)
+    {
+        if (!SeriesCounts.TryGetValue((family.Name, family.DefinitionId), out var known))
+        {
+            return -1;
+        }
+
+        return known + (FindFamily(family) is { } local ? Interlocked.Read(ref local.CreatedSinceCount) : 0);
+    }
+
+    /// <summary>Records what a scrape found: the number of distinct label sets of each family.</summary>
+    public void CountSeries(IReadOnlyList<MetricDescriptor> families, IReadOnlyList<CollectedValue>[] collected)
+    {
+        for (var i = 0; i < families.Count; i++)
+        {
+            var distinct = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var value in collected[i])
+            {
+                distinct.Add(string.Join('\u0001', value.LabelValues));
+            }
+
+            if (FindFamily(families[i]) is { } local)
+            {
+                Interlocked.Exchange(ref local.CreatedSinceCount, 0);
+            }
+
+            SeriesCounts[(families[i].Name, families[i].DefinitionId)] = distinct.Count;
+        }
     }
 
     /// <summary>This process's family of <paramref name="metric"/>'s name under its definition, if it created values of it.</summary>

@@ -92,25 +92,54 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// Reads one metric family for a scrape: every field of its data hash under the scraper's definition, and the other
-    /// definitions of the name that still hold data. KEYS[1] the data hash, KEYS[2] the name's definitions hash;
-    /// ARGV[1] the scraper's definition id, ARGV[2] the prefix of the name's data keys (a data key is it followed by a
-    /// definition id), ARGV[3] the hash expiry in ms (0: none).
-    /// Returns { the HGETALL reply of KEYS[1]; id, text, id, text... of each other definition whose data hash exists }.
+    /// Removes series from one family's data hash. KEYS[1] the data hash; ARGV[1] the field prefix naming the series (its
+    /// encoded label values, up to and including '#'), or '' for every series of the family; ARGV[2] '1' when fields
+    /// start with a writer id and '|' (per-process gauge modes). Returns the number of fields removed.
     /// </summary>
     /// <remarks>
-    /// One script, so the fields are one atomic snapshot (every part of a histogram series together). A definition whose
+    /// Label values are length-prefixed in a field, so a prefix ending at '#' matches the fields of exactly one series.
+    /// A field is created again by the next batch that adds to it, starting from 0.
+    /// </remarks>
+    public const string RemoveFields = """
+        if ARGV[1] == '' then
+          return redis.call('DEL', KEYS[1])
+        end
+        local n = 0
+        for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+          local s = f
+          if ARGV[2] == '1' then
+            local bar = string.find(f, '|', 1, true)
+            if bar then s = string.sub(f, bar + 1) end
+          end
+          if string.sub(s, 1, #ARGV[1]) == ARGV[1] then
+            redis.call('HDEL', KEYS[1], f)
+            n = n + 1
+          end
+        end
+        return n
+        """;
+
+    /// <summary>
+    /// What a scrape does besides reading a family's data hash (which it reads with a plain HGETALL beside this script,
+    /// pipelined): renews the data hash's expiry and finds the other definitions of the name that still hold data.
+    /// KEYS[1] the data hash, KEYS[2] the name's definitions hash; ARGV[1] the scraper's definition id, ARGV[2] the prefix
+    /// of the name's data keys (a data key is it followed by a definition id), ARGV[3] the hash expiry in ms (0: none).
+    /// Returns id, text, id, text... of each other definition whose data hash exists.
+    /// </summary>
+    /// <remarks>
+    /// The data is read outside the script because a script's HGETALL copies every field into a Lua table and back,
+    /// which costs the server several times the plain command; HGETALL alone is already one atomic snapshot of the hash
+    /// (every part of a histogram series together). PEXPIRE does nothing to a hash that does not exist. A definition whose
     /// data hash has expired has no live writer left: its record is removed here, so a conflict ends when the other
     /// process's keys expire. The other data keys are built in the script rather than passed as KEYS because the
     /// reader cannot know them beforehand; they carry the same hash tag, so in Redis Cluster they are in the same slot.
     /// </remarks>
     public const string CollectFamily = """
-        local data = redis.call('HGETALL', KEYS[1])
-        if #data > 0 and tonumber(ARGV[3]) > 0 then
+        if tonumber(ARGV[3]) > 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
         end
         """ + "\n" + OtherDefinitions + "\n" + """
-        return { data, others }
+        return others
         """;
 
     // The other definitions of the name that still hold data (KEYS[2] the definitions hash, ARGV[1] the reader's

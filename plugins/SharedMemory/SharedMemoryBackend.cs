@@ -23,8 +23,9 @@ namespace Metrics.Backends.SharedMemory;
 /// The store file is never trusted: a link at the path, a file of another user or writable by others, and a damaged
 /// or truncated store are refused with a message naming the file. A file truncated, replaced or deleted under a running
 /// process is noticed at the next scrape or check; the process moves to a valid store at the same path, counts it in
-/// <c>metrics_backend_store_resets_total</c> and logs one line. Values created before keep pointing into memory that
-/// stays mapped, but are no longer shared.
+/// <c>metrics_backend_store_resets_total</c> and logs one line. Values created before move to the new store: every update
+/// after the move is shared (the old cells read <see cref="AtomicDouble.MovedCell"/>, so the metrics API follows), what
+/// they counted before is lost.
 /// </para>
 /// <para>
 /// Gauges honour <see cref="MetricDescriptor.GaugeAggregation"/>: Sum and MostRecent share one value; LiveSum, Max,
@@ -48,16 +49,28 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 {
     private const string SchemaConflictsName = "metrics_backend_schema_conflicts_total";
 
+    private static readonly object RelocationGate = new();
+
     private static long s_refusedSeries;
 
-    private readonly long* _value;
-    private readonly long* _sequence;
-    private readonly SharedMemoryStore _store;
+    private readonly BackendConfig _config;
+    private readonly MetricDescriptor _metric;
+    private readonly HistogramBucket? _bucket;
     private readonly GaugeAggregation _mode;
-    private readonly byte[]? _cellKey;
 
-    // Counters' and histograms' shared values: the value's key (for its exemplar entry) and that entry's record, once used.
-    private readonly byte[]? _exemplarKey;
+    // All five change together when the store file is replaced under the process and the value moves to the new store.
+    private long* _value;
+    private byte* _entry;
+    private long* _sequence;
+    private SharedMemoryStore _store;
+    private byte[]? _cellKey;
+
+    // Where updates go when the value moved but no store could take it (the path became unusable, or the new store is full).
+    private long[]? _stranded;
+
+    // Counters' and histograms' shared values: the value's key (for its exemplar entry) and that entry's record in the
+    // current store, once used. Both change with the others when the value moves to a new store.
+    private byte[]? _exemplarKey;
     private byte* _exemplar;
 
     /// <summary>Finds or creates the value in the store and keeps a pointer to it for every later update.</summary>
@@ -69,44 +82,31 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(metric);
-        _store = SharedMemoryStore.For(config);
+        _config = config;
+        _metric = metric;
+        _bucket = histogramBucket;
         _mode = metric.Type == MetricType.Gauge ? metric.GaugeAggregation : GaugeAggregation.Sum;
-        var describe = metric.ToString;
-        var definition = SeriesKey.DefinitionOf(metric);
+        _store = null!;
         try
         {
-            _store.RecordDefinition(metric);
-            if (GaugeAggregator.UsesCells(_mode))
+            for (var store = SharedMemoryStore.For(config); ; store = SharedMemoryStore.For(config))
             {
-                var (slot, epoch) = _store.ProcessSlot();
-                _cellKey = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Cell, slot, definition);
-                var entry = _store.FindOrCreate(_cellKey, epoch, describe);
-                var foldsDead = _mode is GaugeAggregation.Max or GaugeAggregation.Min;
-                if (foldsDead)
+                try
                 {
-                    // Created up front, so taking over a dead process's cell later never needs room in a full store.
-                    _store.FindOrCreate(SeriesKey.WithRole(_cellKey, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
+                    Resolve(store);
+                }
+                catch (Exception e) when (e is ObjectDisposedException or InvalidDataException && store.IsDetached)
+                {
+                    // The file was replaced while the value was being created in it (its entries now read as moved):
+                    // create the value in the new store.
+                    continue;
                 }
 
-                TakeOwnership(entry, epoch, ownerMayBeAlive: false, foldsDead ? describe : null);
-                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
-                _sequence = _mode == GaugeAggregation.LiveMostRecent ? (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 2)) : null;
-            }
-            else if (_mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess)
-            {
-                var (_, epoch) = _store.ProcessSlot();
-                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1, definition);
-                var entry = _store.FindOrCreate(key, epoch, describe);
-                TakeOwnership(entry, epoch, ownerMayBeAlive: true, describe: null);
-                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
-            }
-            else
-            {
-                var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
-                _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(_store.FindOrCreate(key, 0, describe), 0));
-                if (metric.Type is MetricType.Counter or MetricType.Histogram)
+                // A store detached after the value was found in it may have been marked before the pointer was taken,
+                // or not at all: the value is taken again from the store in its place.
+                if (!store.IsDetached)
                 {
-                    _exemplarKey = key;
+                    break;
                 }
             }
         }
@@ -114,6 +114,118 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         {
             Interlocked.Increment(ref s_refusedSeries);
             throw;
+        }
+    }
+
+    /// <summary>Finds or creates this value in <paramref name="store"/> and points every later update there.</summary>
+    private void Resolve(SharedMemoryStore store)
+    {
+        var metric = _metric;
+        var histogramBucket = _bucket;
+        var describe = metric.ToString;
+        var definition = SeriesKey.DefinitionOf(metric);
+        store.RecordDefinition(metric);
+        if (GaugeAggregator.UsesCells(_mode))
+        {
+            var (slot, epoch) = store.ProcessSlot();
+            var cellKey = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Cell, slot, definition);
+            var entry = store.FindOrCreate(cellKey, epoch, describe);
+            var foldsDead = _mode is GaugeAggregation.Max or GaugeAggregation.Min;
+            if (foldsDead)
+            {
+                // Created up front, so taking over a dead process's cell later never needs room in a full store.
+                store.FindOrCreate(SeriesKey.WithRole(cellKey, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
+            }
+
+            TakeOwnership(store, cellKey, entry, epoch, ownerMayBeAlive: false, foldsDead ? describe : null);
+            _cellKey = cellKey;
+            _entry = entry;
+            _sequence = _mode == GaugeAggregation.LiveMostRecent ? (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 2)) : null;
+            _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
+        }
+        else if (_mode is GaugeAggregation.PerProcess or GaugeAggregation.LivePerProcess)
+        {
+            var (_, epoch) = store.ProcessSlot();
+            var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Owned, -1, definition);
+            var entry = store.FindOrCreate(key, epoch, describe);
+            TakeOwnership(store, null, entry, epoch, ownerMayBeAlive: true, describe: null);
+            _entry = entry;
+            _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 1));
+        }
+        else
+        {
+            var key = SeriesKey.Encode(metric.Name, metric.LabelValues, histogramBucket, EntryRole.Value, -1, definition);
+            var entry = store.FindOrCreate(key, 0, describe);
+            _entry = entry;
+            _value = (long*)Unsafe.AsPointer(ref SharedMemoryStore.Word(entry, 0));
+            if (metric.Type is MetricType.Counter or MetricType.Histogram)
+            {
+                // The exemplar record belongs to the store the value is in: a moved value finds or creates its own there.
+                _exemplarKey = key;
+                _exemplar = null;
+            }
+        }
+
+        // Published after the pointer: a thread that sees the new store also sees the new pointer (see AddSlowly).
+        Volatile.Write(ref _store, store);
+    }
+
+    /// <summary>
+    /// Called when this value's word reads <see cref="AtomicDouble.MovedCell"/>: when its store was detached (the file
+    /// was truncated, replaced or deleted), the value moves to the store now at the path, and true is returned. False
+    /// when the store is still in use, so the word's bits are the value's own.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool Relocate()
+    {
+        var store = Volatile.Read(ref _store);
+        if (!store.IsDetached || _stranded is not null)
+        {
+            return false;
+        }
+
+        lock (RelocationGate)
+        {
+            if (!ReferenceEquals(store, _store) || _stranded is not null)
+            {
+                return true;
+            }
+
+            // Updates never throw: when no store can take the value, it keeps counting in this process alone.
+            // The value's latest exemplar moves with it (the old file's records are no longer read by any scrape).
+            var exemplar = _exemplar != null ? ExemplarRecord.Read(_exemplar) : null;
+            var next = SharedMemoryStore.Successor(store);
+            while (next is not null)
+            {
+                try
+                {
+                    Resolve(next);
+                    if (!next.IsDetached)
+                    {
+                        if (exemplar is { } moved)
+                        {
+                            RecordExemplar(moved);
+                        }
+
+                        return true;
+                    }
+                }
+                catch (Exception e) when (e is SharedMemoryStoreFullException or ObjectDisposedException or IOException or InvalidDataException)
+                {
+                    if (!next.IsDetached)
+                    {
+                        BackendLog.Write("SharedMemory", BackendLogLevel.Error, $"Metrics: SharedMemory store '{next.Options.Path}': the value {_metric} could not move to the store that replaced its file ({e.Message}); its updates stay in this process.", e);
+                        break;
+                    }
+                }
+
+                next = SharedMemoryStore.Successor(next);
+            }
+
+            _stranded = GC.AllocateArray<long>(1, pinned: true);
+            _sequence = null;
+            _value = (long*)Unsafe.AsPointer(ref _stranded[0]);
+            return true;
         }
     }
 
@@ -129,7 +241,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// scraping the store shows it; the latest by timestamp wins, and of two processes writing one value's exemplar at the
     /// same instant one keeps its exemplar.
     /// </remarks>
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.Exemplars;
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries | BackendCapabilities.Exemplars;
 
     /// <summary>How many series this process was refused because the store was full (<see cref="SharedMemoryStoreFullException"/>).</summary>
     public static long RefusedSeries => Interlocked.Read(ref s_refusedSeries);
@@ -140,7 +252,18 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// LiveSum, Max, Min, LiveMax, LiveMin and per-process gauges. 0 for LiveMostRecent, whose writes also take a
     /// store-wide sequence number. The mapping stays in place for as long as this object is reachable, shutdown included.
     /// </summary>
-    public nint ValueCell => _sequence == null ? (nint)_value : 0;
+    public nint ValueCell
+    {
+        get
+        {
+            if (_store.IsDetached && _stranded is null)
+            {
+                Relocate();
+            }
+
+            return _sequence == null ? (nint)_value : 0;
+        }
+    }
 
     /// <summary>
     /// Reports, in every scrape, <c>metrics_backend_refused_series_total</c> (<see cref="RefusedSeries"/>, for every store of
@@ -162,7 +285,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 SharedMemoryStore.DiagnosticsFor(config).SchemaConflicts),
             new(
                 "metrics_backend_store_resets_total",
-                "Times this process found its SharedMemory store file truncated, replaced, overwritten or deleted by something else and moved to a valid store at the same path; values created before are no longer shared. The backend log names the file and what happened.",
+                "Times this process found its SharedMemory store file truncated, replaced, overwritten or deleted by something else and moved to a valid store at the same path, taking its values along; what they counted before is lost. The backend log names the file and what happened.",
                 MetricType.Counter,
                 SharedMemoryStore.DiagnosticsFor(config).Resets),
         ];
@@ -240,18 +363,33 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         cancellationToken.ThrowIfCancellationRequested();
         // Every scrape first checks that the file is still the one mapped, whole: a truncated, replaced or deleted store is
         // left for a valid one before anything is read.
-        return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(Collect(SharedMemoryStore.CheckedOrReplaced(SharedMemoryStore.For(config)), families));
+        while (true)
+        {
+            var store = SharedMemoryStore.CheckedOrReplaced(SharedMemoryStore.For(config));
+            try
+            {
+                var collected = Collect(store, families);
+                if (!store.IsDetached)
+                {
+                    return ValueTask.FromResult<IReadOnlyList<CollectedValue>[]?>(collected);
+                }
+            }
+            catch (InvalidDataException) when (store.IsDetached)
+            {
+                // Another thread moved off the file while this one read it (its entries now read as moved): read the new store.
+            }
+        }
     }
 
-    private static List<CollectedValue>[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
+    private static CollectedValueList[] Collect(SharedMemoryStore store, IReadOnlyList<MetricDescriptor> families)
     {
-        var results = new List<CollectedValue>[families.Count];
+        var results = new CollectedValueList[families.Count];
         var definitions = new ulong[families.Count];
         var byName = new Dictionary<string, int>(StringComparer.Ordinal);
         var needsLiveness = false;
         for (var i = 0; i < families.Count; i++)
         {
-            results[i] = [];
+            results[i] = new();
             definitions[i] = SeriesKey.DefinitionOf(families[i]);
             byName.TryAdd(families[i].Name, i);
             needsLiveness |= families[i].Type == MetricType.Gauge && GaugeAggregator.LiveOnly(families[i].GaugeAggregation);
@@ -260,20 +398,35 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         var live = needsLiveness ? store.LiveEpochs() : null;
         var lookup = byName.GetAlternateLookup<ReadOnlySpan<char>>();
         var groups = new Dictionary<string, (int Family, string[] Labels, HistogramBucket? Bucket, GaugeAggregator Aggregator)>(StringComparer.Ordinal);
-        var series = new List<nint>();
-        var schema = new List<nint>();
-        store.Walk(series, schema);
-        ReportConflicts(store, families, definitions, lookup, schema, ref live);
+
+        // Decoded names are one string per name in the store, so a family is found by reference, not by hashing its text.
+        var byDecodedName = new Dictionary<string, int>(ReferenceEqualityComparer.Instance);
+        var seen = new HashSet<string[]>[families.Count];
         lock (store.DecodeGate)
         {
+            var (series, schema) = store.WalkReused();
+            ReportConflicts(store, families, definitions, lookup, schema, ref live);
             foreach (var address in series)
             {
                 var entry = (byte*)address;
                 var key = store.Decode(entry);
-                if (!byName.TryGetValue(key.Name, out var familyIndex) || key.Definition != definitions[familyIndex])
+                if (!byDecodedName.TryGetValue(key.Name, out var familyIndex))
+                {
+                    familyIndex = byName.TryGetValue(key.Name, out var found) ? found : -1;
+                    byDecodedName.Add(key.Name, familyIndex);
+                }
+
+                if (familyIndex < 0 || key.Definition != definitions[familyIndex])
                 {
                     continue;
                 }
+
+                if (IsRemoved(entry, key.Role))
+                {
+                    continue;
+                }
+
+                (seen[familyIndex] ??= new HashSet<string[]>(LabelsComparer.Instance)).Add(key.Labels);
 
                 var family = families[familyIndex];
                 var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
@@ -307,6 +460,15 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
                         break;
                 }
+            }
+        }
+
+        lock (store.DecodeGate)
+        {
+            // The full walk is exact: removals and returns made by any process since the last scrape count from here on.
+            for (var i = 0; i < families.Count; i++)
+            {
+                store.RecountSeries(families[i].Name, definitions[i], seen[i] ?? new HashSet<string[]>(LabelsComparer.Instance));
             }
         }
 
@@ -350,7 +512,13 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <param name="exemplar">The exemplar.</param>
     public void RecordExemplar(in RecordedExemplar exemplar)
     {
-        if (_exemplarKey is null)
+        if (_store.IsDetached && _stranded is null)
+        {
+            Relocate();
+        }
+
+        // A value stranded in this process (no store could take it) has nowhere to share its exemplar.
+        if (_exemplarKey is null || _stranded is not null)
         {
             return;
         }
@@ -362,9 +530,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             {
                 record = CreateExemplarRecord();
             }
-            catch (SharedMemoryStoreFullException)
+            catch (Exception e) when (e is SharedMemoryStoreFullException or ObjectDisposedException or InvalidDataException)
             {
-                // The update path never throws: a full store keeps the value without its exemplar (and counts it refused).
+                // The update path never throws: a full store keeps the value without its exemplar, and a store replaced
+                // at this moment gets the value's next exemplar once the value moved to it.
                 return;
             }
         }
@@ -374,19 +543,126 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
     /// <summary>The latest exemplar stored for this value by any process; scrapes read them through <see cref="CollectAsync"/>.</summary>
     /// <returns>The exemplar, or null.</returns>
-    public RecordedExemplar? GetExemplar() =>
-        _exemplarKey is null ? null : ExemplarOf(_store, (byte*)_value - SharedMemoryStore.EntryValues);
+    public RecordedExemplar? GetExemplar()
+    {
+        if (_store.IsDetached && _stranded is null)
+        {
+            Relocate();
+        }
+
+        return _exemplarKey is null || _stranded is not null ? null : ExemplarOf(Volatile.Read(ref _store), _entry);
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private byte* CreateExemplarRecord()
     {
+        var store = Volatile.Read(ref _store);
         var key = SeriesKey.WithRole(_exemplarKey!, EntryRole.Exemplar, -1);
-        var entry = _store.FindOrCreate(key, 0, () => "exemplar of " + SeriesKey.NameOf(key).ToString(), ExemplarRecord.Size);
+        var entry = store.FindOrCreate(key, 0, () => "exemplar of " + SeriesKey.NameOf(key).ToString(), ExemplarRecord.Size);
         // Published in the value entry for other processes' scrapes; every process creating it finds the same entry.
-        Interlocked.CompareExchange(ref SharedMemoryStore.Word((byte*)_value - SharedMemoryStore.EntryValues, 1), _store.IndexOf(entry), 0);
+        Interlocked.CompareExchange(ref SharedMemoryStore.Word(_entry, 1), store.IndexOf(entry), 0);
         var record = SharedMemoryStore.PayloadOf(entry);
         _exemplar = record;
         return record;
+    }
+
+    /// <summary>
+    /// Removes a series (or, with no label values on a labelled family, every series of the family) from the store for every
+    /// process: each of its entries is marked removed and set to its empty state. Entries are never freed, so values
+    /// created before (and the cells metrics point into) stay valid; the first update that makes one of the series' values
+    /// non-empty, or a <see cref="Set"/>, brings the series back from 0 in every process's scrape.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <param name="series">The family with the series' label values.</param>
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(series);
+        var store = SharedMemoryStore.For(config);
+        var definition = SeriesKey.DefinitionOf(series);
+        var all = series.LabelValues.Count == 0;
+        lock (store.DecodeGate)
+        {
+            foreach (var address in store.Entries())
+            {
+                var entry = (byte*)address;
+                var key = store.Decode(entry);
+                if (key.Name != series.Name || key.Definition != definition || (!all && !key.Labels.AsSpan().SequenceEqual(series.LabelValues.ToArray())))
+                {
+                    continue;
+                }
+
+                // Marked first: a scrape between the two steps sees a removed entry whose old value still shows, never a lost mark.
+                Volatile.Write(ref *(int*)(entry + SharedMemoryStore.EntryRemoved), 1);
+                switch (key.Role)
+                {
+                    case EntryRole.Value:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), 0);
+                        break;
+                    case EntryRole.Owned:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 1), 0);
+                        break;
+                    case EntryRole.Cell:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 1), 0);
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 2), 0);
+                        break;
+                    case EntryRole.Archive:
+                        Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), SharedMemoryStore.EmptyArchive);
+                        break;
+                }
+            }
+        }
+
+        lock (store.DecodeGate)
+        {
+            store.ForgetSeries(series.Name, definition, all ? null : [.. series.LabelValues]);
+        }
+    }
+
+    /// <summary>
+    /// How many label sets of <paramref name="family"/> the store holds, created by any process. Each call reads only the
+    /// entries published since the previous one (nothing when the store has not grown), so a new series costs one pass
+    /// over the index's bucket heads. Removed series drop out when this process removes them or scrapes the family; a
+    /// removal by another process is seen at this process's next scrape.
+    /// </summary>
+    /// <param name="config">The configuration naming the store.</param>
+    /// <param name="family">The family.</param>
+    /// <returns>The number of series.</returns>
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(family);
+        var store = SharedMemoryStore.For(config);
+        lock (store.DecodeGate)
+        {
+            return store.SeriesOf(family.Name, SeriesKey.DefinitionOf(family));
+        }
+    }
+
+    /// <summary>
+    /// Whether a removed entry is still at its empty state, so collection leaves it out. One that was updated since has
+    /// its mark cleared here: the series is back.
+    /// </summary>
+    private static bool IsRemoved(byte* entry, EntryRole role)
+    {
+        ref var removed = ref *(int*)(entry + SharedMemoryStore.EntryRemoved);
+        if (Volatile.Read(ref removed) == 0)
+        {
+            return false;
+        }
+
+        var empty = role switch
+        {
+            EntryRole.Value => Volatile.Read(ref SharedMemoryStore.Word(entry, 0)) == 0,
+            EntryRole.Archive => Volatile.Read(ref SharedMemoryStore.Word(entry, 0)) == SharedMemoryStore.EmptyArchive,
+            _ => Volatile.Read(ref SharedMemoryStore.Word(entry, 1)) == 0,
+        };
+        if (!empty)
+        {
+            Volatile.Write(ref removed, 0);
+        }
+
+        return empty;
     }
 
     /// <summary>Adds <paramref name="value"/> with a compare-and-swap on the value's bits in the mapped file.</summary>
@@ -394,10 +670,34 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Inc(double value)
     {
-        AtomicDouble.Add(ref Unsafe.AsRef<long>(_value), value);
+        if (!AtomicDouble.TryAddToCell(ref Unsafe.AsRef<long>(_value), value))
+        {
+            AddSlowly(value);
+        }
+
         if (_sequence != null)
         {
             Stamp();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void AddSlowly(double value)
+    {
+        while (true)
+        {
+            var pointer = _value;
+            ref var word = ref Unsafe.AsRef<long>(pointer);
+            var current = Volatile.Read(ref word);
+            if (current == AtomicDouble.MovedCell && (Relocate() || pointer != _value))
+            {
+                continue;
+            }
+
+            if (Interlocked.CompareExchange(ref word, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current) == current)
+            {
+                return;
+            }
         }
     }
 
@@ -410,7 +710,30 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <param name="value">The new value.</param>
     public void Set(double value)
     {
-        Interlocked.Exchange(ref Unsafe.AsRef<long>(_value), BitConverter.DoubleToInt64Bits(value));
+        var bits = BitConverter.DoubleToInt64Bits(value);
+        while (true)
+        {
+            // Never over a moved word: the metrics API would then add to the old store again.
+            var pointer = _value;
+            ref var word = ref Unsafe.AsRef<long>(pointer);
+            var current = Volatile.Read(ref word);
+            if (current == AtomicDouble.MovedCell && (Relocate() || pointer != _value))
+            {
+                continue;
+            }
+
+            if (Interlocked.CompareExchange(ref word, bits, current) == current)
+            {
+                break;
+            }
+        }
+
+        if (Volatile.Read(ref *(int*)(_entry + SharedMemoryStore.EntryRemoved)) != 0)
+        {
+            // Set(0) leaves the value at its empty state, yet it is an update: the removed series comes back.
+            Volatile.Write(ref *(int*)(_entry + SharedMemoryStore.EntryRemoved), 0);
+        }
+
         if (_sequence != null)
         {
             Stamp();
@@ -424,7 +747,12 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <returns>The value.</returns>
     public double Get()
     {
-        if (_cellKey is null)
+        if (_store.IsDetached && _stranded is null)
+        {
+            Relocate();
+        }
+
+        if (_cellKey is null || _stranded is not null)
         {
             return BitConverter.Int64BitsToDouble(Volatile.Read(ref Unsafe.AsRef<long>(_value)));
         }
@@ -473,7 +801,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// Makes this process the owner of a cell or per-process series. A previous owner is dead (its slot was ours to take,
     /// or it is no longer live), so its value is folded into the archive (Max, Min) and the value restarts at 0.
     /// </summary>
-    private void TakeOwnership(byte* entry, long epoch, bool ownerMayBeAlive, Func<string>? describe)
+    private void TakeOwnership(SharedMemoryStore store, byte[]? cellKey, byte* entry, long epoch, bool ownerMayBeAlive, Func<string>? describe)
     {
         ref var owner = ref SharedMemoryStore.Word(entry, 0);
         var spins = 0;
@@ -492,7 +820,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 continue;
             }
 
-            if (ownerMayBeAlive && current > 0 && _store.LiveEpochs().Contains(current))
+            if (ownerMayBeAlive && current > 0 && store.LiveEpochs().Contains(current))
             {
                 // Two live processes with one pid (containers sharing the store): they share the series.
                 return;
@@ -505,7 +833,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
             if (describe is not null && current != 0)
             {
-                FoldIntoArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)), describe);
+                FoldIntoArchive(store, cellKey!, Volatile.Read(ref SharedMemoryStore.Word(entry, 1)), describe);
             }
 
             Volatile.Write(ref SharedMemoryStore.Word(entry, 1), 0);
@@ -515,14 +843,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         }
     }
 
-    private void FoldIntoArchive(long bits, Func<string> describe)
+    private void FoldIntoArchive(SharedMemoryStore store, byte[] cellKey, long bits, Func<string> describe)
     {
         if (bits == SharedMemoryStore.EmptyArchive)
         {
             bits = BitConverter.DoubleToInt64Bits(double.NaN);
         }
 
-        var archive = _store.FindOrCreate(SeriesKey.WithRole(_cellKey!, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
+        var archive = store.FindOrCreate(SeriesKey.WithRole(cellKey, EntryRole.Archive, -1), SharedMemoryStore.EmptyArchive, describe);
         var mode = _mode;
         var folded = BitConverter.Int64BitsToDouble(bits);
         // The empty marker is a signalling NaN that only moves between registers here, never through arithmetic, so its bits survive.
@@ -578,5 +906,24 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                     $"Metrics: SharedMemory store '{store.Options.Path}': metric family '{family.Name}' is declared here as '{family.Definition}' but as '{other}' by another live process. Each definition keeps its own values and this process serves only its own; counted in {SchemaConflictsName} until those processes exit.");
             }
         }
+    }
+}
+
+/// <summary>Compares decoded label sets by value.</summary>
+internal sealed class LabelsComparer : IEqualityComparer<string[]>
+{
+    public static readonly LabelsComparer Instance = new();
+
+    public bool Equals(string[]? x, string[]? y) => ReferenceEquals(x, y) || (x is not null && y is not null && x.AsSpan().SequenceEqual(y));
+
+    public int GetHashCode(string[] obj)
+    {
+        var hash = default(HashCode);
+        foreach (var value in obj)
+        {
+            hash.Add(value, StringComparer.Ordinal);
+        }
+
+        return hash.ToHashCode();
     }
 }

@@ -618,7 +618,7 @@ internal sealed unsafe partial class SharedMemoryStore
                 BackendLog.Write(
                     "SharedMemory",
                     BackendLogLevel.Warning,
-                    $"Metrics: SharedMemory store '{store.Options.Path}' {problem} by something other than this backend; this process stopped using that file and now uses {(replacement is null ? "the store at the same path" : "a new, empty store it created at the same path")}. Values created before keep working on a private copy and are no longer shared; counted in {MetricsResetsName}.");
+                    $"Metrics: SharedMemory store '{store.Options.Path}' {problem} by something other than this backend; this process stopped using that file and now uses {(replacement is null ? "the store at the same path" : "a new, empty store it created at the same path")}. Values created before move to it: their updates from now on are shared, what they counted before is lost; counted in {MetricsResetsName}.");
                 if (replacement is not null)
                 {
                     Replace(store, replacement);
@@ -674,10 +674,12 @@ internal sealed unsafe partial class SharedMemoryStore
     }
 
     /// <summary>
-    /// Stops using the file: closes it (dropping this process's locks on it, so other processes see this one gone) but
-    /// keeps the address range mapped, because values and the metrics API hold raw pointers into it. When the file was
-    /// cut, its pages are replaced by private memory holding what could still be read, atomically (MAP_FIXED), so
-    /// those pointers never fault again; a deleted or replaced file keeps its pages for as long as they are mapped.
+    /// Stops using the file: closes it (dropping this process's locks on it, so other processes see this one gone) and
+    /// moves this process's values off it. Values and the metrics API hold raw pointers into the mapping, so the address
+    /// range stays mapped, but atomically (MAP_FIXED) replaced by private memory: the header and index as they could
+    /// still be read, and every word of the entries holding <see cref="AtomicDouble.MovedCell"/>. Each update aimed at
+    /// the old store from then on is refused by <see cref="AtomicDouble.TryAddToCell"/> or noticed by the value, which moves
+    /// to the store now at the path; nothing ever faults on a page cut from the file again.
     /// </summary>
     private void Detach(bool damaged)
     {
@@ -688,23 +690,66 @@ internal sealed unsafe partial class SharedMemoryStore
                 _detached = true;
                 _released = true;
                 _checkTimer?.Dispose();
-                if (damaged && _mapping is not null && Native.StatFd(Fd, out var current) == 0)
+                if (_mapping is not null && Native.StatFd(Fd, out var current) == 0)
                 {
-                    var keep = (int)Math.Min(Math.Min(current.Size, Capacity), int.MaxValue);
-                    var copy = new byte[keep];
-                    new ReadOnlySpan<byte>(_base, keep).CopyTo(copy);
+                    // Every pointer this process handed out lies below the length it last knew (entries are bounded by it).
+                    var known = Math.Min(AlignUp(Math.Max(Volatile.Read(ref _knownLength), current.Size), sizeof(long)), Capacity);
+                    var dataStart = DataStart(_slotCount, _bucketCount);
+                    var readable = damaged ? current.Size : known;
+                    var header = (int)Math.Min(dataStart, readable);
+                    var copy = new byte[header];
+                    new ReadOnlySpan<byte>(_base, header).CopyTo(copy);
                     var address = Native.Mmap((nint)_base, (nuint)Capacity, Native.ProtReadWrite, Native.MapPrivate | Native.MapAnonymous | Native.MapFixed | Native.MapNoReserve, -1, 0);
                     if (address != (nint)_base)
                     {
-                        throw new IOException($"Replacing the mapping of the damaged shared-memory metrics store '{Options.Path}' failed (errno {Marshal.GetLastPInvokeError()}).");
+                        throw new IOException($"Replacing the mapping of the shared-memory metrics store '{Options.Path}' failed (errno {Marshal.GetLastPInvokeError()}).");
                     }
 
-                    copy.CopyTo(new Span<byte>(_base, keep));
+                    copy.CopyTo(new Span<byte>(_base, header));
+                    for (var offset = dataStart; offset < known; offset += int.MaxValue & ~7L)
+                    {
+                        var words = (int)(Math.Min(known - offset, int.MaxValue & ~7L) / sizeof(long));
+                        new Span<long>(_base + offset, words).Fill(AtomicDouble.MovedCell);
+                    }
+
                     Volatile.Write(ref _knownLength, Capacity);
                 }
 
                 _file.Dispose();
                 _initLockFile?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Whether this process stopped using the store's file because it was truncated, replaced or deleted.</summary>
+    public bool IsDetached => _detached;
+
+    /// <summary>
+    /// The store now at the path of the detached <paramref name="store"/>, opened if needed; null when the configuration
+    /// was shut down since, or when the path holds nothing this process can use (logged).
+    /// </summary>
+    public static SharedMemoryStore? Successor(SharedMemoryStore store)
+    {
+        lock (ByPath)
+        {
+            if (!ByPath.TryGetValue(store.Options.Path, out var registered))
+            {
+                return null;
+            }
+
+            if (!registered._detached)
+            {
+                return registered;
+            }
+
+            try
+            {
+                return Reopen(registered);
+            }
+            catch (Exception e) when (e is BackendConfigException or InvalidDataException or IOException)
+            {
+                BackendLog.Write("SharedMemory", BackendLogLevel.Error, $"Metrics: SharedMemory store '{store.Options.Path}': no store can be opened in place of the file that was truncated, replaced or deleted ({e.Message}); values created before keep counting in this process only.", e);
+                return null;
             }
         }
     }

@@ -35,11 +35,22 @@ internal sealed record StoreOptions(string Path, long InitialSize, long MaxSize,
     public static string DefaultApplicationName =>
         Assembly.GetEntryAssembly()?.GetName().Name is { Length: > 0 } name ? name : System.Diagnostics.Process.GetCurrentProcess().ProcessName;
 
+    /// <summary>
+    /// Lets a test stand another directory in for <see cref="DefaultDirectory"/> (a link, another user's directory) in
+    /// its own flow of execution only, so tests running beside it keep the real one.
+    /// </summary>
+    internal static AsyncLocal<string?> DefaultDirectoryForTests { get; } = new();
+
     /// <summary>The per-user directory the default stores live in: <c>/dev/shm/metrics-&lt;uid&gt;</c> on Linux.</summary>
     public static string DefaultDirectory
     {
         get
         {
+            if (DefaultDirectoryForTests.Value is { } forTests)
+            {
+                return forTests;
+            }
+
             // tmpfs keeps the store in RAM: no disk writes on the update path, and the file vanishes at reboot,
             // which is when every process that wrote it is gone anyway.
             if (OperatingSystem.IsLinux() && Directory.Exists("/dev/shm"))

@@ -14,7 +14,8 @@ internal sealed class DemoMetrics(MetricRegistry registry)
     public Histogram Latency { get; } = new("demo_request_duration_seconds", "Request latency.", ["route", "service"],
         defaultLabels: Service,
         registry: registry,
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+        unit: "seconds");
 
     /// <summary>
     /// The same latencies as <see cref="Latency"/> as a native histogram: a Prometheus started with
@@ -25,9 +26,19 @@ internal sealed class DemoMetrics(MetricRegistry registry)
     public Histogram LatencyNative { get; } = new("demo_request_latency_seconds", "Request latency (native histogram).", ["route", "service"],
         defaultLabels: Service,
         registry: registry,
-        native: new NativeHistogramOptions { BucketFactor = 1.1 });
+        native: new NativeHistogramOptions { BucketFactor = 1.1 },
+        unit: "seconds");
 
-    public Summary ResponseSize { get; } = new("demo_response_size_bytes", "Response body sizes.", ["route"], registry: registry);
+    public Summary ResponseSize { get; } = new("demo_response_size_bytes", "Response body sizes.", ["route"], registry: registry, unit: "bytes");
+
+    /// <summary>The build, as an info metric: <c>demo_build_info{version="..."} 1</c>.</summary>
+    public Info Build { get; } = new("demo_build", "The demo's build.", ["version"], registry: registry);
+
+    /// <summary>
+    /// The lifecycle state as an enum (a state set with one true state). With workers on a shared backend, the process
+    /// that changed its state last wins (the default <see cref="GaugeAggregation.MostRecent"/>).
+    /// </summary>
+    public EnumMetric State { get; } = new("demo_service_state", "Lifecycle state; with workers, the latest change of any process.", ["starting", "running", "stopping"], registry: registry);
 
     public void Record(string method, string route, int code, double seconds, long bytes)
     {

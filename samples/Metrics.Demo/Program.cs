@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Reflection;
 using Metrics;
 using Metrics.AspNetCore;
 using Metrics.Configuration;
@@ -8,7 +9,7 @@ using Metrics.Demo;
 // Modes: the server (default), serving /metrics and, with --workers N, supervising N workers; or a worker (--worker ID,
 // started by the server). Every process is the same ASP.NET Core app with builder.AddMetrics(): it serves a few API
 // endpoints on loopback and its traffic generator calls them over real HTTP, so ASP.NET Core's, HttpClient's, the
-// runtime's and the process's own metrics flow into the configured backend next to the demo's four metrics.
+// runtime's and the process's own metrics flow into the configured backend next to the demo's own metrics.
 var workerId = DemoArgs.Value(args, "--worker");
 try
 {
@@ -122,6 +123,10 @@ internal static class DemoApp
 
         // Created once the host exists, so they use the backend AddMetrics selected.
         var demoMetrics = new DemoMetrics(app.Services.GetRequiredService<MetricRegistry>());
+        demoMetrics.Build.Set(typeof(DemoMetrics).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown");
+        demoMetrics.State.State("starting");
+        app.Lifetime.ApplicationStarted.Register(() => demoMetrics.State.State("running"));
+        app.Lifetime.ApplicationStopping.Register(() => demoMetrics.State.State("stopping"));
         app.Use(async (context, next) =>
         {
             if (context.Request.Path == "/metrics")

@@ -12,6 +12,14 @@ namespace Metrics;
 /// </remarks>
 public static class AtomicDouble
 {
+    /// <summary>
+    /// Contract 1.1, additive: the bits a backend writes into a <see cref="IMetricBackend.ValueCell"/> word it has stopped using
+    /// (its value moved, for example to a store file that replaced a deleted one). A signalling NaN no arithmetic
+    /// produces: the host's <see cref="TryAddToCell"/> never adds to it, so an update aimed at a moved cell goes to the
+    /// backend, and the host then reads <see cref="IMetricBackend.ValueCell"/> again.
+    /// </summary>
+    public const long MovedCell = 0x7FF0_0000_4D4F_5644;
+
     /// <summary>Reads the double stored at <paramref name="bits"/>.</summary>
     /// <param name="bits">The word holding the double's bits.</param>
     /// <returns>The value.</returns>
@@ -33,6 +41,27 @@ public static class AtomicDouble
     {
         var current = Volatile.Read(ref bits);
         return Interlocked.CompareExchange(ref bits, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current) == current;
+    }
+
+    /// <summary>
+    /// Contract 1.1, additive: how the host adds at a <see cref="IMetricBackend.ValueCell"/>. Tries once to add
+    /// <paramref name="value"/>; fails when another thread changed the word meanwhile, and when the word holds
+    /// <see cref="MovedCell"/>, which it leaves as it is. The caller then calls the backend's <see cref="IMetricBackend.Inc"/>.
+    /// </summary>
+    /// <remarks>
+    /// Unlike <see cref="TryAdd"/>, retrying it in a loop never succeeds on a moved word: only the backend may decide what
+    /// the marker means.
+    /// </remarks>
+    /// <param name="bits">The value cell's word.</param>
+    /// <param name="value">The amount to add.</param>
+    /// <returns>Whether the addition was applied.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryAddToCell(ref long bits, double value)
+    {
+        var current = Volatile.Read(ref bits);
+        // One compare of a register already loaded: a moved word must never take an update, or the update would be lost.
+        return current != MovedCell
+               && Interlocked.CompareExchange(ref bits, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current) == current;
     }
 
     /// <summary>Adds <paramref name="value"/>, retrying until no other thread interferes.</summary>

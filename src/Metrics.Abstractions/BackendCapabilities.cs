@@ -51,4 +51,17 @@ public enum BackendCapabilities
     /// exemplars for the backend (and says so once in the backend log).
     /// </summary>
     Exemplars = 64,
+
+    /// <summary>
+    /// Added after contract 1.1: <see cref="IMetricBackend{TSelf}.RemoveSeries"/> removes a series from the shared store, so it leaves
+    /// every process's scrape, and a later update (in any process) brings it back from 0. Without it, removing a series
+    /// only forgets this process's handle on it: a shared store keeps the values and scrapes still show them.
+    /// </summary>
+    RemovesSeries = 256,
+
+    /// <summary>
+    /// Added after contract 1.1: <see cref="IMetricBackend{TSelf}.SeriesCount"/> tells how many series of a family the shared store
+    /// holds, so a cardinality limit counts every process's series, not only this process's.
+    /// </summary>
+    CountsSeries = 512,
 }

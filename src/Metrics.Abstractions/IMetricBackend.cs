@@ -60,12 +60,21 @@ public interface IMetricBackend
     /// (<see cref="BitConverter.DoubleToInt64Bits"/>), or 0 (the default) when the value has none.
     /// </summary>
     /// <remarks>
-    /// The host reads it once, when the value is created. When it is not 0, the host may add to the value by one
-    /// compare-and-swap of that word (<see cref="AtomicDouble.TryAdd"/>) instead of calling <see cref="Inc"/> or
+    /// The host reads it when the value is created, and again after an update found the word moved (below). When it is not 0, the host may add to the value by one
+    /// compare-and-swap of that word (<see cref="AtomicDouble.TryAddToCell"/>) instead of calling <see cref="Inc"/> or
     /// <see cref="Dec"/>; when that compare-and-swap fails it calls <see cref="Inc"/>. <see cref="Set"/> and
     /// <see cref="Get"/> always go through the backend. Return an address only when a successful compare-and-swap there
     /// is a complete increment: the word must stay valid and fixed in memory for as long as this object is reachable
     /// (pinned or native memory, or a mapped file that stays mapped), and <see cref="Get"/> and collection must read it.
+    /// <para>
+    /// Contract 1.1, additive: a value may move. The backend then writes <see cref="AtomicDouble.MovedCell"/> into the old word,
+    /// which stays valid memory and is never written again; <see cref="AtomicDouble.TryAddToCell"/> refuses it, so the host
+    /// calls <see cref="Inc"/>, which adds at the new place, and the host reads this property again for its later
+    /// updates. A backend whose values move must itself add with <see cref="AtomicDouble.TryAddToCell"/> (never over the
+    /// marker) and never <see cref="Set"/> over it. A backend whose values never move has nothing to do. A value whose own
+    /// bits happen to equal <see cref="AtomicDouble.MovedCell"/> (stored by <see cref="Set"/>) only takes the slower path:
+    /// <see cref="Inc"/> must treat it as a value, not as a move, unless the value did move.
+    /// </para>
     /// </remarks>
     nint ValueCell => 0;
 
@@ -120,9 +129,12 @@ public interface IMetricBackend
 /// <para>
 /// Version 1.0 of the contract had the synchronous <see cref="Collect"/> and <see cref="Flush"/>; version 1.1 added the
 /// asynchronous forms, <see cref="ShutdownAsync"/>, <see cref="IMetricBackend.ValueCell"/> and
-/// <see cref="IMetricBackend.ObserveHistogram"/>; later, optionally, <see cref="IMetricBackend.RecordExemplar"/> and
-/// <see cref="IMetricBackend.GetExemplar"/>. The host only calls the 1.1 members, whose defaults call the 1.0 ones,
-/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both.
+/// <see cref="IMetricBackend.ObserveHistogram"/>. The host only calls the 1.1 members, whose defaults call the 1.0 ones,
+/// so a backend built against 1.0 keeps working unchanged. Implement either form of a hook, not both. Later, additive versions added
+/// the optional <see cref="IMetricBackend.RecordExemplar"/> and <see cref="IMetricBackend.GetExemplar"/>, and the optional
+/// <see cref="RemoveSeries"/> and <see cref="SeriesCount"/>, used only when declared in
+/// <see cref="Capabilities"/>, and let a value cell move (<see cref="AtomicDouble.MovedCell"/>); a backend whose cells stay put is
+/// unaffected.
 /// </para>
 /// </remarks>
 public interface IMetricBackend<TSelf> : IMetricBackend
@@ -213,6 +225,38 @@ public interface IMetricBackend<TSelf> : IMetricBackend
     /// <param name="cancellationToken">Bounds the flush; release what you can when it is signalled.</param>
     /// <returns>A task completing when the configuration is released.</returns>
     static virtual ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken) => TSelf.FlushAsync(config, cancellationToken);
+
+    /// <summary>
+    /// Optional, added after contract 1.1 (a plugin built against 1.1 keeps loading and does not declare it): removes every stored value of one series (<paramref name="series"/> carries its label
+    /// values; every part of a histogram or summary series, native buckets included), in every process's view of a
+    /// shared store. Called only when the backend declares <see cref="BackendCapabilities.RemovesSeries"/>; the default
+    /// does nothing.
+    /// </summary>
+    /// <remarks>
+    /// After the call, collection leaves the series out until one of its values is updated again (by any process, through
+    /// any value created for the series before or after the removal), and then reports it as if it had been created at
+    /// the removal: the updates made before it are gone. Values created for the series before the removal stay valid and
+    /// usable (a metric may keep pointers into them). An update racing the removal may be lost or may bring the series
+    /// back; either is correct. Must not block on the network: a backend that batches may apply the removal with its next
+    /// flush, before the updates that follow it, and must not resend this process's updates made before it.
+    /// </remarks>
+    /// <param name="config">The configuration the series' values were created with.</param>
+    /// <param name="series">The family descriptor with the series' full label values.</param>
+    static virtual void RemoveSeries(BackendConfig config, MetricDescriptor series)
+    {
+    }
+
+    /// <summary>
+    /// Optional, added after contract 1.1 (a plugin built against 1.1 keeps loading and does not declare it): how many distinct series (label sets) of <paramref name="family"/> the shared store holds,
+    /// created by any process, as this process last knew it; -1 (the default) when unknown. Called only when the backend
+    /// declares <see cref="BackendCapabilities.CountsSeries"/>, each time the host is about to create a series it has
+    /// not seen, so it must be cheap and must not wait on the network: return a number refreshed by the last flush or
+    /// collection when the store is remote. Removed series do not count.
+    /// </summary>
+    /// <param name="config">The configuration the family's values are created with.</param>
+    /// <param name="family">The family; <see cref="MetricDescriptor.LabelValues"/> is empty.</param>
+    /// <returns>The number of series, or -1.</returns>
+    static virtual long SeriesCount(BackendConfig config, MetricDescriptor family) => -1;
 
     /// <summary>
     /// Numbers the backend reports about itself (updates dropped, series refused, schema conflicts), exposed by the host

@@ -14,6 +14,7 @@ public sealed class MetricDescriptor
     private static readonly double[] NoBuckets = [];
     private string? _definition;
     private string? _definitionId;
+    private string? _unit;
 
     /// <summary>Creates a descriptor. The host creates these; tests and tools may too.</summary>
     /// <param name="name">The exposed metric name, registry prefix included.</param>
@@ -82,8 +83,37 @@ public sealed class MetricDescriptor
     public double? NativeZeroThreshold { get; init; }
 
     /// <summary>
-    /// Contract 1.1: the family's definition as canonical text: type, label names, bucket bounds and gauge aggregation,
-    /// for example <c>histogram;labels=route;buckets=0.1,1,+Inf;aggregation=Sum</c>. Processes that give a metric the
+    /// Contract 1.1: the metric's unit (OpenMetrics <c># UNIT</c>, for example <c>seconds</c>), or <see langword="null"/>
+    /// for none. Part of <see cref="Definition"/>: processes that declare one name with different units do not share
+    /// values. Letters, digits and <c>_</c> only.
+    /// </summary>
+    /// <exception cref="ArgumentException">The unit is empty or holds another character.</exception>
+    public string? Unit
+    {
+        get => _unit;
+        init
+        {
+            if (value is not null && (value.Length == 0 || !value.All(c => char.IsAsciiLetterOrDigit(c) || c == '_')))
+            {
+                throw new ArgumentException($"Unit '{value}' of metric '{Name}' is invalid: use letters, digits and '_' only (for example 'seconds' or 'bytes'), or null for none.", nameof(Unit));
+            }
+
+            _unit = value;
+        }
+    }
+
+    /// <summary>
+    /// Contract 1.1: for a value the host stores as a gauge but exposes as another OpenMetrics type, that type and what
+    /// defines it: <c>info</c>, or <c>stateset:</c> followed by the states (for example <c>stateset:on,off</c>);
+    /// <see langword="null"/> for every other metric. Backends store such values as the gauges they are (the
+    /// <see cref="Type"/> is <see cref="MetricType.Gauge"/>) and need not look at it; it is part of
+    /// <see cref="Definition"/>, so a gauge and a state set of one name, or state sets with other states, do not share values.
+    /// </summary>
+    public string? ExposedAs { get; init; }
+
+    /// <summary>
+    /// Contract 1.1: the family's definition as canonical text: type, label names, bucket bounds and gauge aggregation
+    /// (and, when set, the <see cref="Unit"/> and <see cref="ExposedAs"/>), for example <c>histogram;labels=route;buckets=0.1,1,+Inf;aggregation=Sum</c>. Processes that give a metric the
     /// same name but another definition must not share its values; a shared store records it (see
     /// <see cref="BackendCapabilities.RecordsSchema"/>).
     /// </summary>
@@ -99,7 +129,7 @@ public sealed class MetricDescriptor
     /// <param name="labelValues">The full label values, one per label name.</param>
     /// <returns>A new descriptor sharing everything but the label values.</returns>
     public MetricDescriptor WithLabelValues(IReadOnlyList<string> labelValues) =>
-        new(Name, Help, Type, LabelNames, labelValues, Buckets, GaugeAggregation) { NativeZeroThreshold = NativeZeroThreshold };
+        new(Name, Help, Type, LabelNames, labelValues, Buckets, GaugeAggregation) { NativeZeroThreshold = NativeZeroThreshold, Unit = Unit, ExposedAs = ExposedAs };
 
     private string BuildDefinition()
     {
@@ -118,6 +148,18 @@ public sealed class MetricDescriptor
         if (Type == MetricType.Gauge)
         {
             text.Append(";aggregation=").Append(GaugeAggregation);
+        }
+
+        // Appended only when set, so definitions without them (and the stores keyed by them) stay as they were.
+        if (Unit is not null)
+        {
+            text.Append(";unit=").Append(Unit);
+        }
+
+        // Last, so its free text cannot be mistaken for another field.
+        if (ExposedAs is not null)
+        {
+            text.Append(";exposed=").Append(ExposedAs);
         }
 
         return text.ToString();

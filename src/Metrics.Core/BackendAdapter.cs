@@ -21,6 +21,10 @@ internal interface IBackendAdapter
     ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken);
 
     IReadOnlyList<BackendStatistic> Statistics(BackendConfig config);
+
+    void RemoveSeries(BackendConfig config, MetricDescriptor series);
+
+    long SeriesCount(BackendConfig config, MetricDescriptor family);
 }
 
 /// <summary>The adapter closed over one backend type, once, when the backend is selected.</summary>
@@ -47,6 +51,10 @@ internal sealed class BackendAdapter<T> : IBackendAdapter
     public ValueTask ShutdownAsync(BackendConfig config, CancellationToken cancellationToken) => T.ShutdownAsync(config, cancellationToken);
 
     public IReadOnlyList<BackendStatistic> Statistics(BackendConfig config) => T.Statistics(config);
+
+    public void RemoveSeries(BackendConfig config, MetricDescriptor series) => T.RemoveSeries(config, series);
+
+    public long SeriesCount(BackendConfig config, MetricDescriptor family) => T.SeriesCount(config, family);
 
     private static Func<BackendConfig, MetricDescriptor, HistogramBucket?, IMetricBackend> CompileConstructor()
     {

@@ -201,6 +201,34 @@ public sealed class ConfiguredBackend
     /// <returns>The statistics; empty for most backends.</returns>
     public IReadOnlyList<BackendStatistic> Statistics() => Adapter.Statistics(Config);
 
+    /// <summary>
+    /// Removes every stored value of the series <paramref name="series"/> names (its label values included) from a backend
+    /// that declares <see cref="BackendCapabilities.RemovesSeries"/>; does nothing for other backends. Applications call
+    /// <c>Remove</c> on the metric instead, which also forgets the series in the registry.
+    /// </summary>
+    /// <param name="series">The series: a family descriptor with its full label values.</param>
+    public void RemoveSeries(MetricDescriptor series)
+    {
+        ArgumentNullException.ThrowIfNull(series);
+        if ((Capabilities & BackendCapabilities.RemovesSeries) != 0)
+        {
+            _lifetime.EnsureInitialized();
+            Adapter.RemoveSeries(Config, series);
+        }
+    }
+
+    /// <summary>
+    /// How many series of <paramref name="family"/> the backend's shared store holds, as last known, or -1 when the backend
+    /// does not declare <see cref="BackendCapabilities.CountsSeries"/>.
+    /// </summary>
+    /// <param name="family">The family, without label values.</param>
+    /// <returns>The number of series, or -1.</returns>
+    public long SeriesCount(MetricDescriptor family)
+    {
+        ArgumentNullException.ThrowIfNull(family);
+        return (Capabilities & BackendCapabilities.CountsSeries) != 0 ? Adapter.SeriesCount(Config, family) : -1;
+    }
+
     /// <summary>Pushes buffered updates to the store; completes when they are stored, the backend's timeout elapses or the token is signalled.</summary>
     /// <param name="cancellationToken">Bounds the wait.</param>
     /// <returns>A task completing when flushed.</returns>

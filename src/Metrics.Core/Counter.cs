@@ -13,8 +13,21 @@ public sealed class Counter : Metric<Counter>
 {
     private readonly IMetricBackend? _value;
 
-    // The backend's value cell, when it has one: an increment is then one compare-and-swap here, no call.
-    private readonly unsafe long* _cell;
+    // The backend's value cell, when it has one: an increment is then one compare-and-swap here, no call. Read again
+    // when the backend moved the value (the old word then holds AtomicDouble.MovedCell).
+    private unsafe long* _cell;
+
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it counts.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Counter(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry)
+        : this(name, help, labelNames, defaultLabels, registry, null)
+    {
+    }
 
     // When this series may take its next automatic exemplar (Environment.TickCount64); see MetricRegistry.AutomaticExemplars.
     private long _nextAutomaticExemplar;
@@ -25,8 +38,12 @@ public sealed class Counter : Metric<Counter>
     /// <param name="labelNames">The label names every observation must have values for.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    public Counter(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Counter, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c> before <c>_total</c> (<c>request_duration_seconds_total</c>). None when null.
+    /// </param>
+    public Counter(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Counter, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum, unit: unit))
     {
     }
 
@@ -76,7 +93,7 @@ public sealed class Counter : Metric<Counter>
         var cell = _cell;
         if (cell != null && value >= 0)
         {
-            if (AtomicDouble.TryAdd(ref *cell, value))
+            if (AtomicDouble.TryAddToCell(ref *cell, value))
             {
                 if (Family.Registry.AutoExemplars)
                 {
@@ -92,6 +109,11 @@ public sealed class Counter : Metric<Counter>
         }
 
         _value!.Inc(value);
+        if (cell != null && Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
+        {
+            FollowMovedCell();
+        }
+
         if (Family.Registry.AutoExemplars)
         {
             ExemplarSupport.RecordAutomatic(Family, _value, ref _nextAutomaticExemplar, value);
@@ -170,6 +192,9 @@ public sealed class Counter : Metric<Counter>
             throw;
         }
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe void FollowMovedCell() => _cell = (long*)_value!.ValueCell;
 
     private protected override Counter CreateChild(string?[] setValues, string[]? fullValues) => new(Family, setValues, fullValues);
 

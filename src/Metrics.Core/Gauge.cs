@@ -7,6 +7,19 @@ public sealed class Gauge : Metric<Gauge>, IDurationSink
 {
     private readonly IMetricBackend? _value;
 
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it measures.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    /// <param name="aggregation">How values from several processes combine in a shared backend.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Gauge(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, GaugeAggregation aggregation)
+        : this(name, help, labelNames, defaultLabels, registry, aggregation, null)
+    {
+    }
+
     /// <summary>Creates a gauge and registers it.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it measures.</param>
@@ -18,8 +31,12 @@ public sealed class Gauge : Metric<Gauge>, IDurationSink
     /// <see cref="GaugeAggregation.LivePerProcess"/> add a <c>pid</c> label in every backend; in memory the other modes
     /// make no difference.
     /// </param>
-    public Gauge(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, GaugeAggregation aggregation = GaugeAggregation.Sum)
-        : this(MetricRegistry.CreateFamily(MetricType.Gauge, name, help, labelNames, defaultLabels, registry, null, aggregation))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Gauge(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, GaugeAggregation aggregation = GaugeAggregation.Sum, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Gauge, name, help, labelNames, defaultLabels, registry, null, aggregation, unit: unit))
     {
     }
 

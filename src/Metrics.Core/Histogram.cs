@@ -16,7 +16,8 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     // Value cells of every bucket and of the sum when the backend has them all: an observation is then two
     // compare-and-swaps here, no call.
     private readonly nint[]? _bucketCells;
-    private readonly long* _sumCell;
+    // Read again when the backend moved the value (the old word then holds AtomicDouble.MovedCell); so are the cells above.
+    private long* _sumCell;
     private readonly bool _atomicObserve;
 
     // When this series may take its next automatic exemplar (Environment.TickCount64); see MetricRegistry.AutomaticExemplars.
@@ -26,6 +27,31 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     // path, so a classic histogram's inlined observe is unchanged.
     private readonly NativeSeries? _native;
     private readonly nint[]? _nativeClassicCells;
+
+    // Native without classic buckets beyond +Inf: the +Inf bucket is never written, its count is the native buckets'
+    // total, taken at scrape time. One compare-and-swap fewer per observation, and the text formats' _count can never
+    // disagree with the protobuf count.
+    private readonly bool _nativeOnly;
+
+    // What the native fast path reads, one load from this object each: the schema's wide mantissa table and the series'
+    // current cells (with their base key and schema). Replaced by the series whenever it adds a bucket or lowers the schema.
+    private readonly double _nativeZeroThreshold;
+    private WideSlot[]? _nativeSlots;
+    private nint[] _nativeCells = [0, int.MinValue, 0];
+
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it observes.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    /// <param name="buckets">Upper bounds; see the constructor with a unit.</param>
+    /// <param name="native">Native histogram settings, or null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Histogram(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, IEnumerable<double>? buckets, NativeHistogramOptions? native)
+        : this(name, help, labelNames, defaultLabels, registry, buckets, native, null)
+    {
+    }
 
     /// <summary>Creates a histogram and registers it.</summary>
     /// <param name="name">The metric name.</param>
@@ -41,8 +67,12 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     /// Makes this a native histogram (see <see cref="NativeHistogramOptions"/>); classic only when null, or when the
     /// backend does not store native buckets.
     /// </param>
-    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null, NativeHistogramOptions? native = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? (native is null ? DefaultBuckets : [double.PositiveInfinity])), GaugeAggregation.Sum, native))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Histogram(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, IEnumerable<double>? buckets = null, NativeHistogramOptions? native = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Histogram, name, help, labelNames, defaultLabels, registry, ValidateBuckets(name, buckets ?? (native is null ? DefaultBuckets : [double.PositiveInfinity])), GaugeAggregation.Sum, native, unit))
     {
     }
 
@@ -61,6 +91,9 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             _atomicObserve = shared._atomicObserve;
             _native = shared._native;
             _nativeClassicCells = shared._nativeClassicCells;
+            _nativeOnly = shared._nativeOnly;
+            _nativeZeroThreshold = shared._nativeZeroThreshold;
+            _native?.Attach(this);
         }
         else if (FullValues is not null)
         {
@@ -68,6 +101,9 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, FullValues, _bucketCells);
+            _nativeOnly = _native is not null && _bounds.Length == 1;
+            _nativeZeroThreshold = _native?.ZeroThreshold ?? 0;
+            _native?.Attach(this);
 
             family.AddChild(this, FullValues);
         }
@@ -83,7 +119,17 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             (_bucketCells, var sumCell, _atomicObserve) = CellsOf(family, _buckets, _sum);
             _sumCell = (long*)sumCell;
             (_native, _nativeClassicCells, _bucketCells) = NativeOf(family, fullValues, _bucketCells);
+            _nativeOnly = _native is not null && _bounds.Length == 1;
+            _nativeZeroThreshold = _native?.ZeroThreshold ?? 0;
+            _native?.Attach(this);
         }
+    }
+
+    /// <summary>Given by <see cref="NativeSeries"/> under its lock: the state <see cref="ObserveThroughBackend"/> counts with.</summary>
+    internal void PublishNative(WideSlot[]? slots, nint[] cells)
+    {
+        Volatile.Write(ref _nativeCells, cells);
+        Volatile.Write(ref _nativeSlots, slots);
     }
 
     /// <summary>The bucket upper bounds, ending with +Inf.</summary>
@@ -95,6 +141,12 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
 
     /// <summary>The native buckets of this series, or null when it keeps classic buckets only.</summary>
     internal NativeSeries? NativeValues => _native;
+
+    /// <summary>
+    /// Whether this series is native with no classic bucket but +Inf, which it then never writes: a scrape takes the
+    /// count from the native buckets.
+    /// </summary>
+    internal bool NativeOnly => _nativeOnly;
 
     /// <summary>
     /// The schema this series counts new observations at, or null when it is not native (not declared so, or its backend
@@ -167,14 +219,16 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         if (cells is not null && !double.IsNaN(value))
         {
             var index = BucketIndex(_bounds, value);
-            if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            if (!AtomicDouble.TryAddToCell(ref *(long*)cells[index], 1))
             {
                 _buckets![index].Inc(1);
+                FollowIfMoved(cells, index);
             }
 
-            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            if (!AtomicDouble.TryAddToCell(ref *_sumCell, value))
             {
                 _sum!.Inc(value);
+                FollowSumIfMoved();
             }
 
             if (Family.Registry.AutoExemplars)
@@ -211,14 +265,16 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         if (cells is not null && !double.IsNaN(value))
         {
             index = BucketIndex(_bounds, value);
-            if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+            if (!AtomicDouble.TryAddToCell(ref *(long*)cells[index], 1))
             {
                 _buckets![index].Inc(1);
+                FollowIfMoved(cells, index);
             }
 
-            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            if (!AtomicDouble.TryAddToCell(ref *_sumCell, value))
             {
                 _sum!.Inc(value);
+                FollowSumIfMoved();
             }
         }
         else
@@ -321,46 +377,106 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private static (NativeSeries? Native, nint[]? ClassicCells, nint[]? FastCells) NativeOf(MetricFamily family, string[] fullValues, nint[]? cells) =>
         family.NativeEnabled ? (new NativeSeries(family, fullValues, family.Native!), cells, null) : (null, null, cells);
 
-    // Inlined into ObserveThroughBackend: a native observation makes one call out of the inlined Observe, not two.
+    // Inlined into ObserveOutOfLine: native observations the fast path in ObserveThroughBackend did not take.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ObserveNative(double value)
     {
-        var entry = _native!.Find(value);
-        var index = BucketIndex(_bounds, value);
+        var native = _native!;
         if (_atomicObserve)
         {
             // The native bucket goes with the sum: the protobuf count is the native buckets' total, so that pair must agree.
-            _sum!.ObserveHistogram(entry.Value, value);
-            _buckets![index].Inc(1);
+            _sum!.ObserveHistogram(native.Find(value).Value, value);
+            if (!_nativeOnly)
+            {
+                _buckets![BucketIndex(_bounds, value)].Inc(1);
+            }
+
             return;
         }
 
-        if (entry.Cell == 0 || !AtomicDouble.TryAdd(ref *(long*)entry.Cell, 1))
+        if (!native.TryCount(value))
         {
-            entry.Value.Inc(1);
+            native.Find(value).Value.Inc(1);
         }
 
-        var cells = _nativeClassicCells;
-        if (cells is null)
+        if (!_nativeOnly)
         {
-            _buckets![index].Inc(1);
+            var index = BucketIndex(_bounds, value);
+            var cells = _nativeClassicCells;
+            if (cells is null || !AtomicDouble.TryAddToCell(ref *(long*)cells[index], 1))
+            {
+                _buckets![index].Inc(1);
+                if (cells is not null)
+                {
+                    FollowIfMoved(cells, index);
+                }
+            }
+        }
+
+        var sumCell = _sumCell;
+        if (sumCell == null || !AtomicDouble.TryAddToCell(ref *sumCell, value))
+        {
             _sum!.Inc(value);
-            return;
+            if (sumCell != null)
+            {
+                FollowSumIfMoved();
+            }
         }
+    }
 
-        if (!AtomicDouble.TryAdd(ref *(long*)cells[index], 1))
+    // The cell arrays are shared by every object of the series; a cell is replaced only by another real cell.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FollowIfMoved(nint[] cells, int index)
+    {
+        if (Volatile.Read(ref *(long*)cells[index]) == AtomicDouble.MovedCell && _buckets![index].ValueCell is not 0 and var moved)
         {
-            _buckets![index].Inc(1);
+            cells[index] = moved;
         }
+    }
 
-        if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FollowSumIfMoved()
+    {
+        if (Volatile.Read(ref *_sumCell) == AtomicDouble.MovedCell && _sum!.ValueCell is not 0 and var moved)
         {
-            _sum!.Inc(value);
+            _sumCell = (long*)moved;
         }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ObserveThroughBackend(double value)
+    {
+        // A native observation into an existing bucket with value cells: the bucket's compare-and-swap (and the classic
+        // bucket's, when kept) and the sum's, in a method small enough to save few registers. Everything else (NaN
+        // included) goes on out of line.
+        var sumCell = _sumCell;
+        if (sumCell != null && _native is not null && NativeSeries.TryCountPublished(value, _nativeZeroThreshold, _nativeSlots, _nativeCells))
+        {
+            if (!_nativeOnly)
+            {
+                // Value cells for the sum mean value cells for every classic bucket too (CellsOf).
+                var index = BucketIndex(_bounds, value);
+                if (!AtomicDouble.TryAddToCell(ref *(long*)_nativeClassicCells![index], 1))
+                {
+                    _buckets![index].Inc(1);
+                    FollowIfMoved(_nativeClassicCells, index);
+                }
+            }
+
+            if (!AtomicDouble.TryAddToCell(ref *sumCell, value))
+            {
+                _sum!.Inc(value);
+                FollowSumIfMoved();
+            }
+
+            return;
+        }
+
+        ObserveOutOfLine(value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ObserveOutOfLine(double value)
     {
         if (_native is not null && !double.IsNaN(value))
         {

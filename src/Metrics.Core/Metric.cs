@@ -45,6 +45,33 @@ public abstract class Metric
     /// <summary>The backend the values are stored in.</summary>
     public ConfiguredBackend Backend => Family.Backend;
 
+    /// <summary>
+    /// The label value of the overflow series: once a family holds as many series as its cardinality limit, every update
+    /// for a new label set goes to the one series whose labels all have this value.
+    /// </summary>
+    public const string OverflowLabelValue = "__overflow__";
+
+    /// <summary>
+    /// The most series (label sets) this metric's family holds, or null (the default) to use the registry's
+    /// <see cref="MetricRegistry.CardinalityLimit"/>. Past it, a new label set is not created: its updates go to the
+    /// overflow series (every label <see cref="OverflowLabelValue"/>), counted in
+    /// <c>metrics_cardinality_overflow_total{metric="..."}</c>. Series already created are not affected by lowering it.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
+    public int? CardinalityLimit
+    {
+        get => Family.CardinalityLimit;
+        set => Family.CardinalityLimit = value;
+    }
+
+    /// <summary>
+    /// Removes every series of this metric's family: they leave the scrape (of every process, for a backend that declares
+    /// <see cref="BackendCapabilities.RemovesSeries"/>) and free their memory once nothing holds them. A child kept by
+    /// user code stays usable: its next update brings its series back, starting from 0.
+    /// </summary>
+    /// <returns>How many series this registry held.</returns>
+    public int Clear() => Family.Clear();
+
     internal MetricFamily Family { get; }
 
     internal string?[] SetValues { get; }
@@ -282,6 +309,69 @@ public abstract class Metric<TSelf> : Metric
         }
 
         return Labels(pairs.AsSpan());
+    }
+
+    /// <summary>
+    /// Removes the series with the given label values, assigned as <see cref="Labels(ReadOnlySpan{string})"/> assigns
+    /// them; on a child with every label set, <c>Remove()</c> removes that child's series. The series leaves the scrape
+    /// (of every process, for a backend that declares <see cref="BackendCapabilities.RemovesSeries"/>; a shared backend
+    /// without it keeps the stored values, so other scrapes still show them) and its memory is freed once nothing holds
+    /// the child. A child kept by user code stays usable: its next update (or <c>Labels</c> with the same values, which
+    /// returns that same child) brings the series back, starting from 0.
+    /// </summary>
+    /// <param name="values">The label values; none on a complete child.</param>
+    /// <returns>Whether this registry held the series (false for a series only other processes created, which is still removed from the store).</returns>
+    /// <exception cref="ArgumentException">The values do not complete the label set.</exception>
+    public bool Remove(params ReadOnlySpan<string> values)
+    {
+        var family = Family;
+        if (values.Length == 0)
+        {
+            if (FullValues is null)
+            {
+                ThrowNotObservable();
+            }
+
+            return family.Remove(FullValues!);
+        }
+
+        var merged = new string?[family.LabelNames.Length];
+        SetValues.CopyTo(merged, 0);
+        var unset = 0;
+        var unsetWithoutDefault = 0;
+        for (var i = 0; i < family.UserLabelCount; i++)
+        {
+            if (merged[i] is null)
+            {
+                unset++;
+                unsetWithoutDefault += family.Defaults[i] is null ? 1 : 0;
+            }
+        }
+
+        if (values.Length != unset && values.Length != unsetWithoutDefault)
+        {
+            throw new ArgumentException(
+                $"Metric '{Name}' got {values.Length} label value(s) to remove, but expects one per label not set yet ({unset}: {DescribeUnset(false)}) or one per label without a default ({unsetWithoutDefault}: {DescribeUnset(true)}).",
+                nameof(values));
+        }
+
+        var skipDefaulted = values.Length != unset;
+        var next = 0;
+        for (var i = 0; i < family.UserLabelCount && next < values.Length; i++)
+        {
+            if (merged[i] is null && !(skipDefaulted && family.Defaults[i] is not null))
+            {
+                merged[i] = values[next++] ?? throw new ArgumentNullException(nameof(values), $"Label '{family.LabelNames[i]}' of metric '{Name}' got a null value; use an empty string for an empty value.");
+            }
+        }
+
+        var full = new string[merged.Length];
+        for (var i = 0; i < merged.Length; i++)
+        {
+            full[i] = merged[i] ?? family.Defaults[i]!;
+        }
+
+        return family.Remove(full);
     }
 
     private protected abstract TSelf CreateChild(string?[] setValues, string[]? fullValues);

@@ -24,6 +24,8 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     private Action[] _collectCallbacks = [];
     private long _skippedValues;
     private int _disposed;
+    private int? _cardinalityLimit;
+    private static int s_defaultCardinalityLimit = 2000;
 
     /// <summary>Creates a registry.</summary>
     /// <param name="prefix">Prepended with '_' to every metric name; none when null or empty.</param>
@@ -79,6 +81,29 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
 
     /// <summary>The registry metrics use when none is given.</summary>
     public static MetricRegistry Default { get; } = new();
+
+    /// <summary>
+    /// The cardinality limit of every family whose metric and registry set none: 2,000 series per family (as
+    /// OpenTelemetry's default per instrument), or <c>Metrics:CardinalityLimit</c> when configured. Past it, new label
+    /// sets are folded into one overflow series (see <see cref="Metric.CardinalityLimit"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
+    public static int DefaultCardinalityLimit
+    {
+        get => Volatile.Read(ref s_defaultCardinalityLimit);
+        set => Volatile.Write(ref s_defaultCardinalityLimit, ValidateCardinalityLimit(value, nameof(value)));
+    }
+
+    /// <summary>
+    /// The cardinality limit of this registry's families that set none themselves, or null (the default) for
+    /// <see cref="DefaultCardinalityLimit"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
+    public int? CardinalityLimit
+    {
+        get => _cardinalityLimit;
+        set => _cardinalityLimit = value is null ? null : ValidateCardinalityLimit(value.Value, nameof(value));
+    }
 
     /// <summary>The name prefix, or null.</summary>
     public string? Prefix { get; }
@@ -284,6 +309,11 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         }
     }
 
+    internal static int ValidateCardinalityLimit(int limit, string parameter) =>
+        limit >= 1
+            ? limit
+            : throw new ArgumentOutOfRangeException(parameter, limit, $"A cardinality limit must be at least 1 series per family; {limit} would refuse every series. Use int.MaxValue for no limit.");
+
     internal long SkippedValues => Interlocked.Read(ref _skippedValues);
 
     internal void AddSkippedValues(long count)
@@ -294,10 +324,10 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         }
     }
 
-    internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation, NativeHistogramOptions? native = null)
+    internal static MetricFamily CreateFamily(MetricType type, string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry, double[]? buckets, GaugeAggregation aggregation, NativeHistogramOptions? native = null, string? unit = null, FamilyKind kind = FamilyKind.Plain, string[]? states = null)
     {
         registry ??= Default;
-        var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation, native);
+        var family = new MetricFamily(type, name, help, labelNames, defaultLabels, registry, buckets, aggregation, native, unit, kind, states);
         return registry.Add(family);
     }
 
@@ -377,11 +407,11 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     {
         if (_byName.TryGetValue(name, out var existing))
         {
-            var what = existing is MetricFamily f ? $"a {f.Type.ToString().ToLowerInvariant()}" : "a custom collector";
+            var what = existing is MetricFamily f ? $"a{(f.TypeText[0] == 'i' ? "n" : string.Empty)} {f.TypeText}" : "a custom collector";
             var owner = existing is MetricFamily of ? $" '{of.Name}'" : string.Empty;
             var difference = candidate is not null && existing is MetricFamily ef && ef.Name == candidate.Name ? $" with another definition ({ef.DescribeDifference(candidate)})" : string.Empty;
             throw new ArgumentException(
-                $"The name '{name}' is already used by {what}{owner}{difference} in this registry (a counter also exposes <name>_total and <name>_created, a histogram <name>_bucket, _count, _sum and _created). Creating a metric again with exactly the same type, name, help, labels, defaults and buckets shares it; otherwise reuse the existing metric object, choose another name, or Unregister the old one first.");
+                $"The name '{name}' is already used by {what}{owner}{difference} in this registry (a counter also exposes <name>_total and <name>_created, a histogram <name>_bucket, _count, _sum and _created). Creating a metric again with exactly the same type, name, help, unit, labels, defaults and buckets shares it; otherwise reuse the existing metric object, choose another name, or Unregister the old one first.");
         }
     }
 

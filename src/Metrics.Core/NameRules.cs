@@ -47,6 +47,39 @@ internal static class NameRules
         return counterBase;
     }
 
+    /// <summary>
+    /// Checks a unit against the name it belongs to: OpenMetrics wants the family name to end with <c>_&lt;unit&gt;</c>
+    /// (a counter's before <c>_total</c>).
+    /// </summary>
+    /// <param name="name">The metric name as declared (without the registry prefix).</param>
+    /// <param name="unit">The unit, or null for none.</param>
+    /// <param name="type">The metric type, for the counter rule and the message.</param>
+    public static void ValidateUnit(string name, string? unit, MetricType type)
+    {
+        if (unit is null)
+        {
+            return;
+        }
+
+        if (unit.Length == 0 || !AllMatch(unit, c => char.IsAsciiLetterOrDigit(c) || c == '_') || unit[0] == '_' || unit[^1] == '_')
+        {
+            throw new ArgumentException(
+                $"Unit '{unit}' of metric '{name}' is invalid: use letters, digits and inner '_' only, such as 'seconds', 'bytes' or 'celsius', or null for no unit.",
+                nameof(unit));
+        }
+
+        var familyName = type == MetricType.Counter ? CounterBase(name) : name;
+        if (!familyName.EndsWith("_" + unit, StringComparison.Ordinal) || familyName.Length == unit.Length + 1)
+        {
+            var fix = type == MetricType.Counter ? $"'{familyName}_{unit}_total'" : $"'{familyName}_{unit}'";
+            throw new ArgumentException(
+                $"Metric '{name}' has unit '{unit}', but OpenMetrics requires the name to end with '_{unit}'" +
+                (type == MetricType.Counter ? " before '_total'" : string.Empty) +
+                $". Rename it, for example to {fix}, or leave the unit out.",
+                nameof(unit));
+        }
+    }
+
     private static bool AllMatch(string s, Func<char, bool> predicate)
     {
         foreach (var c in s)

@@ -11,8 +11,21 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
     private readonly IMetricBackend? _sum;
 
     // Value cells of the count and the sum when the backend has both: an observation is then two compare-and-swaps.
-    private readonly long* _countCell;
-    private readonly long* _sumCell;
+    // Read again when the backend moved the values (the old word then holds AtomicDouble.MovedCell).
+    private long* _countCell;
+    private long* _sumCell;
+
+    /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
+    /// <param name="name">The metric name.</param>
+    /// <param name="help">What it observes.</param>
+    /// <param name="labelNames">The label names.</param>
+    /// <param name="defaultLabels">Values used for labels a child does not set.</param>
+    /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public Summary(string name, string help, string[]? labelNames, IReadOnlyDictionary<string, string>? defaultLabels, MetricRegistry? registry)
+        : this(name, help, labelNames, defaultLabels, registry, null)
+    {
+    }
 
     /// <summary>Creates a summary and registers it.</summary>
     /// <param name="name">The metric name.</param>
@@ -20,8 +33,12 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
     /// <param name="labelNames">The label names every observation must have values for; <c>quantile</c> is reserved.</param>
     /// <param name="defaultLabels">Values used for labels a child does not set.</param>
     /// <param name="registry">The registry; <see cref="MetricRegistry.Default"/> when null.</param>
-    public Summary(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null)
-        : this(MetricRegistry.CreateFamily(MetricType.Summary, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum))
+    /// <param name="unit">
+    /// The OpenMetrics unit (<c>seconds</c>, <c>bytes</c>...), shown as <c># UNIT</c> in OpenMetrics only; the name must
+    /// end with <c>_&lt;unit&gt;</c>. None when null.
+    /// </param>
+    public Summary(string name, string help, string[]? labelNames = null, IReadOnlyDictionary<string, string>? defaultLabels = null, MetricRegistry? registry = null, string? unit = null)
+        : this(MetricRegistry.CreateFamily(MetricType.Summary, name, help, labelNames, defaultLabels, registry, null, GaugeAggregation.Sum, unit: unit))
     {
     }
 
@@ -85,14 +102,17 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
         var countCell = _countCell;
         if (countCell != null && !double.IsNaN(value))
         {
-            if (!AtomicDouble.TryAdd(ref *countCell, 1))
+            if (!AtomicDouble.TryAddToCell(ref *countCell, 1))
             {
                 _count!.Inc(1);
+                FollowIfMoved(countCell);
             }
 
-            if (!AtomicDouble.TryAdd(ref *_sumCell, value))
+            var sumCell = _sumCell;
+            if (!AtomicDouble.TryAddToCell(ref *sumCell, value))
             {
                 _sum!.Inc(value);
+                FollowIfMoved(sumCell);
             }
 
             return;
@@ -106,6 +126,17 @@ public sealed unsafe class Summary : Metric<Summary>, IDurationSink
 
         count!.Inc(1);
         _sum!.Inc(value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FollowIfMoved(long* cell)
+    {
+        if (Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
+        {
+            var (countCell, sumCell) = CellsOf(_count!, _sum!);
+            _countCell = (long*)countCell;
+            _sumCell = (long*)sumCell;
+        }
     }
 
     private static (nint Count, nint Sum) CellsOf(IMetricBackend count, IMetricBackend sum)

@@ -37,6 +37,11 @@ public sealed class MetricsHost
         {
             Options.Validate();
             Backend = MetricsConfiguration.Load(Options);
+            if (Options.CardinalityLimit is { } limit)
+            {
+                MetricRegistry.DefaultCardinalityLimit = limit;
+            }
+
             try
             {
                 ConfiguredBackend.Default = Backend;

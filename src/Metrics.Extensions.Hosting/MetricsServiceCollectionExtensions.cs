@@ -108,6 +108,7 @@ public static class MetricsServiceCollectionExtensions
             {
                 options.AutomaticExemplarInterval = read.AutomaticExemplarInterval;
             }
+            options.CardinalityLimit = read.CardinalityLimit ?? options.CardinalityLimit;
             foreach (var (key, value) in read.BackendConfig)
             {
                 options.BackendConfig[key] = value;

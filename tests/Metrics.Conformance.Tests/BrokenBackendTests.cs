@@ -5,6 +5,9 @@ public class BrokenBackendTests : IDisposable
 {
     private readonly System.Collections.Concurrent.ConcurrentBag<string> _directories = [];
 
+    // One directory for every configuration, for the test of a backend whose configurations are not isolated.
+    private readonly string _sharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
+
     // Smaller than the defaults: the bugs show at this size already, and the whole suite runs once per broken backend.
     private static readonly ConformanceOptions Quick = new() { IncrementsPerThread = 20_000, ChildIncrements = 2_000, ChildProcesses = 2 };
 
@@ -124,8 +127,21 @@ public class BrokenBackendTests : IDisposable
     [Fact]
     public void Shared_backend_whose_configurations_are_not_isolated_is_told_to_fix_CreateConfig()
     {
-        var failures = Failures(ConformanceTarget.ForType<FileBackend>(() => new BackendConfig([new("Directory", SharedDirectory)]), Quick));
+        var failures = Failures(ConformanceTarget.ForType<FileBackend>(() => new BackendConfig([new("Directory", _sharedDirectory)]), Quick));
         Assert.Contains("CreateConfig returned equal configurations", failures["DistinctConfigurationsDoNotShareValues"]);
+    }
+
+    [Fact]
+    public void A_store_keying_by_a_definition_without_unit_and_exposed_type_fails_the_definition_check_only()
+    {
+        var failures = Failures(FileTarget<UnitBlindBackend>());
+        Assert.Equal(["DistinctDefinitionsDoNotShareValues"], failures.Keys);
+        var message = failures["DistinctDefinitionsDoNotShareValues"];
+        Assert.Contains("with unit seconds", message);
+        Assert.Contains("exposed as info", message);
+        Assert.Contains("share one stored value", message);
+        Assert.Contains("MetricDescriptor.DefinitionId", message);
+        Assert.DoesNotContain("with aggregation MostRecent read", message);
     }
 
     [Fact]
@@ -208,6 +224,23 @@ public class BrokenBackendTests : IDisposable
     }
 
     [Fact]
+    public void A_removal_that_keeps_the_values_fails_the_removal_check_only()
+    {
+        var failures = Failures(FileTarget<RemoveKeepsValuesBackend>());
+        Assert.Equal(["RemovedSeriesIsHiddenUntilUpdated"], failures.Keys);
+        Assert.Contains("expected 2", failures["RemovedSeriesIsHiddenUntilUpdated"]);
+        Assert.Contains("comes back from 0", failures["RemovedSeriesIsHiddenUntilUpdated"]);
+    }
+
+    [Fact]
+    public void A_series_count_of_parts_fails_the_count_check_only()
+    {
+        var failures = Failures(FileTarget<PartCountingBackend>());
+        Assert.Equal(["SeriesCountCountsLabelSets"], failures.Keys);
+        Assert.Contains("returned 12, expected 3", failures["SeriesCountCountsLabelSets"]);
+    }
+
+    [Fact]
     public void Slots_handed_out_again_after_shutdown_fail_the_store_isolation_check_only()
     {
         var failures = Failures(ConformanceTarget.ForType<RecycledSlotsBackend>(options: Quick));
@@ -231,7 +264,9 @@ public class BrokenBackendTests : IDisposable
     public void A_backend_declaring_RecordsSchema_but_mixing_definitions_fails_the_schema_check_only()
     {
         var failures = Failures(FileTarget<DefinitionBlindBackend>());
-        Assert.Equal(["SchemaConflictsNeverMixValues"], failures.Keys);
+
+        // Blind to every definition, it also mixes the definitions that differ only in unit or exposed type.
+        Assert.Equal(["DistinctDefinitionsDoNotShareValues", "SchemaConflictsNeverMixValues"], failures.Keys.Order(StringComparer.Ordinal));
         var message = failures["SchemaConflictsNeverMixValues"];
         Assert.Contains("after another process wrote the same name declared as a gauge, read through Get: expected 7, read 8", message);
         Assert.Contains("Key stored values by the family's definition too", message);
@@ -247,7 +282,7 @@ public class BrokenBackendTests : IDisposable
     /// <summary>Deletes the store directories the FileBackend-based targets created.</summary>
     public void Dispose()
     {
-        foreach (var directory in _directories.Where(Directory.Exists))
+        foreach (var directory in _directories.Append(_sharedDirectory).Where(Directory.Exists))
         {
             Directory.Delete(directory, recursive: true);
         }
@@ -268,7 +303,14 @@ public class BrokenBackendTests : IDisposable
                 new ConformanceOptions { IncrementsPerThread = 2_000, ChildProcesses = 2, ChildIncrements = 300 })
             .WithInvalidConfigs([new([new("Directory", "")])]);
 
-    private static readonly string SharedDirectory = Path.Combine(Path.GetTempPath(), "metrics-file-backend", Guid.NewGuid().ToString("N"));
+    [Fact]
+    public void A_backend_that_takes_a_value_s_own_marker_bits_for_a_move_fails_only_the_value_cell_check()
+    {
+        var failures = Failures(ConformanceTarget.ForType<MarkerTakenForMoveBackend>(options: Quick));
+        Assert.Equal(["ValueCellIsTheValueAndMovesOnlyWhenMoved"], failures.Keys);
+        Assert.Contains("must treat them as a value (NaN + 1 = NaN), not restart somewhere else", failures["ValueCellIsTheValueAndMovesOnlyWhenMoved"]);
+    }
+
 
     private static BackendConfig UniqueConfig() => new([new("Store", Guid.NewGuid().ToString("N"))]);
 

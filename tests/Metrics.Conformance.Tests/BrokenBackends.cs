@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 #pragma warning disable CS9113 // The contract fixes the constructor signature; most broken backends ignore its arguments.
@@ -13,7 +14,7 @@ internal static class Keys
 {
     public static string Of(MetricDescriptor metric, HistogramBucket? bucket)
     {
-        var sb = new StringBuilder().Append(metric.Name.Length).Append(':').Append(metric.Name);
+        var sb = new StringBuilder().Append(metric.Name.Length).Append(':').Append(metric.Name).Append(metric.DefinitionId);
         foreach (var value in metric.LabelValues)
         {
             sb.Append(value.Length).Append(':').Append(value);
@@ -502,6 +503,50 @@ public sealed class LastWrittenExemplarBackend(BackendConfig config, MetricDescr
     }
 }
 
+/// <summary>Removes a series' keys but not its values: the series leaves collection, then comes back with its old total.</summary>
+public sealed class RemoveKeepsValuesBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<RemoveKeepsValuesBackend>
+{
+    private readonly FileValue _value = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RemovesSeries;
+
+    public static void Initialize(BackendConfig config) => FileValue.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileValue.Collect(config, families);
+
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series) => FileValue.RemoveSeries(config, series, resetValues: false);
+
+    public void Inc(double value) => _value.Inc(value);
+
+    public void Dec(double value) => _value.Dec(value);
+
+    public void Set(double value) => _value.Set(value);
+
+    public double Get() => _value.Get();
+}
+
+/// <summary>Counts a family's stored values, one per histogram part, instead of its label sets.</summary>
+public sealed class PartCountingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<PartCountingBackend>
+{
+    private readonly FileValue _value = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.CountsSeries;
+
+    public static void Initialize(BackendConfig config) => FileValue.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileValue.Collect(config, families);
+
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family) => FileValue.SeriesCount(config, family, countParts: true);
+
+    public void Inc(double value) => _value.Inc(value);
+
+    public void Dec(double value) => _value.Dec(value);
+
+    public void Set(double value) => _value.Set(value);
+
+    public double Get() => _value.Get();
+}
+
 /// <summary>
 /// An in-process store imitating a mapped block: values hold slot numbers into one process-global table kept for no
 /// configuration in particular. ShutdownAsync frees the table and slot numbering starts over, so a value created before
@@ -586,4 +631,64 @@ public sealed class DefinitionBlindBackend(BackendConfig config, MetricDescripto
     public void Set(double value) => _inner.Set(value);
 
     public double Get() => _inner.Get();
+}
+
+/// <summary>
+/// Exposes a value cell and takes the moved marker in it for a move even though it never moves values: its Inc then
+/// restarts the value in a new cell, so a NaN whose bits happen to be the marker turns into 1.
+/// </summary>
+public sealed unsafe class MarkerTakenForMoveBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<MarkerTakenForMoveBackend>
+{
+    private long[] _word = GC.AllocateArray<long>(1, pinned: true);
+
+    public nint ValueCell => (nint)Unsafe.AsPointer(ref _word[0]);
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value)
+    {
+        if (Volatile.Read(ref _word[0]) == AtomicDouble.MovedCell)
+        {
+            _word = GC.AllocateArray<long>(1, pinned: true);
+        }
+
+        AtomicDouble.Add(ref _word[0], value);
+    }
+
+    public void Dec(double value) => Inc(-value);
+
+    public void Set(double value) => AtomicDouble.Write(ref _word[0], value);
+
+    public double Get() => AtomicDouble.Read(ref _word[0]);
+}
+
+/// <summary>
+/// The correct shared FileBackend declaring RecordsSchema and keying values by a definition it builds itself from the type,
+/// label names, buckets and aggregation, leaving out the unit and the exposed type: a gauge, an info and a state set of one
+/// name, or two units, share values.
+/// </summary>
+public sealed class UnitBlindBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<UnitBlindBackend>
+{
+    private readonly FileBackend _inner = new(config, Keyed(metric), histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema;
+
+    public static void Initialize(BackendConfig config) => FileBackend.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) =>
+        FileBackend.Collect(config, [.. families.Select(Keyed)]);
+
+    public void Inc(double value) => _inner.Inc(value);
+
+    public void Dec(double value) => _inner.Dec(value);
+
+    public void Set(double value) => _inner.Set(value);
+
+    public double Get() => _inner.Get();
+
+    // FileBackend keys by name: the name carries the hand-made definition.
+    private static MetricDescriptor Keyed(MetricDescriptor metric) =>
+        new($"{metric.Name}|{metric.Type}|{string.Join(',', metric.LabelNames)}|{string.Join(',', metric.Buckets)}|{metric.GaugeAggregation}", metric.Help, metric.Type, metric.LabelNames, metric.LabelValues, metric.Buckets, metric.GaugeAggregation);
 }

@@ -7,41 +7,55 @@ namespace Metrics.Conformance.Tests;
 
 /// <summary>
 /// A small but correct shared backend: one file per value in the configured directory, updated under an exclusive
-/// file lock. It proves the multi-process checks pass for a backend that does share values.
+/// file lock. It proves the multi-process checks pass for a backend that does share values. A removed series loses its
+/// key files (so collection leaves it out) and its values are set to 0; the next update writes the key again.
 /// </summary>
-public sealed class FileBackend : IMetricBackend<FileBackend>
+public sealed class FileBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<FileBackend>
+{
+    private readonly FileValue _value = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries;
+
+    public static void Initialize(BackendConfig config) => FileValue.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileValue.Collect(config, families);
+
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series) => FileValue.RemoveSeries(config, series, resetValues: true);
+
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family) => FileValue.SeriesCount(config, family, countParts: false);
+
+    public void Inc(double value) => _value.Inc(value);
+
+    public void Dec(double value) => _value.Dec(value);
+
+    public void Set(double value) => _value.Set(value);
+
+    public double Get() => _value.Get();
+}
+
+/// <summary>One value of the file backends: a value file and a key file naming its series and part.</summary>
+internal sealed class FileValue
 {
     private static readonly ConcurrentDictionary<string, Lock> Locks = new();
     private readonly string _path;
+    private readonly string _identityPath;
+    private readonly string _identity;
     private readonly Lock _lock;
 
-    public FileBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
+    public FileValue(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket)
     {
         var directory = config.GetRequiredString("Directory");
-        var identity = JsonSerializer.Serialize(new Identity(metric.Name, [.. metric.LabelValues], histogramBucket?.ToString()));
-        var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(identity)));
+        _identity = JsonSerializer.Serialize(new Identity(metric.Name, [.. metric.LabelValues], histogramBucket?.ToString()));
+        var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(_identity)));
         _path = Path.Combine(directory, hash + ".value");
-        var identityPath = Path.Combine(directory, hash + ".key");
-        if (!File.Exists(identityPath))
-        {
-            var temporary = identityPath + "." + Guid.NewGuid().ToString("N");
-            File.WriteAllText(temporary, identity);
-            File.Move(temporary, identityPath, overwrite: true);
-        }
-
+        _identityPath = Path.Combine(directory, hash + ".key");
+        WriteKey();
         _lock = Locks.GetOrAdd(_path, _ => new Lock());
     }
 
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses;
-
-    public static void Initialize(BackendConfig config) => Directory.CreateDirectory(config.GetRequiredString("Directory"));
-
     public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families)
     {
-        var directory = config.GetRequiredString("Directory");
-        var stored = Directory.GetFiles(directory, "*.key")
-            .Select(path => (Identity: JsonSerializer.Deserialize<Identity>(File.ReadAllText(path))!, Value: Path.ChangeExtension(path, ".value")))
-            .ToList();
+        var stored = Stored(config);
         return [.. families.Select(family => (IReadOnlyList<CollectedValue>)[.. stored
             .Where(s => s.Identity.Name == family.Name)
             .Select(s => new CollectedValue(s.Identity.Labels, s.Identity.Part is null ? null : HistogramBucket.Parse(s.Identity.Part), Read(s.Value)))])];
@@ -58,6 +72,61 @@ public sealed class FileBackend : IMetricBackend<FileBackend>
         lock (_lock)
         {
             return Read(_path);
+        }
+    }
+
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series, bool resetValues)
+    {
+        foreach (var (identity, value) in Stored(config))
+        {
+            if (identity.Name == series.Name && (series.LabelValues.Count == 0 || identity.Labels.SequenceEqual(series.LabelValues)))
+            {
+                // Under the value's lock, so an update either lands before (and is reset) or writes the key again after.
+                lock (Locks.GetOrAdd(value, _ => new Lock()))
+                {
+                    File.Delete(Path.ChangeExtension(value, ".key"));
+                    if (resetValues)
+                    {
+                        Write(value, _ => 0);
+                    }
+                }
+            }
+        }
+    }
+
+    public static long SeriesCount(BackendConfig config, MetricDescriptor family, bool countParts)
+    {
+        var series = Stored(config).Where(s => s.Identity.Name == family.Name).Select(s => string.Join("\u0001", s.Identity.Labels) + (countParts ? s.Identity.Part : null));
+        return series.Distinct(StringComparer.Ordinal).Count();
+    }
+
+    public static void Initialize(BackendConfig config) => Directory.CreateDirectory(config.GetRequiredString("Directory"));
+
+    private static List<(Identity Identity, string Value)> Stored(BackendConfig config)
+    {
+        var result = new List<(Identity, string)>();
+        foreach (var path in Directory.GetFiles(config.GetRequiredString("Directory"), "*.key"))
+        {
+            try
+            {
+                result.Add((JsonSerializer.Deserialize<Identity>(File.ReadAllText(path))!, Path.ChangeExtension(path, ".value")));
+            }
+            catch (FileNotFoundException)
+            {
+                // Removed since the listing: the series is gone.
+            }
+        }
+
+        return result;
+    }
+
+    private void WriteKey()
+    {
+        if (!File.Exists(_identityPath))
+        {
+            var temporary = _identityPath + "." + Guid.NewGuid().ToString("N");
+            File.WriteAllText(temporary, _identity);
+            File.Move(temporary, _identityPath, overwrite: true);
         }
     }
 
@@ -83,23 +152,31 @@ public sealed class FileBackend : IMetricBackend<FileBackend>
     {
         lock (_lock)
         {
-            while (true)
+            Write(_path, apply);
+
+            // An update brings a removed series back.
+            WriteKey();
+        }
+    }
+
+    private static void Write(string path, Func<double, double> apply)
+    {
+        while (true)
+        {
+            try
             {
-                try
-                {
-                    using var stream = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-                    Span<byte> bytes = stackalloc byte[8];
-                    var current = stream.Read(bytes) == 8 ? BitConverter.ToDouble(bytes) : 0;
-                    BitConverter.TryWriteBytes(bytes, apply(current));
-                    stream.Position = 0;
-                    stream.Write(bytes);
-                    return;
-                }
-                catch (IOException)
-                {
-                    // Another process holds the lock; retry.
-                    Thread.Yield();
-                }
+                using var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                Span<byte> bytes = stackalloc byte[8];
+                var current = stream.Read(bytes) == 8 ? BitConverter.ToDouble(bytes) : 0;
+                BitConverter.TryWriteBytes(bytes, apply(current));
+                stream.Position = 0;
+                stream.Write(bytes);
+                return;
+            }
+            catch (IOException)
+            {
+                // Another process holds the lock; retry.
+                Thread.Yield();
             }
         }
     }

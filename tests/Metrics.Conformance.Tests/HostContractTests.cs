@@ -27,12 +27,24 @@ public class HostContractTests
     [Fact]
     public void The_suite_passes_a_backend_that_counts_Initialize()
     {
-        var results = ConformanceTarget.ForType<CountingBackend>(() => new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]), new ConformanceOptions { IncrementsPerThread = 20_000 })
+        var created = new ConcurrentBag<BackendConfig>();
+        var results = ConformanceTarget.ForType<CountingBackend>(
+                () =>
+                {
+                    var config = new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))]);
+                    created.Add(config);
+                    return config;
+                },
+                new ConformanceOptions { IncrementsPerThread = 20_000 })
             .WithInvalidConfigs([new([new("Store", "")])]).RunAll();
         Assert.All(results, r => Assert.True(r.Passed, r.Failure?.Message));
-        // Once per configuration, and once more after each ShutdownAsync of it (the lifecycle check shuts one down).
-        Assert.All(CountingBackend.Initialized, pair => Assert.Equal(1 + CountingBackend.ShutDown.GetValueOrDefault(pair.Key), pair.Value));
-        Assert.Contains(CountingBackend.ShutDown.Values, count => count == 1);
+        var initialized = CountingBackend.Initialized.Where(pair => created.Contains(pair.Key)).ToList();
+        Assert.NotEmpty(initialized);
+        // Once per configuration, and once more after each ShutdownAsync of it; and every check releases what it
+        // selected, so each initialization is followed by exactly one ShutdownAsync.
+        Assert.All(initialized, pair => Assert.Equal(pair.Value, CountingBackend.ShutDown.GetValueOrDefault(pair.Key)));
+        // The lifecycle check shuts a configuration down and uses it again.
+        Assert.Contains(initialized, pair => pair.Value == 2);
     }
 
     [Fact]
@@ -75,6 +87,86 @@ public class HostContractTests
         Assert.Equal([string.Empty], requests.Metric.LabelValues);
         Assert.Null(requests.Bucket);
         Assert.Equal([HistogramBucket.Count, HistogramBucket.Sum], RecordingBackend.Seen.Where(s => s.Metric.Name == "app_size_bytes").Select(s => s.Bucket!.Value));
+    }
+
+    [Fact]
+    public void The_metrics_API_follows_a_moved_value_cell_after_one_call_through_the_backend()
+    {
+        var registry = new MetricRegistry("moving", ConfiguredBackend.Create<MovingBackend>(new BackendConfig([new("Store", Guid.NewGuid().ToString("N"))])));
+        var counter = new Counter("requests_total", "Requests.", registry: registry);
+        var summary = new Summary("size_bytes", "Sizes.", registry: registry);
+        var histogram = new Histogram("latency_seconds", "Latency.", registry: registry, buckets: [1]);
+        counter.Inc(2);
+        summary.Observe(3);
+        histogram.Observe(0.5);
+        Assert.Equal(0, MovingBackend.Calls);
+
+        MovingBackend.MoveAll();
+        // Each moved word is refused once and that update goes to the backend.
+        counter.Inc(1);
+        Assert.Equal(1, MovingBackend.Calls);
+        // The summary reads both cells again when its count was moved, so its sum goes straight to the new word.
+        summary.Observe(4);
+        Assert.Equal(2, MovingBackend.Calls);
+        // The histogram's bucket and sum are read again one at a time.
+        histogram.Observe(0.5);
+        Assert.Equal(4, MovingBackend.Calls);
+        Assert.Equal(1, counter.Value);
+        Assert.Equal(1, summary.Count);
+        Assert.Equal(4, summary.Sum);
+
+        counter.Inc(1);
+        summary.Observe(1);
+        histogram.Observe(0.5);
+        // The host read the new cells: no more calls.
+        Assert.Equal(4, MovingBackend.Calls);
+        Assert.Equal(2, counter.Value);
+        Assert.Equal(2, summary.Count);
+        Assert.Equal(5, summary.Sum);
+    }
+
+    /// <summary>Moves every value to a new word on demand, as a shared backend does when its store file is replaced: what the old word held is lost.</summary>
+    public sealed unsafe class MovingBackend : IMetricBackend<MovingBackend>
+    {
+        private static readonly ConcurrentQueue<MovingBackend> All = [];
+        private static int _calls;
+        private long[] _word = GC.AllocateArray<long>(1, pinned: true);
+
+        public MovingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) => All.Enqueue(this);
+
+        public static int Calls => Volatile.Read(ref _calls);
+
+        public nint ValueCell => (nint)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _word[0]);
+
+        public static void Initialize(BackendConfig config)
+        {
+        }
+
+        public static void MoveAll()
+        {
+            foreach (var value in All)
+            {
+                var old = value._word;
+                value._word = GC.AllocateArray<long>(1, pinned: true);
+                // The old word stays reachable from the host's pointer only: keep it alive, as the contract asks.
+                Kept.Enqueue(old);
+                Volatile.Write(ref old[0], AtomicDouble.MovedCell);
+            }
+        }
+
+        private static readonly ConcurrentQueue<long[]> Kept = [];
+
+        public void Inc(double value)
+        {
+            Interlocked.Increment(ref _calls);
+            AtomicDouble.Add(ref _word[0], value);
+        }
+
+        public void Dec(double value) => Inc(-value);
+
+        public void Set(double value) => AtomicDouble.Write(ref _word[0], value);
+
+        public double Get() => AtomicDouble.Read(ref _word[0]);
     }
 
     /// <summary>Counts Initialize per configuration and notices values created before it.</summary>

@@ -39,7 +39,8 @@ public class RunnerTests
         try
         {
             var config = Path.Combine(folder, "config.json");
-            File.WriteAllText(config, $$"""{ "Path": "{{Path.Combine(folder, "store")}}" }""");
+            // The shortest check interval: a store still open when the runner deletes its file would write it again within it.
+            File.WriteAllText(config, $$"""{ "Path": "{{Path.Combine(folder, "store")}}", "CheckInterval": "00:00:00.010" }""");
             var invalid = Path.Combine(folder, "invalid.json");
             File.WriteAllText(invalid, """{ "MaxSize": "huge" }""");
             var (exit, stdout, stderr) = Run("--plugins", PluginsPath, "--backend", "SharedMemory", "--config", config, "--unique-key", "Path", "--invalid-config", invalid);

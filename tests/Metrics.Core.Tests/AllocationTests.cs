@@ -48,6 +48,21 @@ public class AllocationTests
         });
     }
 
+    [Fact]
+    public void State_changes_on_existing_series_allocate_nothing()
+    {
+        var registry = new MetricRegistry();
+        var flags = new StateSet("flags", "F.", ["a", "b"], ["env"], registry: registry);
+        var state = new EnumMetric("phase", "P.", ["queued", "running", "done"], registry: registry);
+        var info = new Info("build", "B.", ["version"], registry: registry);
+        var env = "prod";
+        info.Set("1.0");
+
+        AssertNoAllocation("StateSet.Set with a Labels lookup", () => flags.Labels(env).Set("b", true));
+        AssertNoAllocation("EnumMetric.State", () => state.State("running"));
+        AssertNoAllocation("Info.Set of an existing label set", () => info.Set("1.0"));
+    }
+
     private static void AssertNoAllocation(string what, Action action)
     {
         // Warm up past tiered compilation so the measurement sees the steady state.

@@ -74,6 +74,47 @@ public class BackendTests
     }
 
     [Fact]
+    public void A_collected_series_this_process_creates_later_shows_its_own_creation_time()
+    {
+        var backend = ConfiguredBackend.Create<CollectingBackend>();
+        var registry = new MetricRegistry(backend: backend);
+        var counter = new Counter("made_total", "Made.", ["worker"], registry: registry);
+        var family = counter.Family;
+        // The same label array every scrape, as the shared backends return: the second scrape finds it by reference.
+        CollectingBackend.Remote = [[new CollectedValue(new[] { "w" }, null, 3)]];
+        var familyCreated = Created(registry.Render(ExpositionFormat.OpenMetrics));
+        Assert.Equal(1, family.CollectedReferences);
+        Assert.Equal(family.CreatedUnixSeconds, familyCreated);
+
+        // Busy until the clock moves on, so the child's creation time differs from the family's.
+        SpinWait.SpinUntil(() => MetricFamily.UnixNow() > familyCreated);
+        var child = counter.Labels("w");
+        Assert.NotEqual(familyCreated, child.CreatedUnixSeconds);
+        Assert.Equal(child.CreatedUnixSeconds, Created(registry.Render(ExpositionFormat.OpenMetrics)));
+
+        static double Created(string text) =>
+            double.Parse(text.Split('\n').Single(l => l.StartsWith("made_created{", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void Label_arrays_a_backend_returns_anew_every_scrape_are_not_all_kept()
+    {
+        var backend = ConfiguredBackend.Create<CollectingBackend>();
+        var registry = new MetricRegistry(backend: backend);
+        var counter = new Counter("fresh_total", "Fresh.", ["worker"], registry: registry);
+        const int series = 3000;
+        for (var scrape = 0; scrape < 10; scrape++)
+        {
+            CollectingBackend.Remote = [[.. Enumerable.Range(0, series).Select(i => new CollectedValue(new[] { i.ToString(System.Globalization.CultureInfo.InvariantCulture) }, null, i))]];
+            var text = registry.Render();
+            Assert.Contains("fresh_total{worker=\"2999\"} 2999\n", text, StringComparison.Ordinal);
+        }
+
+        // Each scrape's arrays are new: the index may hold a few scrapes' worth, never all ten.
+        Assert.InRange(counter.Family.CollectedReferences, series, (3 * series) + 1024);
+    }
+
+    [Fact]
     public void Backend_statistics_are_exposed_once_per_backend()
     {
         var backend = ConfiguredBackend.Create<CollectingBackend>(new BackendConfig([new("Stats", "yes")]));

@@ -81,7 +81,7 @@ public class NativeHistogramTests
     public void The_table_lookup_agrees_with_the_binary_search_on_every_bound_its_neighbours_and_random_values()
     {
         var random = new Random(7);
-        for (var schema = 1; schema <= HistogramBucket.MaxNativeSchema; schema++)
+        for (var schema = 0; schema <= HistogramBucket.MaxNativeSchema; schema++)
         {
             var values = new List<double>();
             foreach (var bound in NativeBucketBounds.BySchema[schema].Append(1.0))
@@ -239,11 +239,13 @@ public class NativeHistogramTests
         Assert.Throws<ArgumentOutOfRangeException>(() => HistogramBucket.NativePositive(-5, 0));
     }
 
-    [Fact]
-    public void Native_observe_on_an_existing_bucket_allocates_nothing()
+    [Theory]
+    [InlineData(true)] // native + classic
+    [InlineData(false)] // native only: no +Inf write either
+    public void Native_observe_on_an_existing_bucket_allocates_nothing(bool classic)
     {
         var registry = new MetricRegistry();
-        var histogram = new Histogram("h", "H.", registry: registry, buckets: [0.1, 1], native: new NativeHistogramOptions());
+        var histogram = new Histogram("h", "H.", registry: registry, buckets: classic ? [0.1, 1] : null, native: new NativeHistogramOptions());
         double[] values = [0.3, -2, 0, 17.5];
         foreach (var v in values)
         {
@@ -262,6 +264,96 @@ public class NativeHistogramTests
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(20_004, histogram.NativeValues!.Count());
+        Assert.Contains("h_count 20004\n", registry.Render(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(1.1, NativeHistogramOptions.DefaultZeroThreshold)] // schema 3
+    [InlineData(2.0, NativeHistogramOptions.DefaultZeroThreshold)] // schema 0
+    [InlineData(4.0, 0.0)] // schema -1: no mantissa table; subnormal numbers in buckets
+    [InlineData(1.0001, 0.0)] // schema 8
+    [InlineData(1.1, 0.5)] // wide zero bucket
+    public async Task Native_only_count_comes_from_the_native_buckets_in_every_format(double factor, double zeroThreshold)
+    {
+        var registry = new MetricRegistry();
+        var histogram = new Histogram("h", "H.", registry: registry, native: new NativeHistogramOptions { BucketFactor = factor, ZeroThreshold = zeroThreshold });
+        double[] values = [0, 1e-300, 5e-324, 0.003, 0.003, 1, 2, -2, -0.7, 1e300, double.PositiveInfinity, double.NegativeInfinity];
+        for (var round = 0; round < 3; round++)
+        {
+            foreach (var v in values)
+            {
+                histogram.Observe(v);
+            }
+        }
+
+        // NaN takes the zero bucket's comparison path (it is not above the threshold) and must still be refused.
+        Assert.Throws<ArgumentOutOfRangeException>(() => histogram.Observe(double.NaN));
+
+        // The +Inf bucket itself is never written; every observation is in exactly one native bucket.
+        Assert.Equal(0, histogram.BucketValues![0].Get());
+        var schema = histogram.NativeSchema!.Value;
+        var expected = values.GroupBy(v => Math.Abs(v) <= zeroThreshold ? (0, 0) : (v < 0 ? -1 : 1, NativeBuckets.IndexBySearch(Math.Abs(v), schema)))
+            .ToDictionary(g => g.Key, g => 3.0 * g.Count());
+        var actual = histogram.NativeValues!.Entries.ToDictionary(
+            e => e.Bucket.Part switch { HistogramPart.NativeZero => (0, 0), HistogramPart.NativeNegative => (-1, e.Bucket.Index), _ => (1, e.Bucket.Index) },
+            e => e.Value.Get());
+        Assert.Equal(expected.OrderBy(p => p.Key).ToArray(), actual.OrderBy(p => p.Key).ToArray());
+
+        var count = 3 * values.Length;
+        Assert.Contains($"h_bucket{{le=\"+Inf\"}} {count}\n", registry.Render(), StringComparison.Ordinal);
+        Assert.Contains($"h_count {count}\n", registry.Render(), StringComparison.Ordinal);
+        Assert.Contains($"h_count {count}\n", registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+        var h = (await ScrapeAsync(registry)).Single().Messages(4).Single().Message(7)!;
+        Assert.Equal((ulong)count, h.Varint(1));
+    }
+
+    [Fact]
+    public void Threads_observing_while_buckets_are_created_and_the_schema_halves_lose_no_observation()
+    {
+        // Every thread creates new buckets as it goes, so the published tables change (and the schema drops) while the
+        // others count through them: each observation must still land exactly once, in its own bucket.
+        var histogram = new Histogram("h", "H.", registry: new MetricRegistry(), native: new NativeHistogramOptions { BucketFactor = 1.01, MaxBucketNumber = 40 });
+        const int threads = 4;
+        const int perThread = 20_000;
+        using var start = new Barrier(threads);
+        var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (var i = 0; i < perThread; i++)
+            {
+                histogram.Observe(Value(t, i));
+            }
+        })).ToArray();
+        foreach (var worker in workers)
+        {
+            worker.Start();
+        }
+
+        foreach (var worker in workers)
+        {
+            worker.Join();
+        }
+
+        Assert.True(histogram.NativeSchema < 7, $"schema {histogram.NativeSchema}");
+        Assert.Equal(threads * perThread, histogram.NativeValues!.Count());
+
+        // Merged to the final schema, the buckets hold exactly what an independent bucketing of the same values gives.
+        var schema = histogram.NativeSchema!.Value;
+        var merged = new NativeHistogramData(schema, NativeHistogramOptions.DefaultZeroThreshold);
+        foreach (var entry in histogram.NativeValues.Entries)
+        {
+            merged.Add(entry.Bucket, entry.Value.Get());
+        }
+
+        merged.Complete();
+        var values = Enumerable.Range(0, threads).SelectMany(t => Enumerable.Range(0, perThread).Select(i => Value(t, i)));
+        var expected = values.GroupBy(v => (v < 0, NativeBuckets.IndexBySearch(Math.Abs(v), merged.Schema))).ToDictionary(g => g.Key, g => (double)g.Count());
+        var actual = merged.Positive.Select(p => ((false, p.Index), p.Count)).Concat(merged.Negative.Select(n => ((true, n.Index), n.Count))).ToDictionary(p => p.Item1, p => p.Count);
+        Assert.Equal(expected.OrderBy(p => p.Key).ToArray(), actual.OrderBy(p => p.Key).ToArray());
+
+        // Spread over six powers of two on both sides, each thread walking them in its own order.
+        static double Value(int thread, int i) => (((i * 7919) + (thread * 104_729)) % 2 == 0 ? 1 : -1) * Math.Pow(2, ((i * 7919) + (thread * 104_729)) % 6000 / 1000.0);
     }
 
     [Fact]

@@ -24,7 +24,7 @@ public sealed class DemoSmokeTests
     }
 
     [Fact]
-    public async Task The_demo_serves_its_four_metrics_through_the_memory_plugin()
+    public async Task The_demo_serves_its_metrics_through_the_memory_plugin()
     {
         var dll = DemoDll();
         Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(dll)!, "plugins", "Memory", "Memory.dll")), "The demo's build did not copy the Memory plugin folder.");
@@ -45,6 +45,21 @@ public sealed class DemoSmokeTests
         Assert.Contains("# TYPE demo_request_duration_seconds histogram", body, StringComparison.Ordinal);
         Assert.Contains("service=\"demo\",le=\"+Inf\"}", body, StringComparison.Ordinal);
         Assert.Contains("# TYPE demo_response_size_bytes summary", body, StringComparison.Ordinal);
+        Assert.Contains("# TYPE demo_build_info gauge", body, StringComparison.Ordinal);
+
+        // OpenMetrics shows the info and the enum as such, and the units.
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{port}/metrics"));
+        request.Headers.Accept.ParseAdd("application/openmetrics-text; version=1.0.0");
+        using var response = await client.SendAsync(request, TestContext.Current.CancellationToken);
+        var openMetrics = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Contains("# TYPE demo_build info\ndemo_build_info{version=\"", openMetrics, StringComparison.Ordinal);
+        Assert.Contains("# TYPE demo_service_state stateset\n", openMetrics, StringComparison.Ordinal);
+        Assert.Contains("# UNIT demo_request_duration_seconds seconds\n", openMetrics, StringComparison.Ordinal);
+        Assert.Contains("# UNIT demo_response_size_bytes bytes\n", openMetrics, StringComparison.Ordinal);
+
+        // "running" once the host has started; the request may come just before that callback ran.
+        var trueStates = openMetrics.Split('\n').Where(l => l.StartsWith("demo_service_state{", StringComparison.Ordinal) && l.EndsWith(" 1", StringComparison.Ordinal)).ToList();
+        Assert.True(trueStates is [var only] && (only.Contains("\"running\"", StringComparison.Ordinal) || only.Contains("\"starting\"", StringComparison.Ordinal)), openMetrics);
         Assert.True(demo.Stdout.Contains("plugins/Memory/Memory.dll", StringComparison.Ordinal), demo.Output);
     }
 }

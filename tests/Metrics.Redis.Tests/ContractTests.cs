@@ -92,7 +92,7 @@ public sealed class ContractTests(SharedRedis redis) : RedisTestBase
         const int Series = 11_000, Scrapes = 50;
         var config = Config(Cs, extra: ("OperationTimeout", "10s"));
         await using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
-        var counter = new Counter("wide_total", "Many series.", ["id"], registry: registry);
+        var counter = new Counter("wide_total", "Many series.", ["id"], registry: registry) { CardinalityLimit = Series };
         for (var i = 0; i < Series; i++)
         {
             counter.Labels(i.ToString(CultureInfo.InvariantCulture)).Inc(i);

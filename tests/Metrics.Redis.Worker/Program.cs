@@ -10,6 +10,8 @@ using Metrics.Backends.Redis;
 //   gauge    <connectionString> <keyPrefix> <mode> <value> sets (or with a leading '+', increments) one gauge of that
 //            aggregation mode, prints "ready" once it is in Redis, then waits for a line on stdin: "exit" shuts the backend
 //            down (the writer retires at once) and exits; the test may kill it instead (its heartbeat then expires)
+//   types    <connectionString> <keyPrefix> <version> <state>  info, enum and unit gauge of TypesWorkload; "state <name>"
+//            lines on stdin change the enum
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: load|series|conflict <connectionString> <keyPrefix> ...");
@@ -138,6 +140,80 @@ switch (args[0])
             return 0;
         }
 
+    case "hold":
+        {
+            // hold <connectionString> <keyPrefix>: through Core, counter redis_held_total{i="0"} and {i="1"}, each child kept;
+            // answers stdin lines until it closes: "inc" adds 1 to both and flushes, "render" prints this process's scrape
+            // of the family on one line.
+            var config = WorkerShapes.Config(args[1], args[2]);
+            using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+            var held = new Counter(WorkerShapes.Held, "Series a holding process keeps.", ["i"], registry: registry);
+            Counter[] children = [held.Labels("0"), held.Labels("1")];
+            await registry.Backend.FlushAsync();
+            Console.WriteLine("ready");
+            while (await Console.In.ReadLineAsync() is { } line)
+            {
+                switch (line)
+                {
+                    case "inc":
+                        foreach (var child in children)
+                        {
+                            child.Inc();
+                        }
+
+                        await registry.Backend.FlushAsync();
+                        Console.WriteLine("incremented");
+                        break;
+                    case "render":
+                        Console.WriteLine("rendered " + string.Join(" ", registry.Render().Split('\n').Where(l => l.StartsWith(WorkerShapes.Held + "{", StringComparison.Ordinal))));
+                        break;
+                }
+            }
+
+            return 0;
+        }
+
+    case "types":
+        {
+            // types <connectionString> <keyPrefix> <version> <state>: through the metric API, an info with this version,
+            // the shared enum in this state and a gauge with a unit, flushed, then "ready"; each "state <name>" line on
+            // stdin changes the state and is answered "set <name>" once flushed.
+            await using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(WorkerShapes.Config(args[1], args[2], "50ms")));
+            var types = new Metrics.Tests.TypesWorkload(registry);
+            types.Build.Set(args[3]);
+            types.State.State(args[4]);
+            types.Queue.Inc(1);
+            await registry.Backend.FlushAsync();
+            Console.WriteLine("ready");
+            while (await Console.In.ReadLineAsync() is { } line)
+            {
+                var state = line["state ".Length..];
+                types.State.State(state);
+                await registry.Backend.FlushAsync();
+                Console.WriteLine("set " + state);
+            }
+
+            return 0;
+        }
+
+    case "cardinality":
+        {
+            // cardinality <connectionString> <keyPrefix> <worker> <count> <limit>: through Core, after one scrape (which counts
+            // the series in Redis), creates that many label sets of redis_card_total under the limit, then flushes.
+            var config = WorkerShapes.Config(args[1], args[2]);
+            using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+            var counter = new Counter(WorkerShapes.Card, "One of many series.", ["worker", "i"], registry: registry) { CardinalityLimit = int.Parse(args[5], CultureInfo.InvariantCulture) };
+            _ = registry.Render();
+            for (var i = 0; i < int.Parse(args[4], CultureInfo.InvariantCulture); i++)
+            {
+                counter.Labels(args[3], i.ToString(CultureInfo.InvariantCulture)).Inc();
+            }
+
+            await registry.Backend.FlushAsync();
+            Console.WriteLine("created");
+            return 0;
+        }
+
     default:
         Console.Error.WriteLine($"unknown mode '{args[0]}'");
         return 64;
@@ -147,6 +223,10 @@ switch (args[0])
 public static class WorkerShapes
 {
     public const string ConflictName = "schema_seconds";
+
+    public const string Held = "redis_held_total";
+
+    public const string Card = "redis_card_total";
 
     public static readonly string[] Shards = ["a", "a,b", "\"q\"", "line\nbreak", ""];
 

@@ -92,6 +92,51 @@ public sealed class DamagedStoreTests
     }
 
     [Fact]
+    public void A_store_of_another_layout_version_is_refused_naming_both_versions()
+    {
+        using var store = new Store();
+        Worker.Run(store.FilePath, "count", "1");
+        using (var file = new FileStream(store.FilePath, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = 8;
+            file.Write(BitConverter.GetBytes(9));
+        }
+
+        using var worker = Worker.Start(store.FilePath, "count", "1");
+        Assert.Equal(3, worker.WaitForExit());
+        Assert.Equal(
+            $"The shared-memory metrics store '{store.FilePath}' has layout version 9, this backend writes version 3. Stop the processes using it and delete the file.",
+            worker.WaitForLine("refused: "));
+    }
+
+    [Fact]
+    public void A_store_whose_header_is_overwritten_in_place_is_replaced_at_the_next_scrape()
+    {
+        using var store = new Store();
+        using var worker = Worker.Start(store.FilePath, Environment("01:00:00"), "hold", "10");
+        worker.WaitForLine("ready");
+        worker.WriteLine("inc");
+        worker.WaitForLine("incremented");
+        // The same inode and length, but another generation: something rewrote the file in place.
+        using (var file = new FileStream(store.FilePath, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = 40;
+            file.Write(BitConverter.GetBytes(12345L));
+        }
+
+        worker.WriteLine("collect");
+        Assert.StartsWith($"Metrics: SharedMemory store '{store.FilePath}' had its header overwritten by something other than this backend; this process stopped using that file and now uses a new, empty store it created at the same path.", worker.WaitForLine("log Warning: "), StringComparison.Ordinal);
+        Assert.Equal("0 sum 0", worker.WaitForLine("collected"));
+        worker.WriteLine("inc");
+        Assert.Equal("1", worker.WaitForLine("incremented"));
+        worker.WriteLine("stats");
+        Assert.Equal("1", worker.WaitForLine("stat metrics_backend_store_resets_total"));
+        Assert.Equal(10, store.Collect(Held).Sum(v => v.Value));
+        worker.CloseInput();
+        Assert.True(worker.WaitForExit() == 0, worker.Output);
+    }
+
+    [Fact]
     public void A_process_whose_store_is_truncated_under_it_detaches_within_the_check_interval_and_keeps_running()
     {
         using var store = new Store();
@@ -110,7 +155,8 @@ public sealed class DamagedStoreTests
         // The timer fires every interval; the slack is for a loaded machine, and the measured delay is in the failure message.
         Assert.True(detectedAfter < interval + TimeSpan.FromSeconds(5), $"detected after {detectedAfter}");
 
-        // Values created before the truncation, including those that lay past the cut, are updated without a fault.
+        // Values created before the truncation, including those that lay past the cut, are updated without a fault: the
+        // window in which touching them could fault ended at the check.
         worker.WriteLine("inc");
         worker.WaitForLine("incremented");
         worker.WriteLine("new after");
@@ -118,10 +164,12 @@ public sealed class DamagedStoreTests
         worker.WriteLine("stats");
         Assert.Equal("1", worker.WaitForLine("stat metrics_backend_store_resets_total"));
 
-        // The path now holds a valid store, whose only series is the one created after the truncation.
-        var value = Assert.Single(store.Collect(Held));
-        Assert.Equal(["after"], value.LabelValues);
-        Assert.Equal(1, value.Value);
+        // The path now holds a valid store: the held values moved there at their update after the truncation, with only
+        // that update, and the series created after it.
+        var values = store.Collect(Held);
+        Assert.Equal(20_001, values.Count);
+        Assert.All(values, v => Assert.Equal(1, v.Value));
+        Assert.Contains(values, v => v.LabelValues.SequenceEqual(["after"]));
         worker.CloseInput();
         Assert.True(worker.WaitForExit() == 0, worker.Output);
     }

@@ -196,7 +196,7 @@ public sealed class InProcessTests
     public void Declares_itself_shared_with_a_schema_and_uses_tmpfs_by_default_on_Linux()
     {
         // Updates are written through at once: nothing is batched.
-        Assert.Equal(BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.Exemplars, SharedMemoryBackend.Capabilities);
+        Assert.Equal(BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RecordsSchema | BackendCapabilities.NativeHistogramBuckets | BackendCapabilities.AllGaugeAggregations | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries | BackendCapabilities.Exemplars, SharedMemoryBackend.Capabilities);
         if (OperatingSystem.IsLinux() && Directory.Exists("/dev/shm"))
         {
             Assert.StartsWith("/dev/shm/", SharedMemoryBackend.DefaultPath, StringComparison.Ordinal);

@@ -147,6 +147,63 @@ public sealed class StorePathTests
         Assert.Equal(store.FilePath, StoreOptions.Read(store.Config).Path);
     }
 
+    public static TheoryData<string> HostileDirectories() => ["link", "foreign", "group-writable", "world-writable"];
+
+    [Theory]
+    [MemberData(nameof(HostileDirectories))]
+    public void A_default_store_directory_that_another_user_could_control_is_refused_with_the_fix(string hostile)
+    {
+        var root = Directory.CreateTempSubdirectory("metrics-test-");
+        try
+        {
+            var directory = Path.Combine(root.FullName, $"metrics-{Native.GetEuid()}");
+            var elsewhere = Path.Combine(root.FullName, "elsewhere");
+            Directory.CreateDirectory(elsewhere, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            string problem;
+            switch (hostile)
+            {
+                case "link":
+                    // Planted by another user: a link to a directory that looks right.
+                    Directory.CreateSymbolicLink(directory, elsewhere);
+                    problem = "(owner uid 0, mode 0777) is a symbolic link";
+                    break;
+                case "foreign":
+                    Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                    Chown(directory, 65534);
+                    problem = "(owner uid 65534, mode 0700) is owned by uid 65534, not by this process's user (uid 0)";
+                    break;
+                case "group-writable":
+                    Directory.CreateDirectory(directory);
+                    File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute);
+                    problem = "(owner uid 0, mode 0730) is writable by group or others";
+                    break;
+                default:
+                    Directory.CreateDirectory(directory);
+                    File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
+                    problem = "(owner uid 0, mode 0703) is writable by group or others";
+                    break;
+            }
+
+            StoreOptions.DefaultDirectoryForTests.Value = directory;
+            var config = new BackendConfig([new("ApplicationName", "hostile")]);
+            var refused = Assert.Throws<BackendConfigException>(() => SharedMemoryBackend.Initialize(config));
+            Assert.Equal(
+                $"The directory of the default shared-memory metrics stores '{directory}' {problem}, so another user could control the stores in it; nothing was opened. Remove it ('rm -r {directory}') so that it is created again with mode 0700, or set 'Metrics:BackendConfig:Path' to a store file in a directory only this user can write.",
+                refused.Message);
+            // Nothing was created in the directory, nor behind the link.
+            Assert.Empty(Directory.GetFileSystemEntries(elsewhere));
+            if (hostile != "link")
+            {
+                Assert.Empty(Directory.GetFileSystemEntries(directory));
+            }
+        }
+        finally
+        {
+            StoreOptions.DefaultDirectoryForTests.Value = null;
+            root.Delete(recursive: true);
+        }
+    }
+
     private static void Chown(string path, int uid)
     {
         using var chown = ChildProcess.Start("chown", [uid.ToString(System.Globalization.CultureInfo.InvariantCulture), path]);

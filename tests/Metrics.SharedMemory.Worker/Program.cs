@@ -3,6 +3,7 @@ using System.Globalization;
 using Metrics;
 using Metrics.Backends.Memory;
 using Metrics.Backends.SharedMemory;
+using Metrics.Tests;
 
 // A child process for the shared-memory tests: each command opens the store named on the command line and
 // updates it as an application process would. "ready" on stdout tells the test the values are in place.
@@ -254,6 +255,73 @@ switch (command)
         break;
     }
 
+    case "reattach":
+    {
+        // reattach <path> <after>: a counter, histogram and summary of the metrics API (which cache the mapped words)
+        // updated in a loop. Each "check" line on stdin makes the loop scrape once, on its own thread; the first scrape
+        // that finds the store reset (and moves to a valid one) starts the count: exactly <after> more updates, then
+        // "after <after>" and the loop stops. The updates before that went to the file that was reset.
+        var after = long.Parse(args[2], CultureInfo.InvariantCulture);
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<SharedMemoryBackend>(config, "SharedMemory"));
+        var counter = new Counter(Shared.Counter.Name, "Requests.", [.. Shared.Counter.LabelNames], registry: registry).Labels([.. Shared.Counter.LabelValues]);
+        var histogram = new Histogram(Shared.Histogram.Name, "Latency.", [.. Shared.Histogram.LabelNames], registry: registry, buckets: [0.5]).Labels("GET");
+        var summary = new Summary(Shared.Summary.Name, "Sizes.", [.. Shared.Summary.LabelNames], registry: registry).Labels("GET");
+        var checks = 0;
+        new Thread(() =>
+        {
+            while (Console.In.ReadLine() is "check")
+            {
+                Interlocked.Increment(ref checks);
+            }
+        }) { IsBackground = true }.Start();
+        var counted = -1L;
+        for (var i = 0L; counted < after; i++)
+        {
+            counter.Inc();
+            histogram.Observe(0.25);
+            summary.Observe(2);
+            if (counted >= 0)
+            {
+                counted++;
+            }
+
+            if (i == 1000)
+            {
+                Console.WriteLine("ready");
+            }
+
+            if (counted < 0 && Volatile.Read(ref checks) > 0)
+            {
+                Interlocked.Decrement(ref checks);
+                _ = SharedMemoryBackend.CollectAsync(config, [Shared.Counter], CancellationToken.None).AsTask().GetAwaiter().GetResult();
+                var resets = SharedMemoryBackend.Statistics(config).Single(s => s.Name == "metrics_backend_store_resets_total").Value;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"checked resets {resets}"));
+                counted = resets > 0 ? 0 : -1;
+            }
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"after {counted} own {counter.Value}"));
+        Console.In.ReadLine();
+        break;
+    }
+
+    case "read":
+    {
+        // read <path>: scrapes the store as a fresh process and prints every value of the count command's families.
+        var families = new[] { Shared.Counter, Shared.Histogram, Shared.Summary }.Select(f => new MetricDescriptor(f.Name, f.Help, f.Type, f.LabelNames, [], f.Buckets)).ToArray();
+        var collected = SharedMemoryBackend.CollectAsync(config, families, CancellationToken.None).AsTask().GetAwaiter().GetResult()!;
+        for (var f = 0; f < families.Length; f++)
+        {
+            foreach (var value in collected[f])
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"value {families[f].Name} {value.Bucket?.ToString() ?? "-"} {value.Value:R}"));
+            }
+        }
+
+        Console.WriteLine("read");
+        break;
+    }
+
     case "series":
     {
         // series <path> <prefix> <count>: creates that many distinct counter series; stops at the first refusal and says so.
@@ -273,6 +341,26 @@ switch (command)
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"created {count}"));
+        break;
+    }
+
+    case "types":
+    {
+        // types <path> <version> <state>: through the metric API, an info with this version, the shared enum in this
+        // state and a gauge with a unit; then "state <name>" lines on stdin change the state (answered "set <name>").
+        await using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<SharedMemoryBackend>(config, "SharedMemory"));
+        var types = new TypesWorkload(registry);
+        types.Build.Set(args[2]);
+        types.State.State(args[3]);
+        types.Queue.Inc(1);
+        Console.WriteLine("ready");
+        while (Console.In.ReadLine() is { } line)
+        {
+            var state = line["state ".Length..];
+            types.State.State(state);
+            Console.WriteLine("set " + state);
+        }
+
         break;
     }
 

@@ -11,7 +11,7 @@ internal static class SharedBackendSetup
     /// <summary>Set by the benchmark host so child processes (BenchmarkDotNet's and ours) can start workers from the host's build.</summary>
     public const string HostAssemblyVariable = "METRICS_BENCHMARKS_HOST";
 
-    public static ConfiguredBackend Redis(string connectionString, string keyPrefix, string? flushInterval = null)
+    public static ConfiguredBackend Redis(string connectionString, string keyPrefix, string? flushInterval = null, string? operationTimeout = null)
     {
         var values = new Dictionary<string, string?>
         {
@@ -21,6 +21,11 @@ internal static class SharedBackendSetup
         if (flushInterval is not null)
         {
             values["FlushInterval"] = flushInterval;
+        }
+
+        if (operationTimeout is not null)
+        {
+            values["OperationTimeout"] = operationTimeout;
         }
 
         return ConfiguredBackend.Create<RedisBackend>(new BackendConfig(values), "Redis");

@@ -10,7 +10,9 @@ namespace Metrics.Benchmarks.SharedBackends;
 /// <summary>
 /// <c>shared bench [--ci] [BenchmarkDotNet arguments]</c>: the update and scrape benchmarks of the shared backends
 /// against Memory. <c>shared load [--ci] [--seconds N]</c>: the Redis sustained-load table. <c>shared --ci</c>: both,
-/// short. <c>shared worker ...</c>: a child process the others start.
+/// short. <c>shared scrape-loop shm|redis|memory [--seconds N] [--allocations]</c>: the 11,000-series scrape in a stopwatch loop (for a
+/// profiler). <c>shared scrape-1m [--series N]</c>: a scrape of a million Redis series. <c>shared worker ...</c>: a child
+/// process the others start.
 /// </summary>
 public static class SharedBackendsProgram
 {
@@ -38,11 +40,15 @@ public static class SharedBackendsProgram
                 return Bench(rest, ci);
             case "load":
                 return SustainedLoad.Run(Console.Out, ci, Seconds(rest, ci));
+            case "scrape-loop":
+                return ScrapeTiming.Loop(Console.Out, rest.FirstOrDefault(a => !a.StartsWith('-')) ?? "shm", Seconds(rest, ci), rest.Contains("--allocations"));
+            case "scrape-1m":
+                return ScrapeTiming.Redis1M(Console.Out, Series(rest, ci));
             case "all":
                 var failed = Bench(rest, ci);
                 return SustainedLoad.Run(Console.Out, ci, Seconds(rest, ci)) | failed;
             default:
-                Console.Error.WriteLine("usage: shared bench [--ci] [BenchmarkDotNet arguments] | shared load [--ci] [--seconds N] | shared --ci");
+                Console.Error.WriteLine("usage: shared bench [--ci] [BenchmarkDotNet arguments] | shared load [--ci] [--seconds N] | shared scrape-loop shm|redis|memory [--seconds N] [--allocations] | shared scrape-1m [--series N] | shared --ci");
                 return 2;
         }
     }
@@ -51,6 +57,12 @@ public static class SharedBackendsProgram
     {
         var i = Array.IndexOf(args, "--seconds");
         return i >= 0 && i + 1 < args.Length ? double.Parse(args[i + 1], CultureInfo.InvariantCulture) : ci ? 1 : 10;
+    }
+
+    private static int Series(string[] args, bool ci)
+    {
+        var i = Array.IndexOf(args, "--series");
+        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : ci ? 10_000 : 1_000_000;
     }
 
     private static int Bench(string[] args, bool ci)

@@ -34,7 +34,7 @@ public class SharedScrape11kSeries
         _storePath = SharedBackendSetup.TempStorePath();
         RunWriters("shm", _storePath);
         var backend = SharedBackendSetup.SharedMemory(_storePath);
-        _registry = new MetricRegistry(backend: backend);
+        _registry = new MetricRegistry(backend: backend) { CardinalityLimit = int.MaxValue };
         SharedWorker.DeclareScrapeFamilies(_registry);
         Prepare(Writers);
         ReportCollectShare(backend);
@@ -46,7 +46,7 @@ public class SharedScrape11kSeries
         _redis = RedisServer.Start(durable: false);
         RunWriters("redis", _redis.ConnectionString, "bench:");
         var backend = SharedBackendSetup.Redis(_redis.ConnectionString, "bench:");
-        _registry = new MetricRegistry(backend: backend);
+        _registry = new MetricRegistry(backend: backend) { CardinalityLimit = int.MaxValue };
         SharedWorker.DeclareScrapeFamilies(_registry);
         Prepare(Writers);
         ReportCollectShare(backend);

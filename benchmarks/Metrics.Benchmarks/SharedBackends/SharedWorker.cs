@@ -45,7 +45,7 @@ internal static class SharedWorker
     /// <summary>The same values as <see cref="SeriesData.OurScrapeRegistry"/>, so N workers leave N times its totals.</summary>
     private static void WriteScrapeSeries(ConfiguredBackend backend)
     {
-        var registry = new MetricRegistry(backend: backend);
+        var registry = new MetricRegistry(backend: backend) { CardinalityLimit = int.MaxValue };
         var (counter, histogram) = DeclareScrapeFamilies(registry);
         for (var i = 0; i < SeriesData.CounterSeries; i++)
         {
@@ -72,7 +72,7 @@ internal static class SharedWorker
     private static int Load(string connection, string prefix, int families, int seriesPerFamily, double seconds, int rate)
     {
         var backend = SharedBackendSetup.Redis(connection, prefix);
-        var registry = new MetricRegistry(backend: backend);
+        var registry = new MetricRegistry(backend: backend) { CardinalityLimit = int.MaxValue };
         var series = new List<Counter>(families * seriesPerFamily);
         for (var f = 0; f < families; f++)
         {

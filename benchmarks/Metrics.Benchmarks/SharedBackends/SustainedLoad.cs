@@ -116,7 +116,7 @@ internal static class SustainedLoad
     /// <summary>The sum of every series the scenario wrote, read back through a scrape on the Redis backend.</summary>
     private static long StoredTotal(RedisServer redis, string prefix, int families)
     {
-        var registry = new MetricRegistry(backend: SharedBackendSetup.Redis(redis.ConnectionString, prefix));
+        var registry = new MetricRegistry(backend: SharedBackendSetup.Redis(redis.ConnectionString, prefix)) { CardinalityLimit = int.MaxValue };
         for (var f = 0; f < families; f++)
         {
             _ = new Counter($"load_{f}_total", "Load test updates.", ["series"], registry: registry);

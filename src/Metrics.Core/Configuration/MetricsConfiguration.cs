@@ -28,8 +28,19 @@ public static class MetricsConfiguration
     /// <exception cref="MetricsConfigurationException">The options or the plugin are wrong.</exception>
     public static ConfiguredBackend Apply(MetricsOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.CardinalityLimit < 1)
+        {
+            throw new MetricsConfigurationException($"The setting 'Metrics:CardinalityLimit' is {options.CardinalityLimit}, which would refuse every series: use at least 1 (the default is 2000).");
+        }
+
         var backend = Load(options);
         ConfiguredBackend.Default = backend;
+        if (options.CardinalityLimit is { } limit)
+        {
+            MetricRegistry.DefaultCardinalityLimit = limit;
+        }
+
         return backend;
     }
 

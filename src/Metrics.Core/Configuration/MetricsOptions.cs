@@ -90,6 +90,13 @@ public sealed class MetricsOptions
     /// </summary>
     public TimeSpan AutomaticExemplarInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// The most series (label sets) per metric family for families whose metric and registry set no limit
+    /// (<c>Metrics:CardinalityLimit</c>); becomes <see cref="MetricRegistry.DefaultCardinalityLimit"/> when applied.
+    /// Null keeps that default: 2,000.
+    /// </summary>
+    public int? CardinalityLimit { get; set; }
+
     /// <summary>The plugins folder as an absolute path.</summary>
     public string ResolvedPluginsPath => BackendLoader.ResolvePluginsPath(PluginsPath);
 
@@ -117,6 +124,7 @@ public sealed class MetricsOptions
             options.ProcessMetrics = settings.GetBoolean("ProcessMetrics", options.ProcessMetrics);
             options.AutomaticExemplars = settings.GetBoolean("Exemplars:Automatic", options.AutomaticExemplars);
             options.AutomaticExemplarInterval = settings.GetTimeSpan("Exemplars:MinInterval", options.AutomaticExemplarInterval);
+            options.CardinalityLimit = string.IsNullOrWhiteSpace(section["CardinalityLimit"]) ? null : settings.GetInt32("CardinalityLimit", 0);
         }
         catch (BackendConfigException e)
         {
@@ -169,6 +177,11 @@ public sealed class MetricsOptions
         if (AutomaticExemplarInterval < TimeSpan.Zero || AutomaticExemplarInterval > TimeSpan.FromDays(1))
         {
             throw new MetricsConfigurationException($"The setting 'Metrics:Exemplars:MinInterval' is {AutomaticExemplarInterval}, which is out of range: use a duration between 0 and one day, such as '100ms'.");
+        }
+
+        if (CardinalityLimit < 1)
+        {
+            throw new MetricsConfigurationException($"The setting 'Metrics:CardinalityLimit' is {CardinalityLimit}, which would refuse every series: use at least 1 (the default is 2000).");
         }
 
         if (ShutdownTimeout < TimeSpan.Zero)

@@ -47,6 +47,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 writer.WriteStatistics(registry, scrape.Entries);
             }
 
+            writer.WriteOverflows(scrapes);
+
             if (writer._openMetrics)
             {
                 output.WriteRaw("# EOF\n"u8);
@@ -104,8 +106,21 @@ internal sealed class ExpositionWriter : IFamilyWriter
             case MetricType.Gauge:
                 foreach (var child in children)
                 {
-                    var gauge = (Gauge)child;
-                    WriteSeries(family.NameBytes, default, gauge.LabelBytes, gauge.BackingValue!.Get());
+                    switch (child)
+                    {
+                        case Gauge gauge:
+                            WriteSeries(family.NameBytes, default, gauge.LabelBytes, gauge.BackingValue!.Get());
+                            break;
+                        case Info info:
+                            WriteSeries(family.NameBytes, default, info.LabelBytes, Flag(info.BackingValue!.Get()));
+                            break;
+                        case StateSet stateSet:
+                            WriteStates(family, stateSet.Values!);
+                            break;
+                        case EnumMetric enumMetric:
+                            WriteStates(family, enumMetric.Values!);
+                            break;
+                    }
                 }
 
                 break;
@@ -126,7 +141,13 @@ internal sealed class ExpositionWriter : IFamilyWriter
                         }
                     }
 
-                    WriteHistogram(family, histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds, exemplars);
+                    if (histogram.NativeOnly)
+                    {
+                        // Never written: a native-only histogram's count is its native buckets' total.
+                        scratch[0] = histogram.NativeValues!.Count();
+                    }
+
+                    WriteHistogram(family.NameBytes, family.Buckets, family.LeLabelCache(_openMetrics), histogram.LabelBytes, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), histogram.CreatedUnixSeconds, exemplars);
                 }
 
                 break;
@@ -134,7 +155,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 foreach (var child in children)
                 {
                     var summary = (Summary)child;
-                    WriteSummary(family, summary.LabelBytes, summary.CountValue!.Get(), summary.SumValue!.Get(), summary.CreatedUnixSeconds);
+                    WriteSummary(family.NameBytes, summary.LabelBytes, summary.CountValue!.Get(), summary.SumValue!.Get(), summary.CreatedUnixSeconds);
                 }
 
                 break;
@@ -167,30 +188,35 @@ internal sealed class ExpositionWriter : IFamilyWriter
                     headerWritten = true;
                 }
 
-                var (labels, created) = SeriesLabels(family, value.LabelValues);
+                var series = family.CollectedSeries(value.LabelValues);
                 if (family.Type == MetricType.Counter)
                 {
-                    WriteCounter(family, labels, value.Value, created, _openMetrics ? value.Exemplar : null);
+                    WriteCounter(family, series.LabelBytes, value.Value, series.CreatedUnixSeconds, _openMetrics ? value.Exemplar : null);
                 }
                 else
                 {
-                    WriteSeries(family.NameBytes, default, labels, value.Value);
+                    WriteSeries(family.NameBytes, default, series.LabelBytes, family.Kind == FamilyKind.Plain ? value.Value : Flag(value.Value));
                 }
             }
 
+            family.TrimCollectedSeries(values.Count);
             return skipped;
         }
 
         // Histogram and summary parts arrive one value each: group them into series, in order of first appearance.
-        var groups = new Dictionary<string[], double[]>(LabelValuesComparer.Instance);
-        Dictionary<string[], RecordedExemplar?[]>? exemplarGroups = null;
-        var order = new List<string[]>();
+        // Keyed by the family's one object per label set, so grouping compares references, not label text.
+        var groups = new Dictionary<CollectedSeries, double[]>();
+        Dictionary<CollectedSeries, RecordedExemplar?[]>? exemplarGroups = null;
+        var order = new List<CollectedSeries>();
         var bounds = family.Buckets;
         var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
+
+        // A native-only histogram never writes its +Inf bucket: the native buckets (zero bucket included) count into it.
+        var nativeOnly = family.Type == MetricType.Histogram && family.NativeEnabled && bounds.Length == 1;
         foreach (var value in values)
         {
             // Native buckets are for the protobuf format; text formats show the classic buckets kept beside them.
-            if (value.Bucket is { IsNative: true } && family.Native is not null)
+            if (value.Bucket is { IsNative: true } && family.Native is not null && !nativeOnly)
             {
                 continue;
             }
@@ -199,13 +225,22 @@ internal sealed class ExpositionWriter : IFamilyWriter
             {
                 HistogramPart.Sum => width - 1,
                 HistogramPart.Count when family.Type == MetricType.Summary => 0,
-                HistogramPart.Bucket when family.Type == MetricType.Histogram => Array.IndexOf(bounds, bucket.UpperBound),
+                HistogramPart.Bucket when family.Type == MetricType.Histogram && !nativeOnly => Array.IndexOf(bounds, bucket.UpperBound),
+                _ when bucket.IsNative && nativeOnly => 0,
                 _ => -1,
             };
 
-            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit.
-            if (index < 0 && value.Bucket is { Part: HistogramPart.Count } && family.Type == MetricType.Histogram)
+            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit; so is the
+            // unwritten +Inf bucket of a native-only one.
+            if (index < 0 && family.Type == MetricType.Histogram
+                && (value.Bucket is { Part: HistogramPart.Count } || (nativeOnly && value.Bucket is { Part: HistogramPart.Bucket } b && double.IsPositiveInfinity(b.UpperBound))))
             {
+                // The unwritten +Inf bucket of a native-only histogram still holds its exemplar, shown on the +Inf line.
+                if (nativeOnly && value.Bucket is { Part: HistogramPart.Bucket } && family.Fits(value.LabelValues))
+                {
+                    KeepExemplar(ref exemplarGroups, family.CollectedSeries(value.LabelValues), 0, bounds.Length, value);
+                }
+
                 continue;
             }
 
@@ -217,7 +252,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 continue;
             }
 
-            var key = value.LabelValues as string[] ?? [.. value.LabelValues];
+            var key = family.CollectedSeries(value.LabelValues);
             if (!groups.TryGetValue(key, out var parts))
             {
                 groups[key] = parts = new double[width];
@@ -225,18 +260,9 @@ internal sealed class ExpositionWriter : IFamilyWriter
             }
 
             parts[index] += value.Value;
-            if (_openMetrics && value.Exemplar is { } exemplar && family.Type == MetricType.Histogram && index < bounds.Length)
+            if (family.Type == MetricType.Histogram && index < bounds.Length)
             {
-                exemplarGroups ??= new Dictionary<string[], RecordedExemplar?[]>(LabelValuesComparer.Instance);
-                if (!exemplarGroups.TryGetValue(key, out var slots))
-                {
-                    exemplarGroups[key] = slots = new RecordedExemplar?[bounds.Length];
-                }
-
-                if (slots[index] is not { } held || exemplar.TimestampUnixSeconds >= held.TimestampUnixSeconds)
-                {
-                    slots[index] = exemplar;
-                }
+                KeepExemplar(ref exemplarGroups, key, index, bounds.Length, value);
             }
         }
 
@@ -245,17 +271,18 @@ internal sealed class ExpositionWriter : IFamilyWriter
             WriteHeader(family);
         }
 
+        family.TrimCollectedSeries(values.Count);
         foreach (var key in order)
         {
             var parts = groups[key];
-            var (labels, created) = SeriesLabels(family, key);
+            var (labels, created) = (key.LabelBytes, key.CreatedUnixSeconds);
             if (family.Type == MetricType.Histogram)
             {
-                WriteHistogram(family, labels, parts.AsSpan(0, bounds.Length), parts[^1], created, exemplarGroups?.GetValueOrDefault(key));
+                WriteHistogram(family.NameBytes, bounds, family.LeLabelCache(_openMetrics), labels, parts.AsSpan(0, bounds.Length), parts[^1], created, exemplarGroups?.GetValueOrDefault(key));
             }
             else
             {
-                WriteSummary(family, labels, parts[0], parts[1], created);
+                WriteSummary(family.NameBytes, labels, parts[0], parts[1], created);
             }
         }
 
@@ -267,16 +294,109 @@ internal sealed class ExpositionWriter : IFamilyWriter
         foreach (var snapshot in collector.CollectDeclared())
         {
             var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
-            var nameBytes = Encoding.UTF8.GetBytes(ExposedName(name, snapshot.Type));
-            WriteHeader(nameBytes, snapshot.Help, snapshot.Type);
-            foreach (var sample in snapshot.Samples)
+            var sampleName = Encoding.UTF8.GetBytes(snapshot.Kind switch
             {
-                var labels = Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues);
-                var exemplar = _openMetrics && snapshot.Type == MetricType.Counter ? sample.Exemplar : null;
-                WriteSeries(nameBytes, _openMetrics && snapshot.Type == MetricType.Counter ? "_total"u8 : default, labels, sample.Value, exemplar);
+                MetricSnapshotKind.Counter => NameRules.CounterBase(name) + "_total",
+                MetricSnapshotKind.Info => name + "_info",
+                _ => name,
+            });
+            var headerName = _openMetrics
+                ? snapshot.Kind == MetricSnapshotKind.Counter ? Encoding.UTF8.GetBytes(NameRules.CounterBase(name)) : Encoding.UTF8.GetBytes(name)
+                : sampleName;
+            var kind = snapshot.Kind switch
+            {
+                MetricSnapshotKind.Info => FamilyKind.Info,
+                MetricSnapshotKind.StateSet => FamilyKind.StateSet,
+                _ => FamilyKind.Plain,
+            };
+            WriteHeader(headerName, snapshot.Help, snapshot.Type, kind, snapshot.Unit);
+            switch (snapshot.Kind)
+            {
+                case MetricSnapshotKind.Histogram:
+                    WriteCollectedHistograms(sampleName, snapshot);
+                    break;
+                case MetricSnapshotKind.Summary:
+                    foreach (var sample in snapshot.SummarySamples)
+                    {
+                        WriteSummary(sampleName, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), sample.Count, sample.Sum, null);
+                    }
+
+                    break;
+                case MetricSnapshotKind.StateSet:
+                    string[] names = [.. snapshot.LabelNames, name];
+                    foreach (var sample in snapshot.StateSetSamples)
+                    {
+                        foreach (var (state, value) in sample.States)
+                        {
+                            WriteSeries(sampleName, default, Metric.RenderLabels(names, [.. sample.LabelValues, state]), value ? 1 : 0);
+                        }
+                    }
+
+                    break;
+                default:
+                    // Counters keep the _total name in both formats (the sample name), as the registry's own counters do.
+                    foreach (var sample in snapshot.Samples)
+                    {
+                        var exemplar = _openMetrics && snapshot.Kind == MetricSnapshotKind.Counter ? sample.Exemplar : null;
+                        WriteSeries(sampleName, default, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), sample.Value, exemplar);
+                    }
+
+                    break;
             }
         }
     }
+
+    /// <summary>Keeps a collected bucket's exemplar for its series, the latest by timestamp (OpenMetrics only).</summary>
+    private void KeepExemplar(ref Dictionary<CollectedSeries, RecordedExemplar?[]>? groups, CollectedSeries key, int index, int bounds, in CollectedValue value)
+    {
+        if (!_openMetrics || value.Exemplar is not { } exemplar)
+        {
+            return;
+        }
+
+        groups ??= [];
+        if (!groups.TryGetValue(key, out var slots))
+        {
+            groups[key] = slots = new RecordedExemplar?[bounds];
+        }
+
+        if (slots[index] is not { } held || exemplar.TimestampUnixSeconds >= held.TimestampUnixSeconds)
+        {
+            slots[index] = exemplar;
+        }
+    }
+
+    private void WriteCollectedHistograms(byte[] name, MetricSnapshot snapshot)
+    {
+        var bounds = snapshot.BucketArray;
+        var leLabels = bounds.Select(b => FormatBound(b, _openMetrics)).ToArray();
+        var perBucket = Scratch(bounds.Length);
+        foreach (var sample in snapshot.HistogramSamples)
+        {
+            // The writer takes per-bucket counts, as backends store them; collectors give cumulative ones, as exposed.
+            var previous = 0.0;
+            for (var i = 0; i < bounds.Length; i++)
+            {
+                perBucket[i] = sample.CumulativeCounts[i] - previous;
+                previous = sample.CumulativeCounts[i];
+            }
+
+            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null);
+        }
+    }
+
+    /// <summary>Writes a state set series: one sample per state, 1 or 0.</summary>
+    private void WriteStates(MetricFamily family, StateValues states)
+    {
+        var labels = states.LabelBytes;
+        for (var i = 0; i < labels.Length; i++)
+        {
+            WriteSeries(family.NameBytes, default, labels[i], Flag(states.Values[i].Get()));
+        }
+    }
+
+    /// <summary>An info's or state's value as exposed: 1 when the combined value is not 0, as OpenMetrics allows only 1 (and 0).</summary>
+    internal static double Flag(double value) => StateValues.IsTrue(value) ? 1 : 0;
 
     /// <summary>Backends' reports about themselves, once per backend, and the host's own, skipping names the application uses.</summary>
     private void WriteStatistics(MetricRegistry registry, IReadOnlyList<object> entries)
@@ -284,7 +404,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         foreach (var statistic in StatisticsToWrite(registry, entries, _statistics ??= new(StringComparer.Ordinal)))
         {
             var nameBytes = Encoding.UTF8.GetBytes(ExposedName(statistic.Name, statistic.Type));
-            WriteHeader(nameBytes, statistic.Help, statistic.Type);
+            WriteHeader(nameBytes, statistic.Help, statistic.Type, FamilyKind.Plain, null);
             WriteSeries(nameBytes, _openMetrics && statistic.Type == MetricType.Counter ? "_total"u8 : default, default, statistic.Value);
         }
     }
@@ -323,24 +443,63 @@ internal sealed class ExpositionWriter : IFamilyWriter
         }
     }
 
-    private static bool Writable(MetricRegistry registry, BackendStatistic statistic, HashSet<string> written) =>
-        !registry.IsRegistered(statistic.Name) && statistic.Type is MetricType.Counter or MetricType.Gauge && written.Add(statistic.Name);
+    /// <summary>The counter of label sets the cardinality limit refused, one series per family that refused any.</summary>
+    internal const string OverflowName = "metrics_cardinality_overflow_total";
 
-    internal static (byte[] Labels, double Created) SeriesLabels(MetricFamily family, IReadOnlyList<string> labelValues)
+    internal const string OverflowHelp = "New label sets a metric family refused because it held as many series as its cardinality limit; their updates went to the series whose labels are all \"__overflow__\".";
+
+    /// <summary>The families that refused label sets, by exposed name, unless the application uses the counter's name itself.</summary>
+    internal static List<(string Metric, long Count)> Overflows(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
     {
-        var span = labelValues is string[] array ? array : [.. labelValues];
-        if (family.TryGetChild(span, out var child))
+        var result = new List<(string, long)>();
+        foreach (var (registry, scrape) in scrapes)
         {
-            return (child.LabelBytes, child.CreatedUnixSeconds);
+            if (registry.IsRegistered(OverflowName))
+            {
+                continue;
+            }
+
+            foreach (var entry in scrape.Entries)
+            {
+                if (entry is MetricFamily { Overflowed: > 0 } family)
+                {
+                    result.Add((family.Name, family.Overflowed));
+                }
+            }
         }
 
-        // A series only other processes created: its creation time is unknown here, the family's is the best bound.
-        return (family.RemoteLabelBytes(span), family.CreatedUnixSeconds);
+        return result;
     }
+
+    private void WriteOverflows(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
+    {
+        var overflows = Overflows(scrapes);
+        if (overflows.Count == 0)
+        {
+            return;
+        }
+
+        var nameBytes = Encoding.UTF8.GetBytes(ExposedName(OverflowName, MetricType.Counter));
+        WriteHeader(nameBytes, OverflowHelp, MetricType.Counter, FamilyKind.Plain, null);
+        foreach (var (metric, count) in overflows)
+        {
+            WriteSeries(nameBytes, _openMetrics ? "_total"u8 : default, Metric.RenderLabels(["metric"], [metric]), count);
+        }
+    }
+
+    private static bool Writable(MetricRegistry registry, BackendStatistic statistic, HashSet<string> written) =>
+        !registry.IsRegistered(statistic.Name) && statistic.Type is MetricType.Counter or MetricType.Gauge && written.Add(statistic.Name);
 
     /// <summary>The family name in the header: a counter's base in OpenMetrics, its <c>_total</c> name in text.</summary>
     private string ExposedName(string name, MetricType type) =>
         type != MetricType.Counter ? name : _openMetrics ? NameRules.CounterBase(name) : NameRules.CounterBase(name) + "_total";
+
+    private ReadOnlySpan<byte> TypeName(MetricType type, FamilyKind kind) => (kind, _openMetrics) switch
+    {
+        (FamilyKind.Info, true) => "info"u8,
+        (FamilyKind.StateSet, true) => "stateset"u8,
+        _ => TypeName(type),
+    };
 
     private static ReadOnlySpan<byte> TypeName(MetricType type) => type switch
     {
@@ -358,7 +517,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         {
             using var temp = new ExpositionBuffer(256);
             new ExpositionWriter(_openMetrics ? ExpositionFormat.OpenMetrics : ExpositionFormat.PrometheusText, temp)
-                .WriteHeader(_openMetrics ? family.OpenMetricsCounterBase : family.NameBytes, family.Help, family.Type);
+                .WriteHeader(_openMetrics ? family.OpenMetricsCounterBase : family.NameBytes, family.Help, family.Type, family.Kind, family.Unit);
             header = temp.Written.ToArray();
             family.HeaderCache[index] = header;
         }
@@ -366,7 +525,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         _out.WriteRaw(header);
     }
 
-    private void WriteHeader(ReadOnlySpan<byte> name, string help, MetricType type)
+    private void WriteHeader(ReadOnlySpan<byte> name, string help, MetricType type, FamilyKind kind, string? unit)
     {
         _out.WriteRaw("# HELP "u8);
         _out.WriteRaw(name);
@@ -375,8 +534,18 @@ internal sealed class ExpositionWriter : IFamilyWriter
         _out.WriteRaw("\n# TYPE "u8);
         _out.WriteRaw(name);
         _out.WriteByte((byte)' ');
-        _out.WriteRaw(TypeName(type));
+        _out.WriteRaw(TypeName(type, kind));
         _out.WriteByte((byte)'\n');
+
+        // Text 0.0.4 has no unit line; the unit is in the name.
+        if (_openMetrics && unit is not null)
+        {
+            _out.WriteRaw("# UNIT "u8);
+            _out.WriteRaw(name);
+            _out.WriteByte((byte)' ');
+            _out.WriteUtf8(unit);
+            _out.WriteByte((byte)'\n');
+        }
     }
 
     /// <summary>Exemplars appear in OpenMetrics only, and only for a backend that stores them.</summary>
@@ -395,10 +564,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
         WriteCreated(name, labels, created);
     }
 
-    private void WriteHistogram(MetricFamily family, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double created, RecordedExemplar?[]? exemplars = null)
+    private void WriteHistogram(ReadOnlySpan<byte> name, double[] bounds, byte[][] leLabels, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double? created, RecordedExemplar?[]? exemplars = null)
     {
-        var name = family.NameBytes;
-        var leLabels = family.LeLabelCache(_openMetrics);
         var cumulative = 0.0;
         for (var i = 0; i < buckets.Length; i++)
         {
@@ -425,26 +592,25 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         // _count is the +Inf bucket by construction, so the two always agree, whatever the backend's consistency.
         // OpenMetrics forbids _sum on a histogram with negative bucket bounds, where it could go down.
-        if (!_openMetrics || family.Buckets[0] >= 0)
+        if (!_openMetrics || bounds[0] >= 0)
         {
             WriteSeries(name, "_sum"u8, labels, sum);
         }
 
         WriteSeries(name, "_count"u8, labels, cumulative);
-        if (_openMetrics)
+        if (_openMetrics && created is { } createdSeconds)
         {
-            WriteCreated(name, labels, created);
+            WriteCreated(name, labels, createdSeconds);
         }
     }
 
-    private void WriteSummary(MetricFamily family, ReadOnlySpan<byte> labels, double count, double sum, double created)
+    private void WriteSummary(ReadOnlySpan<byte> name, ReadOnlySpan<byte> labels, double count, double sum, double? created)
     {
-        var name = family.NameBytes;
         WriteSeries(name, "_sum"u8, labels, sum);
         WriteSeries(name, "_count"u8, labels, count);
-        if (_openMetrics)
+        if (_openMetrics && created is { } createdSeconds)
         {
-            WriteCreated(name, labels, created);
+            WriteCreated(name, labels, createdSeconds);
         }
     }
 

@@ -48,6 +48,20 @@ internal sealed class ProtobufWriter : IFamilyWriter
                 }
             }
 
+            var overflows = ExpositionWriter.Overflows(scrapes);
+            if (overflows.Count > 0)
+            {
+                var family = writer.BeginFamily(ExpositionWriter.OverflowName, ExpositionWriter.OverflowHelp, MetricType.Counter);
+                foreach (var (name, count) in overflows)
+                {
+                    var metric = writer.BeginMetric(["metric"], [name]);
+                    writer.WriteScalar(MetricType.Counter, count, null);
+                    writer.End(metric);
+                }
+
+                writer.End(family);
+            }
+
             return output;
         }
         catch
@@ -68,9 +82,31 @@ internal sealed class ProtobufWriter : IFamilyWriter
         var start = BeginFamily(family);
         foreach (var child in children)
         {
+            // A state set series is one gauge per state, each with the state label.
+            var states = child switch
+            {
+                StateSet stateSet => stateSet.Values,
+                EnumMetric enumMetric => enumMetric.Values,
+                _ => null,
+            };
+            if (states is not null)
+            {
+                for (var i = 0; i < states.Values.Length; i++)
+                {
+                    var stateMetric = BeginMetric(family.BackendLabelNames, states.StateLabelValues(i));
+                    WriteScalar(MetricType.Gauge, ExpositionWriter.Flag(states.Values[i].Get()), null);
+                    End(stateMetric);
+                }
+
+                continue;
+            }
+
             var metric = BeginMetric(family.LabelNames, child.FullValues!);
             switch (child)
             {
+                case Info info:
+                    WriteScalar(MetricType.Gauge, ExpositionWriter.Flag(info.BackingValue!.Get()), null);
+                    break;
                 case Counter counter:
                     WriteScalar(MetricType.Counter, counter.Backing!.Get(), counter.CreatedUnixSeconds, StoresExemplars(family) ? counter.Backing!.GetExemplar() : null);
                     break;
@@ -104,7 +140,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
                         }
                     }
 
-                    WriteHistogram(family, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), native?.Complete(), histogram.CreatedUnixSeconds, exemplars);
+                    WriteHistogram(family.Buckets, scratch.AsSpan(0, bounds), histogram.SumValue!.Get(), native?.Complete(), histogram.CreatedUnixSeconds, exemplars);
                     break;
             }
 
@@ -139,9 +175,9 @@ internal sealed class ProtobufWriter : IFamilyWriter
                     start = BeginFamily(family);
                 }
 
-                var metric = BeginMetric(family.LabelNames, value.LabelValues);
-                var (_, created) = ExpositionWriter.SeriesLabels(family, value.LabelValues);
-                WriteScalar(family.Type, value.Value, family.Type == MetricType.Counter ? created : null, family.Type == MetricType.Counter ? value.Exemplar : null);
+                var metric = BeginMetric(family.BackendLabelNames, value.LabelValues);
+                var created = family.CollectedSeries(value.LabelValues).CreatedUnixSeconds;
+                WriteScalar(family.Type, family.Kind == FamilyKind.Plain ? value.Value : ExpositionWriter.Flag(value.Value), family.Type == MetricType.Counter ? created : null, family.Type == MetricType.Counter ? value.Exemplar : null);
                 End(metric);
             }
 
@@ -229,11 +265,11 @@ internal sealed class ProtobufWriter : IFamilyWriter
         foreach (var key in order)
         {
             var (parts, native) = groups[key];
-            var (_, created) = ExpositionWriter.SeriesLabels(family, key);
+            var created = family.CollectedSeries(key).CreatedUnixSeconds;
             var metric = BeginMetric(family.LabelNames, key);
             if (family.Type == MetricType.Histogram)
             {
-                WriteHistogram(family, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created, exemplarGroups?.GetValueOrDefault(key));
+                WriteHistogram(family.Buckets, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created, exemplarGroups?.GetValueOrDefault(key));
             }
             else
             {
@@ -252,17 +288,65 @@ internal sealed class ProtobufWriter : IFamilyWriter
         foreach (var snapshot in collector.CollectDeclared())
         {
             var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
-            if (snapshot.Type == MetricType.Counter)
+            var familyName = snapshot.Kind switch
             {
-                name = NameRules.CounterBase(name) + "_total";
-            }
+                MetricSnapshotKind.Counter => NameRules.CounterBase(name) + "_total",
+                MetricSnapshotKind.Info => name + "_info",
+                _ => name,
+            };
 
-            var family = BeginFamily(name, snapshot.Help, snapshot.Type);
-            foreach (var sample in snapshot.Samples)
+            var family = BeginFamily(familyName, snapshot.Help, snapshot.Type);
+            switch (snapshot.Kind)
             {
-                var metric = BeginMetric(snapshot.LabelNames, sample.LabelValues);
-                WriteScalar(snapshot.Type, sample.Value, null, snapshot.Type == MetricType.Counter ? sample.Exemplar : null);
-                End(metric);
+                case MetricSnapshotKind.Histogram:
+                    var bounds = snapshot.BucketArray;
+                    var perBucket = Scratch(bounds.Length);
+                    foreach (var sample in snapshot.HistogramSamples)
+                    {
+                        var previous = 0.0;
+                        for (var i = 0; i < bounds.Length; i++)
+                        {
+                            perBucket[i] = sample.CumulativeCounts[i] - previous;
+                            previous = sample.CumulativeCounts[i];
+                        }
+
+                        var histogram = BeginMetric(snapshot.LabelNames, sample.LabelValues);
+                        WriteHistogram(bounds, perBucket.AsSpan(0, bounds.Length), sample.Sum, null, 0);
+                        End(histogram);
+                    }
+
+                    break;
+                case MetricSnapshotKind.Summary:
+                    foreach (var sample in snapshot.SummarySamples)
+                    {
+                        var summary = BeginMetric(snapshot.LabelNames, sample.LabelValues);
+                        WriteSummary(sample.Count, sample.Sum, 0);
+                        End(summary);
+                    }
+
+                    break;
+                case MetricSnapshotKind.StateSet:
+                    string[] names = [.. snapshot.LabelNames, name];
+                    foreach (var sample in snapshot.StateSetSamples)
+                    {
+                        foreach (var (state, value) in sample.States)
+                        {
+                            var metric = BeginMetric(names, [.. sample.LabelValues, state]);
+                            WriteScalar(MetricType.Gauge, value ? 1 : 0, null);
+                            End(metric);
+                        }
+                    }
+
+                    break;
+                default:
+                    foreach (var sample in snapshot.Samples)
+                    {
+                        var metric = BeginMetric(snapshot.LabelNames, sample.LabelValues);
+                        WriteScalar(snapshot.Type, sample.Value, null, snapshot.Kind == MetricSnapshotKind.Counter ? sample.Exemplar : null);
+                        End(metric);
+                    }
+
+                    break;
             }
 
             End(family);
@@ -363,7 +447,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
         End(summary);
     }
 
-    private void WriteHistogram(MetricFamily family, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created, RecordedExemplar?[]? exemplars = null)
+    private void WriteHistogram(double[] bounds, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created, RecordedExemplar?[]? exemplars = null)
     {
         var histogram = BeginMessage(7);
         var cumulative = 0.0;
@@ -385,7 +469,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             var bucket = BeginMessage(3);
             Tag(1, Varint);
             _out.WriteVarint(Count(cumulative));
-            Double(2, family.Buckets[i]);
+            Double(2, bounds[i]);
             if (exemplars is not null && exemplars[i] is { } exemplar)
             {
                 WriteExemplar(3, exemplar);

@@ -74,7 +74,17 @@ internal sealed class ScrapeCollector(MetricRegistry registry)
             return Task.FromException<CollectedScrape>(e);
         }
 
-        return ReadAsync(registry.Entries, cancellationToken);
+        var entries = registry.Entries;
+        foreach (var entry in entries)
+        {
+            // A removed child updated since comes back before this scrape reads the family (shared stores do this themselves).
+            if (entry is MetricFamily family && (family.Backend.Capabilities & BackendCapabilities.SharedAcrossProcesses) == 0)
+            {
+                family.ReviveUpdated();
+            }
+        }
+
+        return ReadAsync(entries, cancellationToken);
     }
 
     private static async Task<CollectedScrape> ReadAsync(IReadOnlyList<object> entries, CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Metrics;
 
@@ -23,18 +24,84 @@ internal static class NativeBuckets
         var bits = BitConverter.DoubleToInt64Bits(magnitude);
         var biased = (int)((bits >> 52) & 0x7FF);
 
-        // Normal, finite numbers at a positive schema (every observation of a usual native histogram): the mantissa's
+        // Normal, finite numbers at schema 0 or above (every observation of a usual native histogram): the mantissa's
         // top bits pick the candidate bound from a table, and one comparison settles it, instead of a binary search.
-        if (schema > 0 && (uint)(biased - 1) < 0x7FE)
+        if (schema >= 0 && (uint)(biased - 1) < 0x7FE)
         {
-            var fraction = BitConverter.Int64BitsToDouble((bits & 0x000F_FFFF_FFFF_FFFFL) | (1022L << 52));
-            var slots = SlotBounds[schema];
-            var candidate = slots[(int)((bits & 0x000F_FFFF_FFFF_FFFFL) >> (52 - schema - SlotExtraBits))];
-            var bounds = BoundsWithOne[schema];
-            return candidate + (fraction > bounds[candidate] ? 1 : 0) + ((biased - 1023) * (bounds.Length - 1));
+            return IndexOfNormal(bits, schema, Slots[schema]);
         }
 
         return IndexBySearch(magnitude, schema);
+    }
+
+    /// <summary>
+    /// <see cref="Index"/> of a positive normal finite number given as its bits, at <paramref name="schema"/> (0 or above)
+    /// whose <see cref="SlotsOf"/> table is <paramref name="slots"/>: no branch, two loads from a table of at most
+    /// 2^(schema + 2) entries.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int IndexOfNormal(long bits, int schema, IndexSlot[] slots)
+    {
+        var mantissa = bits & MantissaMask;
+
+        // The slot number is below 2^(schema + SlotExtraBits), the table's length, for every 52-bit mantissa.
+        ref var slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(slots), (nint)(mantissa >> (52 - SlotExtraBits - schema)));
+        return (((int)(bits >> 52) - 1023) << schema) + slot.Index + (mantissa > slot.BoundMantissa ? 1 : 0);
+    }
+
+    /// <summary>The mantissa table of <paramref name="schema"/> for <see cref="IndexOfNormal"/>; null below schema 0.</summary>
+    public static IndexSlot[]? SlotsOf(int schema) => schema >= 0 ? Slots[schema] : null;
+
+    /// <summary>
+    /// The bucket key (index × 2 + sign) of a normal finite number given as its bits, from a table of
+    /// <see cref="WideSlotsOf"/>, offset by 1023 × 2^(schema + 1) so no exponent bias is taken off: the slot is the
+    /// mantissa's top 10 bits whatever the schema, and the entry says its schema, so one table load is all the key waits for.
+    /// </summary>
+    /// <param name="bits">The value's bits.</param>
+    /// <param name="slots">The wide table of the schema.</param>
+    /// <param name="shift">The table's schema plus 1.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long BiasedKeyOfNormal(long bits, WideSlot[] slots, out int shift)
+    {
+        var magnitude = bits & long.MaxValue;
+        var mantissa = magnitude & MantissaMask;
+
+        // 2^WideSlotBits entries: every 52-bit mantissa shifted right by 52 - WideSlotBits is an index into the table.
+        ref var slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(slots), (nint)(mantissa >> (52 - WideSlotBits)));
+        shift = slot.Shift;
+
+        // Both are below 2^53: the difference is negative, its top bit set, exactly when the mantissa is above the bound.
+        var above = (long)((ulong)(slot.BoundMantissa - mantissa) >> 63);
+        return ((magnitude >> 52) << shift) + slot.Key + (above << 1) + (long)((ulong)bits >> 63);
+    }
+
+    /// <summary>
+    /// The table of <paramref name="schema"/> for <see cref="BiasedKeyOfNormal"/> (16 KB, built on first use); null below
+    /// schema 0.
+    /// </summary>
+    public static WideSlot[]? WideSlotsOf(int schema)
+    {
+        if (schema < 0)
+        {
+            return null;
+        }
+
+        var table = Volatile.Read(ref WideSlots[schema]);
+        if (table is null)
+        {
+            // Each narrow slot of the schema covers 2^(8 - schema) wide ones: the same bound settles them all.
+            var narrow = Slots[schema];
+            table = new WideSlot[1 << WideSlotBits];
+            for (var i = 0; i < table.Length; i++)
+            {
+                var entry = narrow[i >> (WideSlotBits - SlotExtraBits - schema)];
+                table[i] = new WideSlot(entry.BoundMantissa, entry.Index * 2, schema + 1);
+            }
+
+            table = Interlocked.CompareExchange(ref WideSlots[schema], table, null) ?? table;
+        }
+
+        return table;
     }
 
     /// <summary>
@@ -76,34 +143,38 @@ internal static class NativeBuckets
         return index + infinite;
     }
 
+    private const long MantissaMask = 0x000F_FFFF_FFFF_FFFFL;
+
     // Each slot of a schema's table covers 2^-(schema + 2) of the mantissa range: a quarter of the narrowest gap
     // between two bounds (about 0.69 × 2^-schema in mantissa terms), so no slot holds more than one bound.
     private const int SlotExtraBits = 2;
 
-    /// <summary>Per positive schema: the octave's bounds (fractions in [0.5, 1)) followed by 1, so a candidate past the last bound compares true.</summary>
-    private static readonly double[][] BoundsWithOne = [.. NativeBucketBounds.BySchema.Select((b, schema) => schema == 0 ? [] : b.Append(1.0).ToArray())];
+    // The slot bits of the finest schema: its narrow table's, so a wide table is exact for every schema.
+    private const int WideSlotBits = HistogramBucket.MaxNativeSchema + SlotExtraBits;
+
+    private static readonly WideSlot[]?[] WideSlots = new WideSlot[]?[HistogramBucket.MaxNativeSchema + 1];
 
     /// <summary>
-    /// Per positive schema, per mantissa slot: the first bound at or above the slot's lowest fraction. A fraction in
-    /// the slot is at or below that bound, or above it and below the next (the slot holds at most one bound).
+    /// Per schema from 0 up, per mantissa slot: the first bound at or above the slot's lowest fraction, and that bound's
+    /// mantissa. A fraction in the slot is at or below that bound, or above it and below the next (the slot holds at most
+    /// one bound). Bounds of one octave share their exponent, so comparing mantissas as integers compares the fractions.
     /// </summary>
-    private static readonly ushort[][] SlotBounds = [.. Enumerable.Range(0, NativeBucketBounds.BySchema.Length).Select(BuildSlots)];
+    private static readonly IndexSlot[][] Slots = [.. Enumerable.Range(0, NativeBucketBounds.BySchema.Length).Select(BuildSlots)];
 
-    private static ushort[] BuildSlots(int schema)
+    private static IndexSlot[] BuildSlots(int schema)
     {
-        if (schema == 0)
-        {
-            return [];
-        }
-
         var bounds = NativeBucketBounds.BySchema[schema];
         var bits = schema + SlotExtraBits;
-        var slots = new ushort[1 << bits];
+        var slots = new IndexSlot[1 << bits];
         for (var slot = 0; slot < slots.Length; slot++)
         {
             var lowest = BitConverter.Int64BitsToDouble(((long)slot << (52 - bits)) | (1022L << 52));
             var found = Array.BinarySearch(bounds, lowest);
-            slots[slot] = (ushort)(found >= 0 ? found : ~found);
+            var candidate = found >= 0 ? found : ~found;
+
+            // Past the octave's last bound the candidate is the next octave's first bucket, whose bound (1) no mantissa exceeds.
+            var boundMantissa = candidate < bounds.Length ? BitConverter.DoubleToInt64Bits(bounds[candidate]) & MantissaMask : 1L << 52;
+            slots[slot] = new IndexSlot(boundMantissa, candidate);
         }
 
         return slots;
@@ -136,6 +207,29 @@ internal static class NativeBuckets
         exponent = biased - 1022 - adjust;
         return BitConverter.Int64BitsToDouble((bits & ~(0x7FFL << 52)) | (1022L << 52));
     }
+}
+
+/// <summary>One entry of a schema's mantissa table (see <see cref="NativeBuckets.IndexOfNormal"/>).</summary>
+internal readonly struct IndexSlot(long boundMantissa, int index)
+{
+    /// <summary>The mantissa bits of the candidate bound; 2^52 (above every mantissa) past the octave's last bound.</summary>
+    public readonly long BoundMantissa = boundMantissa;
+
+    /// <summary>The candidate bound's position in the octave: the bucket of a fraction at or below it.</summary>
+    public readonly int Index = index;
+}
+
+/// <summary>One entry of a schema's wide mantissa table (see <see cref="NativeBuckets.BiasedKeyOfNormal"/>).</summary>
+internal readonly struct WideSlot(long boundMantissa, int key, int shift)
+{
+    /// <summary>As <see cref="IndexSlot.BoundMantissa"/>.</summary>
+    public readonly long BoundMantissa = boundMantissa;
+
+    /// <summary><see cref="IndexSlot.Index"/> times 2: its bucket's key on the positive side.</summary>
+    public readonly int Key = key;
+
+    /// <summary>The table's schema plus 1: how far the exponent shifts to count in keys.</summary>
+    public readonly int Shift = shift;
 }
 
 /// <summary>

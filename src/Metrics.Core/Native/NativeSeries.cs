@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Metrics;
 
@@ -28,12 +29,16 @@ internal sealed class NativeSeries
     private MetricDescriptor? _descriptor;
     private Table _table;
     private NativeEntry? _zero;
+    private nint _zeroCell;
 
     // Every value created, at every schema, for scrapes of backends that do not collect in batch.
     private NativeEntry[] _all = [];
 
     // Buckets in use at the current schema, values created or not: what the limit counts.
     private HashSet<long> _occupied = [];
+
+    // The histograms observing into this series, told the value cells of every new table (see Histogram.PublishNative).
+    private Histogram[] _owners = [];
 
     public NativeSeries(MetricFamily family, string[] fullValues, NativeHistogramOptions options)
     {
@@ -51,6 +56,106 @@ internal sealed class NativeSeries
 
     /// <summary>Every native value created so far (zero bucket included), for a scrape.</summary>
     public NativeEntry[] Entries => Volatile.Read(ref _all);
+
+    /// <summary>The observation count of this series: the zero bucket plus every native bucket, at every schema.</summary>
+    public double Count()
+    {
+        var count = 0.0;
+        foreach (var entry in Entries)
+        {
+            count += entry.Value.Get();
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Adds 1 to the bucket <paramref name="value"/> falls into with one compare-and-swap on its value cell, or returns
+    /// false (and changes nothing) when that bucket has no value yet, its backend no value cell, another thread changed
+    /// the cell meanwhile, or the value is NaN: the caller then adds through <see cref="Find"/>, or refuses NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe bool TryCount(double value)
+    {
+        var table = Volatile.Read(ref _table);
+        var magnitude = Math.Abs(value);
+        if (!(magnitude > _zeroThreshold))
+        {
+            // NaN lands here too, and is refused.
+            var zero = _zeroCell;
+            return zero != 0 && !double.IsNaN(value) && AtomicDouble.TryAddToCell(ref *(long*)zero, 1);
+        }
+
+        var bits = BitConverter.DoubleToInt64Bits(magnitude);
+        var slots = table.Slots;
+        var index = (ulong)((bits >> 52) - 1) < 0x7FE && slots is not null
+            ? NativeBuckets.IndexOfNormal(bits, table.Schema, slots)
+            : NativeBuckets.Index(magnitude, table.Schema);
+        return TryCountCell(table.DenseCells, index, value);
+    }
+
+    /// <summary>
+    /// The fast path of a histogram holding this series' published state (<see cref="Attach"/>): as <see cref="TryCount"/>,
+    /// but from the wide mantissa table and the cells array the histogram holds itself, so the bucket's cell is two
+    /// dependent loads away instead of five. False also for what only <see cref="TryCount"/> handles: the zero bucket,
+    /// NaN, subnormal and infinite values, schemas below 0, and tables caught in the middle of a schema change.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe bool TryCountPublished(double value, double zeroThreshold, WideSlot[]? slots, nint[] cells)
+    {
+        var bits = BitConverter.DoubleToInt64Bits(value);
+        var magnitude = bits & long.MaxValue;
+        if (slots is null || !(BitConverter.Int64BitsToDouble(magnitude) > zeroThreshold) || (ulong)((magnitude >> 52) - 1) >= 0x7FE)
+        {
+            return false;
+        }
+
+        var at = (ulong)(NativeBuckets.BiasedKeyOfNormal(bits, slots, out var shift) - cells[2]);
+
+        // The two arrays are published one after the other: counting needs both at one schema.
+        if (shift != cells[1] || at >= (ulong)(cells.Length - Table.CellsHeader))
+        {
+            return false;
+        }
+
+        var cell = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(cells), (nint)at + Table.CellsHeader);
+        return cell != 0 && AtomicDouble.TryAddToCell(ref *(long*)cell, 1);
+    }
+
+    /// <summary>Adds 1 through the cell of bucket <paramref name="index"/> on the side of <paramref name="value"/>'s sign in <paramref name="cells"/> (laid out as <see cref="Table.DenseCells"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe bool TryCountCell(nint[] cells, int index, double value)
+    {
+        // The key is the index above the value's sign bit.
+        var at = (ulong)((((long)index << 1) | (long)((ulong)BitConverter.DoubleToInt64Bits(value) >> 63)) - cells[0]);
+        if (at >= (ulong)(cells.Length - Table.CellsHeader))
+        {
+            return false;
+        }
+
+        var cell = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(cells), (nint)at + Table.CellsHeader);
+        return cell != 0 && AtomicDouble.TryAddToCell(ref *(long*)cell, 1);
+    }
+
+    /// <summary>Makes <paramref name="owner"/> count through this series: it is given every table's cells from now on.</summary>
+    public void Attach(Histogram owner)
+    {
+        lock (_lock)
+        {
+            _owners = [.. _owners, owner];
+            owner.PublishNative(NativeBuckets.WideSlotsOf(_table.Schema), _table.DenseCells);
+        }
+    }
+
+    // Under the lock, after every change of table.
+    private void Publish(Table table)
+    {
+        var slots = NativeBuckets.WideSlotsOf(table.Schema);
+        foreach (var owner in _owners)
+        {
+            owner.PublishNative(slots, table.DenseCells);
+        }
+    }
 
     /// <summary>The entry of the bucket <paramref name="value"/> (not NaN) falls into, created on first use.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -83,6 +188,7 @@ internal sealed class NativeSeries
             {
                 var entry = Create(HistogramBucket.NativeZero);
                 Volatile.Write(ref _zero, entry);
+                _zeroCell = entry.Cell;
             }
 
             return _zero!;
@@ -117,13 +223,16 @@ internal sealed class NativeSeries
             if (table.Find(key) is { } existing)
             {
                 Volatile.Write(ref _table, table);
+                Publish(table);
                 return existing;
             }
 
             var index = (int)(key >> 1);
             var entry = Create(negative ? HistogramBucket.NativeNegative(table.Schema, index) : HistogramBucket.NativePositive(table.Schema, index));
             _occupied.Add(key);
-            Volatile.Write(ref _table, table.With(key, entry));
+            table = table.With(key, entry);
+            Volatile.Write(ref _table, table);
+            Publish(table);
             return entry;
         }
     }
@@ -149,6 +258,9 @@ internal sealed class NativeSeries
         // 2,048 slots (16 KB) cover 1,024 buckets of one sign: over 120 powers of two at schema 3, beyond any latency's range.
         private const int MaxDenseSpan = 2048;
 
+        /// <summary>The words before the cells in <see cref="DenseCells"/>.</summary>
+        public const int CellsHeader = 3;
+
         // Room left on each side of the keys in use, so that the next buckets (the neighbours of those in use) fit
         // without making the dense array any larger than the span needs.
         private const int DenseSlack = 16;
@@ -157,12 +269,13 @@ internal sealed class NativeSeries
         private readonly NativeEntry?[] _entries;
         private readonly int _mask;
         private readonly int _count;
-        private readonly long _denseBase;
         private readonly NativeEntry?[]? _dense;
 
         public Table(int schema, int capacity)
         {
             Schema = schema;
+            Slots = NativeBuckets.SlotsOf(schema);
+            DenseCells = [0, schema + 1, 0];
             _keys = new long[capacity];
             _entries = new NativeEntry?[capacity];
             _mask = capacity - 1;
@@ -171,6 +284,8 @@ internal sealed class NativeSeries
         private Table(int schema, long[] keys, NativeEntry?[] entries, int count)
         {
             Schema = schema;
+            Slots = NativeBuckets.SlotsOf(schema);
+            DenseCells = [0, schema + 1, 0];
             _keys = keys;
             _entries = entries;
             _mask = keys.Length - 1;
@@ -187,19 +302,38 @@ internal sealed class NativeSeries
 
             if (count > 0 && max - min < MaxDenseSpan - (2 * DenseSlack))
             {
-                _denseBase = min - DenseSlack;
+                DenseBase = min - DenseSlack;
                 _dense = new NativeEntry?[max - min + 1 + (2 * DenseSlack)];
+                DenseCells = new nint[CellsHeader + _dense.Length];
+                DenseCells[0] = (nint)DenseBase;
+                DenseCells[1] = schema + 1;
+                DenseCells[2] = (nint)(DenseBase + (1023L << (schema + 1)));
                 for (var i = 0; i < entries.Length; i++)
                 {
                     if (entries[i] is { } entry)
                     {
-                        _dense[keys[i] - _denseBase] = entry;
+                        _dense[keys[i] - DenseBase] = entry;
+                        DenseCells[CellsHeader + keys[i] - DenseBase] = entry.Cell;
                     }
                 }
             }
         }
 
         public int Schema { get; }
+
+        /// <summary>The schema's mantissa table (<see cref="NativeBuckets.IndexOfNormal"/>); null below schema 0.</summary>
+        public IndexSlot[]? Slots { get; }
+
+        /// <summary>The key of the first cell in <see cref="DenseCells"/>.</summary>
+        public long DenseBase { get; }
+
+        /// <summary>
+        /// <see cref="DenseBase"/>, <see cref="Schema"/> + 1 and <see cref="DenseBase"/> as a key of
+        /// <see cref="NativeBuckets.BiasedKeyOfNormal"/>, then the value cells of the entries in the dense array by key minus
+        /// <see cref="DenseBase"/>: 0 where no entry is, or its backend has no value cell. Just the header when the keys
+        /// are too far apart for a dense array. One array, so a histogram holds it in one field.
+        /// </summary>
+        public nint[] DenseCells { get; }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public NativeEntry? Find(long key)
@@ -208,7 +342,7 @@ internal sealed class NativeSeries
             if (dense is not null)
             {
                 // A key outside the array is a bucket not created yet; the caller adds it.
-                var slot = (ulong)(key - _denseBase);
+                var slot = (ulong)(key - DenseBase);
                 return slot < (ulong)dense.Length ? dense[slot] : null;
             }
 
