@@ -311,7 +311,6 @@ public class BrokenBackendTests : IDisposable
         Assert.Contains("must treat them as a value (NaN + 1 = NaN), not restart somewhere else", failures["ValueCellIsTheValueAndMovesOnlyWhenMoved"]);
     }
 
-
     private static BackendConfig UniqueConfig() => new([new("Store", Guid.NewGuid().ToString("N"))]);
 
     private static Dictionary<string, string> Failures(ConformanceTarget target)
