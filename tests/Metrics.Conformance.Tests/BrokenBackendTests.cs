@@ -160,6 +160,15 @@ public class BrokenBackendTests : IDisposable
     }
 
     [Fact]
+    public void A_backend_whose_ObserveHistogram_keeps_counting_its_first_bucket_fails_the_observe_check()
+    {
+        // The histogram checks that go through the metrics API catch it too; this one names the call that is wrong.
+        var failures = Failures(ConformanceTarget.ForType<FirstBucketObserveBackend>(options: Quick));
+        Assert.Contains("ObserveHistogramAddsBucketAndSum", failures.Keys);
+        Assert.Contains("ObserveHistogram must add 1 to the bucket it is given", failures["ObserveHistogramAddsBucketAndSum"]);
+    }
+
+    [Fact]
     public void A_backend_dead_after_shutdown_fails_the_lifecycle_check()
     {
         var failures = Failures(ConformanceTarget.ForType<ShutdownForeverBackend>(options: Quick));

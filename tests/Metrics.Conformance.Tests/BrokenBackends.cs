@@ -692,3 +692,33 @@ public sealed class UnitBlindBackend(BackendConfig config, MetricDescriptor metr
     private static MetricDescriptor Keyed(MetricDescriptor metric) =>
         new($"{metric.Name}|{metric.Type}|{string.Join(',', metric.LabelNames)}|{string.Join(',', metric.Buckets)}|{metric.GaugeAggregation}", metric.Help, metric.Type, metric.LabelNames, metric.LabelValues, metric.Buckets, metric.GaugeAggregation);
 }
+
+/// <summary>
+/// In-process and correct, except that ObserveHistogram remembers the first bucket it was given and counts every later
+/// observation there: a histogram's observations pile up in one bucket while the sum stays right.
+/// </summary>
+public sealed class FirstBucketObserveBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<FirstBucketObserveBackend>
+{
+    private readonly Cell _cell = new();
+    private IMetricBackend? _firstBucket;
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.AtomicHistogramObserve;
+
+    public static void Initialize(BackendConfig config)
+    {
+    }
+
+    public void Inc(double value) => _cell.Add(value);
+
+    public void Dec(double value) => _cell.Add(-value);
+
+    public void Set(double value) => _cell.Set(value);
+
+    public double Get() => _cell.Value;
+
+    public void ObserveHistogram(IMetricBackend bucket, double value)
+    {
+        (_firstBucket ??= bucket).Inc(1);
+        _cell.Add(value);
+    }
+}
