@@ -36,6 +36,8 @@ public abstract class SharedUpdateBenchmark
     {
         // Flushed while the server still runs, so the exit flush does not wait for an unreachable Redis.
         _redisBackend?.Flush();
+        // Released before the store file is deleted: an open store recreates a deleted file at its next identity check.
+        ConfiguredBackend.ShutdownAllAsync().Wait(TimeSpan.FromSeconds(30));
         _redis?.Dispose();
         if (_storePath is not null)
         {
