@@ -222,16 +222,24 @@ public sealed class ContractTests(SharedRedis redis) : RedisTestBase
         histogram.Observe(1);
         sum.ObserveHistogram(bucket, 0.5);
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 10_000; i++)
+        // One unmeasured pass first: what happens once per process (the loop's tier-up, the first push of each value
+        // onto the flusher's stack) is not the steady state this test is about.
+        void Observe()
         {
-            histogram.Observe(i % 3);
-            sum.ObserveHistogram(bucket, 0.5);
+            for (var i = 0; i < 10_000; i++)
+            {
+                histogram.Observe(i % 3);
+                sum.ObserveHistogram(bucket, 0.5);
+            }
         }
 
+        Observe();
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        Observe();
+
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        Assert.Equal(10_001, bucket.Get());
-        Assert.Equal(5_000.5, sum.Get());
+        Assert.Equal(20_001, bucket.Get());
+        Assert.Equal(10_000.5, sum.Get());
     }
 
     private static async Task<string> ScrapeAsync(MetricRegistry registry)
