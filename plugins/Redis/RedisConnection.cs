@@ -9,7 +9,7 @@ namespace Metrics.Backends.Redis;
 internal sealed class RedisConnection
 {
     private readonly RedisSettings _settings;
-    private readonly Action<string> _log;
+    private readonly Action<string, BackendLogLevel> _log;
     private ConnectionMultiplexer? _connection;
     private Task<ConnectionMultiplexer>? _connecting;
     private volatile string? _lastFailure;
@@ -18,7 +18,7 @@ internal sealed class RedisConnection
     private long _probeStarted;
     private volatile string? _diagnosis;
 
-    public RedisConnection(RedisSettings settings, Action<string> log)
+    public RedisConnection(RedisSettings settings, Action<string, BackendLogLevel> log)
     {
         _settings = settings;
         _log = log;
@@ -210,10 +210,12 @@ internal sealed class RedisConnection
 
             // Kept so that "not connected" can say why (authentication, refused, timeout).
             connection.ConnectionFailed += (_, e) => _lastFailure = e.Exception is { } failure ? RedisDiagnosis.Describe(_settings, failure) : e.FailureType.ToString();
-            connection.ConnectionRestored += (_, _) =>
+            connection.ConnectionRestored += (_, e) =>
             {
                 _lastFailure = null;
                 _diagnosis = null;
+                // The end of an outage, for whoever read its start in the log.
+                _log($"the {e.ConnectionType.ToString().ToLowerInvariant()} connection to Redis at {e.EndPoint} is restored.", BackendLogLevel.Information);
             };
             return connection;
         }
@@ -221,7 +223,7 @@ internal sealed class RedisConnection
         // Callers hold the store's flush lock, so one failed attempt starts exactly one new one.
         if (Volatile.Read(ref _connecting) == connecting)
         {
-            _log($"connecting to Redis at {_settings.Endpoints} failed: {(connecting.Exception?.InnerException is { } failure ? RedisDiagnosis.Describe(_settings, failure) : "cancelled")}; retrying.");
+            _log($"connecting to Redis at {_settings.Endpoints} failed: {(connecting.Exception?.InnerException is { } failure ? RedisDiagnosis.Describe(_settings, failure) : "cancelled")}; retrying.", BackendLogLevel.Warning);
             Volatile.Write(ref _connecting, ConnectionMultiplexer.ConnectAsync(_settings.Options));
             if (_closed)
             {

@@ -22,7 +22,7 @@ internal sealed class RedisStore
     {
         Config = config;
         Settings = RedisSettings.Read(config);
-        Connection = new RedisConnection(Settings, message => Log(message));
+        Connection = new RedisConnection(Settings, Log);
         Collector = new RedisCollector(this);
         Flusher = new RedisFlusher(this);
     }

@@ -52,12 +52,17 @@ public sealed class ContractTests(SharedRedis redis) : RedisTestBase
             child.WaitForLine("ready", Deadline);
             Assert.True(await db.KeyExistsAsync(childKey), $"the child's values are not under {childKey}:\n{child.Output}");
 
+            // The child writes again before each scrape, so its keys cannot expire (2 s) while this process is slow.
+            child.WriteLine("observe");
+            child.WaitForLine("observed", Deadline);
             var first = await ScrapeAsync(registry);
             AssertOwnValuesExact(first);
             var conflicts = Statistic(first, "metrics_backend_schema_conflicts_total");
             Assert.True(conflicts >= 1, $"no conflict counted:\n{first}");
 
             // One per family per collect: only the histogram conflicts.
+            child.WriteLine("observe");
+            child.WaitForLine("observed", Deadline);
             var second = await ScrapeAsync(registry);
             AssertOwnValuesExact(second);
             Assert.Equal(conflicts + 1, Statistic(second, "metrics_backend_schema_conflicts_total"));

@@ -94,7 +94,7 @@ public sealed class FaultTests : RedisTestBase
         writer.Join();
 
         Assert.Empty(failures);
-        FlushAfterRestart(config);
+        FlushAfterRestart(config, server.Port);
         var reader = Config(server.ConnectionString, "reader");
         Assert.Equal(updates, Read(reader, Counter, ["restart"]));
         Assert.Equal(updates, Read(reader, Histogram, ["restart"], HistogramBucket.ForUpperBound(1)));
@@ -146,7 +146,7 @@ public sealed class FaultTests : RedisTestBase
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"Get with Redis down took {watch.Elapsed}");
 
         server.Restart();
-        FlushAfterRestart(config);
+        FlushAfterRestart(config, server.Port);
         Assert.Equal(9, Read(Config(server.ConnectionString, "reader"), Counter, ["get-down"]));
         Assert.Equal(9, series.Get());
     }
@@ -231,7 +231,7 @@ public sealed class FaultTests : RedisTestBase
 
         server.Restart();
         counter.Inc(2);
-        FlushAfterRestart(config);
+        FlushAfterRestart(config, server.Port);
         Assert.Equal(2, Resets(config));
         Assert.Equal(2, Read(config, Counter, ["reset"]));
         // A reset is data loss, not a dropped update: the two counters say different things.
@@ -248,24 +248,19 @@ public sealed class FaultTests : RedisTestBase
         FlushOrFail(config);
         server.Restart();
         counter.Inc(1);
-        FlushAfterRestart(config);
+        FlushAfterRestart(config, server.Port);
         Assert.Equal(0, RedisBackend.Statistics(config).Single(s => s.Name == "metrics_backend_store_resets_total").Value);
         Assert.Equal(6, Read(config, Counter, ["durable"]));
     }
 
     /// <summary>
-    /// Flushes once the backend has reconnected to a restarted server. The reconnection happens inside the plugin's
-    /// client, on its retry schedule, with no signal a test can wait on, and a flush while disconnected fails at once
-    /// (fail-fast backlog); so this retries with a short pause, up to a generous limit.
+    /// Flushes once the backend has reconnected to the restarted server at <paramref name="port"/>: the plugin logs each
+    /// restored connection, and a flush before that fails at once (fail-fast backlog).
     /// </summary>
-    private static void FlushAfterRestart(BackendConfig config)
+    private static void FlushAfterRestart(BackendConfig config, int port)
     {
-        string? error = null;
-        for (var attempt = 0; attempt < 150 && (error = TryFlush(config, TimeSpan.FromSeconds(5)).Error) is not null; attempt++)
-        {
-            Thread.Sleep(200);
-        }
-
+        LogCapture.WaitFor($"the interactive connection to Redis at 127.0.0.1:{port} is restored");
+        var (_, error) = TryFlush(config, TimeSpan.FromSeconds(10));
         Assert.True(error is null, $"no flush succeeded after the restart: {error}");
     }
 

@@ -6,7 +6,8 @@ using Metrics.Backends.Redis;
 //   load     <connectionString> <keyPrefix> <iterations>   labelled counter and histogram updates, then flush
 //   series   <connectionString> <keyPrefix> <label> <value> one gauge series set; flushed by Core's exit hook only
 //   conflict <connectionString> <keyPrefix> <keyExpiry>    declares WorkerShapes.ConflictName with other buckets and
-//            observes until a line (or end of input) arrives on stdin; prints "ready" once its values are in Redis
+//            observes once; prints "ready" once its values are in Redis, then observes and flushes again for each
+//            "observe" line on stdin (answered "observed"), until another line or the end of input
 //   gauge    <connectionString> <keyPrefix> <mode> <value> sets (or with a leading '+', increments) one gauge of that
 //            aggregation mode, prints "ready" once it is in Redis, then waits for a line on stdin: "exit" shuts the backend
 //            down (the writer retires at once) and exits; the test may kill it instead (its heartbeat then expires)
@@ -96,12 +97,14 @@ switch (args[0])
             histogram.Observe(7);
             await registry.Backend.FlushAsync();
             Console.WriteLine("ready");
-            var stop = Console.In.ReadLineAsync();
-            while (!stop.IsCompleted)
+
+            // Each "observe" line writes and flushes again, refreshing the keys' expiry, and is answered "observed" once
+            // sent; "stop" or the end of stdin ends the process.
+            while (await Console.In.ReadLineAsync() is "observe")
             {
                 histogram.Observe(7);
-                // Paces the writes; the flusher sends them every 50 ms, refreshing the keys' expiry.
-                await Task.WhenAny(stop, Task.Delay(10));
+                await registry.Backend.FlushAsync();
+                Console.WriteLine("observed");
             }
 
             Console.WriteLine("stopped");
