@@ -121,10 +121,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     public static async ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(families);
-        var store = RedisStore.Get(config);
-        var collected = await store.Collector.CollectAsync(families, cancellationToken).ConfigureAwait(false);
-        store.CountSeries(families, collected);
-        return collected;
+        return await RedisStore.Get(config).Collector.CollectAsync(families, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -334,7 +334,10 @@ internal sealed partial class RedisFlusher
         {
             try
             {
-                await db.ScriptEvaluateAsync(Scripts.RemoveFields, [removal.Key], [removal.Prefix, removal.Owned ? "1" : "0"]).ConfigureAwait(false);
+                var key = removal.Key.ToString();
+                await (removal.Owned
+                    ? db.ScriptEvaluateAsync(Scripts.RemoveFields, [key], [removal.Prefix, "1"])
+                    : db.ScriptEvaluateAsync(Scripts.RemoveSlots, [key, RedisFamily.ValuesKeyOf(key), RedisFamily.ListKeyOf(key)], [removal.Prefix])).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {
@@ -454,7 +457,7 @@ internal sealed partial class RedisFlusher
             {
                 pending.Add((batch, batch.Family.Owned
                     ? db.ScriptEvaluateAsync(Scripts.ApplyOwned, [batch.Family.Key, batch.Family.LiveKey, batch.Family.DefinitionsKey], batch.Args)
-                    : db.ScriptEvaluateAsync(Scripts.ApplyBatch, [batch.Family.Key, batch.Family.MarkerKey, batch.Family.DefinitionsKey], batch.Args)));
+                    : db.ScriptEvaluateAsync(Scripts.ApplyBatch, [batch.Family.Key, batch.Family.MarkerKey, batch.Family.DefinitionsKey, batch.Family.ValuesKey, batch.Family.ListKey], batch.Args)));
             }
         }
 
@@ -550,6 +553,12 @@ internal sealed partial class RedisFlusher
             if (Settings.KeyExpiry > TimeSpan.Zero)
             {
                 tasks.Add(db.KeyExpireAsync(family.Key, Settings.KeyExpiry));
+                if (!family.Owned)
+                {
+                    tasks.Add(db.KeyExpireAsync(family.ValuesKey, Settings.KeyExpiry));
+                    tasks.Add(db.KeyExpireAsync(family.ListKey, Settings.KeyExpiry));
+                }
+
                 tasks.Add(db.HashSetAsync(family.DefinitionsKey, family.DefinitionId, family.Definition));
                 tasks.Add(db.KeyExpireAsync(family.DefinitionsKey, Settings.KeyExpiry));
             }
