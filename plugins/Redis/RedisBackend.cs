@@ -109,7 +109,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
 
     /// <summary>
     /// Reads every stored value of <paramref name="families"/> in one pipeline (one script per family, each an atomic
-    /// snapshot of the family's hash under the definition given), plus this process's unflushed updates. Values written
+    /// snapshot of the family's values under the definition given, as one bulk string), plus this process's unflushed updates. Values written
     /// under another definition of a family are left out and counted (see <see cref="Statistics"/>).
     /// </summary>
     /// <param name="config">The configuration the values were created with.</param>

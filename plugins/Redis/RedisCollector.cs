@@ -67,7 +67,6 @@ internal sealed class RedisCollector(RedisStore store)
 
         // Nothing is sent for a scrape that nobody waits for any more.
         cancellationToken.ThrowIfCancellationRequested();
-        var __w = System.Diagnostics.Stopwatch.StartNew();
         var db = connection.GetDatabase();
         var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var reads = new Task<RedisResult>[families.Count];
@@ -129,7 +128,6 @@ internal sealed class RedisCollector(RedisStore store)
             throw Unreachable(RedisDiagnosis.Describe(Settings, ex));
         }
 
-        var __io = __w.Elapsed.TotalMilliseconds;
         var result = new IReadOnlyList<CollectedValue>[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
@@ -152,7 +150,6 @@ internal sealed class RedisCollector(RedisStore store)
             store.RecordSeriesCount(families[i], FieldsOf(families[i]).SeriesAdded);
         }
 
-        if (Environment.GetEnvironmentVariable("TMP_TIMING") is not null) Console.Error.WriteLine($"TMP io {__io:0.00} merge {__w.Elapsed.TotalMilliseconds - __io:0.00}");
         return result;
     }
 

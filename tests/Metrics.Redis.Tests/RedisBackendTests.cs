@@ -216,7 +216,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(payload, delta);
         connection.GetDatabase().ScriptEvaluate(
             Scripts.ApplyBatch,
-            [cell.Family.Key, cell.Family.MarkerKey, cell.Family.DefinitionsKey],
+            [cell.Family.Key, cell.Family.MarkerKey, cell.Family.DefinitionsKey, cell.Family.ValuesKey, cell.Family.ListKey],
             [Sequence, 60_000, 60_000, cell.Family.DefinitionId, cell.Family.Definition, cell.Field, "a", payload]);
         Assert.Equal(5, series.Get());
 
