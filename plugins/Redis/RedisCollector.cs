@@ -451,7 +451,7 @@ internal sealed class DecodedFields
         if (!lookup.TryGetValue(field, out var decoded))
         {
             decoded = FieldCodec.TryDecode(field, labelCount, out var labels, out var part, out var seriesLength)
-                ? new DecodedField(Intern(field[..seriesLength], labels), part, seriesLength)
+                ? new DecodedField(part is null ? new SeriesLabels(labels) : Intern(field[..seriesLength], labels), part, seriesLength)
                 : null;
             lookup[field] = decoded;
         }
@@ -474,7 +474,7 @@ internal sealed class DecodedFields
             {
                 _byField.Remove(field);
             }
-            else
+            else if (decoded.Part is not null)
             {
                 // Kept as they are: the slots and the host's rendered labels refer to these arrays.
                 _labels.GetAlternateLookup<ReadOnlySpan<byte>>()[field.AsSpan(0, decoded.SeriesLength)] = decoded.Series;
@@ -482,6 +482,13 @@ internal sealed class DecodedFields
         }
     }
 
+    /// <summary>Makes room for <paramref name="more"/> fields about to be decoded, so a large first read does not rehash over and over.</summary>
+    public void Reserve(int more)
+    {
+        _byField.EnsureCapacity(_byField.Count + more);
+    }
+
+    // Only parts of histograms and summaries share a series; a counter's or gauge's field is its whole series.
     private SeriesLabels Intern(ReadOnlySpan<byte> series, string[] labels)
     {
         var lookup = _labels.GetAlternateLookup<ReadOnlySpan<byte>>();
@@ -555,6 +562,16 @@ internal sealed class SlotLayout
             }
         }
 
+        if (tail.Length > 64 * 1024)
+        {
+            var entries = CountEntries(tail);
+            fields.Reserve(entries);
+            if (Count + entries > _slots.Length)
+            {
+                Array.Resize(ref _slots, Count + entries);
+            }
+        }
+
         var ok = true;
         var pos = 0;
         while (pos < tail.Length)
@@ -590,6 +607,23 @@ internal sealed class SlotLayout
 
         ListLength += pos;
         return ok;
+    }
+
+    private static int CountEntries(byte[] tail)
+    {
+        var count = 0;
+        for (var pos = 0; tail.Length - pos >= 5; count++)
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(tail.AsSpan(pos + 1));
+            if (length < 0 || length > tail.Length - pos - 5)
+            {
+                break;
+            }
+
+            pos += 5 + length;
+        }
+
+        return count;
     }
 
     private void Reset(byte[] generation, long listLength)
