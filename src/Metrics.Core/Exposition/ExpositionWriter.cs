@@ -381,9 +381,17 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 previous = sample.CumulativeCounts[i];
             }
 
-            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null);
+            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null, _openMetrics ? BucketExemplars(sample) : null);
         }
     }
+
+    /// <summary>A collected histogram series' bucket exemplars as the writers take them; null when it has none.</summary>
+    internal static RecordedExemplar?[]? BucketExemplars(HistogramSample sample) => sample.Exemplars switch
+    {
+        null => null,
+        RecordedExemplar?[] array => array,
+        var list => [.. list],
+    };
 
     /// <summary>Writes a state set series: one sample per state, 1 or 0.</summary>
     private void WriteStates(MetricFamily family, StateValues states)
