@@ -471,12 +471,14 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 continue;
             }
 
-            var names = scrape.Entries.OfType<MetricFamily>().Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+            // Built on the first refusal found: most scrapes have none. A family shows once, and only the registry's own.
+            HashSet<string>? names = null;
+            bool Shows(string metric) => (names ??= scrape.Entries.OfType<MetricFamily>().Select(f => f.Name).ToHashSet(StringComparer.Ordinal)).Remove(metric);
             if (scrape.Collected is not null && scrape.Collected.TryGetValue(overflow, out var values))
             {
                 foreach (var value in values)
                 {
-                    if (value.Bucket is null && value.LabelValues.Count == 1 && value.Value > 0 && names.Remove(value.LabelValues[0]))
+                    if (value.Bucket is null && value.LabelValues.Count == 1 && value.Value > 0 && Shows(value.LabelValues[0]))
                     {
                         result.Add((value.LabelValues[0], value.Value));
                     }
@@ -488,7 +490,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
             foreach (var child in overflow.Children())
             {
                 var count = ((Counter)child).Backing!.Get();
-                if (count > 0 && names.Remove(child.FullValues![0]))
+                if (count > 0 && Shows(child.FullValues![0]))
                 {
                     result.Add((child.FullValues[0], count));
                 }
