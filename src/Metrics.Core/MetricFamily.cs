@@ -385,7 +385,6 @@ internal sealed class MetricFamily
     /// <summary>The limit in force: the family's own, else its registry's, else <see cref="MetricRegistry.DefaultCardinalityLimit"/>.</summary>
     public int EffectiveCardinalityLimit => _cardinalityLimit ?? Registry.CardinalityLimit ?? MetricRegistry.DefaultCardinalityLimit;
 
-
     /// <summary>
     /// Removes the child for <paramref name="fullValues"/> from this registry and, when the backend supports it, the
     /// series from the backend's store. Returns whether this registry held the child.
