@@ -123,8 +123,9 @@ internal sealed class RedisCollector(RedisStore store)
                 }
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
         {
+            // The reads carry no token of ours: a cancelled one is a command the client gave up on, a transport fault.
             throw Unreachable(RedisDiagnosis.Describe(Settings, ex));
         }
 
@@ -282,7 +283,7 @@ internal sealed class RedisCollector(RedisStore store)
         {
             foreach (var cell in own.Cells())
             {
-                if (cell.LocalExemplar is { } mine)
+                if (cell.UnsentExemplar is { } mine)
                 {
                     AttachExemplar(list, fields.Find(cell.Field, labelCount), generation, mine);
                 }

@@ -188,7 +188,7 @@ internal sealed partial class RedisFlusher
                     await SendExemplarsAsync(CancellationToken.None).ConfigureAwait(false);
                     await TouchIfDueAsync().ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
                 {
                     // The flusher must outlive any single failure; the batch stays in flight and is retried next tick.
                     _store.Log($"flush failed: {RedisDiagnosis.Describe(Settings, ex)}.");
@@ -252,6 +252,10 @@ internal sealed partial class RedisFlusher
             try
             {
                 await task.WaitAsync(Settings.OperationTimeout, cancellationToken).ConfigureAwait(false);
+                foreach (var cell in cells)
+                {
+                    cell.ExemplarSent();
+                }
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
             {
@@ -336,10 +340,10 @@ internal sealed partial class RedisFlusher
             {
                 var key = removal.Key.ToString();
                 await (removal.Owned
-                    ? db.ScriptEvaluateAsync(Scripts.RemoveFields, [key], [removal.Prefix, "1"])
-                    : db.ScriptEvaluateAsync(Scripts.RemoveSlots, [key, RedisFamily.ValuesKeyOf(key), RedisFamily.ListKeyOf(key)], [removal.Prefix])).ConfigureAwait(false);
+                    ? db.ScriptEvaluateAsync(Scripts.RemoveFields, [key, RedisFamily.ExemplarKeyOf(key)], [removal.Prefix, "1"])
+                    : db.ScriptEvaluateAsync(Scripts.RemoveSlots, [key, RedisFamily.ValuesKeyOf(key), RedisFamily.ListKeyOf(key), RedisFamily.ExemplarKeyOf(key)], [removal.Prefix])).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
             {
                 return RedisDiagnosis.Describe(Settings, ex);
             }
@@ -470,7 +474,7 @@ internal sealed partial class RedisFlusher
             {
                 result = await task.ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
             {
                 error ??= RedisDiagnosis.Describe(Settings, ex);
                 continue;
@@ -620,7 +624,7 @@ internal sealed partial class RedisFlusher
                             Resend(family);
                         }
                     }
-                    catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+                    catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
                     {
                         // Redis is unreachable: the flusher reports it; the next tick tries again.
                     }

@@ -130,10 +130,11 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// Removes series from a per-process gauge family's data hash (families with one shared value per series are stored in
-    /// slots and use <see cref="RemoveSlots"/>). KEYS[1] the data hash; ARGV[1] the field prefix naming the series (its
-    /// encoded label values, up to and including '#'), or '' for every series of the family; ARGV[2] '1' when fields
-    /// start with a writer id and '|' (per-process gauge modes). Returns the number of fields removed.
+    /// Removes series from a per-process gauge family's data hash and their exemplars from its exemplar hash (families with
+    /// one shared value per series are stored in slots and use <see cref="RemoveSlots"/>). KEYS[1] the data hash, KEYS[2]
+    /// the exemplar hash (same hash tag); ARGV[1] the field prefix naming the series (its encoded label values, up to and
+    /// including '#'), or '' for every series of the family; ARGV[2] '1' when data fields start with a writer id and '|'
+    /// (per-process gauge modes; exemplar fields never do). Returns the number of data fields removed.
     /// </summary>
     /// <remarks>
     /// Label values are length-prefixed in a field, so a prefix ending at '#' matches the fields of exactly one series.
@@ -141,7 +142,13 @@ internal static class Scripts
     /// </remarks>
     public const string RemoveFields = """
         if ARGV[1] == '' then
+          redis.call('DEL', KEYS[2])
           return redis.call('DEL', KEYS[1])
+        end
+        for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+          if string.sub(f, 1, #ARGV[1]) == ARGV[1] then
+            redis.call('HDEL', KEYS[2], f)
+          end
         end
         local n = 0
         for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
@@ -159,9 +166,10 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// Removes series from a family stored in slots (see <see cref="ApplyBatch"/>). KEYS[1] the slot directory hash,
-    /// KEYS[2] the values string, KEYS[3] the field list; ARGV[1] the field prefix naming the series (its encoded label
-    /// values, up to and including '#'), or '' for every series of the family. Returns the number of fields removed.
+    /// Removes series from a family stored in slots (see <see cref="ApplyBatch"/>), and their exemplars. KEYS[1] the slot
+    /// directory hash, KEYS[2] the values string, KEYS[3] the field list, KEYS[4] the exemplar hash; ARGV[1] the field
+    /// prefix naming the series (its encoded label values, up to and including '#'), or '' for every series of the family.
+    /// Returns the number of fields removed.
     /// </summary>
     /// <remarks>
     /// A removed field's entry in the list is marked '-' and its slot is not used again (the next update of the series
@@ -170,7 +178,13 @@ internal static class Scripts
     /// </remarks>
     public const string RemoveSlots = """
         if ARGV[1] == '' then
+          redis.call('DEL', KEYS[4])
           return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+        end
+        for _, f in ipairs(redis.call('HKEYS', KEYS[4])) do
+          if string.sub(f, 1, #ARGV[1]) == ARGV[1] then
+            redis.call('HDEL', KEYS[4], f)
+          end
         end
         local n = 0
         for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
