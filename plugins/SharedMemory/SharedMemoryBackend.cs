@@ -429,7 +429,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
             var labels = series.Labels;
 
             // The definition pins the label names; a count that disagrees means a 64-bit definition hash collided.
-            var fits = labels.Length == arity;
+            var fits = series.Arity == arity;
             var any = false;
             groups?.Clear();
             foreach (var part in series.Parts)

@@ -64,6 +64,9 @@ internal sealed unsafe partial class SharedMemoryStore
             return;
         }
 
+        // In file order: the objects made for the entries then lie in memory in the order scrapes walk them.
+        found.Sort();
+
         // Decoded before anything is taken in, so that a damaged key leaves the index unchanged.
         var decoded = new (nint Entry, EntryRole Role, string Name, ulong Definition, string[] Labels, HistogramBucket? Bucket)[found.Count];
         var names = _names.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -140,6 +143,9 @@ internal sealed class SeriesIndex(string[] labels)
 
     /// <summary>The label values, one array shared by all parts of the series (and reused by every scrape).</summary>
     public string[] Labels { get; } = labels;
+
+    /// <summary>How many label values there are, kept here so a scrape need not touch the array to check it.</summary>
+    public int Arity { get; } = labels.Length;
 
     public int PartCount { get; private set; }
 
