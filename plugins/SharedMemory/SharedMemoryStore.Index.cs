@@ -83,7 +83,9 @@ internal sealed unsafe partial class SharedMemoryStore
             var name = SeriesKey.NameOf(key);
             if (!names.TryGetValue(name, out var nameText))
             {
+                // Kept even if a later entry turns out damaged: a name is harmless, and the next look finds it.
                 nameText = name.ToString();
+                _names.Add(nameText, nameText);
             }
 
             decoded[i] = (found[i], role, nameText, SeriesKey.DefinitionOf(key), SeriesKey.DecodeLabels(key, out var bucket), bucket);
@@ -98,7 +100,6 @@ internal sealed unsafe partial class SharedMemoryStore
                 continue;
             }
 
-            _names.TryAdd(name, name);
             if (!_families.TryGetValue((name, definition), out var family))
             {
                 _families.Add((name, definition), family = new FamilyIndex());
