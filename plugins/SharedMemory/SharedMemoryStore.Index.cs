@@ -109,9 +109,12 @@ internal sealed unsafe partial class SharedMemoryStore
             (grown ??= []).Add(family);
         }
 
-        foreach (var family in grown!)
+        if (grown is not null)
         {
-            family.Arrange();
+            foreach (var family in grown)
+            {
+                family.Arrange();
+            }
         }
 
         foreach (var (bucket, head) in heads!)
