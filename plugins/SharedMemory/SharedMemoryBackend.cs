@@ -582,7 +582,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
     /// <summary>
     /// Removes a series (or, with no label values on a labelled family, every series of the family) from the store for every
-    /// process: each of its entries is marked removed and set to its empty state. Entries are never freed, so values
+    /// process: each of its entries is marked removed and set to its empty state, its exemplars emptied. Entries are never freed, so values
     /// created before (and the cells metrics point into) stay valid; the first update that makes one of the series' values
     /// non-empty, or a <see cref="Set"/>, brings the series back from 0 in every process's scrape.
     /// </summary>
@@ -638,6 +638,10 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                         break;
                     case EntryRole.Archive:
                         Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), SharedMemoryStore.EmptyArchive);
+                        break;
+                    case EntryRole.Exemplar:
+                        // The record stays linked from its value entry (and mapped in every process): emptied, not freed.
+                        ExemplarRecord.Clear(SharedMemoryStore.PayloadOf(entry));
                         break;
                 }
             }

@@ -42,7 +42,7 @@ internal sealed class MetricFamily
     private Dictionary<string[], WeakReference<Metric>>? _removed;
     private Metric? _overflowChild;
     private int? _cardinalityLimit;
-    private long _overflowed;
+    private Counter? _overflowCount;
     private int _overflowLogged;
 
     public MetricFamily(
@@ -57,7 +57,8 @@ internal sealed class MetricFamily
         NativeHistogramOptions? native = null,
         string? unit = null,
         FamilyKind kind = FamilyKind.Plain,
-        string[]? states = null)
+        string[]? states = null,
+        bool unprefixed = false)
     {
         NameRules.ValidateMetricName(name, nameof(name));
         ArgumentNullException.ThrowIfNull(help);
@@ -138,7 +139,7 @@ internal sealed class MetricFamily
         Kind = kind;
         Unit = unit;
         States = states ?? [];
-        Name = string.IsNullOrEmpty(registry.Prefix) ? name : $"{registry.Prefix}_{name}";
+        Name = string.IsNullOrEmpty(registry.Prefix) || unprefixed ? name : $"{registry.Prefix}_{name}";
         if (kind == FamilyKind.Info)
         {
             Name += "_info";
@@ -386,9 +387,6 @@ internal sealed class MetricFamily
 
     /// <summary>The limit in force: the family's own, else its registry's, else <see cref="MetricRegistry.DefaultCardinalityLimit"/>.</summary>
     public int EffectiveCardinalityLimit => _cardinalityLimit ?? Registry.CardinalityLimit ?? MetricRegistry.DefaultCardinalityLimit;
-
-    /// <summary>How many times a new label set was refused by the cardinality limit and folded into the overflow series.</summary>
-    public long Overflowed => Interlocked.Read(ref _overflowed);
 
     /// <summary>
     /// Removes the child for <paramref name="fullValues"/> from this registry and, when the backend supports it, the
@@ -699,7 +697,8 @@ internal sealed class MetricFamily
     /// <summary>The one series that takes every update for label sets past the limit; counted and logged once per family.</summary>
     private Metric Overflow(Metric creator)
     {
-        Interlocked.Increment(ref _overflowed);
+        // Counted in the registry's backend like any counter, so a shared store sums the refusals of every process.
+        (_overflowCount ??= Registry.OverflowCounter.Labels(Name)).Inc();
         if (Volatile.Read(ref _overflowLogged) == 0)
         {
             LogOverflow();
