@@ -21,6 +21,9 @@ internal sealed unsafe partial class SharedMemoryStore
     private readonly List<nint> _schema = [];
     private int[]? _seenHeads;
 
+    // The used size when the index was last brought up to date: a count asked for while it is unchanged skips the walk.
+    private long _refreshedUsed = -1;
+
     /// <summary>Serializes the use of the index (<see cref="Family"/>, <see cref="KnownSchema"/>), which is not thread-safe.</summary>
     public object DecodeGate { get; } = new();
 
@@ -33,6 +36,8 @@ internal sealed unsafe partial class SharedMemoryStore
     /// </summary>
     public void Refresh()
     {
+        // Read before the walk, so that growth during the walk makes the next count walk again.
+        var used = UsedBytes;
         _seenHeads ??= new int[_bucketCount];
         List<(int Bucket, int Head)>? heads = null;
         List<nint>? found = null;
@@ -61,6 +66,7 @@ internal sealed unsafe partial class SharedMemoryStore
 
         if (found is null)
         {
+            _refreshedUsed = used;
             return;
         }
 
@@ -121,6 +127,8 @@ internal sealed unsafe partial class SharedMemoryStore
         {
             _seenHeads[bucket] = head;
         }
+
+        _refreshedUsed = used;
     }
 
     /// <summary>The indexed series of a family under one definition, or null when the store holds none. Call under <see cref="DecodeGate"/> after <see cref="Refresh"/>.</summary>
@@ -128,11 +136,17 @@ internal sealed unsafe partial class SharedMemoryStore
 
     /// <summary>
     /// How many label sets of <paramref name="name"/> under <paramref name="definition"/> the store holds: every series
-    /// published, less those this process's removals and scrapes found removed. Call under <see cref="DecodeGate"/>.
+    /// published, less those this process's removals and scrapes found removed. Only the count skips the walk while the
+    /// used size is unchanged (an entry reserved before the last walk and published since waits for the next growth or
+    /// scrape; a scrape always walks). Call under <see cref="DecodeGate"/>.
     /// </summary>
     public int SeriesOf(string name, ulong definition)
     {
-        Refresh();
+        if (UsedBytes != _refreshedUsed)
+        {
+            Refresh();
+        }
+
         return Family(name, definition)?.Counted ?? 0;
     }
 }
