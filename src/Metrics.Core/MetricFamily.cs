@@ -30,6 +30,9 @@ internal sealed class MetricFamily
     // hashing label text; pruned when it outgrows what one scrape returns, so fresh arrays every scrape cannot grow it.
     private readonly ConcurrentDictionary<string[], CollectedSeries> _collectedByReference = new(ReferenceEqualityComparer.Instance);
     private readonly byte[][]?[] _leLabels = new byte[][]?[2];
+
+    // The series at each position of the last collection (see CollectedSeriesAt); races between scrapes only lose hits.
+    private CollectedSeries?[] _byPosition = [];
     private Metric[] _ordered = [];
     private IReadOnlyList<double>? _readOnlyBuckets;
     private int _count;
@@ -475,6 +478,46 @@ internal sealed class MetricFamily
         return CollectedSeriesSlow(array ?? [.. labelValues], cacheReference: array is not null);
     }
 
+    /// <summary>
+    /// The series for the value at <paramref name="position"/> of a collection of <paramref name="count"/> values, or null
+    /// when its label values do not fit the family (<see cref="Fits"/>). A backend that returns the same label arrays in
+    /// the same order every scrape (a shared store kept indexed) finds each series where the last scrape left it: one
+    /// reference comparison per value, without hashing or reading the labels.
+    /// </summary>
+    public CollectedSeries? CollectedSeriesAt(int position, int count, IReadOnlyList<string> labelValues)
+    {
+        var cache = Volatile.Read(ref _byPosition);
+        if (cache.Length < count || cache.Length > (2 * count) + 1024)
+        {
+            // Grown keeping what it holds: series added at the end leave the earlier positions valid.
+            var resized = new CollectedSeries?[count];
+            cache.AsSpan(0, Math.Min(cache.Length, count)).CopyTo(resized);
+            Volatile.Write(ref _byPosition, resized);
+            cache = resized;
+        }
+
+        var known = cache[position];
+        if (known is not null && ReferenceEquals(known.KeyLabels, labelValues) && known.IsCurrent(Volatile.Read(ref _count)))
+        {
+            return known;
+        }
+
+        if (!Fits(labelValues))
+        {
+            return null;
+        }
+
+        var series = CollectedSeries(labelValues);
+        if (labelValues is string[] array)
+        {
+            // Only arrays: a list could change under the cache. Any array the series was found by holds its label values.
+            series.KeyLabels = array;
+            cache[position] = series;
+        }
+
+        return series;
+    }
+
     /// <summary>How many label arrays the by-reference index holds, for tests.</summary>
     internal int CollectedReferences => _collectedByReference.Count;
 
@@ -830,6 +873,15 @@ internal sealed class CollectedSeries(byte[] labelBytes, double created, Metric?
     private int _childrenChecked = childrenChecked;
 
     public byte[] LabelBytes { get; } = labelBytes;
+
+    /// <summary>The last label array this series was found by: an array holding its label values, compared by reference.</summary>
+    public string[]? KeyLabels
+    {
+        get => Volatile.Read(ref _keyLabels);
+        set => Volatile.Write(ref _keyLabels, value);
+    }
+
+    private string[]? _keyLabels;
 
     public double CreatedUnixSeconds => Volatile.Read(ref _created);
 

@@ -172,11 +172,13 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         var skipped = 0L;
         var headerWritten = false;
+        var count = values.Count;
         if (family.Type is MetricType.Counter or MetricType.Gauge)
         {
-            foreach (var value in values)
+            for (var position = 0; position < count; position++)
             {
-                if (!family.Fits(value.LabelValues))
+                var value = values[position];
+                if (family.CollectedSeriesAt(position, count, value.LabelValues) is not { } series)
                 {
                     skipped++;
                     continue;
@@ -188,7 +190,6 @@ internal sealed class ExpositionWriter : IFamilyWriter
                     headerWritten = true;
                 }
 
-                var series = family.CollectedSeries(value.LabelValues);
                 if (family.Type == MetricType.Counter)
                 {
                     WriteCounter(family, series.LabelBytes, value.Value, series.CreatedUnixSeconds, _openMetrics ? value.Exemplar : null);
@@ -213,8 +214,15 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         // A native-only histogram never writes its +Inf bucket: the native buckets (zero bucket included) count into it.
         var nativeOnly = family.Type == MetricType.Histogram && family.NativeEnabled && bounds.Length == 1;
-        foreach (var value in values)
+
+        // Backends return a series' parts together, usually with one label array: the previous part's series and group
+        // serve the next without a lookup.
+        IReadOnlyList<string>? lastLabels = null;
+        CollectedSeries? lastKey = null;
+        double[]? lastParts = null;
+        for (var position = 0; position < count; position++)
         {
+            var value = values[position];
             // Native buckets are for the protobuf format; text formats show the classic buckets kept beside them.
             if (value.Bucket is { IsNative: true } && family.Native is not null && !nativeOnly)
             {
@@ -246,17 +254,32 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
             // A part this family does not have, or a label set of another arity, was written under another definition
             // of the metric (a rolling deploy that changed buckets, say): left out and counted, never a failed scrape.
-            if (index < 0 || !family.Fits(value.LabelValues))
+            CollectedSeries? key;
+            double[]? parts;
+            if (index >= 0 && lastKey is not null && ReferenceEquals(value.LabelValues, lastLabels))
             {
-                skipped++;
-                continue;
+                (key, parts) = (lastKey, lastParts!);
             }
-
-            var key = family.CollectedSeries(value.LabelValues);
-            if (!groups.TryGetValue(key, out var parts))
+            else
             {
-                groups[key] = parts = new double[width];
-                order.Add(key);
+                if (index < 0 || family.CollectedSeriesAt(position, count, value.LabelValues) is not { } found)
+                {
+                    skipped++;
+                    continue;
+                }
+
+                key = found;
+                if (ReferenceEquals(key, lastKey))
+                {
+                    parts = lastParts!;
+                }
+                else if (!groups.TryGetValue(key, out parts))
+                {
+                    groups[key] = parts = new double[width];
+                    order.Add(key);
+                }
+
+                (lastLabels, lastKey, lastParts) = (value.LabelValues, key, parts);
             }
 
             parts[index] += value.Value;
