@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using StackExchange.Redis;
 
@@ -216,9 +217,10 @@ internal sealed class RedisCollector(RedisStore store)
             }
         }
 
-        if (store.FindFamily(family) is { } local)
+        // Copied once per scrape (a million series are a million cells) and used for values and exemplars alike.
+        var cells = store.FindFamily(family)?.Cells();
+        if (cells is not null)
         {
-            var cells = local.Cells();
             HashSet<RedisSeriesGroup>? overlaid = null;
             foreach (var cell in cells)
             {
@@ -244,7 +246,7 @@ internal sealed class RedisCollector(RedisStore store)
             }
         }
 
-        AttachExemplars(family, fields, generation, list, exemplars);
+        AttachExemplars(family, fields, generation, list, exemplars, cells);
         fields.Trim(generation, list.Count);
         return list;
     }
@@ -268,7 +270,7 @@ internal sealed class RedisCollector(RedisStore store)
     /// Gives each collected counter or histogram bucket the latest of its stored exemplar and this process's unsent one
     /// (read-your-writes, as for values). An exemplar whose value is not in the collection is left out.
     /// </summary>
-    private void AttachExemplars(MetricDescriptor family, DecodedFields fields, long generation, CollectedValueList list, HashEntry[]? exemplars)
+    private static void AttachExemplars(MetricDescriptor family, DecodedFields fields, long generation, CollectedValueList list, HashEntry[]? exemplars, RedisCell[]? cells)
     {
         var labelCount = family.LabelNames.Count;
         foreach (var entry in exemplars ?? [])
@@ -279,9 +281,9 @@ internal sealed class RedisCollector(RedisStore store)
             }
         }
 
-        if (family.Type is MetricType.Counter or MetricType.Histogram && store.FindFamily(family) is { } own)
+        if (family.Type is MetricType.Counter or MetricType.Histogram && cells is not null)
         {
-            foreach (var cell in own.Cells())
+            foreach (var cell in cells)
             {
                 if (cell.UnsentExemplar is { } mine)
                 {
@@ -448,13 +450,24 @@ internal sealed class DecodedFields
     /// <summary>The decoded field, or <see langword="null"/> when it is not one of this family's fields.</summary>
     public DecodedField? Find(ReadOnlySpan<byte> field, int labelCount)
     {
+        // One hash and probe whether the field is known or not: a first scrape of a large store decodes every field.
         var lookup = _byField.GetAlternateLookup<ReadOnlySpan<byte>>();
-        if (!lookup.TryGetValue(field, out var decoded))
+        ref var decoded = ref CollectionsMarshal.GetValueRefOrAddDefault(lookup, field, out var known);
+        if (!known)
         {
-            decoded = FieldCodec.TryDecode(field, labelCount, out var labels, out var part, out var seriesLength)
-                ? new DecodedField(part is null ? new SeriesLabels(labels) : Intern(field[..seriesLength], labels), part, seriesLength)
-                : null;
-            lookup[field] = decoded;
+            try
+            {
+                // A field that is not this family's is kept as null, so it is not decoded again.
+                decoded = FieldCodec.TryDecode(field, labelCount, out var labels, out var part, out var seriesLength)
+                    ? new DecodedField(part is null ? new SeriesLabels(labels) : Intern(field[..seriesLength], labels), part, seriesLength)
+                    : null;
+            }
+            catch
+            {
+                // Not remembered as decoded: the next scrape meets the same failure.
+                lookup.Remove(field);
+                throw;
+            }
         }
 
         return decoded;

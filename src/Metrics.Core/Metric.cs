@@ -90,31 +90,48 @@ public abstract class Metric
             return [];
         }
 
-        var sb = new StringBuilder();
+        // Sized first and encoded straight into the result: a first scrape of a large shared store renders every label
+        // set it has not seen, so this runs once per series and must not build strings on the way.
+        var utf8 = Encoding.UTF8;
+        var length = names.Count - 1;
+        for (var i = 0; i < names.Count; i++)
+        {
+            var value = values[i].AsSpan();
+            length += utf8.GetByteCount(names[i]) + 3 + utf8.GetByteCount(value) + value.Count('\\') + value.Count('"') + value.Count('\n');
+        }
+
+        var bytes = new byte[length];
+        var pos = 0;
         for (var i = 0; i < names.Count; i++)
         {
             if (i > 0)
             {
-                sb.Append(',');
+                bytes[pos++] = (byte)',';
             }
 
-            sb.Append(names[i]).Append("=\"");
-            foreach (var c in values[i])
+            pos += utf8.GetBytes(names[i], bytes.AsSpan(pos));
+            bytes[pos++] = (byte)'=';
+            bytes[pos++] = (byte)'"';
+            var rest = values[i].AsSpan();
+            int special;
+            while ((special = rest.IndexOfAny(LabelEscapes)) >= 0)
             {
-                switch (c)
-                {
-                    case '\\': sb.Append("\\\\"); break;
-                    case '"': sb.Append("\\\""); break;
-                    case '\n': sb.Append("\\n"); break;
-                    default: sb.Append(c); break;
-                }
+                // A surrogate pair never surrounds an ASCII character, so encoding the text between escapes piece by piece
+                // gives the same bytes as encoding it whole.
+                pos += utf8.GetBytes(rest[..special], bytes.AsSpan(pos));
+                bytes[pos++] = (byte)'\\';
+                bytes[pos++] = rest[special] == '\n' ? (byte)'n' : (byte)rest[special];
+                rest = rest[(special + 1)..];
             }
 
-            sb.Append('"');
+            pos += utf8.GetBytes(rest, bytes.AsSpan(pos));
+            bytes[pos++] = (byte)'"';
         }
 
-        return Encoding.UTF8.GetBytes(sb.ToString());
+        return bytes;
     }
+
+    private static readonly System.Buffers.SearchValues<char> LabelEscapes = System.Buffers.SearchValues.Create("\\\"\n");
 
     /// <summary>Creates a root metric's values; a backend that refuses them must not leave the name taken by a metric that does not exist.</summary>
     private protected T CreateRootValues<T>(Func<T> create)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Metrics;
@@ -24,7 +25,12 @@ internal sealed class MetricFamily
     private readonly ConcurrentDictionary<string[], Metric> _children = new(LabelValuesComparer.Instance);
     private readonly ConcurrentDictionary<string[], Metric>.AlternateLookup<ReadOnlySpan<string>> _lookup;
     private readonly Lock _addLock = new();
-    private readonly ConcurrentDictionary<string[], CollectedSeries> _collectedByValue = new(LabelValuesComparer.Instance);
+
+    // One object per collected label set. A plain dictionary under a lock: it is only reached when neither the position
+    // nor the by-reference index finds a series (a first scrape, moved series), and it costs far less per entry than a
+    // concurrent one. Replaced when it outgrows what one scrape returns, so series that left the store do not stay.
+    private readonly Lock _collectedLock = new();
+    private Dictionary<string[], CollectedSeries> _collectedByValue = new(LabelValuesComparer.Instance);
 
     // Backends that keep each stored series' label array across scrapes find their series here by reference, without
     // hashing label text; pruned when it outgrows what one scrape returns, so fresh arrays every scrape cannot grow it.
@@ -489,16 +495,20 @@ internal sealed class MetricFamily
         var cache = Volatile.Read(ref _byPosition);
         if (cache.Length < count || cache.Length > (2 * count) + 1024)
         {
-            // Grown keeping what it holds: series added at the end leave the earlier positions valid.
-            var resized = new CollectedSeries?[count];
-            cache.AsSpan(0, Math.Min(cache.Length, count)).CopyTo(resized);
-            Volatile.Write(ref _byPosition, resized);
-            cache = resized;
+            cache = ResizePositions(cache, count);
         }
 
         var known = cache[position];
-        if (known is not null && ReferenceEquals(known.KeyLabels, labelValues) && known.IsCurrent(Volatile.Read(ref _count)))
+        if (known is not null && ReferenceEquals(known.KeyLabels, labelValues))
         {
+            var children = Volatile.Read(ref _count);
+            if (!known.IsCurrent(children))
+            {
+                // The same series as last time, but this process has created series since: one lookup among the children
+                // tells whether it is one of them, without finding the series again by its label text.
+                Recheck(known, labelValues, children);
+            }
+
             return known;
         }
 
@@ -507,15 +517,53 @@ internal sealed class MetricFamily
             return null;
         }
 
-        var series = CollectedSeries(labelValues);
-        if (labelValues is string[] array)
+        if (labelValues is not string[] array)
         {
-            // Only arrays: a list could change under the cache. Any array the series was found by holds its label values.
-            series.KeyLabels = array;
-            cache[position] = series;
+            return CollectedSeries(labelValues);
         }
 
+        // A position seen for the first time (a first scrape, or the store grew) is left to the position cache alone:
+        // the by-reference index only pays where series move between positions, so a first scrape of a million series
+        // fills one index, not two.
+        var series = known is null ? CollectedSeriesSlow(array, cacheReference: false) : CollectedSeries(array);
+
+        // Only arrays: a list could change under the cache. Any array the series was found by holds its label values.
+        series.KeyLabels = array;
+        cache[position] = series;
         return series;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private CollectedSeries?[] ResizePositions(CollectedSeries?[] cache, int count)
+    {
+        // Grown keeping what it holds: series added at the end leave the earlier positions valid.
+        var resized = new CollectedSeries?[count];
+        cache.AsSpan(0, Math.Min(cache.Length, count)).CopyTo(resized);
+        Volatile.Write(ref _byPosition, resized);
+        if (count > cache.Length && Type is MetricType.Counter or MetricType.Gauge && Kind != FamilyKind.StateSet)
+        {
+            // One value per series: room for them all at once, rather than rehashing the index over and over as a first
+            // scrape of a large store fills it.
+            lock (_collectedLock)
+            {
+                _collectedByValue.EnsureCapacity(count);
+            }
+        }
+
+        return resized;
+    }
+
+    private void Recheck(CollectedSeries series, IReadOnlyList<string> labelValues, int children)
+    {
+        var found = labelValues is string[] array ? TryGetChild(array, out var child) : TryGetChild([.. labelValues], out child);
+        if (found)
+        {
+            series.Adopt(child!);
+        }
+        else
+        {
+            series.Checked(children);
+        }
     }
 
     /// <summary>How many label arrays the by-reference index holds, for tests.</summary>
@@ -524,31 +572,70 @@ internal sealed class MetricFamily
     /// <summary>Drops the by-reference index when it holds more arrays than a scrape that returned <paramref name="values"/> values can use.</summary>
     public void TrimCollectedSeries(int values)
     {
-        if (_collectedByReference.Count > (2 * values) + 1024)
+        var limit = (2 * values) + 1024;
+        if (_collectedByReference.Count > limit)
         {
             _collectedByReference.Clear();
+        }
+
+        // The positions and the by-reference index keep the series they hold: scrapes that find them there go on doing so.
+        if (_collectedByValue.Count > limit)
+        {
+            lock (_collectedLock)
+            {
+                if (_collectedByValue.Count > limit)
+                {
+                    // A new dictionary, not Clear: a cleared one keeps its size.
+                    _collectedByValue = new(LabelValuesComparer.Instance);
+                }
+            }
+        }
+    }
+
+    /// <summary>How many label sets the by-value index holds, for tests.</summary>
+    internal int CollectedValues
+    {
+        get
+        {
+            lock (_collectedLock)
+            {
+                return _collectedByValue.Count;
+            }
         }
     }
 
     private CollectedSeries CollectedSeriesSlow(string[] labelValues, bool cacheReference)
     {
         var children = Volatile.Read(ref _count);
-        if (!_collectedByValue.TryGetValue(labelValues, out var series))
+        CollectedSeries series;
+        lock (_collectedLock)
         {
-            series = TryGetChild(labelValues, out var child)
-                ? new CollectedSeries(child.LabelBytes, child.CreatedUnixSeconds, child, children)
-                // A series only other processes created: its creation time is unknown here, the family's is the best bound.
-                : new CollectedSeries(Metric.RenderLabels(BackendLabelNames, labelValues), CreatedUnixSeconds, null, children);
-            series = _collectedByValue.GetOrAdd(labelValues, series);
-        }
-        else if (!series.IsCurrent(children) && TryGetChild(labelValues, out var child))
-        {
-            // This process created the series since it was first collected: from now on it has the child's creation time.
-            series.Adopt(child);
-        }
-        else
-        {
-            series.Checked(children);
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_collectedByValue, labelValues, out var exists);
+            if (!exists)
+            {
+                try
+                {
+                    slot = TryGetChild(labelValues, out var child)
+                        ? new CollectedSeries(child.LabelBytes, child.CreatedUnixSeconds, child, children)
+                        // A series only other processes created: its creation time is unknown here, the family's is the best bound.
+                        : new CollectedSeries(Metric.RenderLabels(BackendLabelNames, labelValues), CreatedUnixSeconds, null, children);
+                }
+                catch
+                {
+                    _collectedByValue.Remove(labelValues);
+                    throw;
+                }
+
+                series = slot;
+            }
+            else
+            {
+                series = slot!;
+                if (!series.IsCurrent(children))
+                {
+                    Recheck(series, labelValues, children);
+                }
+            }
         }
 
         if (cacheReference)

@@ -20,6 +20,10 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     private readonly ConfiguredBackend? _backend;
     private readonly Dictionary<string, object> _byName = new(StringComparer.Ordinal);
     private readonly ScrapeCollector _collector;
+
+    // The size of the last exposition per format: the next one starts in a buffer that holds it, instead of growing by
+    // copying everything written so far, once per doubling, on every scrape.
+    private readonly int[] _renderedBytes = new int[3];
     private object[] _entries = [];
     private Action[] _collectCallbacks = [];
     private long _skippedValues;
@@ -237,6 +241,12 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
 
     /// <summary>Releases the registry's share of its backend, blocking (see <see cref="DisposeAsync"/>).</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>How many bytes the last exposition in <paramref name="format"/> took, 0 before the first.</summary>
+    internal int RenderedBytes(ExpositionFormat format) => Volatile.Read(ref _renderedBytes[(int)format]);
+
+    /// <summary>Remembers the size of an exposition just rendered, for the next one's buffer.</summary>
+    internal void Rendered(ExpositionFormat format, int bytes) => Volatile.Write(ref _renderedBytes[(int)format], bytes);
 
     /// <summary>Reads the backends (sharing a read in flight) and renders; the caller disposes the buffer.</summary>
     internal async Task<ExpositionBuffer> RenderAsync(ExpositionFormat format, CancellationToken cancellationToken)

@@ -33,10 +33,10 @@ internal sealed class ExpositionWriter : IFamilyWriter
     {
         if (format == ExpositionFormat.Protobuf)
         {
-            return ProtobufWriter.Render(scrapes);
+            return Remember(scrapes, format, ProtobufWriter.Render(scrapes, SizeHint(scrapes, format)));
         }
 
-        var output = new ExpositionBuffer();
+        var output = new ExpositionBuffer(SizeHint(scrapes, format));
         try
         {
             var writer = new ExpositionWriter(format, output);
@@ -54,13 +54,38 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 output.WriteRaw("# EOF\n"u8);
             }
 
-            return output;
+            return Remember(scrapes, format, output);
         }
         catch
         {
             output.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The buffer size to start an exposition with: a little over the largest of the registries' last ones in this format,
+    /// so a store that grew a bit since still fits without copying.
+    /// </summary>
+    internal static int SizeHint(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes, ExpositionFormat format)
+    {
+        long last = 0;
+        foreach (var (registry, _) in scrapes)
+        {
+            last = Math.Max(last, registry.RenderedBytes(format));
+        }
+
+        return (int)Math.Clamp(last + (last / 8), 64 * 1024, Array.MaxLength);
+    }
+
+    private static ExpositionBuffer Remember(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes, ExpositionFormat format, ExpositionBuffer output)
+    {
+        foreach (var (registry, _) in scrapes)
+        {
+            registry.Rendered(format, output.Position);
+        }
+
+        return output;
     }
 
     internal static byte[] FormatBound(double bound, bool openMetrics)

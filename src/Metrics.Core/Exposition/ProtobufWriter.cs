@@ -26,9 +26,9 @@ internal sealed class ProtobufWriter : IFamilyWriter
 
     private ProtobufWriter(ExpositionBuffer output) => _out = output;
 
-    public static ExpositionBuffer Render(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
+    public static ExpositionBuffer Render(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes, int sizeHint = 64 * 1024)
     {
-        var output = new ExpositionBuffer();
+        var output = new ExpositionBuffer(sizeHint);
         try
         {
             var writer = new ProtobufWriter(output);
