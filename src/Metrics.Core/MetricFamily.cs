@@ -522,6 +522,20 @@ internal sealed class MetricFamily
             return CollectedSeries(labelValues);
         }
 
+        if (known?.KeyLabels is { } previous && LabelValuesComparer.Instance.Equals(previous, array))
+        {
+            // The same label set where it was last time, in a new array (a backend that decodes every scrape afresh): found
+            // by comparing the labels in place, which costs less than hashing them.
+            var children = Volatile.Read(ref _count);
+            if (!known.IsCurrent(children))
+            {
+                Recheck(known, array, children);
+            }
+
+            known.KeyLabels = array;
+            return known;
+        }
+
         // A position seen for the first time (a first scrape, or the store grew) is left to the position cache alone:
         // the by-reference index only pays where series move between positions, so a first scrape of a million series
         // fills one index, not two.

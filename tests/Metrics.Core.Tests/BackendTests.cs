@@ -80,10 +80,10 @@ public class BackendTests
         var registry = new MetricRegistry(backend: backend);
         var counter = new Counter("made_total", "Made.", ["worker"], registry: registry);
         var family = counter.Family;
-        // The same label array every scrape, as the shared backends return: the second scrape finds it by reference.
+        // The same label array every scrape, as the shared backends return: the second scrape finds it where the first left it.
         CollectingBackend.Remote = [[new CollectedValue(new[] { "w" }, null, 3)]];
         var familyCreated = Created(registry.Render(ExpositionFormat.OpenMetrics));
-        Assert.Equal(1, family.CollectedReferences);
+        Assert.Equal(1, family.CollectedValues);
         Assert.Equal(family.CreatedUnixSeconds, familyCreated);
 
         // Busy until the clock moves on, so the child's creation time differs from the family's.
@@ -139,8 +139,50 @@ public class BackendTests
             Assert.Contains("fresh_total{worker=\"2999\"} 2999\n", text, StringComparison.Ordinal);
         }
 
-        // Each scrape's arrays are new: the index may hold a few scrapes' worth, never all ten.
-        Assert.InRange(counter.Family.CollectedReferences, series, (3 * series) + 1024);
+        // Each scrape's arrays are new: one entry per label set, and no index holds a few scrapes' worth of arrays.
+        Assert.Equal(series, counter.Family.CollectedValues);
+        Assert.InRange(counter.Family.CollectedReferences, 0, (3 * series) + 1024);
+    }
+
+    [Fact]
+    public void Label_arrays_a_backend_returns_anew_in_another_order_are_not_all_kept()
+    {
+        var backend = ConfiguredBackend.Create<CollectingBackend>();
+        var registry = new MetricRegistry(backend: backend);
+        var counter = new Counter("shuffled_total", "Shuffled.", ["worker"], registry: registry);
+        const int series = 3000;
+        for (var scrape = 0; scrape < 10; scrape++)
+        {
+            // Rotated by one each scrape: no series is where it was, so each is found by its labels.
+            CollectingBackend.Remote = [[.. Enumerable.Range(0, series).Select(i => (i + scrape) % series).Select(i => new CollectedValue(new[] { i.ToString(System.Globalization.CultureInfo.InvariantCulture) }, null, i))]];
+            var text = registry.Render();
+            var lines = text.Split('\n').Where(l => l.StartsWith("shuffled_total{", StringComparison.Ordinal)).ToArray();
+            Assert.Equal(series, lines.Length);
+            Assert.All(lines, line => Assert.Equal(line.Split('"')[1], line.Split(' ')[1]));
+        }
+
+        Assert.Equal(series, counter.Family.CollectedValues);
+        Assert.InRange(counter.Family.CollectedReferences, 0, (3 * series) + 1024);
+    }
+
+    [Fact]
+    public void Label_sets_that_left_the_store_are_dropped_from_the_collected_series()
+    {
+        var backend = ConfiguredBackend.Create<CollectingBackend>();
+        var registry = new MetricRegistry(backend: backend);
+        var counter = new Counter("churn_total", "Churn.", ["worker"], registry: registry);
+        const int series = 3000;
+        for (var scrape = 0; scrape < 10; scrape++)
+        {
+            // Every scrape a new set of series: the store forgot the last ones (removed, expired).
+            var first = scrape * series;
+            CollectingBackend.Remote = [[.. Enumerable.Range(first, series).Select(i => new CollectedValue(new[] { i.ToString(System.Globalization.CultureInfo.InvariantCulture) }, null, i))]];
+            var text = registry.Render();
+            Assert.Contains($"churn_total{{worker=\"{first}\"}} {first}\n", text, StringComparison.Ordinal);
+        }
+
+        Assert.InRange(counter.Family.CollectedValues, series, (3 * series) + 1024);
+        Assert.InRange(counter.Family.CollectedReferences, 0, (3 * series) + 1024);
     }
 
     [Fact]

@@ -142,6 +142,18 @@ public class ExpositionTests
     }
 
     [Fact]
+    public void Escapes_at_the_edges_of_values_and_beside_multibyte_text_render_exactly()
+    {
+        var registry = new MetricRegistry();
+        var c = new Counter("e_total", "e", ["a", "b"], registry: registry);
+        c.Labels("\\", "\"😀\n").Inc();
+        c.Labels("x\n\ny", "é\\").Inc();
+        var text = registry.Render();
+        Assert.Contains("e_total{a=\"\\\\\",b=\"\\\"😀\\n\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("e_total{a=\"x\\n\\ny\",b=\"é\\\\\"} 1\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Prefix_is_prepended_to_every_name()
     {
         var registry = new MetricRegistry("myapp");
