@@ -154,6 +154,28 @@ public class ExpositionTests
     }
 
     [Fact]
+    public void A_scrape_starts_in_a_buffer_that_holds_the_last_one_of_its_format()
+    {
+        var registry = new MetricRegistry { CardinalityLimit = 100_000 };
+        var counter = new Counter("sized_total", "Sized.", ["id"], registry: registry);
+        for (var i = 0; i < 20_000; i++)
+        {
+            counter.Labels(i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
+        }
+
+        Assert.Equal(0, registry.RenderedBytes(ExpositionFormat.OpenMetrics));
+        var text = registry.Render();
+        var bytes = Encoding.UTF8.GetByteCount(text);
+        Assert.Equal(bytes, registry.RenderedBytes(ExpositionFormat.PrometheusText));
+        Assert.Equal(0, registry.RenderedBytes(ExpositionFormat.OpenMetrics));
+
+        // Larger than the default start (64 KB): the next text scrape begins with room for all of it and a little growth.
+        Assert.True(bytes > 64 * 1024, $"{bytes} bytes");
+        using var next = new ExpositionBuffer(ExpositionWriter.SizeHint([(registry, new CollectedScrape([], null))], ExpositionFormat.PrometheusText));
+        Assert.True(next.Capacity >= bytes + (bytes / 8), $"{next.Capacity} bytes for a scrape of {bytes}");
+    }
+
+    [Fact]
     public void Prefix_is_prepended_to_every_name()
     {
         var registry = new MetricRegistry("myapp");

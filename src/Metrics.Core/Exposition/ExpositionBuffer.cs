@@ -24,6 +24,9 @@ internal sealed class ExpositionBuffer : IDisposable
 
     public int Position => _pos;
 
+    /// <summary>How many bytes fit before the buffer grows.</summary>
+    public int Capacity => _buffer.Length;
+
     /// <summary>Hands the rented buffer to the caller, who returns it to <see cref="ArrayPool{T}.Shared"/>.</summary>
     public byte[] Detach(out int length)
     {
