@@ -197,6 +197,9 @@ internal sealed partial class RedisFlusher
                 {
                     Lock.Release();
                 }
+
+                // Outside the lock: counting reads only the field lists, and scrapes need not wait for it.
+                await _store.RefreshSeriesCountsAsync().ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
