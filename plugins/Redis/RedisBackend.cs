@@ -157,6 +157,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// <summary>
     /// Sends every update made before the call and completes when Redis stored them, or after <c>OperationTimeout</c>
     /// when Redis is unreachable (the updates then stay pending and the failure is reported through the backend log (BackendLog)).
+    /// Then reads the series counts of the families whose cardinality limit this process checks (see <see cref="SeriesCount"/>).
     /// </summary>
     /// <param name="config">The configuration whose values to flush.</param>
     /// <param name="cancellationToken">Stops waiting; pending updates stay pending.</param>
@@ -175,6 +176,9 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
         {
             store.Log($"flush did not complete: {error}. The updates stay pending and are re-sent when Redis is reachable.");
         }
+
+        // Then the counts, so that series created after a flush are checked against every process's series flushed before it.
+        await store.RefreshSeriesCountsAsync(all: true).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -142,10 +142,11 @@ internal sealed class RedisStore
     }
 
     /// <summary>
-    /// Reads the series of the families whose count was asked for since the last refresh, pipelined; called by the flusher
-    /// after each periodic round. A transport fault leaves the last counts in place (logged once until a read succeeds).
+    /// Reads the series of the families whose count was asked for since the last refresh (every counted family when
+    /// <paramref name="all"/>), pipelined; called by the flusher after each periodic round and by an explicit flush. A
+    /// transport fault leaves the last counts in place (logged once until a read succeeds).
     /// </summary>
-    public async Task RefreshSeriesCountsAsync()
+    public async Task RefreshSeriesCountsAsync(bool all = false)
     {
         if (_stopped || _counters.IsEmpty || Connection.Current is not { IsConnected: true } connection)
         {
@@ -156,7 +157,7 @@ internal sealed class RedisStore
         var reads = new List<(RedisSeriesCounter Counter, Task<RedisResult> Read)>();
         foreach (var counter in _counters.Values)
         {
-            if (counter.TakeAsked())
+            if (counter.TakeAsked() || all)
             {
                 reads.Add((counter, ReadCountAsync(db, counter)));
             }
