@@ -141,9 +141,9 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
 
     /// <summary>
     /// The number of series of <paramref name="family"/> in Redis (every process's) as this process last read the family's
-    /// field list, plus the series it created since; -1 while Redis could not be read. No scrape is needed: the first call
-    /// for a family reads it (waiting at most FlushInterval and OperationTimeout), later calls answer from memory and the
-    /// flusher reads what was appended since. The host calls it when it is about to create a series.
+    /// field list, plus the series it created since; -1 while Redis could not be read. No scrape is needed: a call that
+    /// finds nothing read within FlushInterval reads it (waiting at most OperationTimeout, and not at all while reads
+    /// fail), other calls answer from memory and the flusher reads what was appended since. The host calls it when it is about to create a series.
     /// </summary>
     /// <param name="config">The backend's configuration section.</param>
     /// <param name="family">The family.</param>

@@ -28,7 +28,10 @@ internal sealed class RedisSeriesCounter
     private long _listLength = HeaderLength;
     private bool _known;
     private int _asked;
-    private int _firstReadTried;
+
+    // Environment.TickCount64 of the last reply taken in and of the last read a creation waited for; -1: never.
+    private long _appliedAt = -1;
+    private long _waitedAt = -1;
 
     public RedisSeriesCounter(RedisStore store, MetricDescriptor family)
     {
@@ -54,8 +57,25 @@ internal sealed class RedisSeriesCounter
     /// <summary>Whether a read since the last refresh asked for one (cleared by <see cref="TakeAsked"/>).</summary>
     public bool TakeAsked() => Interlocked.Exchange(ref _asked, 0) != 0;
 
-    /// <summary>Whether this is the first call: the caller then tries one bounded read before answering.</summary>
-    public bool TakeFirstRead() => Interlocked.Exchange(ref _firstReadTried, 1) == 0;
+    /// <summary>
+    /// Whether the caller should read the count before answering: nothing was read within <paramref name="intervalMs"/>
+    /// (the first call, or the first after the family was idle) and no caller waited for a read within it either, so a
+    /// creation waits at most once per interval, and not at all while the flusher keeps the count fresh.
+    /// </summary>
+    public bool TakeWait(long intervalMs)
+    {
+        var now = Environment.TickCount64;
+        lock (_gate)
+        {
+            if ((_appliedAt >= 0 && now - _appliedAt < intervalMs) || (_waitedAt >= 0 && now - _waitedAt < intervalMs))
+            {
+                return false;
+            }
+
+            _waitedAt = now;
+            return true;
+        }
+    }
 
     /// <summary>The stored series plus those created here not yet seen stored; -1 while no read has succeeded.</summary>
     public long Count()
@@ -128,6 +148,7 @@ internal sealed class RedisSeriesCounter
 
             _pending.RemoveWhere(_stored.Contains);
             _known = true;
+            _appliedAt = Environment.TickCount64;
         }
     }
 

@@ -126,16 +126,16 @@ internal sealed class RedisStore
     /// <summary>
     /// The number of series of <paramref name="family"/> in Redis, every process's, as last read (see
     /// <see cref="RedisSeriesCounter"/>), with the series this process created since; -1 while Redis could not be read.
-    /// The first call for a family reads it, waiting at most FlushInterval (and OperationTimeout); later calls answer
-    /// from memory and have the flusher read what was added since.
+    /// A call that finds nothing read within FlushInterval (the family's first, or the first after it was idle) reads it,
+    /// waiting at most OperationTimeout, and not at all while reads fail; other calls answer from memory and have the
+    /// flusher read what was added since.
     /// </summary>
     public long SeriesCount(MetricDescriptor family)
     {
         var counter = _counters.GetOrAdd((family.Name, family.DefinitionId), static (_, state) => new RedisSeriesCounter(state.Store, state.Family), (Store: this, Family: family));
-        if (counter.TakeFirstRead())
+        if (counter.TakeWait((long)Settings.FlushInterval.TotalMilliseconds))
         {
-            var bound = Settings.FlushInterval < Settings.OperationTimeout ? Settings.FlushInterval : Settings.OperationTimeout;
-            TryReadCount(counter, DateTime.UtcNow + bound);
+            TryReadCount(counter, DateTime.UtcNow + Settings.OperationTimeout);
         }
 
         return counter.Count();
@@ -192,7 +192,8 @@ internal sealed class RedisStore
 
         try
         {
-            var connection = Connection.ForRead(deadline);
+            // While reads fail (Redis unreachable) a creation does not wait at all: the flusher finds out when it is back.
+            var connection = Volatile.Read(ref _countFailureLogged) == 0 ? Connection.ForRead(deadline) : Connection.Current;
             if (connection is null || !connection.IsConnected)
             {
                 CountFailed(Connection.NotConnected());
@@ -211,7 +212,7 @@ internal sealed class RedisStore
             // Taken in when it arrives, so the next creation already sees it; a fault is only observed.
             _ = read.ContinueWith(static (t, c) => ((RedisSeriesCounter)c!).Apply(t.Result), counter, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
             ObserveLate(read);
-            CountFailed(read.IsFaulted ? RedisDiagnosis.Describe(Settings, read.Exception!.InnerException!) : "no answer within FlushInterval");
+            CountFailed(read.IsFaulted ? RedisDiagnosis.Describe(Settings, read.Exception!.InnerException!) : $"no answer within OperationTimeout ({Settings.OperationTimeout})");
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
