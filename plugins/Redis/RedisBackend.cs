@@ -142,8 +142,8 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// <summary>
     /// The number of series of <paramref name="family"/> in Redis (every process's) as this process last read the family's
     /// field list, plus the series it created since; -1 while Redis could not be read. No scrape is needed: a call that
-    /// finds nothing read within FlushInterval reads it (waiting at most OperationTimeout, and not at all while reads
-    /// fail), other calls answer from memory and the flusher reads what was appended since. The host calls it when it is about to create a series.
+    /// finds nothing read within FlushInterval reads it when connected (waiting at most OperationTimeout; never for a
+    /// connection), other calls answer from memory and the flusher reads what was appended since. The host calls it when it is about to create a series.
     /// </summary>
     /// <param name="config">The backend's configuration section.</param>
     /// <param name="family">The family.</param>

@@ -126,9 +126,9 @@ internal sealed class RedisStore
     /// <summary>
     /// The number of series of <paramref name="family"/> in Redis, every process's, as last read (see
     /// <see cref="RedisSeriesCounter"/>), with the series this process created since; -1 while Redis could not be read.
-    /// A call that finds nothing read within FlushInterval (the family's first, or the first after it was idle) reads it,
-    /// waiting at most OperationTimeout, and not at all while reads fail; other calls answer from memory and have the
-    /// flusher read what was added since.
+    /// A call that finds nothing read within FlushInterval (the family's first, or the first after it was idle) reads it
+    /// when connected, waiting at most OperationTimeout; other calls answer from memory and have the flusher read what was
+    /// added since.
     /// </summary>
     public long SeriesCount(MetricDescriptor family)
     {
@@ -192,8 +192,9 @@ internal sealed class RedisStore
 
         try
         {
-            // While reads fail (Redis unreachable) a creation does not wait at all: the flusher finds out when it is back.
-            var connection = Volatile.Read(ref _countFailureLogged) == 0 ? Connection.ForRead(deadline) : Connection.Current;
+            // No wait for a connection being made (Redis down at startup must not hold up creations): until it is made, and
+            // while Redis is unreachable, the count is the last one read; the flusher reads again once connected.
+            var connection = Connection.Current;
             if (connection is null || !connection.IsConnected)
             {
                 CountFailed(Connection.NotConnected());

@@ -269,11 +269,15 @@ switch (args[0])
         {
             // writer <connectionString> <keyPrefix> <counter|histogram> <worker> <count> <limit>: a process that never scrapes
             // (a fleet worker behind a separate scraper): through Core, creates that many label sets of WorkerShapes.Card
-            // (or CardHistogram) under the limit, flushes and prints "created"; then "more <n>" flushes (which reads the
+            // (or CardHistogram) under the limit once connected, flushes and prints "created"; then "more <n>" flushes (which reads the
             // series counts), creates n more and flushes ("created"), until stdin closes.
             var config = WorkerShapes.Config(args[1], args[2], flushInterval: "5s");
             using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
             var limit = int.Parse(args[6], CultureInfo.InvariantCulture);
+
+            // Connected first, as a worker that has run for a while is: before its first connection a process counts only its own series.
+            new Gauge("redis_writer_up", "Set once connected.", registry: registry).Set(1);
+            await registry.Backend.FlushAsync();
             Action<string, string> update;
             if (args[3] == "histogram")
             {
