@@ -199,7 +199,15 @@ internal sealed partial class RedisFlusher
                 }
 
                 // Outside the lock: counting reads only the field lists, and scrapes need not wait for it.
-                await _store.RefreshSeriesCountsAsync().ConfigureAwait(false);
+                try
+                {
+                    await _store.RefreshSeriesCountsAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
+                {
+                    // Like a failed round: the flusher outlives it, and the counts stay as last read.
+                    _store.Log($"reading series counts failed: {RedisDiagnosis.Describe(Settings, ex)}.");
+                }
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)

@@ -170,8 +170,9 @@ internal sealed class RedisStore
                 counter.Apply(await read.WaitAsync(Settings.OperationTimeout).ConfigureAwait(false));
                 Interlocked.Exchange(ref _countFailureLogged, 0);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException or InvalidCastException)
             {
+                // InvalidCastException: a reply of another shape, from keys another program wrote; the counts stay as last read.
                 CountFailed(RedisDiagnosis.Describe(Settings, ex));
                 ObserveLate(read);
             }
@@ -211,12 +212,14 @@ internal sealed class RedisStore
             }
 
             // Taken in when it arrives, so the next creation already sees it; a fault is only observed.
-            _ = read.ContinueWith(static (t, c) => ((RedisSeriesCounter)c!).Apply(t.Result), counter, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            var late = read.ContinueWith(static (t, c) => ((RedisSeriesCounter)c!).Apply(t.Result), counter, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            ObserveLate(late);
             ObserveLate(read);
             CountFailed(read.IsFaulted ? RedisDiagnosis.Describe(Settings, read.Exception!.InnerException!) : $"no answer within OperationTimeout ({Settings.OperationTimeout})");
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidCastException)
         {
+            // Creating a series never throws for the count: it is then the last one read (or this process's own).
             CountFailed(RedisDiagnosis.Describe(Settings, ex));
         }
     }

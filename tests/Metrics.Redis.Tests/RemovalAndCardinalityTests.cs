@@ -244,5 +244,31 @@ public sealed class RemovalAndCardinalityTests(SharedRedis redis) : RedisTestBas
         LogCapture.WaitFor($"could not read series counts from Redis at 127.0.0.1:{port}", "only its own before a first read");
     }
 
+    [Fact]
+    public async Task Per_process_gauges_count_the_series_of_every_writer_without_a_scrape()
+    {
+        // Two configurations are two writers with their own stores, as two processes; neither scrapes.
+        var first = Config(Cs, "first");
+        using var one = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(first));
+        var theirs = new Gauge("redis_owned_card", "Per-process gauge.", ["i"], registry: one, aggregation: GaugeAggregation.LiveSum) { CardinalityLimit = 4 };
+        for (var i = 0; i < 3; i++)
+        {
+            theirs.Labels(i.ToString(CultureInfo.InvariantCulture)).Set(1);
+        }
+
+        await one.Backend.FlushAsync(TestContext.Current.CancellationToken);
+        using var two = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(Config(Cs, "second")));
+        var mine = new Gauge("redis_owned_card", "Per-process gauge.", ["i"], registry: two, aggregation: GaugeAggregation.LiveSum) { CardinalityLimit = 4 };
+
+        // Connected first (a flush waits for the connection): before it, a writer counts only its own series.
+        new Gauge("redis_owned_up", "Set once connected.", registry: two).Set(1);
+        await two.Backend.FlushAsync(TestContext.Current.CancellationToken);
+
+        // Series "2" is also the other writer's: it counts once, so "3" fits and "4" is refused.
+        Assert.Equal(["2"], mine.Labels("2").LabelValues);
+        Assert.Equal(["3"], mine.Labels("3").LabelValues);
+        Assert.Equal([Metric.OverflowLabelValue], mine.Labels("4").LabelValues);
+    }
+
     private static int CardLines(string text) => text.Split('\n').Count(l => l.StartsWith(WorkerShapes.Card + "{", StringComparison.Ordinal));
 }
