@@ -47,6 +47,7 @@ public static class ConformanceSuite
         new("SchemaConflictsNeverMixValues", "With RecordsSchema, values another process wrote under another definition of the same name (labels, type, buckets) stay apart and out of this process's collection, which does not fail.", CollectChecks.SchemaConflictsNeverMixValues, sharedOnly: true, requires: BackendCapabilities.RecordsSchema),
         new("ConcurrentProcessesLoseNothing", "Several child processes and this one updating the same series concurrently lose nothing.", SharedChecks.ConcurrentProcessesLoseNothing, sharedOnly: true),
         new("RemovedSeriesIsHiddenUntilUpdated", "RemoveSeries takes every part of a series (or every series of a family) out of Collect; an update through a value created before brings the series back from 0.", SeriesChecks.RemovedSeriesIsHiddenUntilUpdatedAndRestartsAtZero, requires: BackendCapabilities.RemovesSeries),
+        new("RemovedSeriesLosesItsExemplar", "After RemoveSeries, a series updated again shows no exemplar recorded before the removal (by any process), and the next exemplar is kept whatever its timestamp.", SeriesChecks.RemovedSeriesLosesItsExemplar, requires: BackendCapabilities.RemovesSeries | BackendCapabilities.Exemplars),
         new("SeriesCountCountsLabelSets", "SeriesCount counts a family's distinct label sets, not parts, and leaves removed series out.", SeriesChecks.SeriesCountCountsLabelSetsOfEveryPart, requires: BackendCapabilities.CountsSeries),
     ];
 

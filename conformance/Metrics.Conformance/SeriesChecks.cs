@@ -52,6 +52,86 @@ internal static class SeriesChecks
             $"RemoveSeries with a labelled family's descriptor and no label values must remove every series of the family; Collect still returned {collected[0].Count}.");
     }
 
+    public static void RemovedSeriesLosesItsExemplar(CheckContext ctx)
+    {
+        const double Before = 1_700_000_050;
+        const double ChildBefore = 1_700_000_060;
+        // Earlier than every exemplar recorded before the removal: a store that still compares with those would refuse it.
+        const double After = 1_700_000_001;
+        var counter = Counter(ctx.Name("rm_ex_total"), ["k"]);
+        var histogram = Histogram(ctx.Name("rm_ex_h"), [1, double.PositiveInfinity], ["k"]);
+        List<SeriesSpec> series =
+        [
+            new("a counter series", counter.WithLabelValues(["a"]), null),
+            new("a histogram bucket", histogram.WithLabelValues(["a"]), HistogramBucket.ForUpperBound(1)),
+        ];
+        var values = series.Select(s => ctx.Create(s.Descriptor, s.Part)).ToList();
+        var sum = ctx.Create(histogram.WithLabelValues(["a"]), HistogramBucket.Sum);
+        foreach (var value in values)
+        {
+            value.Inc(1);
+            ctx.Step = "RecordExemplar";
+            value.RecordExemplar(new RecordedExemplar(Exemplar.Of("trace_id", "before"), 1, Before));
+        }
+
+        sum.Inc(0.5);
+        ctx.Backend.Flush();
+        var shared = ctx.Backend.Capabilities.HasFlag(BackendCapabilities.SharedAcrossProcesses);
+        if (shared)
+        {
+            // An exemplar another process stored must go with the removal too.
+            ChildProcess.Start(ctx, series, threads: 1, increments: 1, exemplar: ("child_before", ChildBefore)).WaitForExit(ctx);
+        }
+
+        ctx.Step = "RemoveSeries";
+        ctx.Backend.RemoveSeries(counter.WithLabelValues(["a"]));
+        ctx.Backend.RemoveSeries(histogram.WithLabelValues(["a"]));
+        ctx.Backend.Flush();
+
+        ctx.Step = "update after removal";
+        foreach (var value in values)
+        {
+            value.Inc(1);
+        }
+
+        sum.Inc(0.5);
+        ctx.Backend.Flush();
+        var read = ExemplarChecks.Read(ctx, series, values);
+        for (var i = 0; i < series.Count; i++)
+        {
+            ctx.Expect(read[i] is null,
+                $"After RemoveSeries and an update without an exemplar, {series[i].What} reads the exemplar {read[i]?.Labels} recorded before the removal. A removal resets the series entirely: delete (or reset) each value's stored exemplar with its value, in the store and in this process's buffers.");
+        }
+
+        if (shared)
+        {
+            // The child reads before it records its own: it must see no exemplar either.
+            var output = ChildProcess.Start(ctx, series, threads: 1, increments: 1, exemplar: ("after", After)).WaitForExit(ctx);
+            for (var i = 0; i < series.Count; i++)
+            {
+                var seen = output.ReadText("exemplar", i);
+                ctx.Expect(seen is null,
+                    $"A child process read the exemplar of {series[i].What} as '{seen}' after this process removed the series and updated it again without an exemplar: the removal must delete exemplars from the shared store.");
+            }
+        }
+        else
+        {
+            foreach (var value in values)
+            {
+                value.RecordExemplar(new RecordedExemplar(Exemplar.Of("trace_id", "after"), 1, After));
+            }
+        }
+
+        ctx.Backend.Flush();
+        read = ExemplarChecks.Read(ctx, series, values);
+        for (var i = 0; i < series.Count; i++)
+        {
+            var trace = read[i] is { } e && e.Labels.Count > 0 ? e.Labels[0].Value : "(none)";
+            ctx.Expect(trace == "after",
+                $"After the removal, an exemplar stamped {F(After)} (earlier than those recorded before the removal) was recorded for {series[i].What}, but it reads {trace}: a removed series' exemplar starts over, so the first one recorded after the removal is kept whatever its timestamp.");
+        }
+    }
+
     public static void SeriesCountCountsLabelSetsOfEveryPart(CheckContext ctx)
     {
         var histogram = Histogram(ctx.Name("counted_h"), [1, 2, double.PositiveInfinity], ["k"]);

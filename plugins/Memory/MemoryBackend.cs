@@ -72,7 +72,8 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Dec(double value) => Inc(-value);
 
-    /// <inheritdoc/>
+    /// <summary>Replaces the value, and forgets the value's exemplar (see <see cref="RecordExemplar"/>).</summary>
+    /// <param name="value">The new value.</param>
     public void Set(double value)
     {
         // A release store is atomic for an aligned long and races safely with the CAS in Inc: a racing Inc either
@@ -82,6 +83,13 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
         // Increments that landed in a cell before this point are overwritten, those after it count: either order is a
         // valid linearization of an Inc racing a Set.
         _cells?.Clear();
+
+        // The host removes an in-process series by setting its values to 0: the exemplar of an increment made before
+        // must not come back with the series. Only counters and histograms ever hold one, so a gauge pays one null test.
+        if (_exemplar is { } slot)
+        {
+            ForgetExemplar(slot);
+        }
     }
 
     /// <inheritdoc/>
@@ -92,12 +100,25 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
         return cells is null ? value : cells.AddTo(value);
     }
 
-    /// <summary>Keeps <paramref name="exemplar"/> unless the stored one is later. The slot is allocated with the first exemplar, reused after.</summary>
+    /// <summary>
+    /// Keeps <paramref name="exemplar"/> unless the stored one is later. The slot is allocated with the first exemplar,
+    /// reused after. <see cref="Set"/> empties it: that is how the host removes a series of an in-process backend.
+    /// </summary>
     /// <param name="exemplar">The exemplar.</param>
     public void RecordExemplar(in RecordedExemplar exemplar) => (_exemplar ?? InflateExemplar()).Write(exemplar);
 
     /// <inheritdoc/>
     public RecordedExemplar? GetExemplar() => Volatile.Read(ref _exemplar)?.Read();
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ForgetExemplar(ExemplarSlot slot)
+    {
+        lock (slot)
+        {
+            slot.Present = false;
+            slot.Value = default;
+        }
+    }
 
     private ExemplarSlot InflateExemplar()
     {

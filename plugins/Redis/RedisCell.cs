@@ -122,6 +122,22 @@ internal class RedisCell
         }
     }
 
+    /// <summary>
+    /// The latest exemplar this process recorded while Redis may not hold it yet (waiting or being sent), for a scrape's
+    /// read-your-writes. Once stored, Redis is the only source: a removal by any process deletes it there, and a copy kept
+    /// here would bring it back.
+    /// </summary>
+    public RecordedExemplar? UnsentExemplar
+    {
+        get
+        {
+            lock (this)
+            {
+                return _exemplar is { } slot && (slot.Pending || slot.Sending) ? slot.Exemplar : null;
+            }
+        }
+    }
+
     /// <summary>Takes the exemplar waiting to be sent, if any.</summary>
     public bool TakeExemplar(out RecordedExemplar exemplar)
     {
@@ -135,7 +151,20 @@ internal class RedisCell
 
             exemplar = held;
             slot.Pending = false;
+            slot.Sending = true;
             return true;
+        }
+    }
+
+    /// <summary>A taken exemplar is stored in Redis.</summary>
+    public void ExemplarSent()
+    {
+        lock (this)
+        {
+            if (_exemplar is { } slot)
+            {
+                slot.Sending = false;
+            }
         }
     }
 
@@ -148,6 +177,8 @@ internal class RedisCell
             {
                 return;
             }
+
+            slot.Sending = false;
 
             slot.Pending = true;
         }
@@ -357,6 +388,9 @@ internal class RedisCell
             _flags = (_flags & ~(PendingSetFlag | HasAggregateFlag)) | RemovedFlag;
             Interlocked.Exchange(ref _deltaBits, EmptyDelta);
             _stored = 0;
+
+            // The removal deletes the series' exemplars in Redis; one waiting here belongs to the removed series too.
+            _exemplar = null;
         }
     }
 
@@ -445,6 +479,9 @@ internal class RedisCell
         public RecordedExemplar? Exemplar { get; set; }
 
         public bool Pending { get; set; }
+
+        /// <summary>Taken by the flusher and not yet acknowledged by Redis.</summary>
+        public bool Sending { get; set; }
     }
 }
 

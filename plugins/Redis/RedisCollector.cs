@@ -245,7 +245,7 @@ internal sealed class RedisCollector(RedisStore store)
         {
             foreach (var cell in own.Cells())
             {
-                if (cell.LocalExemplar is { } mine)
+                if (cell.UnsentExemplar is { } mine)
                 {
                     AttachExemplar(list, fields.Find(cell.Field, labelCount), generation, mine);
                 }

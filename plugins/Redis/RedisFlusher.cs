@@ -252,6 +252,10 @@ internal sealed partial class RedisFlusher
             try
             {
                 await task.WaitAsync(Settings.OperationTimeout, cancellationToken).ConfigureAwait(false);
+                foreach (var cell in cells)
+                {
+                    cell.ExemplarSent();
+                }
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
             {
@@ -334,7 +338,7 @@ internal sealed partial class RedisFlusher
         {
             try
             {
-                await db.ScriptEvaluateAsync(Scripts.RemoveFields, [removal.Key], [removal.Prefix, removal.Owned ? "1" : "0"]).ConfigureAwait(false);
+                await db.ScriptEvaluateAsync(Scripts.RemoveFields, [removal.Key, RedisFamily.ExemplarKeyOf(removal.Key.ToString())], [removal.Prefix, removal.Owned ? "1" : "0"]).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {

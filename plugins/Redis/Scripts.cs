@@ -92,9 +92,10 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// Removes series from one family's data hash. KEYS[1] the data hash; ARGV[1] the field prefix naming the series (its
-    /// encoded label values, up to and including '#'), or '' for every series of the family; ARGV[2] '1' when fields
-    /// start with a writer id and '|' (per-process gauge modes). Returns the number of fields removed.
+    /// Removes series from one family's data hash and their exemplars from its exemplar hash. KEYS[1] the data hash,
+    /// KEYS[2] the exemplar hash (same hash tag); ARGV[1] the field prefix naming the series (its encoded label values, up
+    /// to and including '#'), or '' for every series of the family; ARGV[2] '1' when data fields start with a writer id
+    /// and '|' (per-process gauge modes; exemplar fields never do). Returns the number of data fields removed.
     /// </summary>
     /// <remarks>
     /// Label values are length-prefixed in a field, so a prefix ending at '#' matches the fields of exactly one series.
@@ -102,7 +103,13 @@ internal static class Scripts
     /// </remarks>
     public const string RemoveFields = """
         if ARGV[1] == '' then
+          redis.call('DEL', KEYS[2])
           return redis.call('DEL', KEYS[1])
+        end
+        for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+          if string.sub(f, 1, #ARGV[1]) == ARGV[1] then
+            redis.call('HDEL', KEYS[2], f)
+          end
         end
         local n = 0
         for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do

@@ -26,6 +26,9 @@ internal static unsafe class ExemplarRecord
     private const int Labels = 40;
     private const long StaleLockMilliseconds = 1000;
 
+    // The byte count of a record emptied by a removal: no exemplar has it, and readers treat it as none.
+    private const int Empty = -1;
+
     /// <summary>Stores <paramref name="exemplar"/> unless a later one is stored; gives up (keeping the other) while another writer holds the record.</summary>
     public static void Write(byte* record, in RecordedExemplar exemplar)
     {
@@ -80,6 +83,47 @@ internal static unsafe class ExemplarRecord
         }
     }
 
+    /// <summary>
+    /// Empties the record for a removed series: the next exemplar is stored whatever its timestamp. Waits for a writer
+    /// holding the lock (or overtakes one that died holding it), since a removal must not be skipped as a write may be.
+    /// The version keeps counting up, so a reader never mistakes the emptied record for the one it started reading.
+    /// </summary>
+    public static void Clear(byte* record)
+    {
+        ref var lockWord = ref Unsafe.AsRef<long>(record + Lock);
+        var spinner = default(SpinWait);
+        while (true)
+        {
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var held = Volatile.Read(ref lockWord);
+            if ((held == 0 || now - held >= StaleLockMilliseconds) && Interlocked.CompareExchange(ref lockWord, Math.Max(now, 1), held) == held)
+            {
+                break;
+            }
+
+            spinner.SpinOnce();
+        }
+
+        try
+        {
+            ref var version = ref Unsafe.AsRef<long>(record + Version);
+            var current = Volatile.Read(ref version);
+            if (current == 0)
+            {
+                return;
+            }
+
+            Volatile.Write(ref version, current | 1);
+            Volatile.Write(ref Unsafe.AsRef<long>(record + Timestamp), BitConverter.DoubleToInt64Bits(double.NegativeInfinity));
+            Volatile.Write(ref Unsafe.AsRef<int>(record + Length), Empty);
+            Volatile.Write(ref version, (current | 1) + 1);
+        }
+        finally
+        {
+            Volatile.Write(ref lockWord, 0);
+        }
+    }
+
     /// <summary>Reads the stored exemplar; null when none was written, a write kept it busy, or it does not decode (a damaged store).</summary>
     public static RecordedExemplar? Read(byte* record)
     {
@@ -104,6 +148,7 @@ internal static unsafe class ExemplarRecord
             var length = Volatile.Read(ref Unsafe.AsRef<int>(record + Length));
             if (length is < 0 or > LabelCapacity)
             {
+                // Emptied by a removal (Empty), or damaged.
                 return null;
             }
 

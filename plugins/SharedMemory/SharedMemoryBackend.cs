@@ -396,99 +396,113 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         }
 
         var live = needsLiveness ? store.LiveEpochs() : null;
-        var lookup = byName.GetAlternateLookup<ReadOnlySpan<char>>();
-        var groups = new Dictionary<string, (int Family, string[] Labels, HistogramBucket? Bucket, GaugeAggregator Aggregator)>(StringComparer.Ordinal);
-
-        // Decoded names are one string per name in the store, so a family is found by reference, not by hashing its text.
-        var byDecodedName = new Dictionary<string, int>(ReferenceEqualityComparer.Instance);
-        var seen = new HashSet<string[]>[families.Count];
         lock (store.DecodeGate)
         {
-            var (series, schema) = store.WalkReused();
-            ReportConflicts(store, families, definitions, lookup, schema, ref live);
-            foreach (var address in series)
+            store.Refresh();
+            ReportConflicts(store, families, definitions, byName.GetAlternateLookup<ReadOnlySpan<char>>(), store.KnownSchema, ref live);
+            for (var i = 0; i < families.Count; i++)
             {
-                var entry = (byte*)address;
-                var key = store.Decode(entry);
-                if (!byDecodedName.TryGetValue(key.Name, out var familyIndex))
+                // A name given twice is served once, to the first family that has it.
+                if (byName[families[i].Name] == i && store.Family(families[i].Name, definitions[i]) is { } index)
                 {
-                    familyIndex = byName.TryGetValue(key.Name, out var found) ? found : -1;
-                    byDecodedName.Add(key.Name, familyIndex);
+                    CollectFamily(store, families[i], index, results[i], live);
                 }
+            }
+        }
 
-                if (familyIndex < 0 || key.Definition != definitions[familyIndex])
+        return results;
+    }
+
+    /// <summary>
+    /// Reads one family's series from the index, in file order. A series all of whose entries are removed (and still
+    /// empty) is left out and stops counting in <see cref="SeriesCount"/>; one updated since is back.
+    /// </summary>
+    private static void CollectFamily(SharedMemoryStore store, MetricDescriptor family, FamilyIndex index, CollectedValueList results, HashSet<long>? live)
+    {
+        var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
+        var exemplars = family.Type is MetricType.Counter or MetricType.Histogram;
+        var usesCells = GaugeAggregator.UsesCells(mode);
+        var arity = family.LabelNames.Count;
+        List<(HistogramBucket? Bucket, GaugeAggregator Aggregator)>? groups = null;
+        foreach (var series in index.Series)
+        {
+            var labels = series.Labels;
+
+            // The definition pins the label names; a count that disagrees means a 64-bit definition hash collided.
+            var fits = series.Arity == arity;
+            var any = false;
+            groups?.Clear();
+            foreach (var part in series.Parts)
+            {
+                var entry = (byte*)part.Entry;
+                if (IsRemoved(entry, part.Role))
                 {
                     continue;
                 }
 
-                if (IsRemoved(entry, key.Role))
+                any = true;
+                if (!fits)
                 {
                     continue;
                 }
 
-                (seen[familyIndex] ??= new HashSet<string[]>(LabelsComparer.Instance)).Add(key.Labels);
-
-                var family = families[familyIndex];
-                var mode = family.Type == MetricType.Gauge ? family.GaugeAggregation : GaugeAggregation.Sum;
                 // The definition already pins the mode; a role that does not match it can only come from a damaged entry.
-                switch (key.Role)
+                switch (part.Role)
                 {
                     case EntryRole.Value when mode is GaugeAggregation.Sum or GaugeAggregation.MostRecent:
-                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), family.Type is MetricType.Counter or MetricType.Histogram ? ExemplarOf(store, entry) : null);
+                        var bits = Volatile.Read(ref SharedMemoryStore.Word(entry, 0));
+                        results.Add(new CollectedValue(labels, part.Bucket, BitConverter.Int64BitsToDouble(bits)) { Exemplar = exemplars ? ExemplarOf(store, entry) : null });
                         break;
                     case EntryRole.Owned when mode == GaugeAggregation.PerProcess
                                               || (mode == GaugeAggregation.LivePerProcess && live!.Contains(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)))):
-                        Add(familyIndex, key, Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
+                        results.Add(new CollectedValue(labels, part.Bucket, BitConverter.Int64BitsToDouble(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)))));
                         break;
-                    case EntryRole.Cell or EntryRole.Archive when GaugeAggregator.UsesCells(mode):
-                        if (!groups.TryGetValue(key.GroupKey!, out var group))
+                    case EntryRole.Cell or EntryRole.Archive when usesCells:
+                        var aggregator = GroupOf(ref groups, part.Bucket, mode, live);
+                        if (part.Role == EntryRole.Archive)
                         {
-                            group = (familyIndex, key.Labels, key.Bucket, new GaugeAggregator(mode, live));
-                            groups.Add(key.GroupKey!, group);
-                        }
-
-                        if (key.Role == EntryRole.Archive)
-                        {
-                            group.Aggregator.AddArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
+                            aggregator.AddArchive(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)));
                         }
                         else
                         {
                             var sequence = Volatile.Read(ref SharedMemoryStore.Word(entry, 2));
                             var value = BitConverter.Int64BitsToDouble(Volatile.Read(ref SharedMemoryStore.Word(entry, 1)));
-                            group.Aggregator.AddCell(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), value, sequence);
+                            aggregator.AddCell(Volatile.Read(ref SharedMemoryStore.Word(entry, 0)), value, sequence);
                         }
 
                         break;
                 }
             }
-        }
 
-        lock (store.DecodeGate)
-        {
-            // The full walk is exact: removals and returns made by any process since the last scrape count from here on.
-            for (var i = 0; i < families.Count; i++)
+            // The walk is exact: removals and returns made by any process since the last scrape count from here on.
+            index.SetCounted(series, any);
+            if (groups is not null)
             {
-                store.RecountSeries(families[i].Name, definitions[i], seen[i] ?? new HashSet<string[]>(LabelsComparer.Instance));
+                foreach (var (bucket, aggregator) in groups)
+                {
+                    if (aggregator.HasValue)
+                    {
+                        results.Add(new CollectedValue(labels, bucket, aggregator.Value));
+                    }
+                }
             }
         }
 
-        foreach (var (family, labels, bucket, aggregator) in groups.Values)
+        static GaugeAggregator GroupOf(ref List<(HistogramBucket?, GaugeAggregator)>? groups, HistogramBucket? bucket, GaugeAggregation mode, HashSet<long>? live)
         {
-            if (aggregator.HasValue && labels.Length == families[family].LabelNames.Count)
+            // A gauge's cells and archive aggregate into one value per part (a gauge has one part, so this list has one group).
+            groups ??= [];
+            foreach (var (known, aggregator) in groups)
             {
-                results[family].Add(new CollectedValue(labels, bucket, aggregator.Value));
+                if (Nullable.Equals(known, bucket))
+                {
+                    return aggregator;
+                }
             }
-        }
 
-        return results;
-
-        void Add(int familyIndex, DecodedKey key, long bits, RecordedExemplar? exemplar = null)
-        {
-            // The definition pins the label names; a count that disagrees means a 64-bit definition hash collided.
-            if (key.Labels.Length == families[familyIndex].LabelNames.Count)
-            {
-                results[familyIndex].Add(new CollectedValue(key.Labels, key.Bucket, BitConverter.Int64BitsToDouble(bits)) { Exemplar = exemplar });
-            }
+            var added = new GaugeAggregator(mode, live);
+            groups.Add((bucket, added));
+            return added;
         }
     }
 
@@ -568,7 +582,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
 
     /// <summary>
     /// Removes a series (or, with no label values on a labelled family, every series of the family) from the store for every
-    /// process: each of its entries is marked removed and set to its empty state. Entries are never freed, so values
+    /// process: each of its entries is marked removed and set to its empty state, its exemplars emptied. Entries are never freed, so values
     /// created before (and the cells metrics point into) stay valid; the first update that makes one of the series' values
     /// non-empty, or a <see cref="Set"/>, brings the series back from 0 in every process's scrape.
     /// </summary>
@@ -583,18 +597,34 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
         var all = series.LabelValues.Count == 0;
         lock (store.DecodeGate)
         {
-            foreach (var address in store.Entries())
+            store.Refresh();
+            if (store.Family(series.Name, definition) is not { } index)
             {
-                var entry = (byte*)address;
-                var key = store.Decode(entry);
-                if (key.Name != series.Name || key.Definition != definition || (!all && !key.Labels.AsSpan().SequenceEqual(series.LabelValues.ToArray())))
+                return;
+            }
+
+            if (all)
+            {
+                foreach (var one in index.Series)
                 {
-                    continue;
+                    Remove(index, one);
                 }
+            }
+            else if (index.Find([.. series.LabelValues]) is { } one)
+            {
+                Remove(index, one);
+            }
+        }
+
+        static void Remove(FamilyIndex index, SeriesIndex series)
+        {
+            foreach (var part in series.Parts)
+            {
+                var entry = (byte*)part.Entry;
 
                 // Marked first: a scrape between the two steps sees a removed entry whose old value still shows, never a lost mark.
                 Volatile.Write(ref *(int*)(entry + SharedMemoryStore.EntryRemoved), 1);
-                switch (key.Role)
+                switch (part.Role)
                 {
                     case EntryRole.Value:
                         Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), 0);
@@ -609,13 +639,14 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                     case EntryRole.Archive:
                         Interlocked.Exchange(ref SharedMemoryStore.Word(entry, 0), SharedMemoryStore.EmptyArchive);
                         break;
+                    case EntryRole.Exemplar:
+                        // The record stays linked from its value entry (and mapped in every process): emptied, not freed.
+                        ExemplarRecord.Clear(SharedMemoryStore.PayloadOf(entry));
+                        break;
                 }
             }
-        }
 
-        lock (store.DecodeGate)
-        {
-            store.ForgetSeries(series.Name, definition, all ? null : [.. series.LabelValues]);
+            index.SetCounted(series, false);
         }
     }
 

@@ -92,17 +92,6 @@ internal sealed unsafe partial class SharedMemoryStore
     private FileIdentity _identity;
     private Timer? _checkTimer;
 
-    // Keys never change once published, so each entry's key is decoded once per mapping and reused by every scrape.
-    private readonly Dictionary<nint, DecodedKey> _decoded = [];
-
-    // One string per metric name among the decoded keys, so scrapes match names by reference.
-    private readonly Dictionary<string, string> _names = new(StringComparer.Ordinal);
-
-    // The lists the last scrape walked into, reused under DecodeGate: a store of many series would otherwise allocate
-    // large arrays every scrape.
-    private readonly List<nint> _walkSeries = [];
-    private readonly List<nint> _walkSchema = [];
-
     // Every definition this process has created a value with, recorded again under a slot claimed later.
     private readonly ConcurrentDictionary<(string Name, string DefinitionId), MetricDescriptor> _definitions = new();
 
@@ -278,119 +267,6 @@ internal sealed unsafe partial class SharedMemoryStore
 
     public static ReadOnlySpan<byte> KeyOf(byte* entry) => new(entry + EntryKey, *(int*)(entry + EntryKeyLength));
 
-    // The label sets of every family seen in the index, kept up to date by walking only the entries published since the
-    // last walk: each bucket chain grows at its head, so a walk stops at the head it saw before. Guarded by DecodeGate.
-    private readonly Dictionary<(string Name, ulong Definition), HashSet<string[]>> _seriesByFamily = [];
-    private int[]? _seenHeads;
-    private long _seenUsed = -1;
-
-    /// <summary>
-    /// The label sets of <paramref name="name"/> under <paramref name="definition"/> that the index holds, removed ones
-    /// included until the next <see cref="RecountSeries"/>. Only entries published since the last call are read. Call under
-    /// <see cref="DecodeGate"/>.
-    /// </summary>
-    public int SeriesOf(string name, ulong definition)
-    {
-        var used = UsedBytes;
-        if (used != _seenUsed)
-        {
-            _seenHeads ??= new int[_bucketCount];
-            var limit = used / EntryAlignment;
-            for (var b = 0; b < _bucketCount; b++)
-            {
-                var head = Volatile.Read(ref Buckets[b]);
-                var stop = _seenHeads[b];
-                var steps = 0L;
-                for (var index = head; index != 0 && index != stop; index = Volatile.Read(ref *(int*)(EntryAt(index) + EntryNext)))
-                {
-                    var entry = EntryAt(index);
-                    if (SeriesKey.RoleOf(KeyOf(entry)) != SharedMemory.EntryRole.Schema)
-                    {
-                        var key = Decode(entry);
-                        SeriesSet(key.Name, key.Definition).Add(key.Labels);
-                    }
-
-                    if (++steps > limit)
-                    {
-                        throw Corrupt("the index has a cycle");
-                    }
-                }
-
-                _seenHeads[b] = head;
-            }
-
-            _seenUsed = used;
-        }
-
-        return _seriesByFamily.TryGetValue((name, definition), out var set) ? set.Count : 0;
-    }
-
-    /// <summary>Replaces a family's label sets with those a full walk found not removed. Call under <see cref="DecodeGate"/>.</summary>
-    public void RecountSeries(string name, ulong definition, HashSet<string[]> live)
-    {
-        // The incremental walk must have seen everything the full walk saw, or it would add removed entries back later.
-        _ = SeriesOf(name, definition);
-        _seriesByFamily[(name, definition)] = live;
-    }
-
-    /// <summary>Forgets the label sets a removal in this process took out. Call under <see cref="DecodeGate"/>.</summary>
-    public void ForgetSeries(string name, ulong definition, string[]? labels)
-    {
-        if (_seriesByFamily.TryGetValue((name, definition), out var set))
-        {
-            if (labels is null)
-            {
-                set.Clear();
-            }
-            else
-            {
-                set.Remove(labels);
-            }
-        }
-    }
-
-    private HashSet<string[]> SeriesSet(string name, ulong definition)
-    {
-        if (!_seriesByFamily.TryGetValue((name, definition), out var set))
-        {
-            _seriesByFamily.Add((name, definition), set = new HashSet<string[]>(LabelsComparer.Instance));
-        }
-
-        return set;
-    }
-
-    /// <summary>Serializes scrapes' use of <see cref="Decode"/>, whose cache is not thread-safe.</summary>
-    public object DecodeGate { get; } = new();
-
-    /// <summary>What the key of the published entry <paramref name="entry"/> says; decoded on first use. Call under <see cref="DecodeGate"/>.</summary>
-    public DecodedKey Decode(byte* entry)
-    {
-        if (!_decoded.TryGetValue((nint)entry, out var decoded))
-        {
-            var key = KeyOf(entry);
-            var role = SeriesKey.RoleOf(key);
-            var labels = SeriesKey.DecodeLabels(key, out var bucket);
-            var name = SeriesKey.NameOf(key);
-            var names = _names.GetAlternateLookup<ReadOnlySpan<char>>();
-            if (!names.TryGetValue(name, out var nameText))
-            {
-                nameText = name.ToString();
-                names[nameText] = nameText;
-            }
-
-            decoded = new DecodedKey(
-                nameText,
-                SeriesKey.DefinitionOf(key),
-                role,
-                labels,
-                bucket,
-                role is SharedMemory.EntryRole.Cell or SharedMemory.EntryRole.Archive ? SeriesKey.GroupKey(key) : null);
-            _decoded.Add((nint)entry, decoded);
-        }
-
-        return decoded;
-    }
-
     /// <summary>A store-wide increasing number: orders writes of most-recent gauges across processes.</summary>
     public long NextSequence() => Interlocked.Increment(ref Header<long>(HeaderSequence));
 
@@ -456,18 +332,6 @@ internal sealed unsafe partial class SharedMemoryStore
 
             head = seen;
         }
-    }
-
-    /// <summary>
-    /// <see cref="Walk"/> into lists this store keeps for the next call: call under <see cref="DecodeGate"/> and use the
-    /// lists only until the gate is released.
-    /// </summary>
-    public (List<nint> Series, List<nint> Schema) WalkReused()
-    {
-        _walkSeries.Clear();
-        _walkSchema.Clear();
-        Walk(_walkSeries, _walkSchema);
-        return (_walkSeries, _walkSchema);
     }
 
     /// <summary>Every published series entry (schema records left out), walked through the index so a reserved but unpublished region is never read.</summary>
@@ -878,9 +742,6 @@ internal sealed unsafe partial class SharedMemoryStore
         }
     }
 }
-
-/// <summary>An entry's key, decoded: the family name and definition, role, label values, bucket, and for gauge cells the group they aggregate into.</summary>
-internal sealed record DecodedKey(string Name, ulong Definition, EntryRole Role, string[] Labels, HistogramBucket? Bucket, string? GroupKey);
 
 /// <summary>What one store file reports in this process: schema conflicts counted and the families already logged.</summary>
 internal sealed class StoreDiagnostics

@@ -55,7 +55,9 @@ public enum BackendCapabilities
     /// <summary>
     /// Added after contract 1.1: <see cref="IMetricBackend{TSelf}.RemoveSeries"/> removes a series from the shared store, so it leaves
     /// every process's scrape, and a later update (in any process) brings it back from 0. Without it, removing a series
-    /// only forgets this process's handle on it: a shared store keeps the values and scrapes still show them.
+    /// only forgets this process's handle on it: a shared store keeps the values and scrapes still show them. A removal also
+    /// removes the series' exemplars. (An in-process backend's removed series has its values set to 0 by the host through
+    /// <see cref="IMetricBackend.Set"/>; one that stores exemplars forgets the value's exemplar there.)
     /// </summary>
     RemovesSeries = 256,
 

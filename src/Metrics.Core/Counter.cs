@@ -47,6 +47,9 @@ public sealed class Counter : Metric<Counter>
     {
     }
 
+    /// <summary>The root of a family the registry keeps for itself, outside its names (the cardinality overflow counter).</summary>
+    internal static Counter ForFamily(MetricFamily family) => new(family);
+
     private unsafe Counter(MetricFamily family)
         : base(family, new string?[family.LabelNames.Length], MetricRegistry.RootValues(family))
     {

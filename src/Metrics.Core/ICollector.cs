@@ -198,6 +198,11 @@ public sealed class MetricSnapshot
                 throw new ArgumentException($"A series of collected histogram '{name}' has {sample.CumulativeCounts?.Count ?? 0} bucket counts for {bounds.Length} bounds (+Inf included); give one cumulative count per bound.", nameof(samples));
             }
 
+            if (sample.Exemplars is { } exemplars && exemplars.Count != bounds.Length)
+            {
+                throw new ArgumentException($"A series of collected histogram '{name}' has {exemplars.Count} bucket exemplars for {bounds.Length} bounds (+Inf included); give one per bound, null where a bucket has none.", nameof(samples));
+            }
+
             var previous = 0.0;
             foreach (var count in sample.CumulativeCounts)
             {
@@ -317,7 +322,15 @@ public readonly record struct Sample(IReadOnlyList<string> LabelValues, double V
 /// <param name="LabelValues">The label values, in the order of the snapshot's label names.</param>
 /// <param name="CumulativeCounts">Per bucket bound (+Inf included), the number of observations at or below it.</param>
 /// <param name="Sum">The sum of the observations.</param>
-public sealed record HistogramSample(IReadOnlyList<string> LabelValues, IReadOnlyList<double> CumulativeCounts, double Sum);
+public sealed record HistogramSample(IReadOnlyList<string> LabelValues, IReadOnlyList<double> CumulativeCounts, double Sum)
+{
+    /// <summary>
+    /// Each bucket's exemplar, in the order of the snapshot's bounds (+Inf included), null where a bucket has none; null
+    /// (the default) for no exemplars at all. Shown in OpenMetrics scrapes after the bucket's sample and in protobuf
+    /// (never in text 0.0.4). Labels were validated when each <see cref="Metrics.Exemplar"/> was built.
+    /// </summary>
+    public IReadOnlyList<RecordedExemplar?>? Exemplars { get; init; }
+}
 
 /// <summary>One series of a summary <see cref="MetricSnapshot"/>.</summary>
 /// <param name="LabelValues">The label values, in the order of the snapshot's label names.</param>

@@ -30,6 +30,9 @@ internal sealed class MetricFamily
     // hashing label text; pruned when it outgrows what one scrape returns, so fresh arrays every scrape cannot grow it.
     private readonly ConcurrentDictionary<string[], CollectedSeries> _collectedByReference = new(ReferenceEqualityComparer.Instance);
     private readonly byte[][]?[] _leLabels = new byte[][]?[2];
+
+    // The series at each position of the last collection (see CollectedSeriesAt); races between scrapes only lose hits.
+    private CollectedSeries?[] _byPosition = [];
     private Metric[] _ordered = [];
     private IReadOnlyList<double>? _readOnlyBuckets;
     private int _count;
@@ -39,7 +42,7 @@ internal sealed class MetricFamily
     private Dictionary<string[], WeakReference<Metric>>? _removed;
     private Metric? _overflowChild;
     private int? _cardinalityLimit;
-    private long _overflowed;
+    private Counter? _overflowCount;
     private int _overflowLogged;
 
     public MetricFamily(
@@ -54,7 +57,8 @@ internal sealed class MetricFamily
         NativeHistogramOptions? native = null,
         string? unit = null,
         FamilyKind kind = FamilyKind.Plain,
-        string[]? states = null)
+        string[]? states = null,
+        bool unprefixed = false)
     {
         NameRules.ValidateMetricName(name, nameof(name));
         ArgumentNullException.ThrowIfNull(help);
@@ -135,7 +139,7 @@ internal sealed class MetricFamily
         Kind = kind;
         Unit = unit;
         States = states ?? [];
-        Name = string.IsNullOrEmpty(registry.Prefix) ? name : $"{registry.Prefix}_{name}";
+        Name = string.IsNullOrEmpty(registry.Prefix) || unprefixed ? name : $"{registry.Prefix}_{name}";
         if (kind == FamilyKind.Info)
         {
             Name += "_info";
@@ -384,9 +388,6 @@ internal sealed class MetricFamily
     /// <summary>The limit in force: the family's own, else its registry's, else <see cref="MetricRegistry.DefaultCardinalityLimit"/>.</summary>
     public int EffectiveCardinalityLimit => _cardinalityLimit ?? Registry.CardinalityLimit ?? MetricRegistry.DefaultCardinalityLimit;
 
-    /// <summary>How many times a new label set was refused by the cardinality limit and folded into the overflow series.</summary>
-    public long Overflowed => Interlocked.Read(ref _overflowed);
-
     /// <summary>
     /// Removes the child for <paramref name="fullValues"/> from this registry and, when the backend supports it, the
     /// series from the backend's store. Returns whether this registry held the child.
@@ -475,6 +476,46 @@ internal sealed class MetricFamily
         }
 
         return CollectedSeriesSlow(array ?? [.. labelValues], cacheReference: array is not null);
+    }
+
+    /// <summary>
+    /// The series for the value at <paramref name="position"/> of a collection of <paramref name="count"/> values, or null
+    /// when its label values do not fit the family (<see cref="Fits"/>). A backend that returns the same label arrays in
+    /// the same order every scrape (a shared store kept indexed) finds each series where the last scrape left it: one
+    /// reference comparison per value, without hashing or reading the labels.
+    /// </summary>
+    public CollectedSeries? CollectedSeriesAt(int position, int count, IReadOnlyList<string> labelValues)
+    {
+        var cache = Volatile.Read(ref _byPosition);
+        if (cache.Length < count || cache.Length > (2 * count) + 1024)
+        {
+            // Grown keeping what it holds: series added at the end leave the earlier positions valid.
+            var resized = new CollectedSeries?[count];
+            cache.AsSpan(0, Math.Min(cache.Length, count)).CopyTo(resized);
+            Volatile.Write(ref _byPosition, resized);
+            cache = resized;
+        }
+
+        var known = cache[position];
+        if (known is not null && ReferenceEquals(known.KeyLabels, labelValues) && known.IsCurrent(Volatile.Read(ref _count)))
+        {
+            return known;
+        }
+
+        if (!Fits(labelValues))
+        {
+            return null;
+        }
+
+        var series = CollectedSeries(labelValues);
+        if (labelValues is string[] array)
+        {
+            // Only arrays: a list could change under the cache. Any array the series was found by holds its label values.
+            series.KeyLabels = array;
+            cache[position] = series;
+        }
+
+        return series;
     }
 
     /// <summary>How many label arrays the by-reference index holds, for tests.</summary>
@@ -656,7 +697,8 @@ internal sealed class MetricFamily
     /// <summary>The one series that takes every update for label sets past the limit; counted and logged once per family.</summary>
     private Metric Overflow(Metric creator)
     {
-        Interlocked.Increment(ref _overflowed);
+        // Counted in the registry's backend like any counter, so a shared store sums the refusals of every process.
+        (_overflowCount ??= Registry.OverflowCounter.Labels(Name)).Inc();
         if (Volatile.Read(ref _overflowLogged) == 0)
         {
             LogOverflow();
@@ -831,6 +873,15 @@ internal sealed class CollectedSeries(byte[] labelBytes, double created, Metric?
     private int _childrenChecked = childrenChecked;
 
     public byte[] LabelBytes { get; } = labelBytes;
+
+    /// <summary>The last label array this series was found by: an array holding its label values, compared by reference.</summary>
+    public string[]? KeyLabels
+    {
+        get => Volatile.Read(ref _keyLabels);
+        set => Volatile.Write(ref _keyLabels, value);
+    }
+
+    private string[]? _keyLabels;
 
     public double CreatedUnixSeconds => Volatile.Read(ref _created);
 

@@ -25,6 +25,7 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
     private long _skippedValues;
     private int _disposed;
     private int? _cardinalityLimit;
+    private Counter? _overflowCounter;
     private static int s_defaultCardinalityLimit = 2000;
 
     /// <summary>Creates a registry.</summary>
@@ -307,6 +308,56 @@ public sealed class MetricRegistry : IDisposable, IAsyncDisposable
         {
             callback();
         }
+    }
+
+    /// <summary>
+    /// <c>metrics_cardinality_overflow_total{metric}</c>: label sets this registry's families refused, stored through the
+    /// registry's backend like any counter, so a shared store sums every process's refusals. Kept outside the registry's
+    /// names (an application may use the name itself) and without the prefix; scrapes show it through
+    /// <see cref="ExpositionWriter.Overflows"/>.
+    /// </summary>
+    internal Counter OverflowCounter
+    {
+        get
+        {
+            if (Volatile.Read(ref _overflowCounter) is { } counter)
+            {
+                return counter;
+            }
+
+            lock (_lock)
+            {
+                if (_overflowCounter is null)
+                {
+                    var family = new MetricFamily(MetricType.Counter, ExpositionWriter.OverflowName, ExpositionWriter.OverflowHelp, ["metric"], null, this, null, GaugeAggregation.Sum, unprefixed: true)
+                    {
+                        Backend = _backend ?? ConfiguredBackend.UseDefault(),
+                        // One series per family of the registry, which is bounded already; never folded into an overflow of its own.
+                        CardinalityLimit = int.MaxValue,
+                    };
+                    Volatile.Write(ref _overflowCounter, Counter.ForFamily(family));
+                }
+
+                return _overflowCounter!;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The overflow counter's family for a scrape to read: on a shared backend always (other processes' refusals are in the
+    /// store), else only once this registry refused a label set.
+    /// </summary>
+    internal MetricFamily? OverflowFamilyToRead()
+    {
+        if (Volatile.Read(ref _overflowCounter) is { } counter)
+        {
+            return counter.Family;
+        }
+
+        var backend = _backend ?? ConfiguredBackend.Default;
+        return (backend.Capabilities & BackendCapabilities.SharedAcrossProcesses) != 0 && Entries.Any(e => e is MetricFamily)
+            ? OverflowCounter.Family
+            : null;
     }
 
     internal static int ValidateCardinalityLimit(int limit, string parameter) =>

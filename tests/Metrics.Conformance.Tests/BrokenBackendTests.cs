@@ -242,6 +242,15 @@ public class BrokenBackendTests : IDisposable
     }
 
     [Fact]
+    public void Exemplars_kept_by_a_removal_fail_the_removed_exemplar_check_only()
+    {
+        var failures = Failures(FileTarget<RemoveKeepsExemplarsBackend>());
+        Assert.Equal(["RemovedSeriesLosesItsExemplar"], failures.Keys);
+        Assert.Contains("recorded before the removal", failures["RemovedSeriesLosesItsExemplar"]);
+        Assert.Contains("delete (or reset) each value's stored exemplar", failures["RemovedSeriesLosesItsExemplar"]);
+    }
+
+    [Fact]
     public void A_series_count_of_parts_fails_the_count_check_only()
     {
         var failures = Failures(FileTarget<PartCountingBackend>());

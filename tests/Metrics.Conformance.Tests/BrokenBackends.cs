@@ -525,6 +525,35 @@ public sealed class RemoveKeepsValuesBackend(BackendConfig config, MetricDescrip
     public double Get() => _value.Get();
 }
 
+/// <summary>
+/// Removes a series' keys and resets its values, but keeps each value's stored exemplar: the series comes back from 0 with
+/// the exemplar of an increment made before the removal.
+/// </summary>
+public sealed class RemoveKeepsExemplarsBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<RemoveKeepsExemplarsBackend>
+{
+    private readonly FileValue _value = new(config, metric, histogramBucket);
+
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RemovesSeries | BackendCapabilities.Exemplars;
+
+    public static void Initialize(BackendConfig config) => FileValue.Initialize(config);
+
+    public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileValue.Collect(config, families);
+
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series) => FileValue.RemoveSeries(config, series, resetValues: true, keepExemplars: true);
+
+    public void Inc(double value) => _value.Inc(value);
+
+    public void Dec(double value) => _value.Dec(value);
+
+    public void Set(double value) => _value.Set(value);
+
+    public double Get() => _value.Get();
+
+    public void RecordExemplar(in RecordedExemplar exemplar) => _value.RecordExemplar(exemplar);
+
+    public RecordedExemplar? GetExemplar() => _value.GetExemplar();
+}
+
 /// <summary>Counts a family's stored values, one per histogram part, instead of its label sets.</summary>
 public sealed class PartCountingBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<PartCountingBackend>
 {

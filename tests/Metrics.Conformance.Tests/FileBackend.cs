@@ -8,19 +8,24 @@ namespace Metrics.Conformance.Tests;
 /// <summary>
 /// A small but correct shared backend: one file per value in the configured directory, updated under an exclusive
 /// file lock. It proves the multi-process checks pass for a backend that does share values. A removed series loses its
-/// key files (so collection leaves it out) and its values are set to 0; the next update writes the key again.
+/// key files (so collection leaves it out), its values are set to 0 and its exemplars deleted; the next update writes
+/// the key again. Each value's latest exemplar is a file of its own, replaced under the same kind of lock.
 /// </summary>
 public sealed class FileBackend(BackendConfig config, MetricDescriptor metric, HistogramBucket? histogramBucket) : IMetricBackend<FileBackend>
 {
     private readonly FileValue _value = new(config, metric, histogramBucket);
 
-    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries;
+    public static BackendCapabilities Capabilities => BackendCapabilities.SharedAcrossProcesses | BackendCapabilities.RemovesSeries | BackendCapabilities.CountsSeries | BackendCapabilities.Exemplars;
 
     public static void Initialize(BackendConfig config) => FileValue.Initialize(config);
 
     public static IReadOnlyList<CollectedValue>[]? Collect(BackendConfig config, IReadOnlyList<MetricDescriptor> families) => FileValue.Collect(config, families);
 
     public static void RemoveSeries(BackendConfig config, MetricDescriptor series) => FileValue.RemoveSeries(config, series, resetValues: true);
+
+    public void RecordExemplar(in RecordedExemplar exemplar) => _value.RecordExemplar(exemplar);
+
+    public RecordedExemplar? GetExemplar() => _value.GetExemplar();
 
     public static long SeriesCount(BackendConfig config, MetricDescriptor family) => FileValue.SeriesCount(config, family, countParts: false);
 
@@ -58,7 +63,45 @@ internal sealed class FileValue
         var stored = Stored(config);
         return [.. families.Select(family => (IReadOnlyList<CollectedValue>)[.. stored
             .Where(s => s.Identity.Name == family.Name)
-            .Select(s => new CollectedValue(s.Identity.Labels, s.Identity.Part is null ? null : HistogramBucket.Parse(s.Identity.Part), Read(s.Value)))])];
+            .Select(s => new CollectedValue(s.Identity.Labels, s.Identity.Part is null ? null : HistogramBucket.Parse(s.Identity.Part), Read(s.Value)) { Exemplar = ReadExemplar(ExemplarPath(s.Value)) })])];
+    }
+
+    /// <summary>Replaces the stored exemplar unless it is later, in one exclusive open of the exemplar file (so across processes too).</summary>
+    public void RecordExemplar(in RecordedExemplar exemplar)
+    {
+        var stored = new StoredExemplar([.. exemplar.Labels.Pairs()], BitConverter.DoubleToInt64Bits(exemplar.Value), BitConverter.DoubleToInt64Bits(exemplar.TimestampUnixSeconds));
+        lock (_lock)
+        {
+            while (true)
+            {
+                try
+                {
+                    using var stream = new FileStream(ExemplarPath(_path), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    if (stream.Length > 0 && JsonSerializer.Deserialize<StoredExemplar>(stream) is { } held
+                        && BitConverter.Int64BitsToDouble(held.Timestamp) > exemplar.TimestampUnixSeconds)
+                    {
+                        return;
+                    }
+
+                    stream.SetLength(0);
+                    JsonSerializer.Serialize(stream, stored);
+                    return;
+                }
+                catch (IOException)
+                {
+                    // Another process holds the lock; retry.
+                    Thread.Yield();
+                }
+            }
+        }
+    }
+
+    public RecordedExemplar? GetExemplar()
+    {
+        lock (_lock)
+        {
+            return ReadExemplar(ExemplarPath(_path));
+        }
     }
 
     public void Inc(double value) => Update(current => current + value);
@@ -75,7 +118,7 @@ internal sealed class FileValue
         }
     }
 
-    public static void RemoveSeries(BackendConfig config, MetricDescriptor series, bool resetValues)
+    public static void RemoveSeries(BackendConfig config, MetricDescriptor series, bool resetValues, bool keepExemplars = false)
     {
         foreach (var (identity, value) in Stored(config))
         {
@@ -88,6 +131,11 @@ internal sealed class FileValue
                     if (resetValues)
                     {
                         Write(value, _ => 0);
+                    }
+
+                    if (!keepExemplars)
+                    {
+                        File.Delete(ExemplarPath(value));
                     }
                 }
             }
@@ -127,6 +175,34 @@ internal sealed class FileValue
             var temporary = _identityPath + "." + Guid.NewGuid().ToString("N");
             File.WriteAllText(temporary, _identity);
             File.Move(temporary, _identityPath, overwrite: true);
+        }
+    }
+
+    private static string ExemplarPath(string valuePath) => Path.ChangeExtension(valuePath, ".exemplar");
+
+    private static RecordedExemplar? ReadExemplar(string path)
+    {
+        while (true)
+        {
+            try
+            {
+                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+                if (stream.Length == 0 || JsonSerializer.Deserialize<StoredExemplar>(stream) is not { } stored)
+                {
+                    return null;
+                }
+
+                return new RecordedExemplar(Exemplar.FromPairs(stored.Pairs), BitConverter.Int64BitsToDouble(stored.Value), BitConverter.Int64BitsToDouble(stored.Timestamp));
+            }
+            catch (FileNotFoundException)
+            {
+                return null;
+            }
+            catch (IOException)
+            {
+                // Another process holds the exclusive lock for a write.
+                Thread.Yield();
+            }
         }
     }
 
@@ -182,4 +258,7 @@ internal sealed class FileValue
     }
 
     private sealed record Identity(string Name, string[] Labels, string? Part);
+
+    // Doubles as their bits: a JSON number would not keep -0 or NaN payloads, and the checks compare exactly.
+    private sealed record StoredExemplar(string[] Pairs, long Value, long Timestamp);
 }

@@ -64,6 +64,31 @@ public class RemovalAndCardinalityTests
     }
 
     [Fact]
+    public void Removed_series_comes_back_from_zero_without_its_old_exemplar()
+    {
+        var counter = new Counter("removal_ex_total", "C.", ["k"], registry: _registry);
+        var histogram = new Histogram("removal_ex_seconds", "H.", ["k"], registry: _registry, buckets: [1]);
+        var heldCounter = counter.Labels("a");
+        var heldHistogram = histogram.Labels("a");
+        heldCounter.Inc(5, Exemplar.Of("trace_id", "old_counter"));
+        heldHistogram.Observe(0.5, Exemplar.Of("trace_id", "old_bucket"));
+        Assert.Contains("old_counter", _registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+
+        Assert.True(counter.Remove("a"));
+        Assert.Equal(1, histogram.Clear());
+        heldCounter.Inc();
+        heldHistogram.Observe(0.5);
+        var om = _registry.Render(ExpositionFormat.OpenMetrics);
+        Assert.Contains("removal_ex_total{k=\"a\"} 1\n", om, StringComparison.Ordinal);
+        Assert.Contains("removal_ex_seconds_bucket{k=\"a\",le=\"1.0\"} 1\n", om, StringComparison.Ordinal);
+        Assert.DoesNotContain("old_", om, StringComparison.Ordinal);
+
+        // Exemplars work again after the removal.
+        heldCounter.Inc(1, Exemplar.Of("trace_id", "new_counter"));
+        Assert.Contains("removal_ex_total{k=\"a\"} 2 # {trace_id=\"new_counter\"} 1 ", _registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Remove_assigns_values_as_Labels_does_and_rejects_a_wrong_count()
     {
         var counter = new Counter("removal_defaults_total", "D.", ["a", "b"], new Dictionary<string, string> { ["b"] = "dflt" }, _registry);

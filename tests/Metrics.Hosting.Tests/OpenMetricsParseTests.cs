@@ -4,7 +4,8 @@ namespace Metrics.Hosting.Tests;
 
 /// <summary>
 /// A real Prometheus parses the OpenMetrics exposition of info, state sets, enums and units, from metrics and from a
-/// custom collector: its parser refuses a unit that is not the name's suffix and records each family's type and unit.
+/// custom collector (a bucket exemplar included): its parser refuses a unit that is not the name's suffix and records each
+/// family's type and unit.
 /// </summary>
 public sealed class OpenMetricsParseTests : IDisposable
 {
@@ -73,7 +74,8 @@ public sealed class OpenMetricsParseTests : IDisposable
         public IEnumerable<MetricSnapshot> Collect()
         {
             yield return MetricSnapshot.Info("collected_host_info", "Host.", ["os"], [["linux"]]);
-            yield return MetricSnapshot.Histogram("collected_wait_seconds", "Waits.", [], [0.5], [new HistogramSample([], [1, 3], 7.5)], unit: "seconds");
+            // A bucket exemplar as a collector gives it: Prometheus' OpenMetrics parser must accept the line it is on.
+            yield return MetricSnapshot.Histogram("collected_wait_seconds", "Waits.", [], [0.5], [new HistogramSample([], [1, 3], 7.5) { Exemplars = [new RecordedExemplar(Exemplar.Of("trace_id", "w1"), 0.25, 1_700_000_000), null] }], unit: "seconds");
             yield return MetricSnapshot.StateSet("collected_mode", "Mode.", [], [new StateSetSample([], new Dictionary<string, bool> { ["a"] = true, ["b"] = false })]);
             yield return MetricSnapshot.Summary("collected_sizes", "Sizes.", [], [new SummarySample([], 4, 12)]);
         }

@@ -47,6 +47,81 @@ public sealed class RemovalAndCardinalityTests(SharedRedis redis) : RedisTestBas
     }
 
     [Fact]
+    public async Task A_removal_drops_the_exemplars_every_process_stored()
+    {
+        var config = Config(Cs, "remover", ("FlushInterval", "100ms"));
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+        var held = new Counter(WorkerShapes.Held, "Series a holding process keeps.", ["i"], registry: registry);
+        var mine = held.Labels("1");
+        using var worker = ChildProcess.StartDotnet(WorkerDll, ["hold", Cs, Prefix]);
+        worker.WaitForLine("ready");
+        worker.WriteLine("exemplar child_old");
+        worker.WaitForLine("recorded");
+        mine.Inc(1, Exemplar.Of("trace_id", "parent_old"));
+        await registry.Backend.FlushAsync(TestContext.Current.CancellationToken);
+        var om = registry.Render(ExpositionFormat.OpenMetrics);
+        Assert.Contains("redis_held_total{i=\"0\"} 1 # {trace_id=\"child_old\"} 1 ", om, StringComparison.Ordinal);
+        Assert.Contains("redis_held_total{i=\"1\"} 1 # {trace_id=\"parent_old\"} 1 ", om, StringComparison.Ordinal);
+        worker.WriteLine("render-om");
+        Assert.Contains("parent_old", worker.WaitForLine("rendered-om"), StringComparison.Ordinal);
+
+        // Both processes update the removed series again, without exemplars: they come back from 0 with none, in both
+        // processes' scrapes (the child keeps its own exemplar's copy no longer than Redis holds it).
+        Assert.Equal(1, held.Clear());
+        await registry.Backend.FlushAsync(TestContext.Current.CancellationToken);
+        worker.WriteLine("inc");
+        worker.WaitForLine("incremented");
+        mine.Inc();
+        await registry.Backend.FlushAsync(TestContext.Current.CancellationToken);
+        om = registry.Render(ExpositionFormat.OpenMetrics);
+        Assert.Contains("redis_held_total{i=\"0\"} 1\n", om, StringComparison.Ordinal);
+        Assert.Contains("redis_held_total{i=\"1\"} 2\n", om, StringComparison.Ordinal);
+        Assert.DoesNotContain("_old", om, StringComparison.Ordinal);
+        worker.WriteLine("render-om");
+        var theirs = worker.WaitForLine("rendered-om");
+        Assert.Contains("redis_held_total{i=\"0\"} 1", theirs.Split(" | "));
+        Assert.Contains("redis_held_total{i=\"1\"} 2", theirs.Split(" | "));
+        Assert.DoesNotContain("_old", theirs, StringComparison.Ordinal);
+
+        // A new exemplar after the removal is stored and seen by both processes.
+        worker.WriteLine("exemplar child_new");
+        worker.WaitForLine("recorded");
+        Assert.Contains("redis_held_total{i=\"0\"} 2 # {trace_id=\"child_new\"} 1 ", registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Overflows_of_every_process_are_summed_and_the_limit_holds_across_processes()
+    {
+        const string Overflow = "metrics_cardinality_overflow_total{metric=\"redis_card_total\"}";
+
+        // 30 label sets, then 40 in another process: 20 of those are refused.
+        using var one = ChildProcess.StartDotnet(WorkerDll, ["overflow", Cs, Prefix, "one", "30", "50"]);
+        one.WaitForLine("created");
+        using var two = ChildProcess.StartDotnet(WorkerDll, ["overflow", Cs, Prefix, "two", "40", "50"]);
+        two.WaitForLine("created");
+
+        // This process refused nothing, nor did the first one: both show the other process's count from Redis.
+        var config = Config(Cs, "reader");
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+        _ = new Counter(WorkerShapes.Card, "One of many series.", ["worker", "i"], registry: registry) { CardinalityLimit = 50 };
+        var text = registry.Render();
+        Assert.Contains(Overflow + " 20\n", text, StringComparison.Ordinal);
+        Assert.Equal(51, text.Split('\n').Count(l => l.StartsWith(WorkerShapes.Card + "{", StringComparison.Ordinal)));
+        one.WriteLine("render");
+        Assert.Equal(Overflow + " 20", one.WaitForLine("rendered"));
+
+        // The first process is at the shared limit too: its 5 new label sets are refused, and the counts add up.
+        one.WriteLine("more 5");
+        one.WaitForLine("created");
+        text = registry.Render();
+        Assert.Contains(Overflow + " 25\n", text, StringComparison.Ordinal);
+        Assert.Contains(WorkerShapes.Card + "{worker=\"__overflow__\",i=\"__overflow__\"} 25\n", text, StringComparison.Ordinal);
+        Assert.Equal(51, text.Split('\n').Count(l => l.StartsWith(WorkerShapes.Card + "{", StringComparison.Ordinal)));
+        two.WriteLine("render");
+        Assert.Equal(Overflow + " 25", two.WaitForLine("rendered"));
+    }
+
+    [Fact]
     public async Task Pending_updates_of_a_removed_series_are_not_sent_after_the_removal()
     {
         var config = Config(Cs, "pending", ("FlushInterval", "1h"));

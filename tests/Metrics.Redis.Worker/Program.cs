@@ -147,7 +147,8 @@ switch (args[0])
         {
             // hold <connectionString> <keyPrefix>: through Core, counter redis_held_total{i="0"} and {i="1"}, each child kept;
             // answers stdin lines until it closes: "inc" adds 1 to both and flushes, "render" prints this process's scrape
-            // of the family on one line.
+            // of the family on one line, "render-om" the same in OpenMetrics, "exemplar <trace>" adds 1 to {i="0"} with that
+            // exemplar and flushes.
             var config = WorkerShapes.Config(args[1], args[2]);
             using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
             var held = new Counter(WorkerShapes.Held, "Series a holding process keeps.", ["i"], registry: registry);
@@ -169,6 +170,14 @@ switch (args[0])
                         break;
                     case "render":
                         Console.WriteLine("rendered " + string.Join(" ", registry.Render().Split('\n').Where(l => l.StartsWith(WorkerShapes.Held + "{", StringComparison.Ordinal))));
+                        break;
+                    case "render-om":
+                        Console.WriteLine("rendered-om " + string.Join(" | ", registry.Render(ExpositionFormat.OpenMetrics).Split('\n').Where(l => l.StartsWith(WorkerShapes.Held + "{", StringComparison.Ordinal))));
+                        break;
+                    case var exemplar when exemplar.StartsWith("exemplar ", StringComparison.Ordinal):
+                        children[0].Inc(1, Exemplar.Of("trace_id", exemplar["exemplar ".Length..]));
+                        await registry.Backend.FlushAsync();
+                        Console.WriteLine("recorded");
                         break;
                 }
             }
@@ -214,6 +223,45 @@ switch (args[0])
 
             await registry.Backend.FlushAsync();
             Console.WriteLine("created");
+            return 0;
+        }
+
+    case "overflow":
+        {
+            // overflow <connectionString> <keyPrefix> <worker> <count> <limit>: through Core, scrapes (which counts the series
+            // in Redis), creates that many label sets of redis_card_total under the limit, flushes and prints "created"; then
+            // "more <n>" scrapes, creates n more and flushes ("created"), "render" prints the overflow counter's line of this
+            // process's scrape ("rendered <line>", '-' when absent), until stdin closes.
+            var config = WorkerShapes.Config(args[1], args[2]);
+            using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+            var counter = new Counter(WorkerShapes.Card, "One of many series.", ["worker", "i"], registry: registry) { CardinalityLimit = int.Parse(args[5], CultureInfo.InvariantCulture) };
+            var next = 0;
+            async Task CreateAsync(int count)
+            {
+                _ = registry.Render();
+                for (var end = next + count; next < end; next++)
+                {
+                    counter.Labels(args[3], next.ToString(CultureInfo.InvariantCulture)).Inc();
+                }
+
+                await registry.Backend.FlushAsync();
+                Console.WriteLine("created");
+            }
+
+            await CreateAsync(int.Parse(args[4], CultureInfo.InvariantCulture));
+            while (await Console.In.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("more ", StringComparison.Ordinal))
+                {
+                    await CreateAsync(int.Parse(line["more ".Length..], CultureInfo.InvariantCulture));
+                }
+                else if (line == "render")
+                {
+                    var overflow = registry.Render().Split('\n').FirstOrDefault(l => l.StartsWith("metrics_cardinality_overflow_total{", StringComparison.Ordinal));
+                    Console.WriteLine("rendered " + (overflow ?? "-"));
+                }
+            }
+
             return 0;
         }
 

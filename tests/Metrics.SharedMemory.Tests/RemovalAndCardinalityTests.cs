@@ -39,6 +39,80 @@ public sealed class RemovalAndCardinalityTests
     }
 
     [Fact]
+    public void A_removal_drops_the_exemplars_every_process_stored()
+    {
+        using var store = new Store();
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<SharedMemoryBackend>(store.Config));
+        var held = new Counter("shm_held_total", "Series a holding process keeps.", ["i"], registry: registry);
+        var mine = held.Labels("1");
+        using var worker = Worker.Start(store.FilePath, "hold", "2");
+        worker.WaitForLine("ready");
+        worker.WriteLine("exemplar child_old");
+        worker.WaitForLine("recorded");
+        mine.Inc(1, Exemplar.Of("trace_id", "parent_old"));
+        var om = registry.Render(ExpositionFormat.OpenMetrics);
+        Assert.Contains("shm_held_total{i=\"0\"} 1 # {trace_id=\"child_old\"} 1 ", om, StringComparison.Ordinal);
+        Assert.Contains("shm_held_total{i=\"1\"} 1 # {trace_id=\"parent_old\"} 1 ", om, StringComparison.Ordinal);
+
+        // Both processes update the removed series again, without exemplars: they come back from 0 with none.
+        Assert.Equal(1, held.Clear());
+        worker.WriteLine("inc");
+        worker.WaitForLine("incremented 1");
+        mine.Inc();
+        om = registry.Render(ExpositionFormat.OpenMetrics);
+        Assert.Contains("shm_held_total{i=\"0\"} 1\n", om, StringComparison.Ordinal);
+        Assert.Contains("shm_held_total{i=\"1\"} 2\n", om, StringComparison.Ordinal);
+        Assert.DoesNotContain("_old", om, StringComparison.Ordinal);
+        worker.WriteLine("exemplars");
+        Assert.Equal("-", worker.WaitForLine("exemplars"));
+
+        // A new exemplar after the removal is stored and seen by both processes.
+        worker.WriteLine("exemplar child_new");
+        worker.WaitForLine("recorded");
+        Assert.Contains("shm_held_total{i=\"0\"} 2 # {trace_id=\"child_new\"} 1 ", registry.Render(ExpositionFormat.OpenMetrics), StringComparison.Ordinal);
+        worker.WriteLine("exemplars");
+        Assert.Equal("child_new", worker.WaitForLine("exemplars"));
+    }
+
+    [Fact]
+    public void Overflows_of_every_process_are_summed_and_the_limit_holds_across_processes()
+    {
+        using var store = new Store();
+        const string Overflow = "metrics_cardinality_overflow_total{metric=\"shm_card_total\"}";
+
+        // 30 label sets, then 40 in another process: 20 of those are refused, with one warning in that process.
+        using var one = Worker.Start(store.FilePath, "cardinality", "one", "30", "50");
+        one.WaitForLine("created");
+        using var two = Worker.Start(store.FilePath, "cardinality", "two", "40", "50");
+        two.WaitForLine("created");
+        Assert.Single(two.Stdout.Split('\n'), l => l.Contains("reached its cardinality limit of 50", StringComparison.Ordinal));
+
+        // This process refused nothing, nor did the first one: both show the other process's count from the store.
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<SharedMemoryBackend>(store.Config));
+        _ = new Counter("shm_card_total", "One of many series.", ["worker", "i"], registry: registry) { CardinalityLimit = 50 };
+        var text = registry.Render();
+        Assert.Contains(Overflow + " 20\n", text, StringComparison.Ordinal);
+        Assert.Equal(51, text.Split('\n').Count(l => l.StartsWith("shm_card_total{", StringComparison.Ordinal)));
+        one.WriteLine("render");
+        Assert.Equal(Overflow + " 20", one.WaitForLine("rendered"));
+        Assert.DoesNotContain("reached its cardinality limit", one.Stdout, StringComparison.Ordinal);
+
+        // The first process is at the shared limit too: its 5 new label sets are refused, and the counts add up.
+        one.WriteLine("more 5");
+        one.WaitForLine("created");
+        text = registry.Render();
+        Assert.Contains(Overflow + " 25\n", text, StringComparison.Ordinal);
+        Assert.Contains("shm_card_total{worker=\"__overflow__\",i=\"__overflow__\"} 25\n", text, StringComparison.Ordinal);
+        Assert.Equal(51, text.Split('\n').Count(l => l.StartsWith("shm_card_total{", StringComparison.Ordinal)));
+        two.WriteLine("render");
+        Assert.Equal(Overflow + " 25", two.WaitForLine("rendered"));
+        one.WriteLine("more 5");
+        one.WaitForLine("created");
+        Assert.Single(one.Stdout.Split('\n'), l => l.Contains("reached its cardinality limit of 50", StringComparison.Ordinal));
+        Assert.Contains(Overflow + " 30\n", registry.Render(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_cardinality_limit_counts_the_series_of_every_process()
     {
         using var store = new Store();

@@ -214,7 +214,8 @@ switch (command)
     {
         // hold <path> <series>: creates that many counter series, then answers commands on stdin until it closes:
         // "inc" adds 1 to every series created so far, "new <label>" creates and increments one more series,
-        // "collect" scrapes the store, "stats" prints the backend's statistics.
+        // "collect" scrapes the store, "stats" prints the backend's statistics, "exemplar <trace>" adds 1 to series 0 with
+        // that exemplar (stamped now), "exemplars" prints the trace of every exemplar a scrape of the store finds ('-': none).
         var held = new List<SharedMemoryBackend>();
         var count = int.Parse(args[2], CultureInfo.InvariantCulture);
         for (var i = 0; i < count; i++)
@@ -241,6 +242,16 @@ switch (command)
                 case "collect":
                     var values = SharedMemoryBackend.CollectAsync(config, [Shared.Held], CancellationToken.None).AsTask().GetAwaiter().GetResult()!;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"collected {values[0].Count} sum {values[0].Sum(v => v.Value)}"));
+                    break;
+                case "exemplar":
+                    held[0].Inc(1);
+                    held[0].RecordExemplar(new RecordedExemplar(Exemplar.Of("trace_id", parts[1]), 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0));
+                    Console.WriteLine("recorded");
+                    break;
+                case "exemplars":
+                    var found = SharedMemoryBackend.CollectAsync(config, [Shared.Held], CancellationToken.None).AsTask().GetAwaiter().GetResult()![0]
+                        .Where(v => v.Exemplar is not null).Select(v => v.Exemplar!.Value.Labels[0].Value).ToList();
+                    Console.WriteLine("exemplars " + (found.Count == 0 ? "-" : string.Join(',', found)));
                     break;
                 case "stats":
                     foreach (var statistic in SharedMemoryBackend.Statistics(config))
@@ -341,6 +352,41 @@ switch (command)
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"created {count}"));
+        break;
+    }
+
+    case "cardinality":
+    {
+        // cardinality <path> <worker> <count> <limit>: through the metric API, creates <count> label sets of shm_card_total
+        // under the limit, prints "created"; then "more <n>" creates n more ("created"), and "render" prints this process's
+        // scrape of the overflow counter ("rendered <line>", '-' when absent), until stdin closes.
+        await using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<SharedMemoryBackend>(config, "SharedMemory"));
+        var counter = new Counter("shm_card_total", "One of many series.", ["worker", "i"], registry: registry) { CardinalityLimit = int.Parse(args[4], CultureInfo.InvariantCulture) };
+        var next = 0;
+        void Create(int count)
+        {
+            for (var end = next + count; next < end; next++)
+            {
+                counter.Labels(args[2], next.ToString(CultureInfo.InvariantCulture)).Inc();
+            }
+
+            Console.WriteLine("created");
+        }
+
+        Create(int.Parse(args[3], CultureInfo.InvariantCulture));
+        while (Console.In.ReadLine() is { } line)
+        {
+            if (line.StartsWith("more ", StringComparison.Ordinal))
+            {
+                Create(int.Parse(line["more ".Length..], CultureInfo.InvariantCulture));
+            }
+            else if (line == "render")
+            {
+                var overflow = registry.Render().Split('\n').FirstOrDefault(l => l.StartsWith("metrics_cardinality_overflow_total{", StringComparison.Ordinal));
+                Console.WriteLine("rendered " + (overflow ?? "-"));
+            }
+        }
+
         break;
     }
 

@@ -172,11 +172,13 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         var skipped = 0L;
         var headerWritten = false;
+        var count = values.Count;
         if (family.Type is MetricType.Counter or MetricType.Gauge)
         {
-            foreach (var value in values)
+            for (var position = 0; position < count; position++)
             {
-                if (!family.Fits(value.LabelValues))
+                var value = values[position];
+                if (family.CollectedSeriesAt(position, count, value.LabelValues) is not { } series)
                 {
                     skipped++;
                     continue;
@@ -188,7 +190,6 @@ internal sealed class ExpositionWriter : IFamilyWriter
                     headerWritten = true;
                 }
 
-                var series = family.CollectedSeries(value.LabelValues);
                 if (family.Type == MetricType.Counter)
                 {
                     WriteCounter(family, series.LabelBytes, value.Value, series.CreatedUnixSeconds, _openMetrics ? value.Exemplar : null);
@@ -213,8 +214,15 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
         // A native-only histogram never writes its +Inf bucket: the native buckets (zero bucket included) count into it.
         var nativeOnly = family.Type == MetricType.Histogram && family.NativeEnabled && bounds.Length == 1;
-        foreach (var value in values)
+
+        // Backends return a series' parts together, usually with one label array: the previous part's series and group
+        // serve the next without a lookup.
+        IReadOnlyList<string>? lastLabels = null;
+        CollectedSeries? lastKey = null;
+        double[]? lastParts = null;
+        for (var position = 0; position < count; position++)
         {
+            var value = values[position];
             // Native buckets are for the protobuf format; text formats show the classic buckets kept beside them.
             if (value.Bucket is { IsNative: true } && family.Native is not null && !nativeOnly)
             {
@@ -246,17 +254,32 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
             // A part this family does not have, or a label set of another arity, was written under another definition
             // of the metric (a rolling deploy that changed buckets, say): left out and counted, never a failed scrape.
-            if (index < 0 || !family.Fits(value.LabelValues))
+            CollectedSeries? key;
+            double[]? parts;
+            if (index >= 0 && lastKey is not null && ReferenceEquals(value.LabelValues, lastLabels))
             {
-                skipped++;
-                continue;
+                (key, parts) = (lastKey, lastParts!);
             }
-
-            var key = family.CollectedSeries(value.LabelValues);
-            if (!groups.TryGetValue(key, out var parts))
+            else
             {
-                groups[key] = parts = new double[width];
-                order.Add(key);
+                if (index < 0 || family.CollectedSeriesAt(position, count, value.LabelValues) is not { } found)
+                {
+                    skipped++;
+                    continue;
+                }
+
+                key = found;
+                if (ReferenceEquals(key, lastKey))
+                {
+                    parts = lastParts!;
+                }
+                else if (!groups.TryGetValue(key, out parts))
+                {
+                    groups[key] = parts = new double[width];
+                    order.Add(key);
+                }
+
+                (lastLabels, lastKey, lastParts) = (value.LabelValues, key, parts);
             }
 
             parts[index] += value.Value;
@@ -381,9 +404,17 @@ internal sealed class ExpositionWriter : IFamilyWriter
                 previous = sample.CumulativeCounts[i];
             }
 
-            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null);
+            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null, _openMetrics ? BucketExemplars(sample) : null);
         }
     }
+
+    /// <summary>A collected histogram series' bucket exemplars as the writers take them; null when it has none.</summary>
+    internal static RecordedExemplar?[]? BucketExemplars(HistogramSample sample) => sample.Exemplars switch
+    {
+        null => null,
+        RecordedExemplar?[] array => array,
+        var list => [.. list],
+    };
 
     /// <summary>Writes a state set series: one sample per state, 1 or 0.</summary>
     private void WriteStates(MetricFamily family, StateValues states)
@@ -448,22 +479,43 @@ internal sealed class ExpositionWriter : IFamilyWriter
 
     internal const string OverflowHelp = "New label sets a metric family refused because it held as many series as its cardinality limit; their updates went to the series whose labels are all \"__overflow__\".";
 
-    /// <summary>The families that refused label sets, by exposed name, unless the application uses the counter's name itself.</summary>
-    internal static List<(string Metric, long Count)> Overflows(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
+    /// <summary>
+    /// The families that refused label sets, by exposed name, unless the application uses the counter's name itself: the
+    /// registry's overflow counter as its backend holds it (summed over processes on a shared one), for the families the
+    /// registry has.
+    /// </summary>
+    internal static List<(string Metric, double Count)> Overflows(IReadOnlyList<(MetricRegistry Registry, CollectedScrape Scrape)> scrapes)
     {
-        var result = new List<(string, long)>();
+        var result = new List<(string, double)>();
         foreach (var (registry, scrape) in scrapes)
         {
-            if (registry.IsRegistered(OverflowName))
+            if (scrape.Overflow is not { } overflow || registry.IsRegistered(OverflowName))
             {
                 continue;
             }
 
-            foreach (var entry in scrape.Entries)
+            // Built on the first refusal found: most scrapes have none. A family shows once, and only the registry's own.
+            HashSet<string>? names = null;
+            bool Shows(string metric) => (names ??= scrape.Entries.OfType<MetricFamily>().Select(f => f.Name).ToHashSet(StringComparer.Ordinal)).Remove(metric);
+            if (scrape.Collected is not null && scrape.Collected.TryGetValue(overflow, out var values))
             {
-                if (entry is MetricFamily { Overflowed: > 0 } family)
+                foreach (var value in values)
                 {
-                    result.Add((family.Name, family.Overflowed));
+                    if (value.Bucket is null && value.LabelValues.Count == 1 && value.Value > 0 && Shows(value.LabelValues[0]))
+                    {
+                        result.Add((value.LabelValues[0], value.Value));
+                    }
+                }
+
+                continue;
+            }
+
+            foreach (var child in overflow.Children())
+            {
+                var count = ((Counter)child).Backing!.Get();
+                if (count > 0 && Shows(child.FullValues![0]))
+                {
+                    result.Add((child.FullValues[0], count));
                 }
             }
         }

@@ -295,7 +295,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
                 _ => name,
             };
 
-            var family = BeginFamily(familyName, snapshot.Help, snapshot.Type);
+            var family = BeginFamily(familyName, snapshot.Help, snapshot.Type, snapshot.Unit);
             switch (snapshot.Kind)
             {
                 case MetricSnapshotKind.Histogram:
@@ -311,7 +311,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
                         }
 
                         var histogram = BeginMetric(snapshot.LabelNames, sample.LabelValues);
-                        WriteHistogram(bounds, perBucket.AsSpan(0, bounds.Length), sample.Sum, null, 0);
+                        WriteHistogram(bounds, perBucket.AsSpan(0, bounds.Length), sample.Sum, null, 0, ExpositionWriter.BucketExemplars(sample));
                         End(histogram);
                     }
 
@@ -363,17 +363,28 @@ internal sealed class ProtobufWriter : IFamilyWriter
         String(2, family.Help);
         Tag(3, Varint);
         _out.WriteVarint(TypeOf(family.Type));
+        Unit(family.Unit);
         return start;
     }
 
-    private int BeginFamily(string name, string help, MetricType type)
+    private int BeginFamily(string name, string help, MetricType type, string? unit = null)
     {
         var start = _out.BeginLength();
         String(1, name);
         String(2, help);
         Tag(3, Varint);
         _out.WriteVarint(TypeOf(type));
+        Unit(unit);
         return start;
+    }
+
+    /// <summary>Writes <c>MetricFamily.unit</c> (field 5 in client_model's metrics.proto), left out when the metric has none.</summary>
+    private void Unit(string? unit)
+    {
+        if (unit is not null)
+        {
+            String(5, unit);
+        }
     }
 
     private static ulong TypeOf(MetricType type) => type switch

@@ -4,9 +4,12 @@ namespace Metrics;
 /// What one scrape reads before anything is rendered: the registry's entries at that moment and, for every backend that
 /// collects in batch, all values of its families.
 /// </summary>
-internal sealed class CollectedScrape(IReadOnlyList<object> entries, Dictionary<MetricFamily, IReadOnlyList<CollectedValue>>? collected)
+internal sealed class CollectedScrape(IReadOnlyList<object> entries, Dictionary<MetricFamily, IReadOnlyList<CollectedValue>>? collected, MetricFamily? overflow = null)
 {
     public IReadOnlyList<object> Entries { get; } = entries;
+
+    /// <summary>The registry's cardinality overflow counter as read for this scrape (not one of the entries), or null.</summary>
+    public MetricFamily? Overflow { get; } = overflow;
 
     /// <summary>Values by family for families whose backend collects in batch; null when no backend does.</summary>
     public Dictionary<MetricFamily, IReadOnlyList<CollectedValue>>? Collected { get; } = collected;
@@ -84,13 +87,13 @@ internal sealed class ScrapeCollector(MetricRegistry registry)
             }
         }
 
-        return ReadAsync(entries, cancellationToken);
+        return ReadAsync(entries, registry.OverflowFamilyToRead(), cancellationToken);
     }
 
-    private static async Task<CollectedScrape> ReadAsync(IReadOnlyList<object> entries, CancellationToken cancellationToken)
+    private static async Task<CollectedScrape> ReadAsync(IReadOnlyList<object> entries, MetricFamily? overflow, CancellationToken cancellationToken)
     {
         Dictionary<ConfiguredBackend, List<MetricFamily>>? byBackend = null;
-        foreach (var entry in entries)
+        foreach (var entry in overflow is null ? entries : entries.Append(overflow))
         {
             if (entry is MetricFamily family && family.Backend != ConfiguredBackend.Memory)
             {
@@ -106,7 +109,7 @@ internal sealed class ScrapeCollector(MetricRegistry registry)
 
         if (byBackend is null)
         {
-            return new CollectedScrape(entries, null);
+            return new CollectedScrape(entries, null, overflow);
         }
 
         // Every backend is read at once: a scrape takes as long as its slowest backend, not the sum of them.
@@ -121,7 +124,7 @@ internal sealed class ScrapeCollector(MetricRegistry registry)
             }
         }
 
-        return new CollectedScrape(entries, result);
+        return new CollectedScrape(entries, result, overflow);
     }
 
     private static async Task<List<(MetricFamily, IReadOnlyList<CollectedValue>)>> ReadBackendAsync(ConfiguredBackend backend, List<MetricFamily> families, CancellationToken cancellationToken)
