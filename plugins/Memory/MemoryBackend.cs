@@ -111,14 +111,7 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
     public RecordedExemplar? GetExemplar() => Volatile.Read(ref _exemplar)?.Read();
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ForgetExemplar(ExemplarSlot slot)
-    {
-        lock (slot)
-        {
-            slot.Present = false;
-            slot.Value = default;
-        }
-    }
+    private static void ForgetExemplar(ExemplarSlot slot) => slot.Clear();
 
     private ExemplarSlot InflateExemplar()
     {
@@ -178,6 +171,15 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
                 _present = true;
             }
 
+            Volatile.Write(ref _version, version + 2);
+        }
+
+        /// <summary>Empties the slot, whatever its timestamp: the series was removed.</summary>
+        public void Clear()
+        {
+            var version = Acquire();
+            _value = default;
+            _present = false;
             Volatile.Write(ref _version, version + 2);
         }
 
