@@ -245,14 +245,21 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         }
 
         // A native-only observation whose bucket the direct table finds: its compare-and-swap and the sum's, inlined as
-        // the classic ones are, so it pays no call.
+        // the classic ones are, so it pays no call. The sum goes first: a locked instruction holds back every load after
+        // it, so the cell is looked up before it and the lookup overlaps the sum's update instead of preceding both.
         var sumCell = _sumCell;
-        if (_nativeOnly && sumCell != null && NativeSeries.TryCountDirect(value, _nativeZeroThreshold, _nativeDirect))
+        nint nativeCell;
+        if (_nativeOnly && sumCell != null && (nativeCell = NativeSeries.DirectCell(value, _nativeZeroThreshold, _nativeDirect)) != 0)
         {
             if (!AtomicDouble.TryAddToCell(ref *sumCell, value))
             {
                 _sum!.Inc(value);
                 FollowSumIfMoved();
+            }
+
+            if (!AtomicDouble.TryAddToCell(ref *(long*)nativeCell, 1))
+            {
+                CountNativeRaced(value);
             }
         }
         else
@@ -441,6 +448,16 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             {
                 FollowSumIfMoved();
             }
+        }
+    }
+
+    // The direct cell's compare-and-swap raced, or its value moved: count as the out-of-line path does (the sum is done).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CountNativeRaced(double value)
+    {
+        if (!_native!.TryCount(value))
+        {
+            _native.Find(value).Value.Inc(1);
         }
     }
 

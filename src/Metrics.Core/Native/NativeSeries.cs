@@ -126,15 +126,15 @@ internal sealed class NativeSeries
     /// The fastest path, for a positive value in the range of the series' existing buckets: the value's top bits index
     /// <paramref name="direct"/> (a <see cref="Table.DirectCells"/>), whose entry holds the slot's bound and the cells of
     /// the two buckets the slot can fall into, so the bucket's cell is one load from the value away, as a classic
-    /// bucket's is. False (nothing changed) for what it does not cover: the caller goes on to <see cref="TryCountPublished"/>.
+    /// bucket's is. 0 for what it does not cover: the caller goes on to <see cref="TryCountPublished"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe bool TryCountDirect(double value, double zeroThreshold, nint[]? direct)
+    public static nint DirectCell(double value, double zeroThreshold, nint[]? direct)
     {
         // Negative values and NaN fail the comparison; infinity and subnormal values give slot numbers outside the array.
         if (direct is null || !(value > zeroThreshold))
         {
-            return false;
+            return 0;
         }
 
         var bits = BitConverter.DoubleToInt64Bits(value);
@@ -142,11 +142,18 @@ internal sealed class NativeSeries
         var at = (ulong)((bits >> (int)Unsafe.Add(ref header, 1)) - header);
         if (at >= (ulong)Unsafe.Add(ref header, 2))
         {
-            return false;
+            return 0;
         }
 
         ref var entry = ref Unsafe.Add(ref header, Table.DirectHeader + (3 * (nint)at));
-        var cell = (bits & NativeBuckets.MantissaMask) > entry ? Unsafe.Add(ref entry, 2) : Unsafe.Add(ref entry, 1);
+        return (bits & NativeBuckets.MantissaMask) > entry ? Unsafe.Add(ref entry, 2) : Unsafe.Add(ref entry, 1);
+    }
+
+    /// <summary>Adds 1 through <see cref="DirectCell"/>, or returns false (nothing changed) when it gives no cell or the compare-and-swap races.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe bool TryCountDirect(double value, double zeroThreshold, nint[]? direct)
+    {
+        var cell = DirectCell(value, zeroThreshold, direct);
         return cell != 0 && AtomicDouble.TryAddToCell(ref *(long*)cell, 1);
     }
 
