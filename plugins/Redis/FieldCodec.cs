@@ -86,10 +86,18 @@ internal static class FieldCodec
     }
 
     /// <summary>Decodes a field written by <see cref="Encode"/>; <see langword="false"/> when it is not one with <paramref name="labelCount"/> labels.</summary>
-    public static bool TryDecode(ReadOnlySpan<byte> field, int labelCount, out string[] labelValues, out HistogramBucket? part)
+    public static bool TryDecode(ReadOnlySpan<byte> field, int labelCount, out string[] labelValues, out HistogramBucket? part) =>
+        TryDecode(field, labelCount, out labelValues, out part, out _);
+
+    /// <summary>
+    /// Decodes a field written by <see cref="Encode"/>; <paramref name="seriesLength"/> is the length of its series part
+    /// (the label values up to and including '#'), which every part of one series shares.
+    /// </summary>
+    public static bool TryDecode(ReadOnlySpan<byte> field, int labelCount, out string[] labelValues, out HistogramBucket? part, out int seriesLength)
     {
         labelValues = new string[labelCount];
         part = null;
+        seriesLength = 0;
         var pos = 0;
         for (var i = 0; i < labelCount; i++)
         {
@@ -114,6 +122,7 @@ internal static class FieldCodec
             return false;
         }
 
+        seriesLength = pos + 1;
         var rest = field[(pos + 1)..];
         if (rest.Length == 0)
         {

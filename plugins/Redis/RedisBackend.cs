@@ -109,7 +109,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
 
     /// <summary>
     /// Reads every stored value of <paramref name="families"/> in one pipeline (one script per family, each an atomic
-    /// snapshot of the family's hash under the definition given), plus this process's unflushed updates. Values written
+    /// snapshot of the family's values under the definition given, as one bulk string), plus this process's unflushed updates. Values written
     /// under another definition of a family are left out and counted (see <see cref="Statistics"/>).
     /// </summary>
     /// <param name="config">The configuration the values were created with.</param>
@@ -121,10 +121,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     public static async ValueTask<IReadOnlyList<CollectedValue>[]?> CollectAsync(BackendConfig config, IReadOnlyList<MetricDescriptor> families, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(families);
-        var store = RedisStore.Get(config);
-        var collected = await store.Collector.CollectAsync(families, cancellationToken).ConfigureAwait(false);
-        store.CountSeries(families, collected);
-        return collected;
+        return await RedisStore.Get(config).Collector.CollectAsync(families, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -276,6 +276,15 @@ internal class RedisCell
         }
     }
 
+    /// <summary>
+    /// Whether Redis holds everything this process did to the cell: it was stored, and no update is pending, queued or in
+    /// flight. A scrape then shows the value it read without looking the cell up. Read without the lock: an update that
+    /// races the check races the scrape too.
+    /// </summary>
+    public bool IsSettled =>
+        Volatile.Read(ref _dirty) == 0 && Volatile.Read(ref _deltaBits) == EmptyDelta
+        && (Volatile.Read(ref _flags) & (PendingSetFlag | InFlightFlag | AcknowledgedFlag)) == AcknowledgedFlag;
+
     /// <summary>Whether the cell waits for the flusher (new, updated, or re-queued after its writer was found dead).</summary>
     public bool IsDirty => Volatile.Read(ref _dirty) != 0;
 

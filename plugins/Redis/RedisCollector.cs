@@ -70,21 +70,21 @@ internal sealed class RedisCollector(RedisStore store)
         var db = connection.GetDatabase();
         var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var reads = new Task<RedisResult>[families.Count];
-        var data = new Task<HashEntry[]>?[families.Count];
+        var slotted = new bool[families.Count];
         var exemplarReads = new Task<HashEntry[]>?[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
             var family = families[i];
+            var dataKey = RedisFamily.DataKey(Settings, family.Name, family.DefinitionId);
             if (family.Type is MetricType.Counter or MetricType.Histogram)
             {
                 // In the same pipeline: one round trip still reads values and exemplars.
-                exemplarReads[i] = db.HashGetAllAsync(RedisFamily.ExemplarKeyOf(RedisFamily.DataKey(Settings, family.Name, family.DefinitionId)));
+                exemplarReads[i] = db.HashGetAllAsync(RedisFamily.ExemplarKeyOf(dataKey));
             }
 
             var (owned, combine, liveOnly) = RedisFamily.ModeOf(family);
             if (owned)
             {
-                var dataKey = RedisFamily.DataKey(Settings, family.Name, family.DefinitionId);
                 var own = new List<(byte[] Field, double Value, bool Changed)>();
                 if (store.FindFamily(family) is { } local)
                 {
@@ -102,26 +102,19 @@ internal sealed class RedisCollector(RedisStore store)
                 continue;
             }
 
-            // Sent together on one connection: one round trip per master however many families.
-            var key = RedisFamily.DataKey(Settings, family.Name, family.DefinitionId);
-            data[i] = db.HashGetAllAsync(key);
+            // Sent together on one connection: one round trip per master however many families. The field list is read
+            // from where this scraper stopped last time, so a steady scrape moves the values and nothing else.
+            var layout = FieldsOf(family).Layout;
+            slotted[i] = true;
             reads[i] = db.ScriptEvaluateAsync(
-                Scripts.CollectFamily,
-                [key, RedisFamily.DefinitionsKeyOf(Settings, family.Name)],
-                [family.DefinitionId, RedisFamily.DataKeyPrefix(Settings, family.Name), expiryMs]);
+                Scripts.CollectSlots,
+                [dataKey, RedisFamily.DefinitionsKeyOf(Settings, family.Name), RedisFamily.ValuesKeyOf(dataKey), RedisFamily.ListKeyOf(dataKey)],
+                [family.DefinitionId, RedisFamily.DataKeyPrefix(Settings, family.Name), expiryMs, layout.Generation, layout.ListLength]);
         }
 
         try
         {
             await Task.WhenAll(reads).ConfigureAwait(false);
-            foreach (var read in data)
-            {
-                if (read is not null)
-                {
-                    await read.ConfigureAwait(false);
-                }
-            }
-
             foreach (var read in exemplarReads)
             {
                 if (read is not null)
@@ -130,25 +123,32 @@ internal sealed class RedisCollector(RedisStore store)
                 }
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
         {
+            // The reads carry no token of ours: a cancelled one is a command the client gave up on, a transport fault.
             throw Unreachable(RedisDiagnosis.Describe(Settings, ex));
         }
 
         var result = new IReadOnlyList<CollectedValue>[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
-            if (data[i] is { } fields)
+            if (slotted[i])
             {
-                CheckSchema(families[i], (RedisResult[])reads[i].Result!);
-                result[i] = Merge(families[i], fields.Result, exemplarReads[i]?.Result);
+                var reply = (RedisResult[])reads[i].Result!;
+                CheckSchema(families[i], (RedisResult[])reply[4]!);
+                result[i] = MergeSlots(families[i], reply, exemplarReads[i]?.Result);
                 continue;
             }
 
             // A per-process gauge's aggregate already holds this process's own values, unflushed ones included.
-            var reply = (RedisResult[])reads[i].Result!;
-            CheckSchema(families[i], (RedisResult[])reply[1]!);
-            result[i] = Merge(families[i], (RedisResult[])reply[0]!);
+            var aggregate = (RedisResult[])reads[i].Result!;
+            CheckSchema(families[i], (RedisResult[])aggregate[1]!);
+            result[i] = Merge(families[i], (RedisResult[])aggregate[0]!);
+        }
+
+        for (var i = 0; i < families.Count; i++)
+        {
+            store.RecordSeriesCount(families[i], FieldsOf(families[i]).SeriesAdded);
         }
 
         return result;
@@ -186,15 +186,34 @@ internal sealed class RedisCollector(RedisStore store)
         return list;
     }
 
-    /// <summary>A family's values as HGETALL read them, with this process's unsent updates on top.</summary>
-    private CollectedValueList Merge(MetricDescriptor family, HashEntry[] entries, HashEntry[]? exemplars)
+    /// <summary>
+    /// A family's values as <see cref="Scripts.CollectSlots"/> read them (generation, list offset, list tail, values),
+    /// with this process's unsent updates on top.
+    /// </summary>
+    private CollectedValueList MergeSlots(MetricDescriptor family, RedisResult[] reply, HashEntry[]? exemplars)
     {
         var labelCount = family.LabelNames.Count;
         var (fields, generation, list) = Begin(family);
-        foreach (var entry in entries)
+        var layout = fields.Layout;
+        var values = (byte[]?)reply[3] ?? [];
+        if (values.Length % 8 != 0)
         {
-            // As memory, not byte[]: no copy of each field and value.
-            Add(family, fields, generation, list, ((ReadOnlyMemory<byte>)entry.Name).Span, ((ReadOnlyMemory<byte>)entry.Value).Span);
+            throw new RedisBackendException($"The Redis key '{RedisFamily.ValuesKeyOf(RedisFamily.DataKey(Settings, family.Name, family.DefinitionId))}' does not hold 8-byte doubles; it was not written by this version of the Metrics Redis backend. Use another KeyPrefix or delete the key.");
+        }
+
+        if (!layout.Update((byte[]?)reply[0] ?? [], (long)reply[1], (byte[]?)reply[2] ?? [], fields, labelCount))
+        {
+            WarnOnce(family.Name, $"metric '{family.Name}' has stored series that do not match its {labelCount} label names; they are left out of the scrape. The key was not written by this version of the Metrics Redis backend.");
+        }
+
+        var slots = layout.Slots;
+        var count = Math.Min(layout.Count, values.Length / 8);
+        for (var slot = 0; slot < count; slot++)
+        {
+            if (slots[slot] is { } decoded)
+            {
+                Put(fields, list, decoded, generation, BinaryPrimitives.ReadDoubleLittleEndian(values.AsSpan(slot * 8)));
+            }
         }
 
         if (store.FindFamily(family) is { } local)
@@ -205,9 +224,13 @@ internal sealed class RedisCollector(RedisStore store)
             {
                 if (cell.Group is not { } series)
                 {
-                    Overlay(cell, list, fields, generation, labelCount);
+                    // A cell whose every update Redis acknowledged shows as read: no need to find it.
+                    if (!cell.IsSettled)
+                    {
+                        Overlay(cell, list, fields, generation, labelCount);
+                    }
                 }
-                else if ((overlaid ??= []).Add(series))
+                else if (!AllSettled(series) && (overlaid ??= []).Add(series))
                 {
                     // All parts of a series at one instant: an observation in progress shows in every part or in none.
                     lock (series.Gate)
@@ -224,6 +247,21 @@ internal sealed class RedisCollector(RedisStore store)
         AttachExemplars(family, fields, generation, list, exemplars);
         fields.Trim(generation, list.Count);
         return list;
+    }
+
+    // Checked without the series' lock: an observation that lands while the parts are checked makes a part checked after
+    // it unsettled, so the series is overlaid under the lock; one that lands after every check is not in this scrape.
+    private static bool AllSettled(RedisSeriesGroup series)
+    {
+        foreach (var part in series.Cells)
+        {
+            if (!part.IsSettled)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -269,13 +307,19 @@ internal sealed class RedisCollector(RedisStore store)
 
     private (DecodedFields Fields, long Generation, CollectedValueList List) Begin(MetricDescriptor family)
     {
+        var fields = FieldsOf(family);
+        return (fields, fields.NextGeneration(), new CollectedValueList());
+    }
+
+    private DecodedFields FieldsOf(MetricDescriptor family)
+    {
         var key = (family.Name, family.DefinitionId);
         if (!_fields.TryGetValue(key, out var fields))
         {
             _fields[key] = fields = new DecodedFields();
         }
 
-        return (fields, fields.NextGeneration(), new CollectedValueList());
+        return fields;
     }
 
     private void Add(MetricDescriptor family, DecodedFields fields, long generation, CollectedValueList list, ReadOnlySpan<byte> field, ReadOnlySpan<byte> raw)
@@ -292,7 +336,7 @@ internal sealed class RedisCollector(RedisStore store)
             return;
         }
 
-        Put(list, decoded, generation, BinaryPrimitives.ReadDoubleLittleEndian(raw));
+        Put(fields, list, decoded, generation, BinaryPrimitives.ReadDoubleLittleEndian(raw));
     }
 
     private static void Overlay(RedisCell cell, CollectedValueList list, DecodedFields fields, long generation, int labelCount)
@@ -310,17 +354,23 @@ internal sealed class RedisCollector(RedisStore store)
         else if (cell.Unsent)
         {
             // Not in Redis: a series created here and not stored yet shows; one stored before whose field is gone was removed.
-            Put(list, decoded, generation, cell.Overlay(0));
+            Put(fields, list, decoded, generation, cell.Overlay(0));
         }
     }
 
     /// <summary>Adds a field's value, or replaces it when the field was already added in this collection.</summary>
-    private static void Put(CollectedValueList list, DecodedField decoded, long generation, double value)
+    private static void Put(DecodedFields fields, CollectedValueList list, DecodedField decoded, long generation, double value)
     {
         if (decoded.Generation == generation)
         {
             list.Set(decoded.Index, new CollectedValue(decoded.Labels, decoded.Part, value));
             return;
+        }
+
+        if (decoded.Series.Seen != generation)
+        {
+            decoded.Series.Seen = generation;
+            fields.SeriesAdded++;
         }
 
         decoded.Generation = generation;
@@ -347,9 +397,15 @@ internal sealed class RedisCollector(RedisStore store)
 }
 
 /// <summary>One hash field decoded: its labels and part, and where the collection in progress put its value.</summary>
-internal sealed class DecodedField(string[] labels, HistogramBucket? part)
+internal sealed class DecodedField(SeriesLabels series, HistogramBucket? part, int seriesLength)
 {
-    public string[] Labels { get; } = labels;
+    /// <summary>The field's series, shared by its parts.</summary>
+    public SeriesLabels Series { get; } = series;
+
+    /// <summary>The length of the field's series part (label values up to and including '#'), shared by the series' parts.</summary>
+    public int SeriesLength { get; } = seriesLength;
+
+    public string[] Labels => Series.Labels;
 
     public HistogramBucket? Part { get; } = part;
 
@@ -359,13 +415,35 @@ internal sealed class DecodedField(string[] labels, HistogramBucket? part)
     public int Index { get; set; }
 }
 
-/// <summary>A family's decoded fields by their bytes, pruned of fields that no longer come back.</summary>
+/// <summary>The label values of one series, one array for all its parts, and the collection that last counted it.</summary>
+internal sealed class SeriesLabels(string[] labels)
+{
+    public string[] Labels { get; } = labels;
+
+    public long Seen { get; set; }
+}
+
+/// <summary>
+/// A family's decoded fields by their bytes, pruned of fields that no longer come back, and which field each slot of
+/// the family's values holds. Every part of one series gets the same label array, so a series is one array.
+/// </summary>
 internal sealed class DecodedFields
 {
     private readonly Dictionary<byte[], DecodedField?> _byField = new(FieldComparer.Instance);
+    private readonly Dictionary<byte[], SeriesLabels> _labels = new(FieldComparer.Instance);
     private long _generation;
 
-    public long NextGeneration() => ++_generation;
+    /// <summary>Distinct series the collection in progress has added so far.</summary>
+    public int SeriesAdded { get; set; }
+
+    /// <summary>The slots of the family's values as this scraper has read their field list.</summary>
+    public SlotLayout Layout { get; } = new();
+
+    public long NextGeneration()
+    {
+        SeriesAdded = 0;
+        return ++_generation;
+    }
 
     /// <summary>The decoded field, or <see langword="null"/> when it is not one of this family's fields.</summary>
     public DecodedField? Find(ReadOnlySpan<byte> field, int labelCount)
@@ -373,7 +451,9 @@ internal sealed class DecodedFields
         var lookup = _byField.GetAlternateLookup<ReadOnlySpan<byte>>();
         if (!lookup.TryGetValue(field, out var decoded))
         {
-            decoded = FieldCodec.TryDecode(field, labelCount, out var labels, out var part) ? new DecodedField(labels, part) : null;
+            decoded = FieldCodec.TryDecode(field, labelCount, out var labels, out var part, out var seriesLength)
+                ? new DecodedField(part is null ? new SeriesLabels(labels) : Intern(field[..seriesLength], labels), part, seriesLength)
+                : null;
             lookup[field] = decoded;
         }
 
@@ -388,13 +468,37 @@ internal sealed class DecodedFields
             return;
         }
 
+        _labels.Clear();
         foreach (var (field, decoded) in _byField)
         {
             if (decoded is null || decoded.Generation != generation)
             {
                 _byField.Remove(field);
             }
+            else if (decoded.Part is not null)
+            {
+                // Kept as they are: the slots and the host's rendered labels refer to these arrays.
+                _labels.GetAlternateLookup<ReadOnlySpan<byte>>()[field.AsSpan(0, decoded.SeriesLength)] = decoded.Series;
+            }
         }
+    }
+
+    /// <summary>Makes room for <paramref name="more"/> fields about to be decoded, so a large first read does not rehash over and over.</summary>
+    public void Reserve(int more)
+    {
+        _byField.EnsureCapacity(_byField.Count + more);
+    }
+
+    // Only parts of histograms and summaries share a series; a counter's or gauge's field is its whole series.
+    private SeriesLabels Intern(ReadOnlySpan<byte> series, string[] labels)
+    {
+        var lookup = _labels.GetAlternateLookup<ReadOnlySpan<byte>>();
+        if (!lookup.TryGetValue(series, out var known))
+        {
+            lookup[series] = known = new SeriesLabels(labels);
+        }
+
+        return known;
     }
 
     private sealed class FieldComparer : IEqualityComparer<byte[]>, IAlternateEqualityComparer<ReadOnlySpan<byte>, byte[]>
@@ -410,5 +514,124 @@ internal sealed class DecodedFields
         public int GetHashCode(ReadOnlySpan<byte> alternate) => (int)System.IO.Hashing.XxHash3.HashToUInt64(alternate);
 
         public byte[] Create(ReadOnlySpan<byte> alternate) => alternate.ToArray();
+    }
+}
+
+/// <summary>
+/// The field of each slot of a family's values string, as one scraper has read the family's field list (see
+/// <see cref="Scripts.ApplyBatch"/>): the list only grows until its generation changes, so each scrape parses only the
+/// entries added since the last one.
+/// </summary>
+internal sealed class SlotLayout
+{
+    private const int HeaderLength = 8;
+
+    private DecodedField?[] _slots = [];
+
+    /// <summary>The generation of the list read so far (8 bytes), empty before the first read.</summary>
+    public byte[] Generation { get; private set; } = [];
+
+    /// <summary>Bytes of the list read so far, its generation included; the next read starts there.</summary>
+    public long ListLength { get; private set; }
+
+    /// <summary>Slots named so far.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>The field of each slot, null for a removed one or one that is not this family's.</summary>
+    public DecodedField?[] Slots => _slots;
+
+    /// <summary>
+    /// Takes in what a scrape read: the list's <paramref name="generation"/> (empty: the family holds no data) and its
+    /// <paramref name="tail"/> from offset <paramref name="from"/>. Returns <see langword="false"/> when an entry could
+    /// not be decoded as one of this family's fields (it is left out).
+    /// </summary>
+    public bool Update(byte[] generation, long from, byte[] tail, DecodedFields fields, int labelCount)
+    {
+        if (generation.Length == 0)
+        {
+            Reset([], 0);
+            return true;
+        }
+
+        if (from != ListLength || !generation.AsSpan().SequenceEqual(Generation))
+        {
+            // Another generation (a removal, keys created afresh): the server sent the whole list.
+            Reset(generation, HeaderLength);
+            if (from != HeaderLength)
+            {
+                return false;
+            }
+        }
+
+        if (tail.Length > 64 * 1024)
+        {
+            var entries = CountEntries(tail);
+            fields.Reserve(entries);
+            if (Count + entries > _slots.Length)
+            {
+                Array.Resize(ref _slots, Count + entries);
+            }
+        }
+
+        var ok = true;
+        var pos = 0;
+        while (pos < tail.Length)
+        {
+            if (tail.Length - pos < 5)
+            {
+                ok = false;
+                break;
+            }
+
+            var length = BinaryPrimitives.ReadInt32LittleEndian(tail.AsSpan(pos + 1));
+            if (length < 0 || length > tail.Length - pos - 5)
+            {
+                ok = false;
+                break;
+            }
+
+            DecodedField? decoded = null;
+            if (tail[pos] == (byte)'+')
+            {
+                decoded = fields.Find(tail.AsSpan(pos + 5, length), labelCount);
+                ok &= decoded is not null;
+            }
+
+            if (Count == _slots.Length)
+            {
+                Array.Resize(ref _slots, Math.Max(64, _slots.Length * 2));
+            }
+
+            _slots[Count++] = decoded;
+            pos += 5 + length;
+        }
+
+        ListLength += pos;
+        return ok;
+    }
+
+    private static int CountEntries(byte[] tail)
+    {
+        var count = 0;
+        for (var pos = 0; tail.Length - pos >= 5; count++)
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(tail.AsSpan(pos + 1));
+            if (length < 0 || length > tail.Length - pos - 5)
+            {
+                break;
+            }
+
+            pos += 5 + length;
+        }
+
+        return count;
+    }
+
+    private void Reset(byte[] generation, long listLength)
+    {
+        Array.Clear(_slots, 0, Count);
+        Count = 0;
+        Generation = generation;
+        ListLength = listLength;
     }
 }

@@ -65,6 +65,12 @@ internal static class RedisDiagnosis
                 "Check the server's latency (redis-cli --latency) or raise Metrics:BackendConfig:OperationTimeout";
         }
 
+        if (ex is OperationCanceledException)
+        {
+            // The backend passes the client no token of its own here: a cancelled command is one the client gave up on.
+            return "the client abandoned the command when its connection was closed or reset (a node stopped or failed over); it is sent again";
+        }
+
         return $"{ex.GetType().Name}: {settings.Scrub(FirstLine(text))}";
     }
 

@@ -35,6 +35,8 @@ internal sealed class RedisFamily
         WriterId = writerId;
         (Owned, Combine, LiveOnly) = ModeOf(metric);
         LiveKey = LiveKeyOf(key);
+        ValuesKey = ValuesKeyOf(key);
+        ListKey = ListKeyOf(key);
     }
 
     /// <summary>The store this family's cells send their updates through.</summary>
@@ -73,8 +75,18 @@ internal sealed class RedisFamily
 
     public string Definition { get; }
 
-    /// <summary>The hash holding one field per series and part written under this definition.</summary>
+    /// <summary>
+    /// The hash of the series and parts written under this definition: a per-process gauge's values, or for every other
+    /// family the slot of each field in <see cref="ValuesKey"/> (see <see cref="Scripts.ApplyBatch"/>). Whether it
+    /// exists is whether the definition holds data.
+    /// </summary>
     public RedisKey Key { get; }
+
+    /// <summary>The string of the family's values, one 8-byte double per slot (families with one shared value per series).</summary>
+    public RedisKey ValuesKey { get; }
+
+    /// <summary>The field list naming the slots of <see cref="ValuesKey"/> in order, after an 8-byte generation.</summary>
+    public RedisKey ListKey { get; }
 
     /// <summary>This writer's last-applied-batch marker for <see cref="Key"/>.</summary>
     public RedisKey MarkerKey { get; }
@@ -93,6 +105,12 @@ internal sealed class RedisFamily
 
     /// <summary>The hash of the latest exemplar per field beside the data hash <paramref name="dataKey"/> (same hash tag, so the same Cluster slot).</summary>
     public static string ExemplarKeyOf(string dataKey) => dataKey + ":ex";
+
+    /// <summary>The values string beside the slot directory <paramref name="dataKey"/> (same hash tag, so the same Cluster slot).</summary>
+    public static string ValuesKeyOf(string dataKey) => dataKey + ":v";
+
+    /// <summary>The field list beside the slot directory <paramref name="dataKey"/> (same hash tag, so the same Cluster slot).</summary>
+    public static string ListKeyOf(string dataKey) => dataKey + ":l";
 
     /// <summary>The liveness hash beside the data hash <paramref name="dataKey"/> (same hash tag, so the same Cluster slot).</summary>
     public static string LiveKeyOf(string dataKey) => dataKey + ":live";

@@ -188,7 +188,7 @@ internal sealed partial class RedisFlusher
                     await SendExemplarsAsync(CancellationToken.None).ConfigureAwait(false);
                     await TouchIfDueAsync().ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
                 {
                     // The flusher must outlive any single failure; the batch stays in flight and is retried next tick.
                     _store.Log($"flush failed: {RedisDiagnosis.Describe(Settings, ex)}.");
@@ -338,9 +338,12 @@ internal sealed partial class RedisFlusher
         {
             try
             {
-                await db.ScriptEvaluateAsync(Scripts.RemoveFields, [removal.Key, RedisFamily.ExemplarKeyOf(removal.Key.ToString())], [removal.Prefix, removal.Owned ? "1" : "0"]).ConfigureAwait(false);
+                var key = removal.Key.ToString();
+                await (removal.Owned
+                    ? db.ScriptEvaluateAsync(Scripts.RemoveFields, [key, RedisFamily.ExemplarKeyOf(key)], [removal.Prefix, "1"])
+                    : db.ScriptEvaluateAsync(Scripts.RemoveSlots, [key, RedisFamily.ValuesKeyOf(key), RedisFamily.ListKeyOf(key), RedisFamily.ExemplarKeyOf(key)], [removal.Prefix])).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
             {
                 return RedisDiagnosis.Describe(Settings, ex);
             }
@@ -458,7 +461,7 @@ internal sealed partial class RedisFlusher
             {
                 pending.Add((batch, batch.Family.Owned
                     ? db.ScriptEvaluateAsync(Scripts.ApplyOwned, [batch.Family.Key, batch.Family.LiveKey, batch.Family.DefinitionsKey], batch.Args)
-                    : db.ScriptEvaluateAsync(Scripts.ApplyBatch, [batch.Family.Key, batch.Family.MarkerKey, batch.Family.DefinitionsKey], batch.Args)));
+                    : db.ScriptEvaluateAsync(Scripts.ApplyBatch, [batch.Family.Key, batch.Family.MarkerKey, batch.Family.DefinitionsKey, batch.Family.ValuesKey, batch.Family.ListKey], batch.Args)));
             }
         }
 
@@ -471,7 +474,7 @@ internal sealed partial class RedisFlusher
             {
                 result = await task.ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
             {
                 error ??= RedisDiagnosis.Describe(Settings, ex);
                 continue;
@@ -554,6 +557,12 @@ internal sealed partial class RedisFlusher
             if (Settings.KeyExpiry > TimeSpan.Zero)
             {
                 tasks.Add(db.KeyExpireAsync(family.Key, Settings.KeyExpiry));
+                if (!family.Owned)
+                {
+                    tasks.Add(db.KeyExpireAsync(family.ValuesKey, Settings.KeyExpiry));
+                    tasks.Add(db.KeyExpireAsync(family.ListKey, Settings.KeyExpiry));
+                }
+
                 tasks.Add(db.HashSetAsync(family.DefinitionsKey, family.DefinitionId, family.Definition));
                 tasks.Add(db.KeyExpireAsync(family.DefinitionsKey, Settings.KeyExpiry));
             }
@@ -615,7 +624,7 @@ internal sealed partial class RedisFlusher
                             Resend(family);
                         }
                     }
-                    catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+                    catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
                     {
                         // Redis is unreachable: the flusher reports it; the next tick tries again.
                     }

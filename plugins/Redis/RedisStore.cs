@@ -141,24 +141,15 @@ internal sealed class RedisStore
         return known + (FindFamily(family) is { } local ? Interlocked.Read(ref local.CreatedSinceCount) : 0);
     }
 
-    /// <summary>Records what a scrape found: the number of distinct label sets of each family.</summary>
-    public void CountSeries(IReadOnlyList<MetricDescriptor> families, IReadOnlyList<CollectedValue>[] collected)
+    /// <summary>Records what a scrape found: the number of distinct label sets of <paramref name="family"/>.</summary>
+    public void RecordSeriesCount(MetricDescriptor family, long count)
     {
-        for (var i = 0; i < families.Count; i++)
+        if (FindFamily(family) is { } local)
         {
-            var distinct = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var value in collected[i])
-            {
-                distinct.Add(string.Join('\u0001', value.LabelValues));
-            }
-
-            if (FindFamily(families[i]) is { } local)
-            {
-                Interlocked.Exchange(ref local.CreatedSinceCount, 0);
-            }
-
-            SeriesCounts[(families[i].Name, families[i].DefinitionId)] = distinct.Count;
+            Interlocked.Exchange(ref local.CreatedSinceCount, 0);
         }
+
+        SeriesCounts[(family.Name, family.DefinitionId)] = count;
     }
 
     /// <summary>This process's family of <paramref name="metric"/>'s name under its definition, if it created values of it.</summary>
@@ -191,7 +182,7 @@ internal sealed class RedisStore
             }
             else
             {
-                var read = connection.GetDatabase().ScriptEvaluateAsync(Scripts.ReadValue, [cell.Family.Key, cell.Family.MarkerKey], [cell.Field]);
+                var read = connection.GetDatabase().ScriptEvaluateAsync(Scripts.ReadValue, [cell.Family.Key, cell.Family.MarkerKey, cell.Family.ValuesKey], [cell.Field]);
                 var remaining = deadline - DateTime.UtcNow;
                 if (remaining > TimeSpan.Zero && read.Wait(remaining))
                 {

@@ -4,9 +4,10 @@ namespace Metrics.Backends.Redis;
 internal static class Scripts
 {
     /// <summary>
-    /// Applies one writer's batch to one metric family's hash, once, and records the family's definition.
-    /// KEYS[1] the family's data hash under one definition, KEYS[2] the writer's last-applied-sequence marker,
-    /// KEYS[3] the name's definitions hash (all three share the name's hash tag, so one slot).
+    /// Applies one writer's batch to one metric family's values, once, and records the family's definition.
+    /// KEYS[1] the family's slot directory hash under one definition (field -> slot), KEYS[2] the writer's
+    /// last-applied-sequence marker, KEYS[3] the name's definitions hash, KEYS[4] the family's values string, KEYS[5] its
+    /// field list (all five share the name's hash tag, so one slot).
     /// ARGV[1] the batch sequence, ARGV[2] the hash expiry in ms (0: none), ARGV[3] the marker expiry in ms,
     /// ARGV[4] the definition id, ARGV[5] the definition text,
     /// then per entry: field, mode ('a': add d; 's': set s then add d), payload (d, or s followed by d, as
@@ -14,6 +15,16 @@ internal static class Scripts
     /// then the marker as it was before the batch ('0' when missing).
     /// </summary>
     /// <remarks>
+    /// <para>
+    /// The layout is made for scrapes: every value of the family is one little-endian double at a stable offset (slot × 8)
+    /// of one string, so a scrape reads all values as one bulk string instead of two per value; the field list names the
+    /// slots in order and only grows, so a scraper reads it once and then only its new tail. The field list starts with an
+    /// 8-byte generation (Redis TIME when it was created, renewed by every removal): a scraper that finds another
+    /// generation reads the whole list again, which is how it learns of removed series and of keys created afresh. Each
+    /// entry of the list is '+' (or '-' once removed), the field's length as a 4-byte little-endian integer, the field.
+    /// The hash maps each live field to 's', its slot and the offset of its entry in the list (two 4-byte integers).
+    /// </para>
+    /// <para>
     /// Arithmetic happens on Lua numbers, which are IEEE doubles, and values are stored as the 8 bytes of the double,
     /// so nothing is rounded through text (INCRBYFLOAT keeps 17 significant digits and refuses NaN and infinities).
     /// A sequence at or below the marker means the batch was applied before and its reply was lost: the values are
@@ -23,6 +34,7 @@ internal static class Scripts
     /// All parts of a histogram series that one observation touched are entries of one batch, so they land together.
     /// A marker below the last sequence Redis acknowledged to this writer means the server lost data it had stored
     /// (a restart without persistence, FLUSHALL, a failover to a replica that missed writes): the writer reports it.
+    /// </para>
     /// </remarks>
     public const string ApplyBatch = """
         local seq = tonumber(ARGV[1])
@@ -30,11 +42,28 @@ internal static class Scripts
         local fresh = (not last) or tonumber(last) < seq
         local out = {}
         local n = 0
+        local listLen = redis.call('STRLEN', KEYS[5])
+        if fresh and listLen < 8 then
+          -- Slots without their field list (part of the keys deleted by hand) cannot be named: start the family afresh.
+          redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
+          local t = redis.call('TIME')
+          redis.call('SET', KEYS[5], struct.pack('<d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+          listLen = 8
+        end
+        local valuesLen = redis.call('STRLEN', KEYS[4])
         for i = 6, #ARGV, 3 do
           local field = ARGV[i]
-          local cur = redis.call('HGET', KEYS[1], field)
-          if cur and #cur ~= 8 then
-            return redis.error_reply('METRICS field of ' .. KEYS[1] .. ' does not hold an 8-byte double; the key is not a Metrics hash')
+          local entry = redis.call('HGET', KEYS[1], field)
+          local slot
+          local cur
+          if entry then
+            if #entry ~= 9 or string.sub(entry, 1, 1) ~= 's' then
+              return redis.error_reply('METRICS ' .. KEYS[1] .. ' is not a slot directory of the Metrics Redis backend (an older version of the backend or another program wrote it); use another KeyPrefix or delete the key')
+            end
+            slot = struct.unpack('<I4', entry, 2)
+            if slot * 8 + 8 <= valuesLen then
+              cur = redis.call('GETRANGE', KEYS[4], slot * 8, slot * 8 + 7)
+            end
           end
           local stored = cur
           if fresh then
@@ -48,8 +77,15 @@ internal static class Scripts
             end
             v = v + d
             local packed = struct.pack('<d', v)
+            if not slot then
+              slot = valuesLen / 8
+              redis.call('APPEND', KEYS[5], '+' .. struct.pack('<I4', #field) .. field)
+              redis.call('HSET', KEYS[1], field, 's' .. struct.pack('<I4I4', slot, listLen))
+              listLen = listLen + 5 + #field
+            end
             if packed ~= cur then
-              redis.call('HSET', KEYS[1], field, packed)
+              redis.call('SETRANGE', KEYS[4], slot * 8, packed)
+              if slot * 8 + 8 > valuesLen then valuesLen = slot * 8 + 8 end
             end
             stored = packed
           end
@@ -63,6 +99,8 @@ internal static class Scripts
         if tonumber(ARGV[2]) > 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
           redis.call('PEXPIRE', KEYS[3], ARGV[2])
+          redis.call('PEXPIRE', KEYS[4], ARGV[2])
+          redis.call('PEXPIRE', KEYS[5], ARGV[2])
         end
         out[n + 1] = last or '0'
         return out
@@ -92,10 +130,11 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// Removes series from one family's data hash and their exemplars from its exemplar hash. KEYS[1] the data hash,
-    /// KEYS[2] the exemplar hash (same hash tag); ARGV[1] the field prefix naming the series (its encoded label values, up
-    /// to and including '#'), or '' for every series of the family; ARGV[2] '1' when data fields start with a writer id
-    /// and '|' (per-process gauge modes; exemplar fields never do). Returns the number of data fields removed.
+    /// Removes series from a per-process gauge family's data hash and their exemplars from its exemplar hash (families with
+    /// one shared value per series are stored in slots and use <see cref="RemoveSlots"/>). KEYS[1] the data hash, KEYS[2]
+    /// the exemplar hash (same hash tag); ARGV[1] the field prefix naming the series (its encoded label values, up to and
+    /// including '#'), or '' for every series of the family; ARGV[2] '1' when data fields start with a writer id and '|'
+    /// (per-process gauge modes; exemplar fields never do). Returns the number of data fields removed.
     /// </summary>
     /// <remarks>
     /// Label values are length-prefixed in a field, so a prefix ending at '#' matches the fields of exactly one series.
@@ -127,26 +166,86 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// What a scrape does besides reading a family's data hash (which it reads with a plain HGETALL beside this script,
-    /// pipelined): renews the data hash's expiry and finds the other definitions of the name that still hold data.
-    /// KEYS[1] the data hash, KEYS[2] the name's definitions hash; ARGV[1] the scraper's definition id, ARGV[2] the prefix
-    /// of the name's data keys (a data key is it followed by a definition id), ARGV[3] the hash expiry in ms (0: none).
-    /// Returns id, text, id, text... of each other definition whose data hash exists.
+    /// Removes series from a family stored in slots (see <see cref="ApplyBatch"/>), and their exemplars. KEYS[1] the slot
+    /// directory hash, KEYS[2] the values string, KEYS[3] the field list, KEYS[4] the exemplar hash; ARGV[1] the field
+    /// prefix naming the series (its encoded label values, up to and including '#'), or '' for every series of the family.
+    /// Returns the number of fields removed.
     /// </summary>
     /// <remarks>
-    /// The data is read outside the script because a script's HGETALL copies every field into a Lua table and back,
-    /// which costs the server several times the plain command; HGETALL alone is already one atomic snapshot of the hash
-    /// (every part of a histogram series together). PEXPIRE does nothing to a hash that does not exist. A definition whose
-    /// data hash has expired has no live writer left: its record is removed here, so a conflict ends when the other
-    /// process's keys expire. The other data keys are built in the script rather than passed as KEYS because the
-    /// reader cannot know them beforehand; they carry the same hash tag, so in Redis Cluster they are in the same slot.
+    /// A removed field's entry in the list is marked '-' and its slot is not used again (the next update of the series
+    /// takes a new slot, starting from 0); the list's generation changes, so every scraper reads the list again and
+    /// stops showing the series. Removed slots stay in the strings until the family's keys expire or are removed whole.
     /// </remarks>
-    public const string CollectFamily = """
-        if tonumber(ARGV[3]) > 0 then
-          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    public const string RemoveSlots = """
+        if ARGV[1] == '' then
+          redis.call('DEL', KEYS[4])
+          return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
         end
+        for _, f in ipairs(redis.call('HKEYS', KEYS[4])) do
+          if string.sub(f, 1, #ARGV[1]) == ARGV[1] then
+            redis.call('HDEL', KEYS[4], f)
+          end
+        end
+        local n = 0
+        for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+          if string.sub(f, 1, #ARGV[1]) == ARGV[1] then
+            local entry = redis.call('HGET', KEYS[1], f)
+            if #entry == 9 then
+              local _, offset = struct.unpack('<I4I4', entry, 2)
+              redis.call('SETRANGE', KEYS[3], offset, '-')
+            end
+            redis.call('HDEL', KEYS[1], f)
+            n = n + 1
+          end
+        end
+        if n > 0 and redis.call('STRLEN', KEYS[3]) >= 8 then
+          local t = redis.call('TIME')
+          local generation = tonumber(t[1]) * 1000000 + tonumber(t[2])
+          local old = struct.unpack('<d', redis.call('GETRANGE', KEYS[3], 0, 7))
+          if generation <= old then generation = old + 1 end
+          redis.call('SETRANGE', KEYS[3], 0, struct.pack('<d', generation))
+        end
+        return n
+        """;
+
+    /// <summary>
+    /// Reads a family stored in slots for a scrape, as one atomic snapshot, renews its expiry and finds the other
+    /// definitions of the name that still hold data. KEYS[1] the slot directory hash, KEYS[2] the name's definitions hash,
+    /// KEYS[3] the values string, KEYS[4] the field list; ARGV[1] the scraper's definition id, ARGV[2] the prefix of the
+    /// name's data keys (a data key is it followed by a definition id), ARGV[3] the hash expiry in ms (0: none), ARGV[4]
+    /// the generation of the field list the scraper knows ('' for none), ARGV[5] the length of the list it has read.
+    /// Returns { generation ('' when the family has no data), offset the tail starts at, tail of the field list, values,
+    /// { id, text, id, text... of each other definition whose data hash exists } }.
+    /// </summary>
+    /// <remarks>
+    /// The scraper names slots from the list it has already read: only entries added since are sent, or the whole list
+    /// (from offset 8) when its generation changed (a removal, or keys created afresh after a reset or an expiry). The
+    /// values are one string, one bulk reply, copied once, instead of a Lua table or two bulk strings per value.
+    /// PEXPIRE does nothing to a key that does not exist. A definition whose data hash has expired has no live writer
+    /// left: its record is removed here, so a conflict ends when the other process's keys expire. The other data keys
+    /// are built in the script rather than passed as KEYS because the reader cannot know them beforehand; they carry the
+    /// same hash tag, so in Redis Cluster they are in the same slot.
+    /// </remarks>
+    public const string CollectSlots = """
+        local expiry = tonumber(ARGV[3])
+        if expiry > 0 then
+          redis.call('PEXPIRE', KEYS[1], expiry)
+          redis.call('PEXPIRE', KEYS[3], expiry)
+          redis.call('PEXPIRE', KEYS[4], expiry)
+        end
+        local listLen = redis.call('STRLEN', KEYS[4])
+        local generation = ''
+        local from = 8
+        local tail = ''
+        if listLen >= 8 then
+          generation = redis.call('GETRANGE', KEYS[4], 0, 7)
+          local known = tonumber(ARGV[5])
+          if generation == ARGV[4] and known >= 8 and known <= listLen then from = known end
+          if from < listLen then tail = redis.call('GETRANGE', KEYS[4], from, listLen - 1) end
+        end
+        local values = redis.call('GET', KEYS[3]) or ''
         """ + "\n" + OtherDefinitions + "\n" + """
-        return others
+        return { generation, from, tail, values, others }
         """;
 
     // The other definitions of the name that still hold data (KEYS[2] the definitions hash, ARGV[1] the reader's
@@ -362,17 +461,26 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// Reads one field of a family's hash together with one writer's last-applied-sequence marker, atomically.
-    /// KEYS[1] the family hash, KEYS[2] the writer's marker (same hash tag, same slot); ARGV[1] the field.
-    /// Returns { the stored 8 bytes, or an empty string when the field is missing; the marker, or '0' when missing }.
+    /// Reads one field of a family stored in slots together with one writer's last-applied-sequence marker, atomically.
+    /// KEYS[1] the slot directory hash, KEYS[2] the writer's marker, KEYS[3] the values string (same hash tag, same slot);
+    /// ARGV[1] the field. Returns { the stored 8 bytes, or an empty string when the field is missing; the marker, or '0'
+    /// when missing }.
     /// </summary>
     /// <remarks>
     /// Read separately, a batch could be applied between the two reads; the writer then could not tell whether the
     /// value it read includes its in-flight batch, and would count that batch twice or not at all.
     /// </remarks>
     public const string ReadValue = """
-        local v = redis.call('HGET', KEYS[1], ARGV[1])
+        local v = ''
+        local entry = redis.call('HGET', KEYS[1], ARGV[1])
+        if entry then
+          if #entry ~= 9 or string.sub(entry, 1, 1) ~= 's' then
+            return redis.error_reply('METRICS ' .. KEYS[1] .. ' is not a slot directory of the Metrics Redis backend (an older version of the backend or another program wrote it); use another KeyPrefix or delete the key')
+          end
+          local slot = struct.unpack('<I4', entry, 2)
+          v = redis.call('GETRANGE', KEYS[3], slot * 8, slot * 8 + 7)
+        end
         local m = redis.call('GET', KEYS[2])
-        return { v or '', m or '0' }
+        return { v, m or '0' }
         """;
 }

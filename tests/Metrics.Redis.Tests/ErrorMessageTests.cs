@@ -37,6 +37,16 @@ public sealed class ErrorMessageTests(ITestOutputHelper output) : RedisTestBase
     }
 
     [Fact]
+    public void A_command_the_client_abandoned_is_reported_as_a_transport_fault_that_is_retried()
+    {
+        // StackExchange.Redis cancels the tasks of commands whose connection it closed (a killed master): that is not
+        // a caller's cancellation, and the flusher keeps running and sends the round again.
+        var settings = RedisStore.Get(Config("127.0.0.1:1", extra: ("ConnectTimeout", "1s"))).Settings;
+        var cause = RedisDiagnosis.Describe(settings, new TaskCanceledException());
+        Assert.Equal("the client abandoned the command when its connection was closed or reset (a node stopped or failed over); it is sent again", cause);
+    }
+
+    [Fact]
     public void A_missing_password_is_reported_as_NOAUTH()
     {
         using var server = RedisServer.Start("Some-Pa55word");

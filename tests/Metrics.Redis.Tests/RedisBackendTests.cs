@@ -216,7 +216,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(payload, delta);
         connection.GetDatabase().ScriptEvaluate(
             Scripts.ApplyBatch,
-            [cell.Family.Key, cell.Family.MarkerKey, cell.Family.DefinitionsKey],
+            [cell.Family.Key, cell.Family.MarkerKey, cell.Family.DefinitionsKey, cell.Family.ValuesKey, cell.Family.ListKey],
             [Sequence, 60_000, 60_000, cell.Family.DefinitionId, cell.Family.Definition, cell.Field, "a", payload]);
         Assert.Equal(5, series.Get());
 
@@ -261,7 +261,7 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
     }
 
     [Fact]
-    public void A_re_sent_batch_is_applied_once()
+    public async Task A_re_sent_batch_is_applied_once()
     {
         var writer = Config(Cs);
         var settings = RedisStore.Get(writer).Settings;
@@ -270,21 +270,25 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         RedisKey key = settings.KeyPrefix + "{resend_total}";
         RedisKey marker = settings.KeyPrefix + "{resend_total}:w:test-writer";
         RedisKey definitions = settings.KeyPrefix + "{resend_total}:defs";
+        RedisKey values = RedisFamily.ValuesKeyOf(key!);
+        RedisKey list = RedisFamily.ListKeyOf(key!);
         var field = (RedisValue)FieldCodec.Encode([], null);
         var payload = new byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(payload, 2.5);
         RedisValue[] batch = [7, 60_000, 60_000, "0123456789abcdef", "counter;labels=", field, "a", payload];
 
         // The same batch twice models a reply lost after the server applied it.
-        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions], batch);
-        var again = (RedisResult[])db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions], batch)!;
+        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions, values, list], batch);
+        var again = (RedisResult[])db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions, values, list], batch)!;
         Assert.Equal(2.5, System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian((byte[])again[0]!));
 
         RedisValue[] next = [8, 60_000, 60_000, "0123456789abcdef", "counter;labels=", field, "a", payload];
-        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions], next);
-        var stored = (byte[])db.HashGet(key, field)!;
-        Assert.Equal(5.0, System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(stored));
-        Assert.True(db.KeyTimeToLive(key) is { } ttl && ttl > TimeSpan.Zero, "the family hash has an expiry");
+        db.ScriptEvaluate(Scripts.ApplyBatch, [key, marker, definitions, values, list], next);
+        Assert.Equal(5.0, await StoredValueAsync(db, key!, field!));
+        foreach (var part in new[] { key, values, list })
+        {
+            Assert.True(db.KeyTimeToLive(part) is { } ttl && ttl > TimeSpan.Zero, $"{part} has an expiry");
+        }
     }
 
     [Fact]
@@ -298,7 +302,10 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
         Assert.StartsWith(Prefix, family.Key.ToString(), StringComparison.Ordinal);
         using var connection = ConnectionMultiplexer.Connect(Cs);
         Assert.Equal(connection.HashSlot(family.Key), connection.HashSlot(family.MarkerKey));
+        Assert.Equal(connection.HashSlot(family.Key), connection.HashSlot(family.ValuesKey));
+        Assert.Equal(connection.HashSlot(family.Key), connection.HashSlot(family.ListKey));
         Assert.True(connection.GetDatabase().KeyExists(family.MarkerKey));
+        Assert.Equal(3, connection.GetDatabase().KeyExists([family.Key, family.ValuesKey, family.ListKey]));
     }
 
     [Fact]

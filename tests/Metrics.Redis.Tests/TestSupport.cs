@@ -43,6 +43,18 @@ public abstract class RedisTestBase : IDisposable
 
     protected string Prefix => _prefix;
 
+    /// <summary>
+    /// The value stored in Redis for <paramref name="field"/> of the family whose slot directory is <paramref name="dataKey"/>
+    /// (read through its slot, as Get does), or null when the field has no slot.
+    /// </summary>
+    protected static async Task<double?> StoredValueAsync(StackExchange.Redis.IDatabase db, string dataKey, byte[] field)
+    {
+        var reply = (StackExchange.Redis.RedisResult[])(await db.ScriptEvaluateAsync(
+            Scripts.ReadValue, [dataKey, dataKey + ":no-marker", RedisFamily.ValuesKeyOf(dataKey)], [field]))!;
+        var raw = (byte[])reply[0]!;
+        return raw.Length == 8 ? System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(raw) : null;
+    }
+
     protected static void FlushOrFail(BackendConfig config)
     {
         var (ok, error) = TryFlush(config, TimeSpan.FromSeconds(20));

@@ -54,12 +54,14 @@ public class SharedScrape11kSeries
         // Commands one scrape sends, counted by the server over a fixed number of scrapes.
         const int scrapes = 20;
         var before = _redis.CommandCalls();
+        var micros = CommandMicros(_redis);
         for (var i = 0; i < scrapes; i++)
         {
             Scrape().GetAwaiter().GetResult();
         }
 
         Console.WriteLine("// Redis commands per scrape (INFO commandstats, 20 scrapes): " + PerScrape(RedisServer.Delta(before, _redis.CommandCalls()), scrapes));
+        Console.WriteLine("// Redis server time per scrape, microseconds (INFO commandstats usec): " + PerScrape(RedisServer.Delta(micros, CommandMicros(_redis)), scrapes));
         _commandsBefore = _redis.CommandCalls();
         _scrapes = 0;
     }
@@ -96,6 +98,13 @@ public class SharedScrape11kSeries
         _scrapes++;
         return Scrape();
     }
+
+    // Server time per command (usec= of INFO commandstats): what a scrape costs Redis itself, beside the client's decoding.
+    private static Dictionary<string, long> CommandMicros(RedisServer redis) =>
+        redis.Info("commandstats").ToDictionary(
+            kv => kv.Key.Replace("cmdstat_", string.Empty, StringComparison.Ordinal),
+            kv => long.Parse(kv.Value.Split(',')[1]["usec=".Length..], CultureInfo.InvariantCulture),
+            StringComparer.Ordinal);
 
     // INFO is the measurement's own command.
     private static string PerScrape(Dictionary<string, long> delta, long scrapes) =>
