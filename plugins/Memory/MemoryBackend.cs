@@ -105,43 +105,13 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
     /// reused after. <see cref="Set"/> empties it: that is how the host removes a series of an in-process backend.
     /// </summary>
     /// <param name="exemplar">The exemplar.</param>
-    public void RecordExemplar(in RecordedExemplar exemplar)
-    {
-        var slot = _exemplar ?? InflateExemplar();
-        lock (slot)
-        {
-            if (!slot.Present || exemplar.TimestampUnixSeconds >= slot.Value.TimestampUnixSeconds)
-            {
-                slot.Value = exemplar;
-                slot.Present = true;
-            }
-        }
-    }
+    public void RecordExemplar(in RecordedExemplar exemplar) => (_exemplar ?? InflateExemplar()).Write(exemplar);
 
     /// <inheritdoc/>
-    public RecordedExemplar? GetExemplar()
-    {
-        var slot = Volatile.Read(ref _exemplar);
-        if (slot is null)
-        {
-            return null;
-        }
-
-        lock (slot)
-        {
-            return slot.Present ? slot.Value : null;
-        }
-    }
+    public RecordedExemplar? GetExemplar() => Volatile.Read(ref _exemplar)?.Read();
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ForgetExemplar(ExemplarSlot slot)
-    {
-        lock (slot)
-        {
-            slot.Present = false;
-            slot.Value = default;
-        }
-    }
+    private static void ForgetExemplar(ExemplarSlot slot) => slot.Clear();
 
     private ExemplarSlot InflateExemplar()
     {
@@ -175,11 +145,82 @@ public sealed unsafe class MemoryBackend : IMetricBackend<MemoryBackend>
         return _cells!;
     }
 
-    /// <summary>The latest exemplar, changed under its own lock: the label reference and two doubles must change together.</summary>
+    /// <summary>
+    /// The latest exemplar. The label set and two doubles must change together, so writers take the slot by making its
+    /// version odd (one compare-and-swap: a lock costs twice that on every exemplar observation) and readers (scrapes)
+    /// copy it again when the version moved while they copied. A torn copy is never returned, and each reference field
+    /// is written atomically, so a discarded torn copy is harmless.
+    /// </summary>
     private sealed class ExemplarSlot
     {
-        public RecordedExemplar Value;
-        public bool Present;
+        private int _version;
+        private RecordedExemplar _value;
+        private bool _present;
+
+        public void Write(in RecordedExemplar exemplar)
+        {
+            var version = Volatile.Read(ref _version);
+            if ((version & 1) != 0 || Interlocked.CompareExchange(ref _version, version + 1, version) != version)
+            {
+                version = Acquire();
+            }
+
+            if (!_present || exemplar.TimestampUnixSeconds >= _value.TimestampUnixSeconds)
+            {
+                _value = exemplar;
+                _present = true;
+            }
+
+            Volatile.Write(ref _version, version + 2);
+        }
+
+        /// <summary>Empties the slot, whatever its timestamp: the series was removed.</summary>
+        public void Clear()
+        {
+            var version = Acquire();
+            _value = default;
+            _present = false;
+            Volatile.Write(ref _version, version + 2);
+        }
+
+        public RecordedExemplar? Read()
+        {
+            var spinner = default(SpinWait);
+            while (true)
+            {
+                var version = Volatile.Read(ref _version);
+                if ((version & 1) == 0)
+                {
+                    var value = _value;
+                    var present = _present;
+
+                    // The copy above must be complete before the version is read again.
+                    Interlocked.MemoryBarrier();
+                    if (Volatile.Read(ref _version) == version)
+                    {
+                        return present ? value : null;
+                    }
+                }
+
+                spinner.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private int Acquire()
+        {
+            var spinner = default(SpinWait);
+            while (true)
+            {
+                var version = Volatile.Read(ref _version);
+                if ((version & 1) == 0 && Interlocked.CompareExchange(ref _version, version + 1, version) == version)
+                {
+                    return version;
+                }
+
+                spinner.SpinOnce(sleep1Threshold: -1);
+            }
+        }
     }
 
     /// <summary>Hands out 8-byte words from pinned blocks, so metrics can keep a plain pointer to a value's bits.</summary>

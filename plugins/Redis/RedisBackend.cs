@@ -140,9 +140,10 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     }
 
     /// <summary>
-    /// The number of series of <paramref name="family"/> in Redis as the last scrape of this process counted them (every
-    /// process's), plus the series this process created since; -1 before the first scrape. No round trip: the host
-    /// calls it when it is about to create a series.
+    /// The number of series of <paramref name="family"/> in Redis (every process's) as this process last read the family's
+    /// field list, plus the series it created since; -1 while Redis could not be read. No scrape is needed: a call that
+    /// finds nothing read within FlushInterval reads it when connected (waiting at most OperationTimeout; never for a
+    /// connection), other calls answer from memory and the flusher reads what was appended since. The host calls it when it is about to create a series.
     /// </summary>
     /// <param name="config">The backend's configuration section.</param>
     /// <param name="family">The family.</param>
@@ -156,6 +157,7 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
     /// <summary>
     /// Sends every update made before the call and completes when Redis stored them, or after <c>OperationTimeout</c>
     /// when Redis is unreachable (the updates then stay pending and the failure is reported through the backend log (BackendLog)).
+    /// Then reads the series counts of the families whose cardinality limit this process checks (see <see cref="SeriesCount"/>).
     /// </summary>
     /// <param name="config">The configuration whose values to flush.</param>
     /// <param name="cancellationToken">Stops waiting; pending updates stay pending.</param>
@@ -174,6 +176,9 @@ public sealed class RedisBackend : IMetricBackend<RedisBackend>
         {
             store.Log($"flush did not complete: {error}. The updates stay pending and are re-sent when Redis is reachable.");
         }
+
+        // Then the counts, so that series created after a flush are checked against every process's series flushed before it.
+        await store.RefreshSeriesCountsAsync(all: true).ConfigureAwait(false);
     }
 
     /// <summary>

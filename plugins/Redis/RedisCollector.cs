@@ -147,11 +147,6 @@ internal sealed class RedisCollector(RedisStore store)
             result[i] = Merge(families[i], (RedisResult[])aggregate[0]!);
         }
 
-        for (var i = 0; i < families.Count; i++)
-        {
-            store.RecordSeriesCount(families[i], FieldsOf(families[i]).SeriesAdded);
-        }
-
         return result;
     }
 

@@ -68,9 +68,6 @@ internal sealed class RedisFamily
     /// </summary>
     public long AcknowledgedSequence { get; set; }
 
-    /// <summary>Series (label sets) this process created in the family since the last scrape counted them in Redis.</summary>
-    public long CreatedSinceCount;
-
     public string DefinitionId { get; }
 
     public string Definition { get; }

@@ -197,6 +197,17 @@ internal sealed partial class RedisFlusher
                 {
                     Lock.Release();
                 }
+
+                // Outside the lock: counting reads only the field lists, and scrapes need not wait for it.
+                try
+                {
+                    await _store.RefreshSeriesCountsAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
+                {
+                    // Like a failed round: the flusher outlives it, and the counts stay as last read.
+                    _store.Log($"reading series counts failed: {RedisDiagnosis.Describe(Settings, ex)}.");
+                }
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)

@@ -15,7 +15,9 @@ internal sealed class RedisStore
 
     private readonly ConcurrentDictionary<(string Name, string DefinitionId), RedisFamily> _families = new();
     private readonly string _writerId = NewWriterId();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Name, string DefinitionId), RedisSeriesCounter> _counters = new();
     private int _readFailureLogged;
+    private int _countFailureLogged;
     private volatile bool _stopped;
 
     private RedisStore(BackendConfig config)
@@ -80,10 +82,9 @@ internal sealed class RedisStore
         var cell = family.GetOrAdd(metric.LabelValues, part, out var created);
         if (created)
         {
-            // One part per series is counted: the value itself, or a histogram's or summary's sum.
-            if (part is null || part.Value.Part == HistogramPart.Sum)
+            if (_counters.TryGetValue((metric.Name, metric.DefinitionId), out var counter))
             {
-                Interlocked.Increment(ref family.CreatedSinceCount);
+                counter.Created(cell.Field);
             }
 
             cell.MarkDirty();
@@ -91,9 +92,6 @@ internal sealed class RedisStore
 
         return cell;
     }
-
-    /// <summary>Series counts per family (name, definition id) as the last scrape found them in Redis.</summary>
-    public System.Collections.Concurrent.ConcurrentDictionary<(string Name, string DefinitionId), long> SeriesCounts { get; } = new();
 
     /// <summary>Removals waiting for the flusher, which applies them before the next round of updates.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(RedisKey Key, string Prefix, bool Owned)> PendingRemovals { get; } = new();
@@ -119,37 +117,122 @@ internal sealed class RedisStore
 
         var owned = RedisFamily.ModeOf(series).Owned;
         PendingRemovals.Enqueue((RedisFamily.DataKey(Settings, series.Name, series.DefinitionId), prefix, owned));
-        var key = (series.Name, series.DefinitionId);
-        if (prefix.Length == 0)
+        if (_counters.TryGetValue((series.Name, series.DefinitionId), out var counter))
         {
-            SeriesCounts[key] = 0;
-        }
-        else if (SeriesCounts.TryGetValue(key, out var known) && known > 0)
-        {
-            SeriesCounts[key] = known - 1;
+            counter.Removed(prefix);
         }
     }
 
-    /// <summary>The last counted number of series of the family plus those created here since, or -1 before the first scrape.</summary>
+    /// <summary>
+    /// The number of series of <paramref name="family"/> in Redis, every process's, as last read (see
+    /// <see cref="RedisSeriesCounter"/>), with the series this process created since; -1 while Redis could not be read.
+    /// A call that finds nothing read within FlushInterval (the family's first, or the first after it was idle) reads it
+    /// when connected, waiting at most OperationTimeout; other calls answer from memory and have the flusher read what was
+    /// added since.
+    /// </summary>
     public long SeriesCount(MetricDescriptor family)
     {
-        if (!SeriesCounts.TryGetValue((family.Name, family.DefinitionId), out var known))
+        var counter = _counters.GetOrAdd((family.Name, family.DefinitionId), static (_, state) => new RedisSeriesCounter(state.Store, state.Family), (Store: this, Family: family));
+        if (counter.TakeWait((long)Settings.FlushInterval.TotalMilliseconds))
         {
-            return -1;
+            TryReadCount(counter, DateTime.UtcNow + Settings.OperationTimeout);
         }
 
-        return known + (FindFamily(family) is { } local ? Interlocked.Read(ref local.CreatedSinceCount) : 0);
+        return counter.Count();
     }
 
-    /// <summary>Records what a scrape found: the number of distinct label sets of <paramref name="family"/>.</summary>
-    public void RecordSeriesCount(MetricDescriptor family, long count)
+    /// <summary>
+    /// Reads the series of the families whose count was asked for since the last refresh (every counted family when
+    /// <paramref name="all"/>), pipelined; called by the flusher after each periodic round and by an explicit flush. A
+    /// transport fault leaves the last counts in place (logged once until a read succeeds).
+    /// </summary>
+    public async Task RefreshSeriesCountsAsync(bool all = false)
     {
-        if (FindFamily(family) is { } local)
+        if (_stopped || _counters.IsEmpty || Connection.Current is not { IsConnected: true } connection)
         {
-            Interlocked.Exchange(ref local.CreatedSinceCount, 0);
+            return;
         }
 
-        SeriesCounts[(family.Name, family.DefinitionId)] = count;
+        var db = connection.GetDatabase();
+        var reads = new List<(RedisSeriesCounter Counter, Task<RedisResult> Read)>();
+        foreach (var counter in _counters.Values)
+        {
+            if (counter.TakeAsked() || all)
+            {
+                reads.Add((counter, ReadCountAsync(db, counter)));
+            }
+        }
+
+        foreach (var (counter, read) in reads)
+        {
+            try
+            {
+                counter.Apply(await read.WaitAsync(Settings.OperationTimeout).ConfigureAwait(false));
+                Interlocked.Exchange(ref _countFailureLogged, 0);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException or InvalidCastException)
+            {
+                // InvalidCastException: a reply of another shape, from keys another program wrote; the counts stay as last read.
+                CountFailed(RedisDiagnosis.Describe(Settings, ex));
+                ObserveLate(read);
+            }
+        }
+    }
+
+    private static Task<RedisResult> ReadCountAsync(IDatabase db, RedisSeriesCounter counter) => counter.Owned
+        ? db.ScriptEvaluateAsync(Scripts.ListOwnedSeries, [counter.DataKey])
+        : db.ScriptEvaluateAsync(Scripts.ReadFieldList, [RedisFamily.ListKeyOf(counter.DataKey.ToString())], counter.ListReadArgs());
+
+    /// <summary>One read of a family's series for its first count, answering by <paramref name="deadline"/>; a late answer is still taken in.</summary>
+    private void TryReadCount(RedisSeriesCounter counter, DateTime deadline)
+    {
+        if (_stopped)
+        {
+            return;
+        }
+
+        try
+        {
+            // No wait for a connection being made (Redis down at startup must not hold up creations): until it is made, and
+            // while Redis is unreachable, the count is the last one read; the flusher reads again once connected.
+            var connection = Connection.Current;
+            if (connection is null || !connection.IsConnected)
+            {
+                CountFailed(Connection.NotConnected());
+                return;
+            }
+
+            var read = ReadCountAsync(connection.GetDatabase(), counter);
+            var remaining = deadline - DateTime.UtcNow;
+            if (remaining > TimeSpan.Zero && ((IAsyncResult)read).AsyncWaitHandle.WaitOne(remaining) && read.IsCompletedSuccessfully)
+            {
+                counter.Apply(read.Result);
+                Interlocked.Exchange(ref _countFailureLogged, 0);
+                return;
+            }
+
+            // Taken in when it arrives, so the next creation already sees it; a fault is only observed.
+            var late = read.ContinueWith(static (t, c) => ((RedisSeriesCounter)c!).Apply(t.Result), counter, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            ObserveLate(late);
+            ObserveLate(read);
+            CountFailed(read.IsFaulted ? RedisDiagnosis.Describe(Settings, read.Exception!.InnerException!) : $"no answer within OperationTimeout ({Settings.OperationTimeout})");
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidCastException)
+        {
+            // Creating a series never throws for the count: it is then the last one read (or this process's own).
+            CountFailed(RedisDiagnosis.Describe(Settings, ex));
+        }
+    }
+
+    private static void ObserveLate(Task read) =>
+        _ = read.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+
+    private void CountFailed(string error)
+    {
+        if (Interlocked.Exchange(ref _countFailureLogged, 1) == 0)
+        {
+            Log($"could not read series counts from Redis at {Settings.Endpoints}: {error}. Cardinality limits count the series last read plus this process's own (only its own before a first read) until Redis answers again.");
+        }
     }
 
     /// <summary>This process's family of <paramref name="metric"/>'s name under its definition, if it created values of it.</summary>

@@ -483,4 +483,42 @@ internal static class Scripts
         local m = redis.call('GET', KEYS[2])
         return { v, m or '0' }
         """;
+
+    /// <summary>
+    /// Reads a family's field list for counting its series, from where the reader stopped. KEYS[1] the field list;
+    /// ARGV[1] the generation the reader read (empty: none), ARGV[2] the list length it read. Returns the generation
+    /// (empty when the family holds no data), the offset the tail starts at (8, the whole list, when the generation
+    /// differs) and the tail. Touches no expiry: counting is not use.
+    /// </summary>
+    public const string ReadFieldList = """
+        local listLen = redis.call('STRLEN', KEYS[1])
+        if listLen < 8 then return { '', 8, '' } end
+        local generation = redis.call('GETRANGE', KEYS[1], 0, 7)
+        local from = 8
+        local known = tonumber(ARGV[2])
+        if generation == ARGV[1] and known >= 8 and known <= listLen then from = known end
+        local tail = ''
+        if from < listLen then tail = redis.call('GETRANGE', KEYS[1], from, listLen - 1) end
+        return { generation, from, tail }
+        """;
+
+    /// <summary>
+    /// The distinct series of a per-process gauge family: KEYS[1] its data hash, whose fields are
+    /// '&lt;writer id&gt;|&lt;series field&gt;' and '|&lt;series field&gt;' (archives). Returns each series field once.
+    /// </summary>
+    public const string ListOwnedSeries = """
+        local seen = {}
+        local out = {}
+        for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
+          local bar = string.find(k, '|', 1, true)
+          if bar then
+            local s = string.sub(k, bar + 1)
+            if not seen[s] then
+              seen[s] = true
+              out[#out + 1] = s
+            end
+          end
+        end
+        return out
+        """;
 }

@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Metrics;
@@ -21,7 +24,21 @@ public readonly struct Exemplar : IEquatable<Exemplar>
     /// <summary>The OpenMetrics limit on an exemplar's label set: characters of every name and value together.</summary>
     public const int MaxCharacters = 128;
 
-    // Names and values interleaved: one array per exemplar, shared by every copy of the struct.
+    private static readonly SearchValues<char> LabelNameChars = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+
+    // Every UTF-16 surrogate, U+D800 to U+DFFF. SearchValues rather than IndexOfAnyInRange: the latter allocates on
+    // every call in the precompiled framework code that runs before tiering replaces it.
+    private static readonly SearchValues<char> Surrogates = SearchValues.Create(string.Create(0xE000 - 0xD800, 0, static (chars, _) =>
+    {
+        for (var i = 0; i < chars.Length; i++)
+        {
+            chars[i] = (char)(0xD800 + i);
+        }
+    }));
+
+    // One or two labels (a trace id, a span id) live in the struct itself, names and values interleaved, so an exemplar
+    // built per observation allocates nothing. More labels, or pairs a backend read back, are one array instead.
+    private readonly InlinePairs _inline;
     private readonly string[]? _pairs;
 
     /// <summary>Builds and validates an exemplar from (name, value) pairs.</summary>
@@ -33,6 +50,18 @@ public readonly struct Exemplar : IEquatable<Exemplar>
         if (labels.IsEmpty)
         {
             throw new ArgumentException("An exemplar needs at least one label, for example (\"trace_id\", id); use default(Exemplar) for none.", nameof(labels));
+        }
+
+        if (labels.Length <= InlinePairs.Labels)
+        {
+            for (var i = 0; i < labels.Length; i++)
+            {
+                _inline[2 * i] = labels[i].Name;
+                _inline[(2 * i) + 1] = labels[i].Value;
+            }
+
+            Validate(((ReadOnlySpan<string?>)_inline)[..(2 * labels.Length)]);
+            return;
         }
 
         var pairs = new string[labels.Length * 2];
@@ -53,10 +82,10 @@ public readonly struct Exemplar : IEquatable<Exemplar>
     }
 
     /// <summary>Whether this is no exemplar (<c>default(Exemplar)</c>).</summary>
-    public bool IsEmpty => _pairs is null;
+    public bool IsEmpty => _pairs is null && _inline[0] is null;
 
     /// <summary>The number of labels.</summary>
-    public int Count => _pairs is null ? 0 : _pairs.Length / 2;
+    public int Count => _pairs is not null ? _pairs.Length / 2 : _inline[0] is null ? 0 : _inline[2] is null ? 1 : 2;
 
     /// <summary>The label at <paramref name="index"/>.</summary>
     /// <param name="index">0 to <see cref="Count"/> - 1.</param>
@@ -67,7 +96,8 @@ public readonly struct Exemplar : IEquatable<Exemplar>
         {
             ArgumentOutOfRangeException.ThrowIfNegative(index);
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
-            return (_pairs![2 * index], _pairs[(2 * index) + 1]);
+            var pairs = Pairs();
+            return (pairs[2 * index], pairs[(2 * index) + 1]);
         }
     }
 
@@ -105,18 +135,31 @@ public readonly struct Exemplar : IEquatable<Exemplar>
     }
 
     /// <summary>Names and values interleaved, for backends that store them; empty for <see cref="IsEmpty"/>.</summary>
-    /// <returns>A span over the exemplar's own array: do not change it.</returns>
-    public ReadOnlySpan<string> Pairs() => _pairs;
+    /// <returns>
+    /// A span over the exemplar's own storage (the struct itself for one or two labels): do not change it, and use it
+    /// while the exemplar it came from is in scope.
+    /// </returns>
+    [UnscopedRef]
+    public ReadOnlySpan<string> Pairs()
+    {
+        if (_pairs is not null)
+        {
+            return _pairs;
+        }
+
+        // The inline slots are set in order, so the labels in use are the first non-null ones; none is null once set.
+        return ((ReadOnlySpan<string?>)_inline)[..(2 * Count)]!;
+    }
 
     /// <inheritdoc/>
     public bool Equals(Exemplar other)
     {
-        if (ReferenceEquals(_pairs, other._pairs))
+        if (_pairs is not null && ReferenceEquals(_pairs, other._pairs))
         {
             return true;
         }
 
-        return _pairs is not null && other._pairs is not null && _pairs.AsSpan().SequenceEqual(other._pairs);
+        return IsEmpty == other.IsEmpty && Pairs().SequenceEqual(other.Pairs());
     }
 
     /// <inheritdoc/>
@@ -139,6 +182,7 @@ public readonly struct Exemplar : IEquatable<Exemplar>
     public override string ToString()
     {
         var text = new StringBuilder("{");
+        var pairs = Pairs();
         for (var i = 0; i < Count; i++)
         {
             if (i > 0)
@@ -146,7 +190,7 @@ public readonly struct Exemplar : IEquatable<Exemplar>
                 text.Append(',');
             }
 
-            text.Append(_pairs![2 * i]).Append("=\"").Append(_pairs[(2 * i) + 1].Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal)).Append('"');
+            text.Append(pairs[2 * i]).Append("=\"").Append(pairs[(2 * i) + 1].Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal)).Append('"');
         }
 
         return text.Append('}').ToString();
@@ -164,7 +208,7 @@ public readonly struct Exemplar : IEquatable<Exemplar>
     /// <returns>Whether they differ.</returns>
     public static bool operator !=(Exemplar left, Exemplar right) => !left.Equals(right);
 
-    private static void Validate(string[] pairs)
+    private static void Validate(ReadOnlySpan<string?> pairs)
     {
         var characters = 0;
         for (var i = 0; i < pairs.Length; i += 2)
@@ -197,8 +241,15 @@ public readonly struct Exemplar : IEquatable<Exemplar>
 
     private static int CodePoints(string value)
     {
-        var count = 0;
-        for (var i = 0; i < value.Length; i++)
+        // Vectorized: a value without surrogates (any trace id) has one character per UTF-16 unit.
+        var first = value.AsSpan().IndexOfAny(Surrogates);
+        if (first < 0)
+        {
+            return value.Length;
+        }
+
+        var count = first;
+        for (var i = first; i < value.Length; i++)
         {
             // A surrogate pair is one character; an unpaired surrogate counts as one (it becomes U+FFFD in UTF-8).
             if (char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
@@ -212,22 +263,17 @@ public readonly struct Exemplar : IEquatable<Exemplar>
         return count;
     }
 
-    private static bool IsLabelName(string name)
+    private static bool IsLabelName(string name) =>
+        name.Length != 0 && !char.IsAsciiDigit(name[0]) && !name.AsSpan().ContainsAnyExcept(LabelNameChars);
+
+    /// <summary>Storage for up to <see cref="Labels"/> labels, names and values interleaved.</summary>
+    [InlineArray(2 * Labels)]
+    private struct InlinePairs
     {
-        if (name.Length == 0 || !(char.IsAsciiLetter(name[0]) || name[0] == '_'))
-        {
-            return false;
-        }
+        /// <summary>The labels an exemplar holds without an array.</summary>
+        public const int Labels = 2;
 
-        foreach (var c in name)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c == '_'))
-            {
-                return false;
-            }
-        }
-
-        return true;
+        private string? _element;
     }
 }
 

@@ -250,8 +250,10 @@ public interface IMetricBackend<TSelf> : IMetricBackend
     /// Optional, added after contract 1.1 (a plugin built against 1.1 keeps loading and does not declare it): how many distinct series (label sets) of <paramref name="family"/> the shared store holds,
     /// created by any process, as this process last knew it; -1 (the default) when unknown. Called only when the backend
     /// declares <see cref="BackendCapabilities.CountsSeries"/>, each time the host is about to create a series it has
-    /// not seen, so it must be cheap and must not wait on the network: return a number refreshed by the last flush or
-    /// collection when the store is remote. Removed series do not count.
+    /// not seen, so it must be cheap: return a number refreshed by the last flush or collection when the store is remote.
+    /// A remote backend may read the count when it is older than its flush interval, but only within a bounded time, never
+    /// while its connection is still being made, and never throwing: on a fault it answers from what it last knew plus
+    /// this process's own series. Removed series do not count.
     /// </summary>
     /// <param name="config">The configuration the family's values are created with.</param>
     /// <param name="family">The family; <see cref="MetricDescriptor.LabelValues"/> is empty.</param>

@@ -131,7 +131,7 @@ public sealed class Counter : Metric<Counter>
     /// <param name="exemplar">The exemplar, validated when it was built; build it once and reuse it where you can.</param>
     /// <exception cref="ArgumentOutOfRangeException">The amount is negative or NaN.</exception>
     /// <exception cref="InvalidOperationException">Some label has no value yet.</exception>
-    public void Inc(double value, in Exemplar exemplar)
+    public unsafe void Inc(double value, in Exemplar exemplar)
     {
         if (_value is null || !(value >= 0))
         {
@@ -144,8 +144,18 @@ public sealed class Counter : Metric<Counter>
             return;
         }
 
-        _value!.Inc(value);
-        ExemplarSupport.Record(Family, _value, exemplar, value);
+        // The value cell, as Inc(value) uses it: no call into the backend unless the compare-and-swap races.
+        var cell = _cell;
+        if (cell == null || !AtomicDouble.TryAddToCell(ref *cell, value))
+        {
+            _value!.Inc(value);
+            if (cell != null && Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
+            {
+                FollowMovedCell();
+            }
+        }
+
+        ExemplarSupport.Record(Family, _value!, exemplar, value);
     }
 
     /// <summary>Runs <paramref name="action"/> and counts 1 if it throws; the exception is rethrown.</summary>

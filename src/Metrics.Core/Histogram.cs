@@ -39,6 +39,10 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     private WideSlot[]? _nativeSlots;
     private nint[] _nativeCells = [0, int.MinValue, 0];
 
+    // The series' direct cells (NativeSeries.TryCountDirect): positive values in the range of its buckets find their cell
+    // with one load. Tried first; null when the series has no such table.
+    private nint[]? _nativeDirect;
+
     /// <summary>The constructor of earlier versions, kept for code compiled against them; new code gets the one with a unit.</summary>
     /// <param name="name">The metric name.</param>
     /// <param name="help">What it observes.</param>
@@ -126,10 +130,11 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
     }
 
     /// <summary>Given by <see cref="NativeSeries"/> under its lock: the state <see cref="ObserveThroughBackend"/> counts with.</summary>
-    internal void PublishNative(WideSlot[]? slots, nint[] cells)
+    internal void PublishNative(WideSlot[]? slots, nint[] cells, nint[]? direct)
     {
         Volatile.Write(ref _nativeCells, cells);
         Volatile.Write(ref _nativeSlots, slots);
+        Volatile.Write(ref _nativeDirect, direct);
     }
 
     /// <summary>The bucket upper bounds, ending with +Inf.</summary>
@@ -239,7 +244,29 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
             return;
         }
 
-        ObserveThroughBackend(value);
+        // A native-only observation whose bucket the direct table finds: its compare-and-swap and the sum's, inlined as
+        // the classic ones are, so it pays no call. The sum goes first: a locked instruction holds back every load after
+        // it, so the cell is looked up before it and the lookup overlaps the sum's update instead of preceding both.
+        var sumCell = _sumCell;
+        nint nativeCell;
+        if (_nativeOnly && sumCell != null && (nativeCell = NativeSeries.DirectCell(value, _nativeZeroThreshold, _nativeDirect)) != 0)
+        {
+            if (!AtomicDouble.TryAddToCell(ref *sumCell, value))
+            {
+                _sum!.Inc(value);
+                FollowSumIfMoved();
+            }
+
+            if (!AtomicDouble.TryAddToCell(ref *(long*)nativeCell, 1))
+            {
+                CountNativeRaced(value);
+            }
+        }
+        else
+        {
+            ObserveThroughBackend(value);
+        }
+
         if (Family.Registry.AutoExemplars)
         {
             ExemplarSupport.RecordAutomatic(Family, _buckets![BucketIndex(_bounds, value)], ref _nextAutomaticExemplar, value);
@@ -424,6 +451,16 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         }
     }
 
+    // The direct cell's compare-and-swap raced, or its value moved: count as the out-of-line path does (the sum is done).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CountNativeRaced(double value)
+    {
+        if (!_native!.TryCount(value))
+        {
+            _native.Find(value).Value.Inc(1);
+        }
+    }
+
     // The cell arrays are shared by every object of the series; a cell is replaced only by another real cell.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FollowIfMoved(nint[] cells, int index)
@@ -450,7 +487,8 @@ public sealed unsafe class Histogram : Metric<Histogram>, IDurationSink
         // bucket's, when kept) and the sum's, in a method small enough to save few registers. Everything else (NaN
         // included) goes on out of line.
         var sumCell = _sumCell;
-        if (sumCell != null && _native is not null && NativeSeries.TryCountPublished(value, _nativeZeroThreshold, _nativeSlots, _nativeCells))
+        if (sumCell != null && _native is not null
+            && (NativeSeries.TryCountDirect(value, _nativeZeroThreshold, _nativeDirect) || NativeSeries.TryCountPublished(value, _nativeZeroThreshold, _nativeSlots, _nativeCells)))
         {
             if (!_nativeOnly)
             {

@@ -34,6 +34,14 @@ public class AllocationTests
         var exemplar = Exemplar.Of("trace_id", "0af7651916cd43dd8448eb211c80319c");
         AssertNoAllocation("Counter.Inc with exemplar", () => counter.Inc(1, exemplar));
         AssertNoAllocation("Histogram.Observe with exemplar", () => histogram.Observe(0.3, exemplar));
+
+        // An exemplar built per observation from the request's own ids: one or two labels live in the struct.
+        var traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+        var spanId = "00f067aa0ba902b7";
+        AssertNoAllocation("Counter.Inc with an exemplar built per call", () => counter.Inc(1, Exemplar.Of("trace_id", traceId)));
+        AssertNoAllocation("Histogram.Observe with an exemplar built per call", () => histogram.Observe(0.3, Exemplar.Of("trace_id", traceId)));
+        AssertNoAllocation("Histogram.Observe with a two-label exemplar built per call", () => histogram.Observe(0.3, Exemplar.Of("trace_id", traceId, "span_id", spanId)));
+        AssertNoAllocation("Histogram.Observe with an exemplar built from tuples per call", () => histogram.Observe(0.3, new Exemplar(("trace_id", traceId), ("span_id", spanId))));
         AssertNoAllocation("Histogram timer", () =>
         {
             using (histogram.NewTimer())

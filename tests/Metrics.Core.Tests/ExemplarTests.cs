@@ -36,6 +36,30 @@ public class ExemplarTests
     }
 
     [Fact]
+    public void Exemplar_reads_the_same_whether_its_labels_are_inline_or_in_an_array()
+    {
+        // One or two labels are kept in the struct, three or more and FromPairs in an array: both read alike.
+        var one = Exemplar.Of("trace_id", "t1");
+        var two = new Exemplar(("trace_id", "t1"), ("span_id", "s1"));
+        var three = new Exemplar(("trace_id", "t1"), ("span_id", "s1"), ("user", "u"));
+        Assert.Equal(["trace_id", "t1"], one.Pairs().ToArray());
+        Assert.Equal(["trace_id", "t1", "span_id", "s1"], two.Pairs().ToArray());
+        Assert.Equal(["trace_id", "t1", "span_id", "s1", "user", "u"], three.Pairs().ToArray());
+        Assert.Equal((1, 2, 3), (one.Count, two.Count, three.Count));
+        Assert.Equal(("span_id", "s1"), two[1]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => two[2]);
+
+        Assert.Equal(Exemplar.FromPairs(["trace_id", "t1", "span_id", "s1"]), two);
+        Assert.Equal(Exemplar.FromPairs(["trace_id", "t1", "span_id", "s1"]).GetHashCode(), two.GetHashCode());
+        Assert.NotEqual(Exemplar.Of("trace_id", "t2"), one);
+        Assert.NotEqual(default, one);
+        Assert.Equal(default(Exemplar), default);
+        Assert.Equal(0, default(Exemplar).Pairs().Length);
+        Assert.False(one.IsEmpty);
+        Assert.Equal("{trace_id=\"t1\",span_id=\"s1\"}", two.ToString());
+    }
+
+    [Fact]
     public void Counter_exemplar_shows_in_openmetrics_only()
     {
         var registry = new MetricRegistry();

@@ -211,6 +211,53 @@ public class NativeHistogramTests
         Assert.Equal(expected.OrderBy(p => p.Key).ToArray(), actual.OrderBy(p => p.Key).ToArray());
     }
 
+    [Theory]
+    [InlineData(0, 0.001, 1000.0)]
+    [InlineData(3, 0.001, 1000.0)]
+    [InlineData(5, 0.05, 20.0)]
+    [InlineData(8, 1.0, 2.0)] // one power of two: the finest schema's direct table covers no more
+    [InlineData(8, 0.25, 4.0)] // too wide for the direct table: every observation takes the other paths
+    public void Observations_on_bounds_and_their_neighbours_count_in_the_bucket_the_binary_search_gives(int schema, double low, double high)
+    {
+        // Every bound in [low, high] and one ulp either side, plus random values: the first round creates the buckets,
+        // the next two find them through the direct table (values in existing buckets) and must agree with the search.
+        var values = new List<double>();
+        var perOctave = NativeBucketBounds.BySchema[schema];
+        for (var octave = Math.Floor(Math.Log2(low)); octave <= Math.Ceiling(Math.Log2(high)); octave++)
+        {
+            foreach (var fraction in perOctave)
+            {
+                var bound = fraction * Math.Pow(2, octave);
+                if (bound >= low && bound <= high)
+                {
+                    values.AddRange([bound, Math.BitIncrement(bound), Math.BitDecrement(bound)]);
+                }
+            }
+        }
+
+        var random = new Random(schema);
+        for (var i = 0; i < 2000; i++)
+        {
+            values.Add(low * Math.Pow(high / low, random.NextDouble()));
+        }
+
+        var histogram = new Histogram("h", "H.", registry: new MetricRegistry(),
+            native: new NativeHistogramOptions { BucketFactor = Math.Pow(2, Math.Pow(2, -schema)) * (1 + 1e-9), MaxBucketNumber = 0 });
+        Assert.Equal(schema, histogram.NativeSchema);
+        for (var round = 0; round < 3; round++)
+        {
+            foreach (var value in values)
+            {
+                histogram.Observe(value);
+            }
+        }
+
+        var expected = values.GroupBy(v => NativeBuckets.IndexBySearch(v, schema)).ToDictionary(g => g.Key, g => 3.0 * g.Count());
+        var actual = histogram.NativeValues!.Entries.ToDictionary(e => e.Bucket.Index, e => e.Value.Get());
+        Assert.Equal(expected.OrderBy(p => p.Key).ToArray(), actual.OrderBy(p => p.Key).ToArray());
+        Assert.All(histogram.NativeValues.Entries, e => Assert.Equal(HistogramPart.NativePositive, e.Bucket.Part));
+    }
+
     [Fact]
     public void Native_bucket_parts_round_trip_through_text_and_number()
     {

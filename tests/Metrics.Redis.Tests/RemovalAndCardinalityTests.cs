@@ -160,4 +160,115 @@ public sealed class RemovalAndCardinalityTests(SharedRedis redis) : RedisTestBas
         Assert.Equal(Limit - Each, values.Count(v => v.LabelValues[0] == "two"));
         Assert.Equal((2 * Each) - Limit, values.Single(v => v.LabelValues[0] == Metric.OverflowLabelValue).Value);
     }
+
+    [Fact]
+    public async Task A_process_that_never_scrapes_is_refused_past_the_limit_other_processes_reached()
+    {
+        const string Overflow = "metrics_cardinality_overflow_total{metric=\"redis_card_total\"}";
+
+        // 30 and 20 label sets in two processes that never scrape either: the limit's worth of series.
+        using var one = ChildProcess.StartDotnet(WorkerDll, ["writer", Cs, Prefix, "counter", "one", "30", "50"]);
+        one.WaitForLine("created");
+        using var two = ChildProcess.StartDotnet(WorkerDll, ["writer", Cs, Prefix, "counter", "two", "20", "50"]);
+        two.WaitForLine("created");
+
+        // A third that never scrapes knows them from its first new label set on: all 10 go to the overflow series.
+        using var writer = ChildProcess.StartDotnet(WorkerDll, ["writer", Cs, Prefix, "counter", "w", "10", "50"]);
+        writer.WaitForLine("created");
+        var config = Config(Cs, "reader");
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+        var counter = new Counter(WorkerShapes.Card, "One of many series.", ["worker", "i"], registry: registry) { CardinalityLimit = 50 };
+        var text = registry.Render();
+        Assert.Contains(Overflow + " 10\n", text, StringComparison.Ordinal);
+        Assert.Contains(WorkerShapes.Card + "{worker=\"__overflow__\",i=\"__overflow__\"} 10\n", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("worker=\"w\"", text, StringComparison.Ordinal);
+        Assert.Equal(51, CardLines(text));
+
+        // Removed series stop counting: after 5 removals (read by the writer's next flush) its 5 new label sets fit, a sixth does not.
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.False(counter.Remove("one", i.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        await registry.Backend.FlushAsync(TestContext.Current.CancellationToken);
+        writer.WriteLine("more 5");
+        writer.WaitForLine("created");
+        text = registry.Render();
+        Assert.Equal(5, text.Split('\n').Count(l => l.StartsWith(WorkerShapes.Card + "{worker=\"w\"", StringComparison.Ordinal)));
+        Assert.Contains(Overflow + " 10\n", text, StringComparison.Ordinal);
+        writer.WriteLine("more 1");
+        writer.WaitForLine("created");
+        text = registry.Render();
+        Assert.Contains(Overflow + " 11\n", text, StringComparison.Ordinal);
+        Assert.Contains(WorkerShapes.Card + "{worker=\"__overflow__\",i=\"__overflow__\"} 11\n", text, StringComparison.Ordinal);
+        Assert.Equal(51, CardLines(text));
+    }
+
+    [Fact]
+    public void Histogram_series_count_once_however_many_buckets_they_store()
+    {
+        const string Count = WorkerShapes.CardHistogram + "_count{";
+
+        // 10 series of 6 slots each (4 buckets, sum, count): the limit of 20 leaves room for 10 more series, not none.
+        using var first = ChildProcess.StartDotnet(WorkerDll, ["writer", Cs, Prefix, "histogram", "h1", "10", "20"]);
+        first.WaitForLine("created");
+        using var second = ChildProcess.StartDotnet(WorkerDll, ["writer", Cs, Prefix, "histogram", "h2", "15", "20"]);
+        second.WaitForLine("created");
+
+        var config = Config(Cs, "reader");
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+        _ = new Histogram(WorkerShapes.CardHistogram, "One of many histogram series.", ["worker", "i"], registry: registry, buckets: [0.1, 1, 10]) { CardinalityLimit = 20 };
+        var lines = registry.Render().Split('\n');
+        Assert.Equal(10, lines.Count(l => l.StartsWith(Count + "worker=\"h1\"", StringComparison.Ordinal)));
+        Assert.Equal(10, lines.Count(l => l.StartsWith(Count + "worker=\"h2\"", StringComparison.Ordinal)));
+        Assert.Contains(Count + "worker=\"__overflow__\",i=\"__overflow__\"} 5", lines);
+        Assert.Contains("metrics_cardinality_overflow_total{metric=\"redis_card_seconds\"} 5", lines);
+    }
+
+    [Fact]
+    public void With_Redis_unreachable_the_limit_counts_this_process_series_and_nothing_throws()
+    {
+        var port = RedisServer.FreeLoopbackPort();
+        var config = Config($"127.0.0.1:{port}", "down", ("ConnectTimeout", "200ms"));
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+        var counter = new Counter("redis_down_total", "Counted while Redis is down.", ["i"], registry: registry) { CardinalityLimit = 5 };
+        for (var i = 0; i < 8; i++)
+        {
+            counter.Labels(i.ToString(CultureInfo.InvariantCulture)).Inc();
+        }
+
+        Assert.Equal(["4"], counter.Labels("4").LabelValues);
+        Assert.Equal([Metric.OverflowLabelValue], counter.Labels("5").LabelValues);
+        Assert.Same(counter.Labels("5"), counter.Labels("7"));
+        Assert.Single(LogCapture.All("Metric 'redis_down_total' reached its cardinality limit of 5 series"));
+        LogCapture.WaitFor($"could not read series counts from Redis at 127.0.0.1:{port}", "only its own before a first read");
+    }
+
+    [Fact]
+    public async Task Per_process_gauges_count_the_series_of_every_writer_without_a_scrape()
+    {
+        // Two configurations are two writers with their own stores, as two processes; neither scrapes.
+        var first = Config(Cs, "first");
+        using var one = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(first));
+        var theirs = new Gauge("redis_owned_card", "Per-process gauge.", ["i"], registry: one, aggregation: GaugeAggregation.LiveSum) { CardinalityLimit = 4 };
+        for (var i = 0; i < 3; i++)
+        {
+            theirs.Labels(i.ToString(CultureInfo.InvariantCulture)).Set(1);
+        }
+
+        await one.Backend.FlushAsync(TestContext.Current.CancellationToken);
+        using var two = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(Config(Cs, "second")));
+        var mine = new Gauge("redis_owned_card", "Per-process gauge.", ["i"], registry: two, aggregation: GaugeAggregation.LiveSum) { CardinalityLimit = 4 };
+
+        // Connected first (a flush waits for the connection): before it, a writer counts only its own series.
+        new Gauge("redis_owned_up", "Set once connected.", registry: two).Set(1);
+        await two.Backend.FlushAsync(TestContext.Current.CancellationToken);
+
+        // Series "2" is also the other writer's: it counts once, so "3" fits and "4" is refused.
+        Assert.Equal(["2"], mine.Labels("2").LabelValues);
+        Assert.Equal(["3"], mine.Labels("3").LabelValues);
+        Assert.Equal([Metric.OverflowLabelValue], mine.Labels("4").LabelValues);
+    }
+
+    private static int CardLines(string text) => text.Split('\n').Count(l => l.StartsWith(WorkerShapes.Card + "{", StringComparison.Ordinal));
 }

@@ -265,6 +265,56 @@ switch (args[0])
             return 0;
         }
 
+    case "writer":
+        {
+            // writer <connectionString> <keyPrefix> <counter|histogram> <worker> <count> <limit>: a process that never scrapes
+            // (a fleet worker behind a separate scraper): through Core, creates that many label sets of WorkerShapes.Card
+            // (or CardHistogram) under the limit once connected, flushes and prints "created"; then "more <n>" flushes (which reads the
+            // series counts), creates n more and flushes ("created"), until stdin closes.
+            var config = WorkerShapes.Config(args[1], args[2], flushInterval: "5s");
+            using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+            var limit = int.Parse(args[6], CultureInfo.InvariantCulture);
+
+            // Connected first, as a worker that has run for a while is: before its first connection a process counts only its own series.
+            new Gauge("redis_writer_up", "Set once connected.", registry: registry).Set(1);
+            await registry.Backend.FlushAsync();
+            Action<string, string> update;
+            if (args[3] == "histogram")
+            {
+                var histogram = new Histogram(WorkerShapes.CardHistogram, "One of many histogram series.", ["worker", "i"], registry: registry, buckets: [0.1, 1, 10]) { CardinalityLimit = limit };
+                update = (w, i) => histogram.Labels(w, i).Observe(0.5);
+            }
+            else
+            {
+                var counter = new Counter(WorkerShapes.Card, "One of many series.", ["worker", "i"], registry: registry) { CardinalityLimit = limit };
+                update = (w, i) => counter.Labels(w, i).Inc();
+            }
+
+            var next = 0;
+            async Task CreateAsync(int count)
+            {
+                for (var end = next + count; next < end; next++)
+                {
+                    update(args[4], next.ToString(CultureInfo.InvariantCulture));
+                }
+
+                await registry.Backend.FlushAsync();
+                Console.WriteLine("created");
+            }
+
+            await CreateAsync(int.Parse(args[5], CultureInfo.InvariantCulture));
+            while (await Console.In.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("more ", StringComparison.Ordinal))
+                {
+                    await registry.Backend.FlushAsync();
+                    await CreateAsync(int.Parse(line["more ".Length..], CultureInfo.InvariantCulture));
+                }
+            }
+
+            return 0;
+        }
+
     default:
         Console.Error.WriteLine($"unknown mode '{args[0]}'");
         return 64;
@@ -278,6 +328,8 @@ public static class WorkerShapes
     public const string Held = "redis_held_total";
 
     public const string Card = "redis_card_total";
+
+    public const string CardHistogram = "redis_card_seconds";
 
     public static readonly string[] Shards = ["a", "a,b", "\"q\"", "line\nbreak", ""];
 

@@ -49,6 +49,25 @@ internal static class NativeBuckets
         return (((int)(bits >> 52) - 1023) << schema) + slot.Index + (mantissa > slot.BoundMantissa ? 1 : 0);
     }
 
+    /// <summary>
+    /// How far a positive normal double's bits shift right to give its slot number at <paramref name="schema"/> (0 or
+    /// above): the biased exponent above the top schema + 2 mantissa bits, so slot numbers of a series' values are close
+    /// together and ordered as the values are.
+    /// </summary>
+    public static int SlotNumberShift(int schema) => 52 - SlotExtraBits - schema;
+
+    /// <summary>
+    /// The slot with number <paramref name="slotNumber"/> (see <see cref="SlotNumberShift"/>) at <paramref name="schema"/>:
+    /// values in it fall into bucket <paramref name="lowIndex"/> when their mantissa is at most the returned bound, else into
+    /// the bucket above.
+    /// </summary>
+    public static long SlotOf(long slotNumber, int schema, out int lowIndex)
+    {
+        var slot = Slots[schema][slotNumber & ((1L << (schema + SlotExtraBits)) - 1)];
+        lowIndex = ((int)(slotNumber >> (schema + SlotExtraBits)) - 1023 << schema) + slot.Index;
+        return slot.BoundMantissa;
+    }
+
     /// <summary>The mantissa table of <paramref name="schema"/> for <see cref="IndexOfNormal"/>; null below schema 0.</summary>
     public static IndexSlot[]? SlotsOf(int schema) => schema >= 0 ? Slots[schema] : null;
 
@@ -143,7 +162,8 @@ internal static class NativeBuckets
         return index + infinite;
     }
 
-    private const long MantissaMask = 0x000F_FFFF_FFFF_FFFFL;
+    /// <summary>The 52 mantissa bits of a double.</summary>
+    public const long MantissaMask = 0x000F_FFFF_FFFF_FFFFL;
 
     // Each slot of a schema's table covers 2^-(schema + 2) of the mantissa range: a quarter of the narrowest gap
     // between two bounds (about 0.69 × 2^-schema in mantissa terms), so no slot holds more than one bound.

@@ -122,6 +122,41 @@ internal sealed class NativeSeries
         return cell != 0 && AtomicDouble.TryAddToCell(ref *(long*)cell, 1);
     }
 
+    /// <summary>
+    /// The fastest path, for a positive value in the range of the series' existing buckets: the value's top bits index
+    /// <paramref name="direct"/> (a <see cref="Table.DirectCells"/>), whose entry holds the slot's bound and the cells of
+    /// the two buckets the slot can fall into, so the bucket's cell is one load from the value away, as a classic
+    /// bucket's is. 0 for what it does not cover: the caller goes on to <see cref="TryCountPublished"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nint DirectCell(double value, double zeroThreshold, nint[]? direct)
+    {
+        // Negative values and NaN fail the comparison; infinity and subnormal values give slot numbers outside the array.
+        if (direct is null || !(value > zeroThreshold))
+        {
+            return 0;
+        }
+
+        var bits = BitConverter.DoubleToInt64Bits(value);
+        ref var header = ref MemoryMarshal.GetArrayDataReference(direct);
+        var at = (ulong)((bits >> (int)Unsafe.Add(ref header, 1)) - header);
+        if (at >= (ulong)Unsafe.Add(ref header, 2))
+        {
+            return 0;
+        }
+
+        ref var entry = ref Unsafe.Add(ref header, Table.DirectHeader + (3 * (nint)at));
+        return (bits & NativeBuckets.MantissaMask) > entry ? Unsafe.Add(ref entry, 2) : Unsafe.Add(ref entry, 1);
+    }
+
+    /// <summary>Adds 1 through <see cref="DirectCell"/>, or returns false (nothing changed) when it gives no cell or the compare-and-swap races.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe bool TryCountDirect(double value, double zeroThreshold, nint[]? direct)
+    {
+        var cell = DirectCell(value, zeroThreshold, direct);
+        return cell != 0 && AtomicDouble.TryAddToCell(ref *(long*)cell, 1);
+    }
+
     /// <summary>Adds 1 through the cell of bucket <paramref name="index"/> on the side of <paramref name="value"/>'s sign in <paramref name="cells"/> (laid out as <see cref="Table.DenseCells"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe bool TryCountCell(nint[] cells, int index, double value)
@@ -143,7 +178,7 @@ internal sealed class NativeSeries
         lock (_lock)
         {
             _owners = [.. _owners, owner];
-            owner.PublishNative(NativeBuckets.WideSlotsOf(_table.Schema), _table.DenseCells);
+            owner.PublishNative(NativeBuckets.WideSlotsOf(_table.Schema), _table.DenseCells, _table.DirectCells);
         }
     }
 
@@ -153,7 +188,7 @@ internal sealed class NativeSeries
         var slots = NativeBuckets.WideSlotsOf(table.Schema);
         foreach (var owner in _owners)
         {
-            owner.PublishNative(slots, table.DenseCells);
+            owner.PublishNative(slots, table.DenseCells, table.DirectCells);
         }
     }
 
@@ -261,6 +296,16 @@ internal sealed class NativeSeries
         /// <summary>The words before the cells in <see cref="DenseCells"/>.</summary>
         public const int CellsHeader = 3;
 
+        /// <summary>The words before the entries in <see cref="DirectCells"/>.</summary>
+        public const int DirectHeader = 3;
+
+        // At most this many slots in DirectCells (24 bytes each, 24 KB in all): 32 powers of two at schema 3, one at
+        // schema 8. Values spread wider take the dense array's path.
+        private const int MaxDirectSlots = 1024;
+
+        // Slots kept on each side of those the existing buckets span, for the same reason as DenseSlack.
+        private const int DirectSlack = 8;
+
         // Room left on each side of the keys in use, so that the next buckets (the neighbours of those in use) fit
         // without making the dense array any larger than the span needs.
         private const int DenseSlack = 16;
@@ -317,7 +362,17 @@ internal sealed class NativeSeries
                     }
                 }
             }
+
+            DirectCells = BuildDirect(schema, keys, entries);
         }
+
+        /// <summary>
+        /// For positive values at schema 0 or above: the slot number (<see cref="NativeBuckets.SlotNumberShift"/>) of the
+        /// first entry, the shift and the number of entries, then per slot from that one up its bound mantissa and the
+        /// value cells of the bucket at or below the bound and of the one above it (0 where that bucket has no value
+        /// yet). Null when there are no such buckets, or they span more than <see cref="MaxDirectSlots"/> slots.
+        /// </summary>
+        public nint[]? DirectCells { get; }
 
         public int Schema { get; }
 
@@ -334,6 +389,53 @@ internal sealed class NativeSeries
         /// are too far apart for a dense array. One array, so a histogram holds it in one field.
         /// </summary>
         public nint[] DenseCells { get; }
+
+        private nint[]? BuildDirect(int schema, long[] keys, NativeEntry?[] entries)
+        {
+            if (schema < 0)
+            {
+                return null;
+            }
+
+            int min = int.MaxValue, max = int.MinValue;
+            for (var i = 0; i < entries.Length; i++)
+            {
+                if (entries[i] is not null && (keys[i] & 1) == 0)
+                {
+                    min = Math.Min(min, (int)(keys[i] >> 1));
+                    max = Math.Max(max, (int)(keys[i] >> 1));
+                }
+            }
+
+            if (min > max)
+            {
+                return null;
+            }
+
+            // Bucket i holds (2^((i - 1) / 2^schema), 2^(i / 2^schema)]: the slots from its lower bound's to its upper
+            // bound's cover it. Slots of subnormal or infinite values, or NaN, are never in the array.
+            var shift = NativeBuckets.SlotNumberShift(schema);
+            var first = Math.Max((BitConverter.DoubleToInt64Bits(Math.Pow(2, (min - 1) / (double)(1 << schema))) >> shift) - DirectSlack, 1L << (52 - shift));
+            var last = Math.Min((BitConverter.DoubleToInt64Bits(Math.Pow(2, max / (double)(1 << schema))) >> shift) + DirectSlack, (0x7FFL << (52 - shift)) - 1);
+            if (last < first || last - first + 1 > MaxDirectSlots)
+            {
+                return null;
+            }
+
+            var direct = new nint[DirectHeader + (3 * (last - first + 1))];
+            direct[0] = (nint)first;
+            direct[1] = shift;
+            direct[2] = (nint)(last - first + 1);
+            for (var slot = first; slot <= last; slot++)
+            {
+                var at = DirectHeader + (3 * (nint)(slot - first));
+                direct[at] = (nint)NativeBuckets.SlotOf(slot, schema, out var low);
+                direct[at + 1] = Find((long)low << 1)?.Cell ?? 0;
+                direct[at + 2] = Find((long)(low + 1) << 1)?.Cell ?? 0;
+            }
+
+            return direct;
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public NativeEntry? Find(long key)
