@@ -9,9 +9,13 @@ namespace Metrics.Backends;
 /// </summary>
 internal sealed class CollectedValueList : IReadOnlyList<CollectedValue>
 {
-    // 1,024 values of 48 bytes: 48 KiB, under the 85,000-byte large-object threshold.
-    private const int ChunkShift = 10;
-    private const int ChunkSize = 1 << ChunkShift;
+    // Read-only statics are constants to the optimizing JIT, so the indexer still shifts by an immediate. Declared first:
+    // static fields initialize in textual order.
+    private static readonly int ChunkShift = 16 - (int)Math.Ceiling(Math.Log2(System.Runtime.CompilerServices.Unsafe.SizeOf<CollectedValue>()));
+
+    /// <summary>Values per chunk: a power of two whose chunk takes at most 64 KiB, under the 85,000-byte large-object
+    /// threshold whatever size <see cref="CollectedValue"/> has (it grows when exemplars keep labels inline).</summary>
+    internal static readonly int ChunkSize = 1 << ChunkShift;
 
     private CollectedValue[][] _chunks = [];
     private int _count;

@@ -42,6 +42,33 @@ public sealed class InProcessTests
     }
 
     [Fact]
+    public void A_large_collection_stays_off_the_large_object_heap()
+    {
+        // Each chunk of collected values must stay under the 85,000-byte threshold: a large object every scrape brings full
+        // collections, which cost the scrape several times its own work.
+        using var store = new Store();
+        var family = new MetricDescriptor("loh_requests_total", "", MetricType.Counter, ["k"]);
+        const int series = 3_000;
+        for (var i = 0; i < series; i++)
+        {
+            store.Create(family.WithLabelValues([i.ToString(System.Globalization.CultureInfo.InvariantCulture)])).Inc(i);
+        }
+
+        var collected = store.Collect(family);
+        Assert.Equal(series, collected.Count);
+        Assert.Equal((series - 1) * series / 2.0, collected.Sum(v => v.Value));
+        var chunks = (CollectedValue[][])typeof(SharedMemoryBackend).Assembly.GetType("Metrics.Backends.CollectedValueList", throwOnError: true)!
+            .GetField("_chunks", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(collected)!;
+        var used = chunks.Where(c => c is not null).ToArray();
+        Assert.True(used.Length >= 2, $"{series} values fit in {used.Length} chunk(s); the test needs several");
+        foreach (var chunk in used)
+        {
+            var bytes = chunk.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<CollectedValue>();
+            Assert.True(chunk.Length >= 256 && bytes < 85_000, $"a chunk of {chunk.Length} values takes {bytes} bytes");
+        }
+    }
+
+    [Fact]
     public void Doubles_round_trip_exactly()
     {
         using var store = new Store();
