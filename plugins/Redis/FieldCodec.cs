@@ -85,10 +85,6 @@ internal static class FieldCodec
         return digits;
     }
 
-    /// <summary>Decodes a field written by <see cref="Encode"/>; <see langword="false"/> when it is not one with <paramref name="labelCount"/> labels.</summary>
-    public static bool TryDecode(ReadOnlySpan<byte> field, int labelCount, out string[] labelValues, out HistogramBucket? part) =>
-        TryDecode(field, labelCount, out labelValues, out part, out _);
-
     /// <summary>
     /// Decodes a field written by <see cref="Encode"/>; <paramref name="seriesLength"/> is the length of its series part
     /// (the label values up to and including '#'), which every part of one series shares.

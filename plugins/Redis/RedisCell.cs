@@ -131,6 +131,12 @@ internal class RedisCell
     {
         get
         {
+            // Read on every scrape for every cell, and most cells never get an exemplar: no lock for those.
+            if (Volatile.Read(ref _exemplar) is null)
+            {
+                return null;
+            }
+
             lock (this)
             {
                 return _exemplar is { } slot && (slot.Pending || slot.Sending) ? slot.Exemplar : null;

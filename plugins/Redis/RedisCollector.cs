@@ -364,12 +364,6 @@ internal sealed class RedisCollector(RedisStore store)
             return;
         }
 
-        if (decoded.Series.Seen != generation)
-        {
-            decoded.Series.Seen = generation;
-            fields.SeriesAdded++;
-        }
-
         decoded.Generation = generation;
         decoded.Index = list.Count;
         list.Add(new CollectedValue(decoded.Labels, decoded.Part, value));
@@ -412,12 +406,10 @@ internal sealed class DecodedField(SeriesLabels series, HistogramBucket? part, i
     public int Index { get; set; }
 }
 
-/// <summary>The label values of one series, one array for all its parts, and the collection that last counted it.</summary>
+/// <summary>The label values of one series, one array for all its parts.</summary>
 internal sealed class SeriesLabels(string[] labels)
 {
     public string[] Labels { get; } = labels;
-
-    public long Seen { get; set; }
 }
 
 /// <summary>
@@ -430,17 +422,10 @@ internal sealed class DecodedFields
     private readonly Dictionary<byte[], SeriesLabels> _labels = new(FieldComparer.Instance);
     private long _generation;
 
-    /// <summary>Distinct series the collection in progress has added so far.</summary>
-    public int SeriesAdded { get; set; }
-
     /// <summary>The slots of the family's values as this scraper has read their field list.</summary>
     public SlotLayout Layout { get; } = new();
 
-    public long NextGeneration()
-    {
-        SeriesAdded = 0;
-        return ++_generation;
-    }
+    public long NextGeneration() => ++_generation;
 
     /// <summary>The decoded field, or <see langword="null"/> when it is not one of this family's fields.</summary>
     public DecodedField? Find(ReadOnlySpan<byte> field, int labelCount)

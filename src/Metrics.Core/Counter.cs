@@ -111,15 +111,10 @@ public sealed class Counter : Metric<Counter>
             ThrowInvalidInc(value);
         }
 
-        _value!.Inc(value);
-        if (cell != null && Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
-        {
-            FollowMovedCell();
-        }
-
+        IncThroughBackend(value, cell);
         if (Family.Registry.AutoExemplars)
         {
-            ExemplarSupport.RecordAutomatic(Family, _value, ref _nextAutomaticExemplar, value);
+            ExemplarSupport.RecordAutomatic(Family, _value!, ref _nextAutomaticExemplar, value);
         }
     }
 
@@ -148,11 +143,7 @@ public sealed class Counter : Metric<Counter>
         var cell = _cell;
         if (cell == null || !AtomicDouble.TryAddToCell(ref *cell, value))
         {
-            _value!.Inc(value);
-            if (cell != null && Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
-            {
-                FollowMovedCell();
-            }
+            IncThroughBackend(value, cell);
         }
 
         ExemplarSupport.Record(Family, _value!, exemplar, value);
@@ -206,8 +197,17 @@ public sealed class Counter : Metric<Counter>
         }
     }
 
+    // The cell's compare-and-swap lost a race or found the value moved, or there is no cell: the backend adds, and a moved
+    // value's new cell is taken for the next update.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private unsafe void FollowMovedCell() => _cell = (long*)_value!.ValueCell;
+    private unsafe void IncThroughBackend(double value, long* cell)
+    {
+        _value!.Inc(value);
+        if (cell != null && Volatile.Read(ref *cell) == AtomicDouble.MovedCell)
+        {
+            _cell = (long*)_value.ValueCell;
+        }
+    }
 
     private protected override Counter CreateChild(string?[] setValues, string[]? fullValues) => new(Family, setValues, fullValues);
 
