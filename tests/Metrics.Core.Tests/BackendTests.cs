@@ -186,6 +186,27 @@ public class BackendTests
     }
 
     [Fact]
+    public async Task Label_sets_that_left_the_store_are_dropped_from_the_collected_series_when_scraped_as_protobuf()
+    {
+        var backend = ConfiguredBackend.Create<CollectingBackend>();
+        var registry = new MetricRegistry(backend: backend);
+        var counter = new Counter("churn_proto_total", "Churn.", ["worker"], registry: registry);
+        const int series = 3000;
+        for (var scrape = 0; scrape < 10; scrape++)
+        {
+            var first = scrape * series;
+            CollectingBackend.Remote = [[.. Enumerable.Range(first, series).Select(i => new CollectedValue(new[] { i.ToString(System.Globalization.CultureInfo.InvariantCulture) }, null, i))]];
+            using var stream = new MemoryStream();
+            await registry.WriteAsync(stream, ExpositionFormat.Protobuf, TestContext.Current.CancellationToken);
+            var label = System.Text.Encoding.UTF8.GetBytes(first.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Assert.True(stream.ToArray().AsSpan().IndexOf(label) >= 0, $"the protobuf scrape lacks the label value {first}");
+        }
+
+        Assert.InRange(counter.Family.CollectedValues, series, (3 * series) + 1024);
+        Assert.InRange(counter.Family.CollectedReferences, 0, (3 * series) + 1024);
+    }
+
+    [Fact]
     public void Backend_statistics_are_exposed_once_per_backend()
     {
         var backend = ConfiguredBackend.Create<CollectingBackend>(new BackendConfig([new("Stats", "yes")]));

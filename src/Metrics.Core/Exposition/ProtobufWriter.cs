@@ -176,8 +176,10 @@ internal sealed class ProtobufWriter : IFamilyWriter
                 }
 
                 var metric = BeginMetric(family.BackendLabelNames, value.LabelValues);
-                var created = family.CollectedSeries(value.LabelValues).CreatedUnixSeconds;
-                WriteScalar(family.Type, family.Kind == FamilyKind.Plain ? value.Value : ExpositionWriter.Flag(value.Value), family.Type == MetricType.Counter ? created : null, family.Type == MetricType.Counter ? value.Exemplar : null);
+
+                // Only a counter shows its series' creation time; a gauge needs no look-up.
+                var counter = family.Type == MetricType.Counter;
+                WriteScalar(family.Type, family.Kind == FamilyKind.Plain ? value.Value : ExpositionWriter.Flag(value.Value), counter ? family.CollectedSeries(value.LabelValues).CreatedUnixSeconds : null, counter ? value.Exemplar : null);
                 End(metric);
             }
 
@@ -186,6 +188,8 @@ internal sealed class ProtobufWriter : IFamilyWriter
                 End(start);
             }
 
+            // As the text writer does: a scraper that only asks for protobuf must not grow the look-up indexes either.
+            family.TrimCollectedSeries(values.Count);
             return skipped;
         }
 
@@ -280,6 +284,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
         }
 
         End(familyStart);
+        family.TrimCollectedSeries(values.Count);
         return skipped;
     }
 
