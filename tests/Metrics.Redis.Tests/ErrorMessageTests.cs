@@ -256,6 +256,19 @@ internal static class LogCapture
         }
     }
 
+    /// <summary>Waits until at least <paramref name="count"/> messages contain every one of <paramref name="parts"/>.</summary>
+    public static void WaitForCount(int count, params string[] parts)
+    {
+        Install();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        using var tick = new ManualResetEventSlim();
+        while (Messages.Count(m => parts.All(p => m.Contains(p, StringComparison.Ordinal))) < count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"fewer than {count} backend log messages contain {string.Join(" and ", parts)}; logged: {string.Join(" | ", Messages)}");
+            tick.Wait(20);
+        }
+    }
+
     /// <summary>Every message so far containing <paramref name="part"/>.</summary>
     public static string[] All(string part)
     {

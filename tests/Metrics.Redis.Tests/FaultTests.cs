@@ -146,7 +146,7 @@ public sealed class FaultTests : RedisTestBase
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"Get with Redis down took {watch.Elapsed}");
 
         server.Restart();
-        FlushAfterRestart(config, server.Port);
+        FlushAfterRestart(config, server.Port, stores: 2);
         Assert.Equal(9, Read(Config(server.ConnectionString, "reader"), Counter, ["get-down"]));
         Assert.Equal(9, series.Get());
     }
@@ -255,11 +255,12 @@ public sealed class FaultTests : RedisTestBase
 
     /// <summary>
     /// Flushes once the backend has reconnected to the restarted server at <paramref name="port"/>: the plugin logs each
-    /// restored connection, and a flush before that fails at once (fail-fast backlog).
+    /// restored connection, and a flush before that fails at once (fail-fast backlog). The line names the server, not
+    /// the store, so with <paramref name="stores"/> stores connected to it, each one's line is awaited.
     /// </summary>
-    private static void FlushAfterRestart(BackendConfig config, int port)
+    private static void FlushAfterRestart(BackendConfig config, int port, int stores = 1)
     {
-        LogCapture.WaitFor($"the interactive connection to Redis at 127.0.0.1:{port} is restored");
+        LogCapture.WaitForCount(stores, $"the interactive connection to Redis at 127.0.0.1:{port} is restored");
         var (_, error) = TryFlush(config, TimeSpan.FromSeconds(10));
         Assert.True(error is null, $"no flush succeeded after the restart: {error}");
     }
