@@ -71,21 +71,12 @@ public class AllocationTests
         AssertNoAllocation("Info.Set of an existing label set", () => info.Set("1.0"));
     }
 
-    private static void AssertNoAllocation(string what, Action action)
+    [Fact]
+    public void The_allocation_check_fails_a_path_that_allocates()
     {
-        // Warm up past tiered compilation so the measurement sees the steady state.
-        for (var i = 0; i < Iterations; i++)
-        {
-            action();
-        }
-
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < Iterations; i++)
-        {
-            action();
-        }
-
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.True(allocated == 0, $"{what} allocated {allocated} bytes over {Iterations} calls");
+        var failure = Assert.ThrowsAny<Exception>(() => Allocations.AssertNone("new object", () => GC.KeepAlive(new object())));
+        Assert.Contains("new object allocated in every one of 5 rounds of 10000 calls", failure.Message, StringComparison.Ordinal);
     }
+
+    private static void AssertNoAllocation(string what, Action action) => Allocations.AssertNone(what, action, Iterations);
 }

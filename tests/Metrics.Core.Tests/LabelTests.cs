@@ -135,20 +135,7 @@ public class LabelTests
         AssertNoAllocation("per-process gauge", () => gauge.Labels("x").Set(2));
     }
 
-    private static void AssertNoAllocation(string what, Action action)
-    {
-        for (var round = 0; round < 2; round++)
-        {
-            var before = GC.GetAllocatedBytesForCurrentThread();
-            for (var i = 0; i < 1000; i++)
-            {
-                action();
-            }
-
-            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            Assert.True(round == 0 || allocated == 0, $"{what} allocated {allocated} bytes over 1000 calls");
-        }
-    }
+    private static void AssertNoAllocation(string what, Action action) => Allocations.AssertNone(what, action, 1000);
 
     [Fact]
     public void Unpaired_surrogates_in_label_values_are_refused()

@@ -1,4 +1,5 @@
 using Metrics.Backends.SharedMemory;
+using Metrics.Tests;
 
 namespace Metrics.SharedMemory.Tests;
 
@@ -63,18 +64,8 @@ public sealed class ExemplarTests
         var exemplar = new RecordedExemplar(Exemplar.Of("trace_id", "x"), 1, 1);
         value.RecordExemplar(exemplar);
         var used = store.Mapped.UsedBytes;
-        for (var i = 0; i < 1000; i++)
-        {
-            value.RecordExemplar(exemplar with { TimestampUnixSeconds = i });
-        }
-
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
-        {
-            value.RecordExemplar(exemplar with { TimestampUnixSeconds = 1000 + i });
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        var i = 0;
+        Allocations.AssertNone("RecordExemplar", () => value.RecordExemplar(exemplar with { TimestampUnixSeconds = i++ }), calls: 1000);
         Assert.Equal(used, store.Mapped.UsedBytes);
     }
 }
