@@ -204,11 +204,17 @@ public class RemovalAndCardinalityTests
         Assert.Single(lines, l => l.Contains("'card_log_a_total'", StringComparison.Ordinal));
         Assert.Single(lines, l => l.Contains("'card_log_b_total'", StringComparison.Ordinal));
     }
+}
 
+/// <summary>Tests that read the whole heap, so run with no other test alongside: another test's live objects would count.</summary>
+[Collection(HeapReadings.Name)]
+public class CardinalityHeapTests
+{
     [Fact]
     public void A_million_distinct_label_values_stop_growing_the_family_at_the_default_limit()
     {
-        var counter = new Counter("card_million_total", "M.", ["id"], registry: _registry);
+        var registry = new MetricRegistry();
+        var counter = new Counter("card_million_total", "M.", ["id"], registry: registry);
         for (var i = 0; i < 20_000; i++)
         {
             counter.Labels(i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
@@ -224,7 +230,7 @@ public class RemovalAndCardinalityTests
         }
 
         var after = GC.GetTotalMemory(forceFullCollection: true);
-        var text = _registry.Render();
+        var text = registry.Render();
         var series = text.Split('\n').Count(l => l.StartsWith("card_million_total{", StringComparison.Ordinal));
         Assert.Equal(MetricRegistry.DefaultCardinalityLimit + 1, series);
         Assert.Contains($"card_million_total{{id=\"__overflow__\"}} {1_000_000 - MetricRegistry.DefaultCardinalityLimit}", text, StringComparison.Ordinal);
@@ -233,4 +239,12 @@ public class RemovalAndCardinalityTests
         Assert.True(after - before < 4 * 1024 * 1024, $"The heap grew by {after - before} bytes over 980,000 refused label sets.");
         GC.KeepAlive(counter);
     }
+}
+
+/// <summary>The collection of tests that read the heap.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class HeapReadings
+{
+    /// <summary>The collection's name.</summary>
+    public const string Name = "heap readings";
 }

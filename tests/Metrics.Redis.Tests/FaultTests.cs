@@ -83,7 +83,8 @@ public sealed class FaultTests : RedisTestBase
         var collectError = Assert.Throws<RedisBackendException>(() => Collect(config, [Counter]));
         Assert.Contains($"127.0.0.1:{server.Port}", collectError.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Secret, collectError.Message, StringComparison.Ordinal);
-        Assert.True(down.Elapsed < TimeSpan.FromSeconds(5), $"a scrape with Redis down took {down.Elapsed}");
+        // Not a speed check: a scrape that waited on the dead server instead of failing would run far past this.
+        Assert.True(down.Elapsed < TimeSpan.FromSeconds(30), $"a scrape with Redis down took {down.Elapsed}");
         WaitForMoreUpdates(1000, "while Redis was down");
         // A flush that fails while Redis is down must keep what it could not send, and updates keep coming after it.
         Assert.False(TryFlush(config, TimeSpan.FromSeconds(2)).Ok);
@@ -105,17 +106,30 @@ public sealed class FaultTests : RedisTestBase
     [Fact]
     public void With_Redis_down_at_startup_nothing_blocks_or_throws_and_collect_fails_clearly()
     {
-        var port = FreePortNobodyListensOn();
-        var config = Config($"127.0.0.1:{port},password={Secret}", extra: ("ConnectTimeout", "500ms"));
-        var watch = Stopwatch.StartNew();
-        RedisBackend.Initialize(config);
-        var series = new RedisBackend(config, Counter.WithLabelValues(["down"]), null);
-        for (var i = 0; i < 1000; i++)
+        // A port that accepts but never answers, with a connect timeout of a minute: startup and updates that waited
+        // for the connection would take that minute, so returning well within it shows they never wait.
+        using (var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
         {
-            series.Inc(1);
+            silent.Start(100);
+            var silentPort = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+            var waiting = Config($"127.0.0.1:{silentPort},password={Secret}", extra: ("ConnectTimeout", "60s"));
+            var watch = Stopwatch.StartNew();
+            RedisBackend.Initialize(waiting);
+            var pending = new RedisBackend(waiting, Counter.WithLabelValues(["down"]), null);
+            for (var i = 0; i < 1000; i++)
+            {
+                pending.Inc(1);
+            }
+
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"startup with Redis unresponsive took {watch.Elapsed}: it waited for the connection");
+            Assert.Equal(1000, pending.Get());
         }
 
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"startup with Redis down took {watch.Elapsed}");
+        var port = FreePortNobodyListensOn();
+        var config = Config($"127.0.0.1:{port},password={Secret}", extra: ("ConnectTimeout", "500ms"));
+        RedisBackend.Initialize(config);
+        var series = new RedisBackend(config, Counter.WithLabelValues(["down"]), null);
+        series.Inc(1000);
         Assert.Equal(1000, series.Get());
         var error = Assert.Throws<RedisBackendException>(() => Collect(config, [Counter]));
         Assert.Contains("could not read metrics", error.Message, StringComparison.Ordinal);
@@ -143,7 +157,8 @@ public sealed class FaultTests : RedisTestBase
         series.Inc(2);
         var watch = Stopwatch.StartNew();
         Assert.Equal(9, series.Get());
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"Get with Redis down took {watch.Elapsed}");
+        // Not a speed check: a Get that waited on the dead server instead of answering from memory would hang here.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"Get with Redis down took {watch.Elapsed}");
 
         server.Restart();
         FlushAfterRestart(config, server.Port, stores: 2);
