@@ -165,7 +165,7 @@ internal sealed class RedisSettings
     {
         foreach (var secret in secrets)
         {
-            message = ReplaceToken(message, secret);
+            message = BackendConfig.MaskSecret(message, secret);
         }
 
         return message;
@@ -208,30 +208,6 @@ internal sealed class RedisSettings
         var equals = part.IndexOf('=', StringComparison.Ordinal);
         return equals > 0 && (KnownOptions.Contains(part[..equals].Trim()) || part.TrimStart().StartsWith('$'));
     }
-
-    private static string ReplaceToken(string text, string secret)
-    {
-        var builder = new System.Text.StringBuilder(text.Length);
-        var start = 0;
-        while (true)
-        {
-            var at = text.IndexOf(secret, start, StringComparison.Ordinal);
-            if (at < 0)
-            {
-                break;
-            }
-
-            var end = at + secret.Length;
-            var standsAlone = (at == 0 || !IsWordChar(text[at - 1]) || !IsWordChar(secret[0]))
-                && (end == text.Length || !IsWordChar(text[end]) || !IsWordChar(secret[^1]));
-            builder.Append(text, start, at - start).Append(standsAlone ? "***" : secret);
-            start = end;
-        }
-
-        return builder.Append(text, start, text.Length - start).ToString();
-    }
-
-    private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
 
     private static void RequirePositive(BackendConfig config, string key, TimeSpan value, string example)
     {

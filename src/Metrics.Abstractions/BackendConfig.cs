@@ -155,6 +155,46 @@ public sealed class BackendConfig : IEquatable<BackendConfig>
         return false;
     }
 
+    /// <summary>
+    /// Replaces with <c>***</c> each occurrence of <paramref name="secret"/> in <paramref name="text"/> that stands as a
+    /// token: not where it is part of a longer word or number. For text from outside a backend (a client's exception, a
+    /// server reply) that may quote a password: a one-letter password or one equal to a common word then neither garbles
+    /// the message nor reveals itself by the gaps it leaves.
+    /// </summary>
+    /// <param name="text">The text to mask.</param>
+    /// <param name="secret">The secret value; an empty one masks nothing.</param>
+    /// <returns>The text with every standalone occurrence of the secret masked.</returns>
+    public static string MaskSecret(string text, string secret)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(secret);
+        if (secret.Length == 0)
+        {
+            return text;
+        }
+
+        var builder = new System.Text.StringBuilder(text.Length);
+        var start = 0;
+        while (true)
+        {
+            var at = text.IndexOf(secret, start, StringComparison.Ordinal);
+            if (at < 0)
+            {
+                break;
+            }
+
+            var end = at + secret.Length;
+            var standsAlone = (at == 0 || !IsWordChar(text[at - 1]) || !IsWordChar(secret[0]))
+                && (end == text.Length || !IsWordChar(text[end]) || !IsWordChar(secret[^1]));
+            builder.Append(text, start, at - start).Append(standsAlone ? "***" : secret);
+            start = end;
+        }
+
+        return builder.Append(text, start, text.Length - start).ToString();
+
+        static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
+    }
+
     /// <inheritdoc/>
     public bool Equals(BackendConfig? other)
     {

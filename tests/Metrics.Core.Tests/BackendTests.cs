@@ -402,4 +402,16 @@ public class BackendTests
 
         public double Get() => 0;
     }
+
+    [Theory]
+    [InlineData("AUTH s3cret failed", "s3cret", "AUTH *** failed")]
+    [InlineData("a user's password a was refused", "a", "*** user's password *** was refused")]
+    [InlineData("Redisson and Redis", "Redis", "Redisson and ***")]
+    [InlineData("error 424242 for 4242", "4242", "error 424242 for ***")]
+    [InlineData("abc,def then abc,def,", "abc,def", "*** then ***,")]
+    [InlineData("nothing here", "", "nothing here")]
+    public void MaskSecret_masks_whole_occurrences_only(string text, string secret, string expected)
+    {
+        Assert.Equal(expected, BackendConfig.MaskSecret(text, secret));
+    }
 }

@@ -35,7 +35,7 @@ internal static partial class SecretScrubber
         foreach (var secret in Secrets(config))
         {
             scrubbed = secret.Length >= MinBareLength
-                ? ReplaceToken(scrubbed, secret)
+                ? BackendConfig.MaskSecret(scrubbed, secret)
                 : scrubbed.Replace($"'{secret}'", $"'{Mask}'", StringComparison.Ordinal).Replace($"\"{secret}\"", $"\"{Mask}\"", StringComparison.Ordinal);
         }
 
@@ -79,28 +79,4 @@ internal static partial class SecretScrubber
         secrets.RemoveWhere(string.IsNullOrWhiteSpace);
         return [.. secrets.OrderByDescending(s => s.Length).ThenBy(s => s, StringComparer.Ordinal)];
     }
-
-    private static string ReplaceToken(string text, string secret)
-    {
-        var builder = new System.Text.StringBuilder(text.Length);
-        var start = 0;
-        while (true)
-        {
-            var at = text.IndexOf(secret, start, StringComparison.Ordinal);
-            if (at < 0)
-            {
-                break;
-            }
-
-            var end = at + secret.Length;
-            var standsAlone = (at == 0 || !IsWordChar(text[at - 1]) || !IsWordChar(secret[0]))
-                && (end == text.Length || !IsWordChar(text[end]) || !IsWordChar(secret[^1]));
-            builder.Append(text, start, at - start).Append(standsAlone ? Mask : secret);
-            start = end;
-        }
-
-        return builder.Append(text, start, text.Length - start).ToString();
-    }
-
-    private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
 }
