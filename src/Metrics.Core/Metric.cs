@@ -221,54 +221,22 @@ public abstract class Metric<TSelf> : Metric
             return Unsafe.As<TSelf>(this);
         }
 
-        var unset = 0;
-        var unsetWithoutDefault = 0;
-        for (var i = 0; i < family.UserLabelCount; i++)
+        var buffer = default(LabelBuffer);
+        var merged = names.Length <= 8 ? ((Span<string>)buffer)[..names.Length] : new string[names.Length];
+        if (!TryMergeValues(values, merged!, out var unset, out var unsetWithoutDefault))
         {
-            if (set[i] is null)
+            if (unset == 0)
             {
-                unset++;
-                if (family.Defaults[i] is null)
-                {
-                    unsetWithoutDefault++;
-                }
+                throw new ArgumentException(
+                    $"This child of metric '{Name}' has every label set already, so it takes no more values. Call Labels(...) on the metric itself, or change a label by name with Labels((name, value)).",
+                    nameof(values));
             }
-        }
 
-        bool skipDefaulted;
-        if (values.Length == unset)
-        {
-            skipDefaulted = false;
-        }
-        else if (values.Length == unsetWithoutDefault)
-        {
-            skipDefaulted = true;
-        }
-        else if (unset == 0)
-        {
-            throw new ArgumentException(
-                $"This child of metric '{Name}' has every label set already, so it takes no more values. Call Labels(...) on the metric itself, or change a label by name with Labels((name, value)).",
-                nameof(values));
-        }
-        else
-        {
             throw new ArgumentException(
                 $"Metric '{Name}' got {values.Length} label value(s), but expects one per label not set yet ({unset}: {DescribeUnset(false)})" +
                 (unset != unsetWithoutDefault ? $" or one per label without a default ({unsetWithoutDefault}: {DescribeUnset(true)})" : string.Empty) +
                 ". Use Labels((name, value), ...) to set labels by name.",
                 nameof(values));
-        }
-
-        var buffer = default(LabelBuffer);
-        var merged = names.Length <= 8 ? ((Span<string>)buffer)[..names.Length] : new string[names.Length];
-        set.CopyTo(merged!);
-        var next = 0;
-        for (var i = 0; i < family.UserLabelCount && next < values.Length; i++)
-        {
-            if (merged[i] is null && !(skipDefaulted && family.Defaults[i] is not null))
-            {
-                merged[i] = values[next++] ?? throw new ArgumentNullException(nameof(values), $"Label '{names[i]}' of metric '{Name}' got a null value; use an empty string for an empty value.");
-            }
         }
 
         return Resolve(merged);
@@ -353,9 +321,34 @@ public abstract class Metric<TSelf> : Metric
         }
 
         var merged = new string?[family.LabelNames.Length];
-        SetValues.CopyTo(merged, 0);
-        var unset = 0;
-        var unsetWithoutDefault = 0;
+        if (!TryMergeValues(values, merged, out var unset, out var unsetWithoutDefault))
+        {
+            throw new ArgumentException(
+                $"Metric '{Name}' got {values.Length} label value(s) to remove, but expects one per label not set yet ({unset}: {DescribeUnset(false)}) or one per label without a default ({unsetWithoutDefault}: {DescribeUnset(true)}).",
+                nameof(values));
+        }
+
+        var full = new string[merged.Length];
+        for (var i = 0; i < merged.Length; i++)
+        {
+            full[i] = merged[i] ?? family.Defaults[i]!;
+        }
+
+        return family.Remove(full);
+    }
+
+    /// <summary>
+    /// Fills <paramref name="merged"/> with this instance's set values and <paramref name="values"/> in declaration order,
+    /// as <c>Labels</c> and <c>Remove</c> assign them: one value per label not set yet, or one per label without a
+    /// default (those with one keep it, left null here). False, with the counts for the message, when the number of
+    /// values fits neither rule.
+    /// </summary>
+    private bool TryMergeValues(ReadOnlySpan<string> values, Span<string?> merged, out int unset, out int unsetWithoutDefault)
+    {
+        var family = Family;
+        SetValues.CopyTo(merged);
+        unset = 0;
+        unsetWithoutDefault = 0;
         for (var i = 0; i < family.UserLabelCount; i++)
         {
             if (merged[i] is null)
@@ -367,9 +360,7 @@ public abstract class Metric<TSelf> : Metric
 
         if (values.Length != unset && values.Length != unsetWithoutDefault)
         {
-            throw new ArgumentException(
-                $"Metric '{Name}' got {values.Length} label value(s) to remove, but expects one per label not set yet ({unset}: {DescribeUnset(false)}) or one per label without a default ({unsetWithoutDefault}: {DescribeUnset(true)}).",
-                nameof(values));
+            return false;
         }
 
         var skipDefaulted = values.Length != unset;
@@ -382,13 +373,7 @@ public abstract class Metric<TSelf> : Metric
             }
         }
 
-        var full = new string[merged.Length];
-        for (var i = 0; i < merged.Length; i++)
-        {
-            full[i] = merged[i] ?? family.Defaults[i]!;
-        }
-
-        return family.Remove(full);
+        return true;
     }
 
     private protected abstract TSelf CreateChild(string?[] setValues, string[]? fullValues);

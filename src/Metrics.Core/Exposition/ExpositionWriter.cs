@@ -11,6 +11,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
     private readonly bool _openMetrics;
     private readonly ExpositionBuffer _out;
     private double[] _scratch = new double[32];
+    private CollectedParts? _parts;
 
     // Statistics written so far: registries served together may share a backend, whose statistics appear once.
     private HashSet<string>? _statistics;
@@ -229,108 +230,24 @@ internal sealed class ExpositionWriter : IFamilyWriter
             return skipped;
         }
 
-        // Histogram and summary parts arrive one value each: group them into series, in order of first appearance.
-        // Keyed by the family's one object per label set, so grouping compares references, not label text.
-        var groups = new Dictionary<CollectedSeries, double[]>();
-        Dictionary<CollectedSeries, RecordedExemplar?[]>? exemplarGroups = null;
-        var order = new List<CollectedSeries>();
-        var bounds = family.Buckets;
-        var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
-
-        // A native-only histogram never writes its +Inf bucket: the native buckets (zero bucket included) count into it.
-        var nativeOnly = family.Type == MetricType.Histogram && family.NativeEnabled && bounds.Length == 1;
-
-        // Backends return a series' parts together, usually with one label array: the previous part's series and group
-        // serve the next without a lookup.
-        IReadOnlyList<string>? lastLabels = null;
-        CollectedSeries? lastKey = null;
-        double[]? lastParts = null;
-        for (var position = 0; position < count; position++)
-        {
-            var value = values[position];
-            // Native buckets are for the protobuf format; text formats show the classic buckets kept beside them.
-            if (value.Bucket is { IsNative: true } && family.Native is not null && !nativeOnly)
-            {
-                continue;
-            }
-
-            var index = value.Bucket is not { } bucket ? -1 : bucket.Part switch
-            {
-                HistogramPart.Sum => width - 1,
-                HistogramPart.Count when family.Type == MetricType.Summary => 0,
-                HistogramPart.Bucket when family.Type == MetricType.Histogram && !nativeOnly => Array.IndexOf(bounds, bucket.UpperBound),
-                _ when bucket.IsNative && nativeOnly => 0,
-                _ => -1,
-            };
-
-            // A histogram's count is the sum of its buckets, so a stored count is redundant, not a misfit; so is the
-            // unwritten +Inf bucket of a native-only one.
-            if (index < 0 && family.Type == MetricType.Histogram
-                && (value.Bucket is { Part: HistogramPart.Count } || (nativeOnly && value.Bucket is { Part: HistogramPart.Bucket } b && double.IsPositiveInfinity(b.UpperBound))))
-            {
-                // The unwritten +Inf bucket of a native-only histogram still holds its exemplar, shown on the +Inf line.
-                if (nativeOnly && value.Bucket is { Part: HistogramPart.Bucket } && family.Fits(value.LabelValues))
-                {
-                    KeepExemplar(ref exemplarGroups, family.CollectedSeries(value.LabelValues), 0, bounds.Length, value);
-                }
-
-                continue;
-            }
-
-            // A part this family does not have, or a label set of another arity, was written under another definition
-            // of the metric (a rolling deploy that changed buckets, say): left out and counted, never a failed scrape.
-            CollectedSeries? key;
-            double[]? parts;
-            if (index >= 0 && lastKey is not null && ReferenceEquals(value.LabelValues, lastLabels))
-            {
-                (key, parts) = (lastKey, lastParts!);
-            }
-            else
-            {
-                if (index < 0 || family.CollectedSeriesAt(position, count, value.LabelValues) is not { } found)
-                {
-                    skipped++;
-                    continue;
-                }
-
-                key = found;
-                if (ReferenceEquals(key, lastKey))
-                {
-                    parts = lastParts!;
-                }
-                else if (!groups.TryGetValue(key, out parts))
-                {
-                    groups[key] = parts = new double[width];
-                    order.Add(key);
-                }
-
-                (lastLabels, lastKey, lastParts) = (value.LabelValues, key, parts);
-            }
-
-            parts[index] += value.Value;
-            if (family.Type == MetricType.Histogram && index < bounds.Length)
-            {
-                KeepExemplar(ref exemplarGroups, key, index, bounds.Length, value);
-            }
-        }
-
-        if (order.Count > 0)
+        var parts = _parts ??= new CollectedParts();
+        skipped += parts.Group(family, values, nativeBuckets: false, exemplars: _openMetrics);
+        if (parts.Count > 0)
         {
             WriteHeader(family);
         }
 
         family.TrimCollectedSeries(values.Count);
-        foreach (var key in order)
+        for (var i = 0; i < parts.Count; i++)
         {
-            var parts = groups[key];
-            var (labels, created) = (key.LabelBytes, key.CreatedUnixSeconds);
+            var series = parts.SeriesAt(i);
             if (family.Type == MetricType.Histogram)
             {
-                WriteHistogram(family.NameBytes, bounds, family.LeLabelCache(_openMetrics), labels, parts.AsSpan(0, bounds.Length), parts[^1], created, exemplarGroups?.GetValueOrDefault(key));
+                WriteHistogram(family.NameBytes, family.Buckets, family.LeLabelCache(_openMetrics), series.LabelBytes, parts.BucketsAt(i), parts.SumAt(i), series.CreatedUnixSeconds, parts.ExemplarsAt(i));
             }
             else
             {
-                WriteSummary(family.NameBytes, labels, parts[0], parts[1], created);
+                WriteSummary(family.NameBytes, series.LabelBytes, parts.SummaryCountAt(i), parts.SumAt(i), series.CreatedUnixSeconds);
             }
         }
 
@@ -341,13 +258,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
     {
         foreach (var snapshot in collector.CollectDeclared())
         {
-            var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
-            var sampleName = Encoding.UTF8.GetBytes(snapshot.Kind switch
-            {
-                MetricSnapshotKind.Counter => NameRules.CounterBase(name) + "_total",
-                MetricSnapshotKind.Info => name + "_info",
-                _ => name,
-            });
+            var name = CollectorSamples.Name(registry, snapshot);
+            var sampleName = Encoding.UTF8.GetBytes(CollectorSamples.SampleName(name, snapshot.Kind));
             var headerName = _openMetrics
                 ? snapshot.Kind == MetricSnapshotKind.Counter ? Encoding.UTF8.GetBytes(NameRules.CounterBase(name)) : Encoding.UTF8.GetBytes(name)
                 : sampleName;
@@ -394,26 +306,6 @@ internal sealed class ExpositionWriter : IFamilyWriter
         }
     }
 
-    /// <summary>Keeps a collected bucket's exemplar for its series, the latest by timestamp (OpenMetrics only).</summary>
-    private void KeepExemplar(ref Dictionary<CollectedSeries, RecordedExemplar?[]>? groups, CollectedSeries key, int index, int bounds, in CollectedValue value)
-    {
-        if (!_openMetrics || value.Exemplar is not { } exemplar)
-        {
-            return;
-        }
-
-        groups ??= [];
-        if (!groups.TryGetValue(key, out var slots))
-        {
-            groups[key] = slots = new RecordedExemplar?[bounds];
-        }
-
-        if (slots[index] is not { } held || exemplar.TimestampUnixSeconds >= held.TimestampUnixSeconds)
-        {
-            slots[index] = exemplar;
-        }
-    }
-
     private void WriteCollectedHistograms(byte[] name, MetricSnapshot snapshot)
     {
         var bounds = snapshot.BucketArray;
@@ -421,15 +313,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         var perBucket = Scratch(bounds.Length);
         foreach (var sample in snapshot.HistogramSamples)
         {
-            // The writer takes per-bucket counts, as backends store them; collectors give cumulative ones, as exposed.
-            var previous = 0.0;
-            for (var i = 0; i < bounds.Length; i++)
-            {
-                perBucket[i] = sample.CumulativeCounts[i] - previous;
-                previous = sample.CumulativeCounts[i];
-            }
-
-            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), perBucket.AsSpan(0, bounds.Length), sample.Sum, null, _openMetrics ? BucketExemplars(sample) : null);
+            WriteHistogram(name, bounds, leLabels, Metric.RenderLabels(snapshot.LabelNames, sample.LabelValues), CollectorSamples.PerBucket(sample, perBucket, bounds.Length), sample.Sum, null, _openMetrics ? BucketExemplars(sample) : null);
         }
     }
 
@@ -641,7 +525,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
         WriteCreated(name, labels, created);
     }
 
-    private void WriteHistogram(ReadOnlySpan<byte> name, double[] bounds, byte[][] leLabels, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double? created, RecordedExemplar?[]? exemplars = null)
+    private void WriteHistogram(ReadOnlySpan<byte> name, double[] bounds, byte[][] leLabels, ReadOnlySpan<byte> labels, ReadOnlySpan<double> buckets, double sum, double? created, ReadOnlySpan<RecordedExemplar?> exemplars = default)
     {
         var cumulative = 0.0;
         for (var i = 0; i < buckets.Length; i++)
@@ -659,7 +543,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
             _out.WriteRaw(leLabels[i]);
             _out.WriteRaw("} "u8);
             _out.WriteDouble(cumulative);
-            if (exemplars is not null && exemplars[i] is { } exemplar)
+            if (i < exemplars.Length && exemplars[i] is { } exemplar)
             {
                 WriteExemplar(exemplar);
             }

@@ -23,6 +23,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
 
     private readonly ExpositionBuffer _out;
     private double[] _scratch = new double[32];
+    private CollectedParts? _parts;
 
     private ProtobufWriter(ExpositionBuffer output) => _out = output;
 
@@ -162,9 +163,14 @@ internal sealed class ProtobufWriter : IFamilyWriter
         if (family.Type is MetricType.Counter or MetricType.Gauge)
         {
             var start = -1;
-            foreach (var value in values)
+            var count = values.Count;
+            for (var position = 0; position < count; position++)
             {
-                if (!family.Fits(value.LabelValues))
+                // Only a counter shows its series' creation time, found by position as the text writer finds it; a gauge
+                // needs no look-up.
+                var value = values[position];
+                var series = family.Type == MetricType.Counter ? family.CollectedSeriesAt(position, count, value.LabelValues) : null;
+                if (series is null && (family.Type == MetricType.Counter || !family.Fits(value.LabelValues)))
                 {
                     skipped++;
                     continue;
@@ -176,10 +182,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
                 }
 
                 var metric = BeginMetric(family.BackendLabelNames, value.LabelValues);
-
-                // Only a counter shows its series' creation time; a gauge needs no look-up.
-                var counter = family.Type == MetricType.Counter;
-                WriteScalar(family.Type, family.Kind == FamilyKind.Plain ? value.Value : ExpositionWriter.Flag(value.Value), counter ? family.CollectedSeries(value.LabelValues).CreatedUnixSeconds : null, counter ? value.Exemplar : null);
+                WriteScalar(family.Type, family.Kind == FamilyKind.Plain ? value.Value : ExpositionWriter.Flag(value.Value), series?.CreatedUnixSeconds, series is null ? null : value.Exemplar);
                 End(metric);
             }
 
@@ -193,97 +196,30 @@ internal sealed class ProtobufWriter : IFamilyWriter
             return skipped;
         }
 
-        // Parts arrive one value each: group them into series, in order of first appearance.
-        var groups = new Dictionary<string[], (double[] Parts, NativeHistogramData? Native)>(LabelValuesComparer.Instance);
-        Dictionary<string[], RecordedExemplar?[]>? exemplarGroups = null;
-        var order = new List<string[]>();
-        var bounds = family.Buckets;
-        var width = family.Type == MetricType.Histogram ? bounds.Length + 1 : 2;
-        var nativeFamily = family.Type == MetricType.Histogram && family.NativeEnabled;
-        foreach (var value in values)
+        var parts = _parts ??= new CollectedParts();
+        skipped += parts.Group(family, values, nativeBuckets: true, exemplars: true);
+        if (parts.Count > 0)
         {
-            if (!family.Fits(value.LabelValues))
+            var familyStart = BeginFamily(family);
+            for (var i = 0; i < parts.Count; i++)
             {
-                skipped++;
-                continue;
-            }
-
-            var bucket = value.Bucket;
-            var index = bucket is not { } b ? -1 : b.Part switch
-            {
-                HistogramPart.Sum => width - 1,
-                HistogramPart.Count when family.Type == MetricType.Summary => 0,
-                HistogramPart.Bucket when family.Type == MetricType.Histogram => Array.IndexOf(bounds, b.UpperBound),
-                _ when b.IsNative && nativeFamily => -2,
-                _ => -1,
-            };
-
-            if (index == -1)
-            {
-                // A histogram's stored count is redundant; anything else is a part of another definition.
-                if (bucket is not { Part: HistogramPart.Count } || family.Type != MetricType.Histogram)
+                var created = parts.SeriesAt(i).CreatedUnixSeconds;
+                var metric = BeginMetric(family.LabelNames, parts.LabelValuesAt(i));
+                if (family.Type == MetricType.Histogram)
                 {
-                    skipped++;
+                    WriteHistogram(family.Buckets, parts.BucketsAt(i), parts.SumAt(i), parts.NativeAt(i)?.Complete(), created, parts.ExemplarsAt(i));
+                }
+                else
+                {
+                    WriteSummary(parts.SummaryCountAt(i), parts.SumAt(i), created);
                 }
 
-                continue;
+                End(metric);
             }
 
-            var key = value.LabelValues as string[] ?? [.. value.LabelValues];
-            if (!groups.TryGetValue(key, out var group))
-            {
-                group = (new double[width], nativeFamily ? new NativeHistogramData(family.Native!.Schema, family.Native.ZeroThreshold) : null);
-                groups[key] = group;
-                order.Add(key);
-            }
-
-            if (index == -2)
-            {
-                group.Native!.Add(bucket!.Value, value.Value);
-            }
-            else
-            {
-                group.Parts[index] += value.Value;
-                if (value.Exemplar is { } exemplar && family.Type == MetricType.Histogram && index < bounds.Length)
-                {
-                    exemplarGroups ??= new Dictionary<string[], RecordedExemplar?[]>(LabelValuesComparer.Instance);
-                    if (!exemplarGroups.TryGetValue(key, out var slots))
-                    {
-                        exemplarGroups[key] = slots = new RecordedExemplar?[bounds.Length];
-                    }
-
-                    if (slots[index] is not { } held || exemplar.TimestampUnixSeconds >= held.TimestampUnixSeconds)
-                    {
-                        slots[index] = exemplar;
-                    }
-                }
-            }
+            End(familyStart);
         }
 
-        if (order.Count == 0)
-        {
-            return skipped;
-        }
-
-        var familyStart = BeginFamily(family);
-        foreach (var key in order)
-        {
-            var (parts, native) = groups[key];
-            var created = family.CollectedSeries(key).CreatedUnixSeconds;
-            var metric = BeginMetric(family.LabelNames, key);
-            if (family.Type == MetricType.Histogram)
-            {
-                WriteHistogram(family.Buckets, parts.AsSpan(0, bounds.Length), parts[^1], native?.Complete(), created, exemplarGroups?.GetValueOrDefault(key));
-            }
-            else
-            {
-                WriteSummary(parts[0], parts[1], created);
-            }
-
-            End(metric);
-        }
-
-        End(familyStart);
         family.TrimCollectedSeries(values.Count);
         return skipped;
     }
@@ -292,15 +228,8 @@ internal sealed class ProtobufWriter : IFamilyWriter
     {
         foreach (var snapshot in collector.CollectDeclared())
         {
-            var name = registry.Prefix is null ? snapshot.Name : $"{registry.Prefix}_{snapshot.Name}";
-            var familyName = snapshot.Kind switch
-            {
-                MetricSnapshotKind.Counter => NameRules.CounterBase(name) + "_total",
-                MetricSnapshotKind.Info => name + "_info",
-                _ => name,
-            };
-
-            var family = BeginFamily(familyName, snapshot.Help, snapshot.Type, snapshot.Unit);
+            var name = CollectorSamples.Name(registry, snapshot);
+            var family = BeginFamily(CollectorSamples.SampleName(name, snapshot.Kind), snapshot.Help, snapshot.Type, snapshot.Unit);
             switch (snapshot.Kind)
             {
                 case MetricSnapshotKind.Histogram:
@@ -308,15 +237,8 @@ internal sealed class ProtobufWriter : IFamilyWriter
                     var perBucket = Scratch(bounds.Length);
                     foreach (var sample in snapshot.HistogramSamples)
                     {
-                        var previous = 0.0;
-                        for (var i = 0; i < bounds.Length; i++)
-                        {
-                            perBucket[i] = sample.CumulativeCounts[i] - previous;
-                            previous = sample.CumulativeCounts[i];
-                        }
-
                         var histogram = BeginMetric(snapshot.LabelNames, sample.LabelValues);
-                        WriteHistogram(bounds, perBucket.AsSpan(0, bounds.Length), sample.Sum, null, 0, ExpositionWriter.BucketExemplars(sample));
+                        WriteHistogram(bounds, CollectorSamples.PerBucket(sample, perBucket, bounds.Length), sample.Sum, null, 0, ExpositionWriter.BucketExemplars(sample));
                         End(histogram);
                     }
 
@@ -463,7 +385,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
         End(summary);
     }
 
-    private void WriteHistogram(double[] bounds, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created, RecordedExemplar?[]? exemplars = null)
+    private void WriteHistogram(double[] bounds, ReadOnlySpan<double> buckets, double sum, NativeHistogramData? native, double created, ReadOnlySpan<RecordedExemplar?> exemplars = default)
     {
         var histogram = BeginMessage(7);
         var cumulative = 0.0;
@@ -486,7 +408,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             Tag(1, Varint);
             _out.WriteVarint(Count(cumulative));
             Double(2, bounds[i]);
-            if (exemplars is not null && exemplars[i] is { } exemplar)
+            if (i < exemplars.Length && exemplars[i] is { } exemplar)
             {
                 WriteExemplar(3, exemplar);
             }
@@ -515,7 +437,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             }
 
             // A native histogram's exemplars (field 16), the +Inf bucket's included, which has no bucket message.
-            foreach (var exemplar in exemplars ?? [])
+            foreach (var exemplar in exemplars)
             {
                 if (exemplar is { } shown)
                 {
