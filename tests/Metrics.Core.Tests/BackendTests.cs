@@ -207,6 +207,52 @@ public class BackendTests
     }
 
     [Fact]
+    public async Task Protobuf_groups_collected_histogram_parts_by_series_when_series_move_between_scrapes()
+    {
+        var backend = ConfiguredBackend.Create<CollectingBackend>();
+        var registry = new MetricRegistry(backend: backend);
+        _ = new Histogram("moving_seconds", "Moving.", ["worker"], registry: registry, buckets: [1]);
+        IReadOnlyList<CollectedValue> Parts(string worker, double below, double above, double sum)
+        {
+            // Each part in its own array, as a backend that decodes every value afresh returns them.
+            return [
+                new CollectedValue(new[] { worker }, HistogramBucket.ForUpperBound(1), below),
+                new CollectedValue(new[] { worker }, HistogramBucket.ForUpperBound(double.PositiveInfinity), above),
+                new CollectedValue(new[] { worker }, HistogramBucket.Sum, sum),
+                new CollectedValue(new[] { worker }, HistogramBucket.Count, 999),
+            ];
+        }
+
+        // The second scrape puts each series where the other was, and splits one series' parts around the other's.
+        IReadOnlyList<CollectedValue>[] scrapes =
+        [
+            [.. Parts("a", 1, 2, 10), .. Parts("b", 3, 4, 20)],
+            [.. Parts("b", 3, 4, 20).Take(2), .. Parts("a", 5, 6, 30), .. Parts("b", 0, 1, 5).Skip(1)],
+        ];
+        (string Worker, ulong Count, double Sum, ulong BelowOne)[][] expected =
+        [
+            [("a", 3, 10, 1), ("b", 7, 20, 3)],
+            [("b", 8, 5, 3), ("a", 11, 30, 5)],
+        ];
+
+        for (var scrape = 0; scrape < scrapes.Length; scrape++)
+        {
+            CollectingBackend.Remote = [scrapes[scrape]];
+            using var stream = new MemoryStream();
+            await registry.WriteAsync(stream, ExpositionFormat.Protobuf, TestContext.Current.CancellationToken);
+            var family = ProtoMessage.ReadDelimited(stream.ToArray()).Single(f => f.String(1) == "moving_seconds");
+            var series = family.Messages(4).Select(metric =>
+            {
+                var histogram = metric.Message(7)!;
+                return (metric.Messages(1).Single().String(2), histogram.Varint(1), histogram.Double(2), histogram.Messages(3).Single().Varint(1));
+            });
+            Assert.Equal(expected[scrape], series.ToArray());
+        }
+
+        Assert.Equal(0, registry.SkippedValues);
+    }
+
+    [Fact]
     public void Backend_statistics_are_exposed_once_per_backend()
     {
         var backend = ConfiguredBackend.Create<CollectingBackend>(new BackendConfig([new("Stats", "yes")]));
