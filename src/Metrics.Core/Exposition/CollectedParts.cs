@@ -6,8 +6,8 @@ namespace Metrics;
 /// A histogram or summary family's collected values, which arrive one part each (a bucket, the sum, a count), grouped into
 /// series in order of first appearance: the one grouping both exposition writers use. Series are found by position
 /// (<see cref="MetricFamily.CollectedSeriesAt"/>) and grouped by the family's one object per label set, so grouping
-/// compares references, not label text. A writer keeps one instance for its whole render: the arrays are reused from
-/// family to family, so a series costs no allocation beyond its native histogram data.
+/// compares references, not label text. A writer rents one instance for its render and returns it: the arrays are reused
+/// from family to family and from render to render, so a series costs no allocation beyond its native histogram data.
 /// </summary>
 internal sealed class CollectedParts
 {
@@ -29,6 +29,29 @@ internal sealed class CollectedParts
     private int _width;
     private int _bounds;
     private bool _hasExemplars;
+
+    // Arrays up to this many values (8 MB of parts) are kept between renders; a larger one, from an unusually large family,
+    // is left to the collector rather than held for good.
+    private const int MaxKeptParts = 1 << 20;
+
+    // One instance kept between renders, so that a steady scrape groups without allocating; a render that finds it
+    // taken (scrapes at once) makes its own.
+    private static CollectedParts? s_spare;
+
+    /// <summary>An instance for one render: the one kept from the last, or a new one.</summary>
+    public static CollectedParts Rent() => Interlocked.Exchange(ref s_spare, null) ?? new CollectedParts();
+
+    /// <summary>Keeps <paramref name="parts"/> for the next render, holding no series or labels meanwhile.</summary>
+    public static void Return(CollectedParts? parts)
+    {
+        if (parts is null || parts._parts.Length > MaxKeptParts || parts._exemplars.Length > MaxKeptParts)
+        {
+            return;
+        }
+
+        parts.Reset(null);
+        Volatile.Write(ref s_spare, parts);
+    }
 
     /// <summary>How many series have parts to write, in <see cref="SeriesAt"/> order.</summary>
     public int Count { get; private set; }
@@ -75,6 +98,11 @@ internal sealed class CollectedParts
         Reset(family);
         var skipped = 0L;
         var count = values.Count;
+
+        // A backend returns a series' parts, about one per part index: room for that many series at once, rather than
+        // growing step by step as a first scrape of a large store fills the arrays.
+        Grow((count / _width) + 1);
+        _groups.EnsureCapacity((count / _width) + 1);
         var histogram = family.Type == MetricType.Histogram;
         var nativeFamily = histogram && family.NativeEnabled;
 
@@ -215,7 +243,25 @@ internal sealed class CollectedParts
         }
     }
 
-    private void Reset(MetricFamily family)
+    /// <summary>Room for <paramref name="groups"/> series, keeping those grouped so far.</summary>
+    private void Grow(int groups)
+    {
+        if (groups > _series.Length)
+        {
+            Array.Resize(ref _series, groups);
+            Array.Resize(ref _labels, groups);
+            Array.Resize(ref _native, groups);
+            Array.Resize(ref _written, groups);
+            Array.Resize(ref _order, groups);
+        }
+
+        if (_parts.Length < groups * _width)
+        {
+            Array.Resize(ref _parts, groups * _width);
+        }
+    }
+
+    private void Reset(MetricFamily? family)
     {
         _parts.AsSpan(0, _groupCount * _width).Clear();
         if (_hasExemplars)
@@ -229,8 +275,8 @@ internal sealed class CollectedParts
         _written.AsSpan(0, _groupCount).Clear();
         _groups.Clear();
         (_groupCount, Count, _hasExemplars) = (0, 0, false);
-        _bounds = family.Type == MetricType.Histogram ? family.Buckets.Length : 0;
-        _width = family.Type == MetricType.Histogram ? _bounds + 1 : 2;
+        _bounds = family?.Type == MetricType.Histogram ? family.Buckets.Length : 0;
+        _width = family?.Type == MetricType.Histogram ? _bounds + 1 : 2;
     }
 
     private int GroupOf(CollectedSeries series, IReadOnlyList<string> labelValues, NativeHistogramOptions? native)
@@ -242,19 +288,9 @@ internal sealed class CollectedParts
         }
 
         var group = slot = _groupCount++;
-        if (group == _series.Length)
+        if (group == _series.Length || _parts.Length < _groupCount * _width)
         {
-            var grown = group * 2;
-            Array.Resize(ref _series, grown);
-            Array.Resize(ref _labels, grown);
-            Array.Resize(ref _native, grown);
-            Array.Resize(ref _written, grown);
-            Array.Resize(ref _order, grown);
-        }
-
-        if (_parts.Length < _groupCount * _width)
-        {
-            Array.Resize(ref _parts, Math.Max(_parts.Length * 2, _groupCount * _width));
+            Grow(_groupCount * 2);
         }
 
         _series[group] = series;

@@ -42,6 +42,8 @@ internal sealed class ExpositionWriter : IFamilyWriter
         {
             var writer = new ExpositionWriter(format, output);
             IFamilyWriter.WriteEntries(scrapes, writer);
+            CollectedParts.Return(writer._parts);
+            writer._parts = null;
 
             foreach (var (registry, scrape) in scrapes)
             {
@@ -230,7 +232,7 @@ internal sealed class ExpositionWriter : IFamilyWriter
             return skipped;
         }
 
-        var parts = _parts ??= new CollectedParts();
+        var parts = _parts ??= CollectedParts.Rent();
         skipped += parts.Group(family, values, nativeBuckets: false, exemplars: _openMetrics);
         if (parts.Count > 0)
         {

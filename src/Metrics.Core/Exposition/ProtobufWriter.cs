@@ -34,6 +34,8 @@ internal sealed class ProtobufWriter : IFamilyWriter
         {
             var writer = new ProtobufWriter(output);
             IFamilyWriter.WriteEntries(scrapes, writer);
+            CollectedParts.Return(writer._parts);
+            writer._parts = null;
 
             var written = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (registry, scrape) in scrapes)
@@ -196,7 +198,7 @@ internal sealed class ProtobufWriter : IFamilyWriter
             return skipped;
         }
 
-        var parts = _parts ??= new CollectedParts();
+        var parts = _parts ??= CollectedParts.Rent();
         skipped += parts.Group(family, values, nativeBuckets: true, exemplars: true);
         if (parts.Count > 0)
         {
