@@ -102,12 +102,13 @@ internal sealed class RedisSeriesCounter
     }
 
     /// <summary>Forgets the series whose encoded label values start with <paramref name="prefix"/> (all of them for an empty one).</summary>
-    public void Removed(string prefix)
+    public void Removed(ReadOnlySpan<byte> prefix)
     {
+        var text = Encoding.Latin1.GetString(prefix);
         lock (_gate)
         {
-            _pending.RemoveWhere(s => s.StartsWith(prefix, StringComparison.Ordinal));
-            _stored.RemoveWhere(s => s.StartsWith(prefix, StringComparison.Ordinal));
+            _pending.RemoveWhere(s => s.StartsWith(text, StringComparison.Ordinal));
+            _stored.RemoveWhere(s => s.StartsWith(text, StringComparison.Ordinal));
         }
     }
 

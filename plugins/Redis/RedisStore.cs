@@ -98,8 +98,11 @@ internal sealed class RedisStore
         return cell;
     }
 
-    /// <summary>Removals waiting for the flusher, which applies them before the next round of updates.</summary>
-    public ConcurrentQueue<(RedisFamilyKeys Keys, string Prefix, bool Owned)> PendingRemovals { get; } = new();
+    /// <summary>
+    /// Removals waiting for the flusher, which applies them before the next round of updates. The prefix is the bytes the
+    /// series' fields start with: sent as a string it would be encoded again and miss fields of non-ASCII label values.
+    /// </summary>
+    public ConcurrentQueue<(RedisFamilyKeys Keys, byte[] Prefix, bool Owned)> PendingRemovals { get; } = new();
 
     /// <summary>
     /// Removes a series (or every series of a family) in Redis with the next flush, before any update made after this call;
@@ -108,7 +111,6 @@ internal sealed class RedisStore
     public void RemoveSeries(MetricDescriptor series)
     {
         byte[] encoded = series.LabelValues.Count == 0 ? [] : FieldCodec.Encode(series.LabelValues, null);
-        var prefix = System.Text.Encoding.Latin1.GetString(encoded);
         var family = FindFamily(series);
         if (family is not null)
         {
@@ -122,10 +124,10 @@ internal sealed class RedisStore
         }
 
         var owned = RedisFamily.ModeOf(series).Owned;
-        PendingRemovals.Enqueue((KeysOf(series.Name, series.DefinitionId), prefix, owned));
+        PendingRemovals.Enqueue((KeysOf(series.Name, series.DefinitionId), encoded, owned));
         if (_counters.TryGetValue((series.Name, series.DefinitionId), out var counter))
         {
-            counter.Removed(prefix);
+            counter.Removed(encoded);
         }
     }
 
