@@ -97,23 +97,15 @@ internal static class FieldCodec
         var pos = 0;
         for (var i = 0; i < labelCount; i++)
         {
-            var colon = field[pos..].IndexOf((byte)':');
-            if (colon <= 0 || !int.TryParse(field.Slice(pos, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var length))
+            if (!TryReadValue(field, ref pos, out var value))
             {
                 return false;
             }
 
-            pos += colon + 1;
-            if (length > field.Length - pos)
-            {
-                return false;
-            }
-
-            labelValues[i] = Strict.GetString(field.Slice(pos, length));
-            pos += length;
+            labelValues[i] = Strict.GetString(value);
         }
 
-        if (pos >= field.Length || field[pos] != (byte)'#')
+        if (!EndsSeries(field, pos))
         {
             return false;
         }
@@ -135,4 +127,40 @@ internal static class FieldCodec
             return false;
         }
     }
+
+    /// <summary>
+    /// The length of the series part of <paramref name="field"/> (its <paramref name="labelCount"/> label values up to and
+    /// including '#'), without decoding the values; -1 when it is not a field of a family with that many labels.
+    /// </summary>
+    public static int SeriesLength(ReadOnlySpan<byte> field, int labelCount)
+    {
+        var pos = 0;
+        for (var i = 0; i < labelCount; i++)
+        {
+            if (!TryReadValue(field, ref pos, out _))
+            {
+                return -1;
+            }
+        }
+
+        return EndsSeries(field, pos) ? pos + 1 : -1;
+    }
+
+    /// <summary>Reads the length-prefixed label value at <paramref name="pos"/> and moves past it.</summary>
+    private static bool TryReadValue(ReadOnlySpan<byte> field, ref int pos, out ReadOnlySpan<byte> value)
+    {
+        value = default;
+        var colon = field[pos..].IndexOf((byte)':');
+        if (colon <= 0 || !int.TryParse(field.Slice(pos, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var length)
+            || length > field.Length - pos - colon - 1)
+        {
+            return false;
+        }
+
+        value = field.Slice(pos + colon + 1, length);
+        pos += colon + 1 + length;
+        return true;
+    }
+
+    private static bool EndsSeries(ReadOnlySpan<byte> field, int pos) => pos < field.Length && field[pos] == (byte)'#';
 }

@@ -69,18 +69,17 @@ internal sealed class RedisCollector(RedisStore store)
         // Nothing is sent for a scrape that nobody waits for any more.
         cancellationToken.ThrowIfCancellationRequested();
         var db = connection.GetDatabase();
-        var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var reads = new Task<RedisResult>[families.Count];
         var slotted = new bool[families.Count];
         var exemplarReads = new Task<HashEntry[]>?[families.Count];
         for (var i = 0; i < families.Count; i++)
         {
             var family = families[i];
-            var dataKey = RedisFamily.DataKey(Settings, family.Name, family.DefinitionId);
+            var keys = store.KeysOf(family.Name, family.DefinitionId);
             if (family.Type is MetricType.Counter or MetricType.Histogram)
             {
                 // In the same pipeline: one round trip still reads values and exemplars.
-                exemplarReads[i] = db.HashGetAllAsync(RedisFamily.ExemplarKeyOf(dataKey));
+                exemplarReads[i] = db.HashGetAllAsync(keys.Exemplars);
             }
 
             var (owned, combine, liveOnly) = RedisFamily.ModeOf(family);
@@ -98,8 +97,8 @@ internal sealed class RedisCollector(RedisStore store)
 
                 reads[i] = db.ScriptEvaluateAsync(
                     Scripts.CollectOwned,
-                    [dataKey, RedisFamily.DefinitionsKeyOf(Settings, family.Name), RedisFamily.LiveKeyOf(dataKey)],
-                    RedisStore.OwnedCollectArgs(Settings, family.DefinitionId, family.Name, combine, liveOnly, store.WriterId, null, own));
+                    [keys.Data, keys.Definitions, keys.Live],
+                    RedisStore.OwnedCollectArgs(Settings, family.DefinitionId, keys, combine, liveOnly, store.WriterId, null, own));
                 continue;
             }
 
@@ -109,8 +108,8 @@ internal sealed class RedisCollector(RedisStore store)
             slotted[i] = true;
             reads[i] = db.ScriptEvaluateAsync(
                 Scripts.CollectSlots,
-                [dataKey, RedisFamily.DefinitionsKeyOf(Settings, family.Name), RedisFamily.ValuesKeyOf(dataKey), RedisFamily.ListKeyOf(dataKey)],
-                [family.DefinitionId, RedisFamily.DataKeyPrefix(Settings, family.Name), expiryMs, layout.Generation, layout.ListLength]);
+                [keys.Data, keys.Definitions, keys.Values, keys.List],
+                [family.DefinitionId, keys.DataPrefix, Settings.KeyExpiryMs, layout.Generation, layout.ListLength]);
         }
 
         try
@@ -194,7 +193,7 @@ internal sealed class RedisCollector(RedisStore store)
         var values = (byte[]?)reply[3] ?? [];
         if (values.Length % 8 != 0)
         {
-            throw new RedisBackendException($"The Redis key '{RedisFamily.ValuesKeyOf(RedisFamily.DataKey(Settings, family.Name, family.DefinitionId))}' does not hold 8-byte doubles; it was not written by this version of the Metrics Redis backend. Use another KeyPrefix or delete the key.");
+            throw new RedisBackendException($"The Redis key '{store.KeysOf(family.Name, family.DefinitionId).Values}' does not hold 8-byte doubles; it was not written by this version of the Metrics Redis backend. Use another KeyPrefix or delete the key.");
         }
 
         if (!layout.Update((byte[]?)reply[0] ?? [], (long)reply[1], (byte[]?)reply[2] ?? [], fields, labelCount))
@@ -212,30 +211,27 @@ internal sealed class RedisCollector(RedisStore store)
             }
         }
 
-        // Copied once per scrape (a million series are a million cells) and used for values and exemplars alike.
-        var cells = store.FindFamily(family)?.Cells();
-        if (cells is not null)
+        // Taken once for values and exemplars alike: a cell created after this shows in neither.
+        var cells = store.FindFamily(family) is { } local ? local.Cells() : default;
+        HashSet<RedisSeriesGroup>? overlaid = null;
+        foreach (var cell in cells)
         {
-            HashSet<RedisSeriesGroup>? overlaid = null;
-            foreach (var cell in cells)
+            if (cell.Group is not { } series)
             {
-                if (cell.Group is not { } series)
+                // A cell whose every update Redis acknowledged shows as read: no need to find it.
+                if (!cell.IsSettled)
                 {
-                    // A cell whose every update Redis acknowledged shows as read: no need to find it.
-                    if (!cell.IsSettled)
-                    {
-                        Overlay(cell, list, fields, generation, labelCount);
-                    }
+                    Overlay(cell, list, fields, generation, labelCount);
                 }
-                else if (!AllSettled(series) && (overlaid ??= []).Add(series))
+            }
+            else if (!AllSettled(series) && (overlaid ??= []).Add(series))
+            {
+                // All parts of a series at one instant: an observation in progress shows in every part or in none.
+                lock (series.Gate)
                 {
-                    // All parts of a series at one instant: an observation in progress shows in every part or in none.
-                    lock (series.Gate)
+                    foreach (var part in series.Cells)
                     {
-                        foreach (var part in series.Cells)
-                        {
-                            Overlay(part, list, fields, generation, labelCount);
-                        }
+                        Overlay(part, list, fields, generation, labelCount);
                     }
                 }
             }
@@ -265,7 +261,7 @@ internal sealed class RedisCollector(RedisStore store)
     /// Gives each collected counter or histogram bucket the latest of its stored exemplar and this process's unsent one
     /// (read-your-writes, as for values). An exemplar whose value is not in the collection is left out.
     /// </summary>
-    private static void AttachExemplars(MetricDescriptor family, DecodedFields fields, long generation, CollectedValueList list, HashEntry[]? exemplars, RedisCell[]? cells)
+    private static void AttachExemplars(MetricDescriptor family, DecodedFields fields, long generation, CollectedValueList list, HashEntry[]? exemplars, ReadOnlySpan<RedisCell> cells)
     {
         var labelCount = family.LabelNames.Count;
         foreach (var entry in exemplars ?? [])
@@ -276,7 +272,7 @@ internal sealed class RedisCollector(RedisStore store)
             }
         }
 
-        if (family.Type is MetricType.Counter or MetricType.Histogram && cells is not null)
+        if (family.Type is MetricType.Counter or MetricType.Histogram)
         {
             foreach (var cell in cells)
             {
@@ -323,7 +319,7 @@ internal sealed class RedisCollector(RedisStore store)
     {
         if (raw.Length != 8)
         {
-            throw new RedisBackendException($"The Redis key '{RedisFamily.DataKey(Settings, family.Name, family.DefinitionId)}' holds a field that is not an 8-byte double; it was not written by the Metrics Redis backend. Use another KeyPrefix or delete the key.");
+            throw new RedisBackendException($"The Redis key '{store.KeysOf(family.Name, family.DefinitionId).Data}' holds a field that is not an 8-byte double; it was not written by the Metrics Redis backend. Use another KeyPrefix or delete the key.");
         }
 
         var labelCount = family.LabelNames.Count;
@@ -517,8 +513,6 @@ internal sealed class DecodedFields
 /// </summary>
 internal sealed class SlotLayout
 {
-    private const int HeaderLength = 8;
-
     private DecodedField?[] _slots = [];
 
     /// <summary>The generation of the list read so far (8 bytes), empty before the first read.</summary>
@@ -540,20 +534,18 @@ internal sealed class SlotLayout
     /// </summary>
     public bool Update(byte[] generation, long from, byte[] tail, DecodedFields fields, int labelCount)
     {
-        if (generation.Length == 0)
+        switch (FieldList.Classify(generation, from, Generation, ListLength))
         {
-            Reset([], 0);
-            return true;
-        }
-
-        if (from != ListLength || !generation.AsSpan().SequenceEqual(Generation))
-        {
-            // Another generation (a removal, keys created afresh): the server sent the whole list.
-            Reset(generation, HeaderLength);
-            if (from != HeaderLength)
-            {
+            case FieldListRead.Empty:
+                Reset([], 0);
+                return true;
+            case FieldListRead.Restart:
+                Reset(generation, FieldList.HeaderLength);
+                break;
+            case FieldListRead.Stale:
+                // Not the whole list of the new generation: read it all next time.
+                Reset(generation, FieldList.HeaderLength);
                 return false;
-            }
         }
 
         if (tail.Length > 64 * 1024)
@@ -567,26 +559,13 @@ internal sealed class SlotLayout
         }
 
         var ok = true;
-        var pos = 0;
-        while (pos < tail.Length)
+        var list = new FieldListEntries(tail);
+        while (list.TryNext(out var live, out var field))
         {
-            if (tail.Length - pos < 5)
-            {
-                ok = false;
-                break;
-            }
-
-            var length = BinaryPrimitives.ReadInt32LittleEndian(tail.AsSpan(pos + 1));
-            if (length < 0 || length > tail.Length - pos - 5)
-            {
-                ok = false;
-                break;
-            }
-
             DecodedField? decoded = null;
-            if (tail[pos] == (byte)'+')
+            if (live)
             {
-                decoded = fields.Find(tail.AsSpan(pos + 5, length), labelCount);
+                decoded = fields.Find(field, labelCount);
                 ok &= decoded is not null;
             }
 
@@ -596,25 +575,19 @@ internal sealed class SlotLayout
             }
 
             _slots[Count++] = decoded;
-            pos += 5 + length;
         }
 
-        ListLength += pos;
-        return ok;
+        ListLength += list.Consumed;
+        return ok && list.Complete;
     }
 
     private static int CountEntries(byte[] tail)
     {
         var count = 0;
-        for (var pos = 0; tail.Length - pos >= 5; count++)
+        var list = new FieldListEntries(tail);
+        while (list.TryNext(out _, out _))
         {
-            var length = BinaryPrimitives.ReadInt32LittleEndian(tail.AsSpan(pos + 1));
-            if (length < 0 || length > tail.Length - pos - 5)
-            {
-                break;
-            }
-
-            pos += 5 + length;
+            count++;
         }
 
         return count;

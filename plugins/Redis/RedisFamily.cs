@@ -20,24 +20,27 @@ internal sealed class RedisFamily
     private readonly HashSet<RedisCell>.AlternateLookup<SeriesProbe> _cellLookup;
     private readonly Dictionary<IReadOnlyList<string>, RedisSeriesGroup> _groups = new(LabelValuesComparer.Instance);
 
+    // Every cell in creation order, for the walks over all of them (a scrape, a flush, a removal), which then copy
+    // nothing: cells are only added, an array is filled before its count is published and a full one is replaced by a
+    // larger copy, so the first _cellCount entries of whichever array a reader finds after reading the count are set.
+    private RedisCell[] _cellArray = new RedisCell[16];
+    private int _cellCount;
+
     public RedisFamily(RedisStore store, MetricDescriptor metric, string writerId)
     {
         Store = store;
         _cellLookup = _cells.GetAlternateLookup<SeriesProbe>();
-        var settings = store.Settings;
         Name = metric.Name;
         DefinitionId = metric.DefinitionId;
         Definition = metric.Definition;
-        var key = DataKey(settings, Name, DefinitionId);
-        Key = key;
-        MarkerKey = key + ":w:" + writerId;
-        DefinitionsKey = DefinitionsKeyOf(settings, Name);
+        Keys = store.KeysOf(Name, DefinitionId);
+        MarkerKey = Keys.Data.ToString() + ":w:" + writerId;
         WriterId = writerId;
         (Owned, Combine, LiveOnly) = ModeOf(metric);
-        LiveKey = LiveKeyOf(key);
-        ValuesKey = ValuesKeyOf(key);
-        ListKey = ListKeyOf(key);
     }
+
+    /// <summary>The family's keys, shared with the store's other users of this family and definition.</summary>
+    public RedisFamilyKeys Keys { get; }
 
     /// <summary>The store this family's cells send their updates through.</summary>
     public RedisStore Store { get; }
@@ -58,7 +61,7 @@ internal sealed class RedisFamily
     public string WriterId { get; }
 
     /// <summary>The liveness hash of an <see cref="Owned"/> family: writer id to deadline (Redis TIME, ms).</summary>
-    public RedisKey LiveKey { get; }
+    public RedisKey LiveKey => Keys.Live;
 
     public string Name { get; }
 
@@ -77,19 +80,19 @@ internal sealed class RedisFamily
     /// family the slot of each field in <see cref="ValuesKey"/> (see <see cref="Scripts.ApplyBatch"/>). Whether it
     /// exists is whether the definition holds data.
     /// </summary>
-    public RedisKey Key { get; }
+    public RedisKey Key => Keys.Data;
 
     /// <summary>The string of the family's values, one 8-byte double per slot (families with one shared value per series).</summary>
-    public RedisKey ValuesKey { get; }
+    public RedisKey ValuesKey => Keys.Values;
 
     /// <summary>The field list naming the slots of <see cref="ValuesKey"/> in order, after an 8-byte generation.</summary>
-    public RedisKey ListKey { get; }
+    public RedisKey ListKey => Keys.List;
 
     /// <summary>This writer's last-applied-batch marker for <see cref="Key"/>.</summary>
     public RedisKey MarkerKey { get; }
 
     /// <summary>The hash recording every definition of this name in use: definition id to definition text.</summary>
-    public RedisKey DefinitionsKey { get; }
+    public RedisKey DefinitionsKey => Keys.Definitions;
 
     /// <summary>Where the values of <paramref name="name"/> under definition <paramref name="definitionId"/> live.</summary>
     public static string DataKey(RedisSettings settings, string name, string definitionId) => TagOf(settings, name) + ":" + definitionId;
@@ -159,18 +162,26 @@ internal sealed class RedisFamily
                 }
 
                 _cells.Add(cell);
+                if (_cellCount == _cellArray.Length)
+                {
+                    var larger = new RedisCell[_cellArray.Length * 2];
+                    _cellArray.CopyTo(larger, 0);
+                    Volatile.Write(ref _cellArray, larger);
+                }
+
+                _cellArray[_cellCount] = cell;
+                Volatile.Write(ref _cellCount, _cellCount + 1);
             }
 
             return cell!;
         }
     }
 
-    public RedisCell[] Cells()
+    /// <summary>The family's cells at this moment, without a lock or a copy; a cell created meanwhile may be left out.</summary>
+    public ReadOnlySpan<RedisCell> Cells()
     {
-        lock (_gate)
-        {
-            return [.. _cells];
-        }
+        var count = Volatile.Read(ref _cellCount);
+        return Volatile.Read(ref _cellArray).AsSpan(0, count);
     }
 
     private static string TagOf(RedisSettings settings, string name) => settings.KeyPrefix + "{" + name + "}";

@@ -236,7 +236,6 @@ internal sealed partial class RedisFlusher
             return error ?? "not connected";
         }
 
-        var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
         var byFamily = new Dictionary<RedisFamily, (List<RedisCell> Cells, List<RedisValue> Args)>();
         while (_exemplars.TryDequeue(out var cell))
         {
@@ -247,7 +246,7 @@ internal sealed partial class RedisFlusher
 
             if (!byFamily.TryGetValue(cell.Family, out var group))
             {
-                byFamily[cell.Family] = group = ([], [expiryMs]);
+                byFamily[cell.Family] = group = ([], [Settings.KeyExpiryMs]);
             }
 
             group.Cells.Add(cell);
@@ -256,7 +255,7 @@ internal sealed partial class RedisFlusher
         }
 
         var db = connection.GetDatabase();
-        var sends = byFamily.Select(pair => (pair.Value.Cells, Task: db.ScriptEvaluateAsync(Scripts.StoreExemplars, [RedisFamily.ExemplarKeyOf(pair.Key.Key.ToString())], [.. pair.Value.Args]))).ToList();
+        var sends = byFamily.Select(pair => (pair.Value.Cells, Task: db.ScriptEvaluateAsync(Scripts.StoreExemplars, [pair.Key.Keys.Exemplars], [.. pair.Value.Args]))).ToList();
         string? failure = null;
         foreach (var (cells, task) in sends)
         {
@@ -349,10 +348,10 @@ internal sealed partial class RedisFlusher
         {
             try
             {
-                var key = removal.Key.ToString();
+                var keys = removal.Keys;
                 await (removal.Owned
-                    ? db.ScriptEvaluateAsync(Scripts.RemoveFields, [key, RedisFamily.ExemplarKeyOf(key)], [removal.Prefix, "1"])
-                    : db.ScriptEvaluateAsync(Scripts.RemoveSlots, [key, RedisFamily.ValuesKeyOf(key), RedisFamily.ListKeyOf(key), RedisFamily.ExemplarKeyOf(key)], [removal.Prefix])).ConfigureAwait(false);
+                    ? db.ScriptEvaluateAsync(Scripts.RemoveFields, [keys.Data, keys.Exemplars], [removal.Prefix, "1"])
+                    : db.ScriptEvaluateAsync(Scripts.RemoveSlots, [keys.Data, keys.Values, keys.List, keys.Exemplars], [removal.Prefix])).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or OperationCanceledException)
             {
@@ -368,7 +367,7 @@ internal sealed partial class RedisFlusher
     private Round BuildRound(List<RedisCell> batch)
     {
         var sequence = ++_sequence;
-        var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
+        var expiryMs = Settings.KeyExpiryMs;
         var markerMs = (long)Settings.MarkerExpiry.TotalMilliseconds;
         var byFamily = new Dictionary<RedisFamily, (List<RedisCell> Values, List<RedisValue> Args)>();
 
@@ -616,7 +615,7 @@ internal sealed partial class RedisFlusher
 
                 var db = connection.GetDatabase();
                 var timeoutMs = (long)Settings.HeartbeatTimeout.TotalMilliseconds;
-                var expiryMs = Settings.KeyExpiry > TimeSpan.Zero ? (long)Settings.KeyExpiry.TotalMilliseconds : 0;
+                var expiryMs = Settings.KeyExpiryMs;
                 var beats = new List<(RedisFamily Family, Task<RedisResult> Task)>();
                 foreach (var family in _store.Families)
                 {

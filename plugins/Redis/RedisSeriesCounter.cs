@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text;
 using StackExchange.Redis;
 
@@ -17,15 +16,13 @@ namespace Metrics.Backends.Redis;
 /// </remarks>
 internal sealed class RedisSeriesCounter
 {
-    private const int HeaderLength = 8;
-
     private readonly object _gate = new();
 
     // Series as the text of their encoded label values up to and including '#' (Latin-1, one char per byte: exact).
     private readonly HashSet<string> _stored = new(StringComparer.Ordinal);
     private readonly HashSet<string> _pending = new(StringComparer.Ordinal);
     private byte[] _generation = [];
-    private long _listLength = HeaderLength;
+    private long _listLength = FieldList.HeaderLength;
     private bool _known;
     private int _asked;
 
@@ -36,7 +33,7 @@ internal sealed class RedisSeriesCounter
     public RedisSeriesCounter(RedisStore store, MetricDescriptor family)
     {
         Owned = RedisFamily.ModeOf(family).Owned;
-        DataKey = RedisFamily.DataKey(store.Settings, family.Name, family.DefinitionId);
+        Keys = store.KeysOf(family.Name, family.DefinitionId);
         LabelCount = family.LabelNames.Count;
         if (store.FindFamily(family) is { } local)
         {
@@ -50,7 +47,7 @@ internal sealed class RedisSeriesCounter
     /// <summary>Per-process gauges keep a hash of writer and series instead of a field list.</summary>
     public bool Owned { get; }
 
-    public RedisKey DataKey { get; }
+    public RedisFamilyKeys Keys { get; }
 
     public int LabelCount { get; }
 
@@ -105,12 +102,13 @@ internal sealed class RedisSeriesCounter
     }
 
     /// <summary>Forgets the series whose encoded label values start with <paramref name="prefix"/> (all of them for an empty one).</summary>
-    public void Removed(string prefix)
+    public void Removed(ReadOnlySpan<byte> prefix)
     {
+        var text = Encoding.Latin1.GetString(prefix);
         lock (_gate)
         {
-            _pending.RemoveWhere(s => s.StartsWith(prefix, StringComparison.Ordinal));
-            _stored.RemoveWhere(s => s.StartsWith(prefix, StringComparison.Ordinal));
+            _pending.RemoveWhere(s => s.StartsWith(text, StringComparison.Ordinal));
+            _stored.RemoveWhere(s => s.StartsWith(text, StringComparison.Ordinal));
         }
     }
 
@@ -154,70 +152,38 @@ internal sealed class RedisSeriesCounter
 
     private bool ApplyList(byte[] generation, long from, byte[] tail)
     {
-        if (generation.Length == 0)
+        var read = FieldList.Classify(generation, from, _generation, _listLength);
+        if (read == FieldListRead.Stale)
         {
-            // The family holds no data (never written, expired, or every series removed with its keys).
-            _stored.Clear();
-            _generation = [];
-            _listLength = HeaderLength;
-            return true;
+            return false;
         }
 
-        if (!generation.AsSpan().SequenceEqual(_generation) || from != _listLength)
+        if (read != FieldListRead.Continue)
         {
-            if (from != HeaderLength)
-            {
-                return false;
-            }
-
-            // Another generation (a removal, keys created afresh): the server sent the whole list.
+            // No data, or another generation whose whole list follows: what was read before is gone.
             _stored.Clear();
             _generation = generation;
-            _listLength = HeaderLength;
+            _listLength = FieldList.HeaderLength;
+            if (read == FieldListRead.Empty)
+            {
+                return true;
+            }
         }
 
-        var pos = 0;
-        while (tail.Length - pos >= 5)
+        var list = new FieldListEntries(tail);
+        while (list.TryNext(out var live, out var field))
         {
-            var length = BinaryPrimitives.ReadInt32LittleEndian(tail.AsSpan(pos + 1));
-            if (length < 0 || length > tail.Length - pos - 5)
-            {
-                break;
-            }
-
-            if (tail[pos] == (byte)'+' && SeriesOf(tail.AsSpan(pos + 5, length)) is { } series)
+            if (live && SeriesOf(field) is { } series)
             {
                 _stored.Add(series);
             }
-
-            pos += 5 + length;
         }
 
-        _listLength += pos;
+        _listLength += list.Consumed;
         return true;
     }
 
     /// <summary>The series of a field: its label values up to and including '#', without the part; null when not one of this family's fields.</summary>
-    private string? SeriesOf(ReadOnlySpan<byte> field)
-    {
-        var pos = 0;
-        for (var i = 0; i < LabelCount; i++)
-        {
-            var colon = field[pos..].IndexOf((byte)':');
-            if (colon <= 0 || !int.TryParse(field.Slice(pos, colon), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var length))
-            {
-                return null;
-            }
-
-            pos += colon + 1;
-            if (length > field.Length - pos)
-            {
-                return null;
-            }
-
-            pos += length;
-        }
-
-        return pos < field.Length && field[pos] == (byte)'#' ? Encoding.Latin1.GetString(field[..(pos + 1)]) : null;
-    }
+    private string? SeriesOf(ReadOnlySpan<byte> field) =>
+        FieldCodec.SeriesLength(field, LabelCount) is var length and > 0 ? Encoding.Latin1.GetString(field[..length]) : null;
 }

@@ -37,6 +37,7 @@ internal sealed class RedisSettings
         Secrets = secrets;
         KeyPrefix = keyPrefix;
         KeyExpiry = keyExpiry;
+        KeyExpiryMs = keyExpiry > TimeSpan.Zero ? (long)keyExpiry.TotalMilliseconds : 0;
         FlushInterval = flushInterval;
         MaxPendingSeries = maxPendingSeries;
         OperationTimeout = operationTimeout;
@@ -51,6 +52,9 @@ internal sealed class RedisSettings
     public string KeyPrefix { get; }
 
     public TimeSpan KeyExpiry { get; }
+
+    /// <summary><see cref="KeyExpiry"/> in milliseconds as the scripts take it: 0 keeps keys forever.</summary>
+    public long KeyExpiryMs { get; }
 
     public TimeSpan FlushInterval { get; }
 

@@ -14,6 +14,7 @@ internal sealed class RedisStore
     private static readonly ConcurrentDictionary<BackendConfig, Lazy<RedisStore>> Stores = new();
 
     private readonly ConcurrentDictionary<(string Name, string DefinitionId), RedisFamily> _families = new();
+    private readonly ConcurrentDictionary<(string Name, string DefinitionId), RedisFamilyKeys> _keys = new();
     private readonly string _writerId = NewWriterId();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Name, string DefinitionId), RedisSeriesCounter> _counters = new();
     private int _readFailureLogged;
@@ -72,6 +73,10 @@ internal sealed class RedisStore
         }
     }
 
+    /// <summary>The keys of <paramref name="name"/> under <paramref name="definitionId"/>, built on first use.</summary>
+    public RedisFamilyKeys KeysOf(string name, string definitionId) =>
+        _keys.GetOrAdd((name, definitionId), static (key, settings) => new RedisFamilyKeys(settings, key.Name, key.DefinitionId), Settings);
+
     /// <summary>The one cell of this series and part; a new one is queued so the flusher creates the field in Redis.</summary>
     /// <exception cref="ArgumentException">A label value cannot be stored as UTF-8 (an unpaired surrogate).</exception>
     public RedisCell GetCell(MetricDescriptor metric, HistogramBucket? part)
@@ -93,8 +98,11 @@ internal sealed class RedisStore
         return cell;
     }
 
-    /// <summary>Removals waiting for the flusher, which applies them before the next round of updates.</summary>
-    public System.Collections.Concurrent.ConcurrentQueue<(RedisKey Key, string Prefix, bool Owned)> PendingRemovals { get; } = new();
+    /// <summary>
+    /// Removals waiting for the flusher, which applies them before the next round of updates. The prefix is the bytes the
+    /// series' fields start with: sent as a string it would be encoded again and miss fields of non-ASCII label values.
+    /// </summary>
+    public ConcurrentQueue<(RedisFamilyKeys Keys, byte[] Prefix, bool Owned)> PendingRemovals { get; } = new();
 
     /// <summary>
     /// Removes a series (or every series of a family) in Redis with the next flush, before any update made after this call;
@@ -102,13 +110,13 @@ internal sealed class RedisStore
     /// </summary>
     public void RemoveSeries(MetricDescriptor series)
     {
-        var prefix = series.LabelValues.Count == 0 ? string.Empty : System.Text.Encoding.Latin1.GetString(FieldCodec.Encode(series.LabelValues, null));
+        byte[] encoded = series.LabelValues.Count == 0 ? [] : FieldCodec.Encode(series.LabelValues, null);
         var family = FindFamily(series);
         if (family is not null)
         {
             foreach (var cell in family.Cells())
             {
-                if (System.Text.Encoding.Latin1.GetString(cell.Field).StartsWith(prefix, StringComparison.Ordinal))
+                if (cell.Field.AsSpan().StartsWith(encoded))
                 {
                     cell.ResetRemoved();
                 }
@@ -116,10 +124,10 @@ internal sealed class RedisStore
         }
 
         var owned = RedisFamily.ModeOf(series).Owned;
-        PendingRemovals.Enqueue((RedisFamily.DataKey(Settings, series.Name, series.DefinitionId), prefix, owned));
+        PendingRemovals.Enqueue((KeysOf(series.Name, series.DefinitionId), encoded, owned));
         if (_counters.TryGetValue((series.Name, series.DefinitionId), out var counter))
         {
-            counter.Removed(prefix);
+            counter.Removed(encoded);
         }
     }
 
@@ -180,8 +188,8 @@ internal sealed class RedisStore
     }
 
     private static Task<RedisResult> ReadCountAsync(IDatabase db, RedisSeriesCounter counter) => counter.Owned
-        ? db.ScriptEvaluateAsync(Scripts.ListOwnedSeries, [counter.DataKey])
-        : db.ScriptEvaluateAsync(Scripts.ReadFieldList, [RedisFamily.ListKeyOf(counter.DataKey.ToString())], counter.ListReadArgs());
+        ? db.ScriptEvaluateAsync(Scripts.ListOwnedSeries, [counter.Keys.Data])
+        : db.ScriptEvaluateAsync(Scripts.ReadFieldList, [counter.Keys.List], counter.ListReadArgs());
 
     /// <summary>One read of a family's series for its first count, answering by <paramref name="deadline"/>; a late answer is still taken in.</summary>
     private void TryReadCount(RedisSeriesCounter counter, DateTime deadline)
@@ -250,55 +258,24 @@ internal sealed class RedisStore
     {
         stored = 0;
         marker = 0;
-        if (_stopped)
+        const string Meanwhile = "Values read this process's last known stored value plus its own unsent updates until Redis answers again.";
+        var family = cell.Family;
+        if (!TryEvaluate(deadline, Scripts.ReadValue, [family.Key, family.MarkerKey, family.ValuesKey], [cell.Field], Meanwhile, out var result))
         {
             return false;
         }
 
-        string? error;
-        try
+        var reply = (RedisResult[])result!;
+        var raw = (byte[])reply[0]!;
+        marker = (long)reply[1];
+        if (raw.Length is not (0 or 8))
         {
-            var connection = Connection.ForRead(deadline);
-            if (connection is null || !connection.IsConnected)
-            {
-                error = Connection.NotConnected();
-            }
-            else
-            {
-                var read = connection.GetDatabase().ScriptEvaluateAsync(Scripts.ReadValue, [cell.Family.Key, cell.Family.MarkerKey, cell.Family.ValuesKey], [cell.Field]);
-                var remaining = deadline - DateTime.UtcNow;
-                if (remaining > TimeSpan.Zero && read.Wait(remaining))
-                {
-                    var reply = (RedisResult[])read.Result!;
-                    var raw = (byte[])reply[0]!;
-                    marker = (long)reply[1];
-                    if (raw.Length is 0 or 8)
-                    {
-                        stored = raw.Length == 0 ? 0 : BinaryPrimitives.ReadDoubleLittleEndian(raw);
-                        Interlocked.Exchange(ref _readFailureLogged, 0);
-                        return true;
-                    }
-
-                    error = $"the key '{cell.Family.Key}' holds a field that is not an 8-byte double; it was not written by the Metrics Redis backend";
-                }
-                else
-                {
-                    // Observe a late failure so it does not surface as an unobserved task exception.
-                    _ = read.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                    error = $"no answer within OperationTimeout ({Settings.OperationTimeout})";
-                }
-            }
-        }
-        catch (AggregateException ex) when (ex.InnerException is RedisException or TimeoutException or ObjectDisposedException)
-        {
-            error = RedisDiagnosis.Describe(Settings, ex.InnerException);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
-        {
-            error = RedisDiagnosis.Describe(Settings, ex);
+            return ReadFailed($"the key '{family.Key}' holds a field that is not an 8-byte double; it was not written by the Metrics Redis backend", Meanwhile);
         }
 
-        return ReadFailed(error, "Values read this process's last known stored value plus its own unsent updates until Redis answers again.");
+        stored = raw.Length == 0 ? 0 : BinaryPrimitives.ReadDoubleLittleEndian(raw);
+        Interlocked.Exchange(ref _readFailureLogged, 0);
+        return true;
     }
 
     /// <summary>
@@ -310,6 +287,29 @@ internal sealed class RedisStore
     internal bool TryReadOwned(RedisCell cell, double own, bool changed, DateTime deadline, out double aggregate)
     {
         aggregate = 0;
+        var family = cell.Family;
+        var args = OwnedCollectArgs(Settings, family.DefinitionId, family.Keys, family.Combine, family.LiveOnly, family.WriterId, cell.Field, [(cell.Field, own, changed)]);
+        if (!TryEvaluate(deadline, Scripts.CollectOwned, [family.Key, family.DefinitionsKey, family.LiveKey], args,
+            "Per-process gauges read the last aggregate this process read (or its own value) until Redis answers again.", out var result))
+        {
+            return false;
+        }
+
+        var values = (RedisResult[])((RedisResult[])result!)[0]!;
+        // The reader's own value is always part of the aggregate, so its series is always there.
+        aggregate = values.Length >= 2 ? BinaryPrimitives.ReadDoubleLittleEndian((byte[])values[1]!) : own;
+        Interlocked.Exchange(ref _readFailureLogged, 0);
+        return true;
+    }
+
+    /// <summary>
+    /// Runs one script for a blocking read, answering by <paramref name="deadline"/>. <see langword="false"/> when the
+    /// store was shut down, or (reported with <paramref name="meanwhile"/> once until a read succeeds again) when Redis is
+    /// not connected, fails or is late.
+    /// </summary>
+    private bool TryEvaluate(DateTime deadline, string script, RedisKey[] keys, RedisValue[] args, string meanwhile, out RedisResult? reply)
+    {
+        reply = null;
         if (_stopped)
         {
             return false;
@@ -325,20 +325,16 @@ internal sealed class RedisStore
             }
             else
             {
-                var family = cell.Family;
-                var args = OwnedCollectArgs(Settings, family.DefinitionId, family.Name, family.Combine, family.LiveOnly, family.WriterId, cell.Field, [(cell.Field, own, changed)]);
-                var read = connection.GetDatabase().ScriptEvaluateAsync(Scripts.CollectOwned, [family.Key, family.DefinitionsKey, family.LiveKey], args);
+                var read = connection.GetDatabase().ScriptEvaluateAsync(script, keys, args);
                 var remaining = deadline - DateTime.UtcNow;
                 if (remaining > TimeSpan.Zero && read.Wait(remaining))
                 {
-                    var values = (RedisResult[])((RedisResult[])read.Result!)[0]!;
-                    // The reader's own value is always part of the aggregate, so its series is always there.
-                    aggregate = values.Length >= 2 ? BinaryPrimitives.ReadDoubleLittleEndian((byte[])values[1]!) : own;
-                    Interlocked.Exchange(ref _readFailureLogged, 0);
+                    reply = read.Result;
                     return true;
                 }
 
-                _ = read.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                // Observe a late failure so it does not surface as an unobserved task exception.
+                ObserveLate(read);
                 error = $"no answer within OperationTimeout ({Settings.OperationTimeout})";
             }
         }
@@ -351,7 +347,7 @@ internal sealed class RedisStore
             error = RedisDiagnosis.Describe(Settings, ex);
         }
 
-        return ReadFailed(error, "Per-process gauges read the last aggregate this process read (or its own value) until Redis answers again.");
+        return ReadFailed(error, meanwhile);
     }
 
     /// <summary>Reports a failed read once until a read succeeds again; returns <see langword="false"/> for the caller to return.</summary>
@@ -366,14 +362,13 @@ internal sealed class RedisStore
     }
 
     /// <summary>The arguments of <see cref="Scripts.CollectOwned"/>: the family's mode, the reader's id, the series to read (null: all) and the reader's own values.</summary>
-    internal static RedisValue[] OwnedCollectArgs(RedisSettings settings, string definitionId, string name, string combine, bool liveOnly, string writerId, byte[]? filter,
+    internal static RedisValue[] OwnedCollectArgs(RedisSettings settings, string definitionId, RedisFamilyKeys keys, string combine, bool liveOnly, string writerId, byte[]? filter,
         IReadOnlyList<(byte[] Field, double Value, bool Changed)> own)
     {
-        var expiryMs = settings.KeyExpiry > TimeSpan.Zero ? (long)settings.KeyExpiry.TotalMilliseconds : 0;
         var args = new RedisValue[7 + (3 * own.Count)];
         args[0] = definitionId;
-        args[1] = RedisFamily.DataKeyPrefix(settings, name);
-        args[2] = expiryMs;
+        args[1] = keys.DataPrefix;
+        args[2] = settings.KeyExpiryMs;
         args[3] = combine;
         args[4] = liveOnly ? "1" : "0";
         args[5] = writerId;

@@ -226,23 +226,14 @@ internal static class Scripts
     /// are built in the script rather than passed as KEYS because the reader cannot know them beforehand; they carry the
     /// same hash tag, so in Redis Cluster they are in the same slot.
     /// </remarks>
-    public const string CollectSlots = """
+    public const string CollectSlots = ReadList + "\n" + """
         local expiry = tonumber(ARGV[3])
         if expiry > 0 then
           redis.call('PEXPIRE', KEYS[1], expiry)
           redis.call('PEXPIRE', KEYS[3], expiry)
           redis.call('PEXPIRE', KEYS[4], expiry)
         end
-        local listLen = redis.call('STRLEN', KEYS[4])
-        local generation = ''
-        local from = 8
-        local tail = ''
-        if listLen >= 8 then
-          generation = redis.call('GETRANGE', KEYS[4], 0, 7)
-          local known = tonumber(ARGV[5])
-          if generation == ARGV[4] and known >= 8 and known <= listLen then from = known end
-          if from < listLen then tail = redis.call('GETRANGE', KEYS[4], from, listLen - 1) end
-        end
+        local generation, from, tail = readList(KEYS[4], ARGV[4], ARGV[5])
         local values = redis.call('GET', KEYS[3]) or ''
         """ + "\n" + OtherDefinitions + "\n" + """
         return { generation, from, tail, values, others }
@@ -490,16 +481,26 @@ internal static class Scripts
     /// (empty when the family holds no data), the offset the tail starts at (8, the whole list, when the generation
     /// differs) and the tail. Touches no expiry: counting is not use.
     /// </summary>
-    public const string ReadFieldList = """
-        local listLen = redis.call('STRLEN', KEYS[1])
-        if listLen < 8 then return { '', 8, '' } end
-        local generation = redis.call('GETRANGE', KEYS[1], 0, 7)
-        local from = 8
-        local known = tonumber(ARGV[2])
-        if generation == ARGV[1] and known >= 8 and known <= listLen then from = known end
-        local tail = ''
-        if from < listLen then tail = redis.call('GETRANGE', KEYS[1], from, listLen - 1) end
+    public const string ReadFieldList = ReadList + "\n" + """
+        local generation, from, tail = readList(KEYS[1], ARGV[1], ARGV[2])
         return { generation, from, tail }
+        """;
+
+    // readList(list key, generation the reader read ('' for none), list length it read): the list's generation ('' when
+    // the family holds no data), the offset its tail starts at (8, the whole list, when the generation is another) and
+    // the tail, so a reader moves only the entries added since its last read (see FieldList for the entries).
+    private const string ReadList = """
+        local function readList(key, knownGeneration, knownLength)
+          local listLen = redis.call('STRLEN', key)
+          if listLen < 8 then return '', 8, '' end
+          local generation = redis.call('GETRANGE', key, 0, 7)
+          local from = 8
+          local known = tonumber(knownLength)
+          if generation == knownGeneration and known >= 8 and known <= listLen then from = known end
+          local tail = ''
+          if from < listLen then tail = redis.call('GETRANGE', key, from, listLen - 1) end
+          return generation, from, tail
+        end
         """;
 
     /// <summary>

@@ -713,7 +713,13 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void AddSlowly(double value)
+    private void AddSlowly(double value) => Update(value, replace: false);
+
+    /// <summary>
+    /// Adds <paramref name="value"/> to the word, or replaces it, with a compare-and-swap, following the value to the new
+    /// store when this one moved: never over a moved word, or the metrics API would add to the old store again.
+    /// </summary>
+    private void Update(double value, bool replace)
     {
         while (true)
         {
@@ -725,7 +731,8 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
                 continue;
             }
 
-            if (Interlocked.CompareExchange(ref word, BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(current) + value), current) == current)
+            var next = BitConverter.DoubleToInt64Bits(replace ? value : BitConverter.Int64BitsToDouble(current) + value);
+            if (Interlocked.CompareExchange(ref word, next, current) == current)
             {
                 return;
             }
@@ -741,24 +748,7 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// <param name="value">The new value.</param>
     public void Set(double value)
     {
-        var bits = BitConverter.DoubleToInt64Bits(value);
-        while (true)
-        {
-            // Never over a moved word: the metrics API would then add to the old store again.
-            var pointer = _value;
-            ref var word = ref Unsafe.AsRef<long>(pointer);
-            var current = Volatile.Read(ref word);
-            if (current == AtomicDouble.MovedCell && (Relocate() || pointer != _value))
-            {
-                continue;
-            }
-
-            if (Interlocked.CompareExchange(ref word, bits, current) == current)
-            {
-                break;
-            }
-        }
-
+        Update(value, replace: true);
         if (Volatile.Read(ref *(int*)(_entry + SharedMemoryStore.EntryRemoved)) != 0)
         {
             // Set(0) leaves the value at its empty state, yet it is an update: the removed series comes back.

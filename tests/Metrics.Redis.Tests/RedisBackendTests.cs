@@ -15,6 +15,41 @@ public sealed class RedisBackendTests(SharedRedis redis) : RedisTestBase
 
     private string Cs => redis.Server.ConnectionString;
 
+    [Fact]
+    public async Task A_walk_over_a_family_s_cells_copies_nothing_and_sees_only_created_cells_during_creations()
+    {
+        const int Series = 1500; // under the default cardinality limit
+        var config = Config(Cs, "cells", ("FlushInterval", "1h"));
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+        var counter = new Counter("redis_cells_total", "C.", ["i"], registry: registry);
+        counter.Labels("0").Inc();
+        var family = RedisStore.Find(config)!.FindFamily(counter.Family.Descriptor)!;
+
+        var creator = Task.Run(() =>
+        {
+            for (var i = 1; i < Series; i++)
+            {
+                counter.Labels(i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
+            }
+        }, TestContext.Current.CancellationToken);
+        var seen = 0;
+        while (!creator.IsCompleted)
+        {
+            var cells = family.Cells();
+            Assert.True(cells.Length >= seen, $"A walk saw {cells.Length} cells after one saw {seen}.");
+            foreach (var cell in cells)
+            {
+                Assert.NotNull(cell);
+            }
+
+            seen = cells.Length;
+        }
+
+        await creator;
+        Assert.Equal(Series, family.Cells().ToArray().Select(c => c.LabelValues[0]).Distinct(StringComparer.Ordinal).Count());
+        Allocations.AssertNone("RedisFamily.Cells", () => _ = family.Cells().Length);
+    }
+
     public static TheoryData<double> EdgeValues() =>
         [double.NaN, double.PositiveInfinity, double.NegativeInfinity, -0.0, 0.0, 1e-300, 1e300, -1e300, double.Epsilon, double.MaxValue, double.MinValue, 0.1, 1.0 / 3];
 

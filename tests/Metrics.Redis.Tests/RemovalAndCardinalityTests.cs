@@ -143,6 +143,30 @@ public sealed class RemovalAndCardinalityTests(SharedRedis redis) : RedisTestBas
     }
 
     [Fact]
+    public async Task A_series_whose_label_values_are_not_ascii_is_removed_in_redis()
+    {
+        var config = Config(Cs, "unicode", ("FlushInterval", "1h"));
+        using var registry = new MetricRegistry(backend: ConfiguredBackend.Create<RedisBackend>(config));
+        var counter = new Counter("redis_unicode_removed_total", "U.", ["k"], registry: registry);
+        var gauge = new Gauge("redis_unicode_removed_live", "U.", ["k"], registry: registry, aggregation: GaugeAggregation.LiveSum);
+        counter.Labels("café ☕").Inc(5);
+        counter.Labels("cafe").Inc(1);
+        gauge.Labels("café ☕").Set(5);
+        gauge.Labels("cafe").Set(1);
+        await registry.Backend.FlushAsync(TestContext.Current.CancellationToken);
+
+        Assert.True(counter.Remove("café ☕"));
+        Assert.True(gauge.Remove("café ☕"));
+        await registry.Backend.FlushAsync(TestContext.Current.CancellationToken);
+
+        // Read by another process's store: only what Redis holds.
+        var reader = Config(Cs, "unicode-reader");
+        var values = Collect(reader, [counter.Family.Descriptor, gauge.Family.Descriptor]);
+        Assert.Equal("cafe", Assert.Single(values[0]).LabelValues[0]);
+        Assert.Equal("cafe", Assert.Single(values[1]).LabelValues[0]);
+    }
+
+    [Fact]
     public void The_cardinality_limit_counts_the_series_of_every_process()
     {
         const int Limit = 50;
