@@ -34,6 +34,9 @@ internal sealed class CollectedParts
     // is left to the collector rather than held for good.
     private const int MaxKeptParts = 1 << 20;
 
+    // Exemplar slots are eight times a part's size, so fewer of them are kept (4 MB).
+    private const int MaxKeptExemplars = 1 << 16;
+
     // One instance kept between renders, so that a steady scrape groups without allocating; a render that finds it
     // taken (scrapes at once) makes its own.
     private static CollectedParts? s_spare;
@@ -44,7 +47,7 @@ internal sealed class CollectedParts
     /// <summary>Keeps <paramref name="parts"/> for the next render, holding no series or labels meanwhile.</summary>
     public static void Return(CollectedParts? parts)
     {
-        if (parts is null || parts._parts.Length > MaxKeptParts || parts._exemplars.Length > MaxKeptParts)
+        if (parts is null || parts._parts.Length > MaxKeptParts || parts._exemplars.Length > MaxKeptExemplars)
         {
             return;
         }
