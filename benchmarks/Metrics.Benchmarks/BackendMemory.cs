@@ -72,13 +72,15 @@ internal static class BackendMemory
             {
                 "Memory" => ConfiguredBackend.Memory,
                 "SharedMemory" => SharedBackendSetup.SharedMemory(storePath!),
-                // A flush of a million fresh series takes several rounds; OperationTimeout bounds the whole Flush.
+                // A flush of a million fresh series takes several rounds; OperationTimeout bounds the whole Flush. Only the
+                // explicit flushes run, so no timer round is sending a batch at a reading.
                 "Redis" => ConfiguredBackend.Create<Metrics.Backends.Redis.RedisBackend>(
                     new BackendConfig(new Dictionary<string, string?>
                     {
                         ["ConnectionString"] = redis!.ConnectionString,
                         ["KeyPrefix"] = "memory:",
                         ["OperationTimeout"] = "120s",
+                        ["FlushInterval"] = "1h",
                     }),
                     "Redis"),
                 _ => throw new ArgumentException($"Unknown backend '{backend}'; use Memory, SharedMemory or Redis.", nameof(backend)),
@@ -135,9 +137,23 @@ internal static class BackendMemory
 
     private static (long Heap, long Rss) Reading()
     {
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
-        var heap = GC.GetTotalMemory(forceFullCollection: true);
+        // Read until the heap stops shrinking: when Flush returns, the continuation that finished its round may still
+        // hold the batch it sent for a moment (28 MB at 100,000 series, in about one run of four), which is not state
+        // the process keeps per series.
+        var heap = long.MaxValue;
+        while (true)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            var reading = GC.GetTotalMemory(forceFullCollection: true);
+            if (reading >= heap - (heap / 100))
+            {
+                heap = Math.Min(heap, reading);
+                break;
+            }
+
+            heap = reading;
+        }
         using var self = Process.GetCurrentProcess();
         return (heap, self.WorkingSet64);
     }
