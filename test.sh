@@ -25,6 +25,9 @@ dotnet test Metrics.sln -c Release --no-build "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 passed=$(grep -oE '^(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+' "$log" | awk -F'[:,]' '{p+=$4} END {print p+0}')
 failed=$(grep -oE '^(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+' "$log" | awk -F'[:,]' '{f+=$2} END {print f+0}')
+# A test process that crashes still prints its "Passed!" line for the tests it finished: count each crash as a failure.
+crashed=$(grep -c 'Catastrophic failure' "$log")
+failed=$((failed + crashed))
 rm -f "$log"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 

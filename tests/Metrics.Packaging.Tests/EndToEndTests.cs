@@ -130,9 +130,17 @@ public sealed class EndToEndTests : IDisposable
             if (Directory.Exists(folder))
             {
                 Directory.Delete(folder, recursive: true);
-                if (!Directory.EnumerateFileSystemEntries(Path.GetDirectoryName(folder)!).Any())
+                try
                 {
-                    Directory.Delete(Path.GetDirectoryName(folder)!);
+                    if (!Directory.EnumerateFileSystemEntries(Path.GetDirectoryName(folder)!).Any())
+                    {
+                        Directory.Delete(Path.GetDirectoryName(folder)!);
+                    }
+                }
+                catch (IOException)
+                {
+                    // Another run on this machine restores its own version of the package into the same parent folder
+                    // at this moment (or removed the folder first): the parent is then that run's to remove.
                 }
             }
         }

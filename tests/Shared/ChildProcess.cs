@@ -151,6 +151,14 @@ internal sealed class ChildProcess : IDisposable
             start.ArgumentList.Add(arg);
         }
 
+        // Only the variables given here configure a child's metrics: tests that set Metrics__ variables on this process
+        // (configuration tests) would otherwise hand a child running in parallel their settings, such as a plugins folder
+        // deleted when that test ends.
+        foreach (var inherited in start.Environment.Keys.Where(k => k.StartsWith("Metrics__", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(inherited);
+        }
+
         foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
         {
             start.Environment[key] = value;
