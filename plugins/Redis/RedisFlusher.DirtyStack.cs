@@ -7,6 +7,7 @@ namespace Metrics.Backends.Redis;
 internal sealed partial class RedisFlusher
 {
     private static long s_dropped;
+    private long _dropped;
     private RedisCell? _dirtyHead;
     private int _dirtyCount;
 
@@ -19,8 +20,15 @@ internal sealed partial class RedisFlusher
         Push(value);
     }
 
-    /// <summary>Counts <paramref name="count"/> series whose updates were discarded.</summary>
-    public static void CountDropped(long count) => Interlocked.Add(ref s_dropped, count);
+    /// <summary>Series updates this store discarded: what the process-wide count holds for one configuration.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Counts <paramref name="count"/> series whose updates this store discarded.</summary>
+    public void CountDropped(long count)
+    {
+        Interlocked.Add(ref _dropped, count);
+        Interlocked.Add(ref s_dropped, count);
+    }
 
     private List<RedisCell> PopDirty(int max, out bool truncated)
     {

@@ -420,7 +420,7 @@ internal sealed class RedisStore
         if (error is not null)
         {
             var lost = Flusher.Unsent();
-            RedisFlusher.CountDropped(lost);
+            Flusher.CountDropped(lost);
             Log($"shutdown: could not send the last updates of {lost} series to Redis at {Settings.Endpoints} ({error}); they are lost.");
         }
 
