@@ -98,50 +98,77 @@ internal static class ArithmeticChecks
         const double Spacing = 1L << 40;
         const int MaxSets = 2000;
         var incThreads = Math.Max(1, ctx.Options.Threads - 1);
-        var perThread = Math.Max(1000, ctx.Options.IncrementsPerThread / 4);
-        var total = (long)incThreads * perThread;
+
+        // The increments run for as long as the Sets do, so every Set races them however the threads are scheduled (a
+        // fixed number of increments could all finish before the Set thread first runs, and then nothing races). The cap
+        // only bounds a backend so slow that the Sets never end.
+        var cap = 10L * Math.Max(1000, ctx.Options.IncrementsPerThread / 4);
         long completed = 0;
+        var finished = 0;
+        var running = true;
         string? violation = null;
         double lastTarget = 0;
         long beforeLast = 0;
         long afterLast = 0;
-        ctx.Step = $"1 thread calling Set racing {incThreads} threads x {perThread} Inc(1)";
+        ctx.Step = $"1 thread calling Set racing {incThreads} threads calling Inc(1)";
         ValueChecks.RunThreads(incThreads + 1, index =>
         {
             if (index > 0)
             {
-                for (var i = 0; i < perThread; i++)
+                try
                 {
-                    value.Inc(1);
-                    Interlocked.Increment(ref completed);
+                    for (var i = 0L; i < cap && Volatile.Read(ref running); i++)
+                    {
+                        value.Inc(1);
+                        Interlocked.Increment(ref completed);
+                    }
+                }
+                finally
+                {
+                    Interlocked.Increment(ref finished);
                 }
 
                 return;
             }
 
-            for (var j = 1; j <= MaxSets && Interlocked.Read(ref completed) < total; j++)
+            try
             {
-                var target = j * Spacing;
-                var before = Interlocked.Read(ref completed);
-                value.Set(target);
-                var after = Interlocked.Read(ref completed);
-                var read = value.Get();
-                var afterRead = Interlocked.Read(ref completed);
-                (lastTarget, beforeLast, afterLast) = (target, before, after);
-                // After Set(target) returned only increments can land: at most those completed meanwhile plus those in flight.
-                var most = target + (afterRead - before) + (2 * incThreads);
-                if (violation is null && (read < target || read > most))
+                // The first Set waits for the first increment, so the race has begun.
+                var spinner = default(SpinWait);
+                while (Interlocked.Read(ref completed) == 0 && Volatile.Read(ref finished) < incThreads)
                 {
-                    violation = read < target
-                        ? $"Get right after Set({F(target)}) returned read {F(read)}, below the value just set, while other threads called Inc(1): the Set was lost. " +
-                          "An increment that read the old value before the Set wrote its result after it (a read-modify-write under a lock that Set does not take, " +
-                          "or a pending increment applied over the Set). Make Set and Inc atomic against each other: one compare-and-swap loop or one lock for both, " +
-                          "or an atomic operation of the store."
-                        : $"Get right after Set({F(target)}) returned read {F(read)}, more than the value set plus every increment made since ({F(most)} at most): " +
-                          "increments made before the Set were added on top of it (per-thread or pending increments that Set does not discard).";
+                    spinner.SpinOnce();
+                }
+
+                for (var j = 1; j <= MaxSets && Volatile.Read(ref finished) < incThreads; j++)
+                {
+                    var target = j * Spacing;
+                    var before = Interlocked.Read(ref completed);
+                    value.Set(target);
+                    var after = Interlocked.Read(ref completed);
+                    var read = value.Get();
+                    var afterRead = Interlocked.Read(ref completed);
+                    (lastTarget, beforeLast, afterLast) = (target, before, after);
+                    // After Set(target) returned only increments can land: at most those completed meanwhile plus those in flight.
+                    var most = target + (afterRead - before) + (2 * incThreads);
+                    if (violation is null && (read < target || read > most))
+                    {
+                        violation = read < target
+                            ? $"Get right after Set({F(target)}) returned read {F(read)}, below the value just set, while other threads called Inc(1): the Set was lost. " +
+                              "An increment that read the old value before the Set wrote its result after it (a read-modify-write under a lock that Set does not take, " +
+                              "or a pending increment applied over the Set). Make Set and Inc atomic against each other: one compare-and-swap loop or one lock for both, " +
+                              "or an atomic operation of the store."
+                            : $"Get right after Set({F(target)}) returned read {F(read)}, more than the value set plus every increment made since ({F(most)} at most): " +
+                              "increments made before the Set were added on top of it (per-thread or pending increments that Set does not discard).";
+                    }
                 }
             }
+            finally
+            {
+                Volatile.Write(ref running, false);
+            }
         });
+        var total = Interlocked.Read(ref completed);
         if (violation is not null)
         {
             throw ctx.Fail(violation);
