@@ -719,6 +719,9 @@ public sealed unsafe class SharedMemoryBackend : IMetricBackend<SharedMemoryBack
     /// Adds <paramref name="value"/> to the word, or replaces it, with a compare-and-swap, following the value to the new
     /// store when this one moved: never over a moved word, or the metrics API would add to the old store again.
     /// </summary>
+    /// <remarks>Inlined, so <see cref="Set"/> (a gauge's update path) pays no call and each caller's branch on
+    /// <paramref name="replace"/> folds away.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Update(double value, bool replace)
     {
         while (true)
